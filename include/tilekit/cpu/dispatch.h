@@ -1,0 +1,36 @@
+// Runs a Highway-exported kernel on the path tilekit chose.
+//
+// tilekit does not use HWY_DYNAMIC_DISPATCH: that indexes Highway's process-wide
+// chosen target, which a host engine may set for its own code. Instead
+// TILEKIT_DISPATCH indexes the same HWY_EXPORT table with the Highway targets
+// tilekit's choice allows (cpu::choice().hwy_targets), so the portable code and
+// the matrix-instruction code always run on the same path, whatever the host
+// does with Highway. It is a macro because HWY_TARGETS (what this translation
+// unit compiled) must be read where the table is.
+#ifndef TILEKIT_CPU_DISPATCH_H_
+#define TILEKIT_CPU_DISPATCH_H_
+
+// kernels.h first: Highway's foreach_target.h must precede any highway.h.
+#include "tilekit/detail/kernels.h"  // IWYU pragma: keep
+#include "tilekit/cpu/isa.h"
+
+namespace tilekit {
+namespace cpu {
+
+inline int64_t active_hwy_targets() { return hwy_targets_allowed(active_isa()); }
+
+}  // namespace cpu
+}  // namespace tilekit
+
+// Index into an HWY_EXPORT table: the best target both allowed and compiled
+// here. Entry 0 is Highway's lazy-init trampoline; the fallback entry (always
+// compiled, always allowed) is last.
+#define TILEKIT_HWY_TABLE_INDEX(allowed)                                        \
+  hwy::Num0BitsBelowLS1Bit_Nonzero64(static_cast<uint64_t>(                   \
+      (HWY_CHOSEN_TARGET_SHIFT(allowed) | HWY_CHOSEN_TARGET_MASK_SCALAR) &      \
+      HWY_CHOSEN_TARGET_MASK_TARGETS))
+
+#define TILEKIT_DISPATCH(FUNC_NAME) \
+  (*(HWY_DISPATCH_TABLE(FUNC_NAME)[TILEKIT_HWY_TABLE_INDEX(::tilekit::cpu::active_hwy_targets())]))
+
+#endif  // TILEKIT_CPU_DISPATCH_H_

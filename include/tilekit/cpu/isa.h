@@ -1,0 +1,232 @@
+// The fixed list of paths tilekit can take, how one is chosen from the CPU's
+// features and the user's cap, and which Highway targets each path may use.
+//
+// Paths are ordered per architecture; each level requires the features of the
+// levels below it:
+//   x86:     scalar < avx2 < avx512 < avx512_bf16 < amx
+//   aarch64: scalar < neon < neon_bf16 < sve < sve_bf16
+// The chosen path is the highest level the CPU allows, lowered by a cap from
+// TILEKIT_MAX_ISA or set_max_isa(). A kernel with nothing written for that
+// level runs its best implementation below it (e.g. fp32 GEMM on `amx` runs the
+// AVX-512 Highway code).
+#ifndef TILEKIT_CPU_ISA_H_
+#define TILEKIT_CPU_ISA_H_
+
+#include <hwy/targets.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "tilekit/base/status.h"
+#include "tilekit/cpu/features.h"
+
+namespace tilekit {
+
+enum class Isa : int {
+  kScalar = 0,
+  kAvx2,
+  kAvx512,
+  kAvx512Bf16,
+  kAmx,
+  kNeon,
+  kNeonBf16,
+  kSve,
+  kSveBf16,
+};
+constexpr int kNumIsa = 9;
+
+inline const char* isa_name(Isa isa) {
+  static const char* const kNames[kNumIsa] = {
+      "scalar", "avx2", "avx512", "avx512_bf16", "amx",
+      "neon", "neon_bf16", "sve", "sve_bf16"};
+  return kNames[static_cast<int>(isa)];
+}
+
+// Whether a path belongs to the architecture this code was compiled for.
+inline bool isa_on_this_arch(Isa isa) {
+  if (isa == Isa::kScalar) return true;
+  const bool x86 = isa <= Isa::kAmx;
+  return x86 ? TILEKIT_ARCH_X86 : TILEKIT_ARCH_ARM64;
+}
+
+// "scalar, avx2, avx512, avx512_bf16, amx" on x86.
+inline std::string valid_isa_names() {
+  std::string s;
+  for (int i = 0; i < kNumIsa; ++i) {
+    if (!isa_on_this_arch(static_cast<Isa>(i))) continue;
+    if (!s.empty()) s += ", ";
+    s += isa_name(static_cast<Isa>(i));
+  }
+  return s;
+}
+
+inline Status parse_isa(const char* name, Isa* out) {
+  if (!name || !out) return fail(Status::kNullPointer, "parse_isa: null argument");
+  for (int i = 0; i < kNumIsa; ++i) {
+    if (std::strcmp(name, isa_name(static_cast<Isa>(i))) != 0) continue;
+    if (!isa_on_this_arch(static_cast<Isa>(i))) {
+      return fail(Status::kInvalidArgument,
+                  "ISA '%s' is not a path of this architecture; valid names: %s",
+                  name, valid_isa_names().c_str());
+    }
+    *out = static_cast<Isa>(i);
+    return Status::kOk;
+  }
+  return fail(Status::kInvalidArgument, "unknown ISA '%s'; valid names: %s",
+              name, valid_isa_names().c_str());
+}
+
+namespace cpu {
+
+// Whether the CPU (and OS) can run a path: its own features and those of every
+// level below it on the same architecture.
+inline bool cpu_supports(const Features& f, Isa isa) {
+  switch (isa) {
+    case Isa::kScalar: return true;
+    case Isa::kAvx2: return f.avx2 && f.fma;
+    case Isa::kAvx512:
+      return cpu_supports(f, Isa::kAvx2) && f.avx512f && f.avx512bw && f.avx512dq && f.avx512vl;
+    case Isa::kAvx512Bf16: return cpu_supports(f, Isa::kAvx512) && f.avx512_bf16;
+    case Isa::kAmx: return cpu_supports(f, Isa::kAvx512Bf16) && f.amx();
+    case Isa::kNeon: return f.neon;
+    case Isa::kNeonBf16: return f.neon && f.arm_bf16;
+    // sve sits above neon_bf16 in the order but does not need BF16 (A64FX).
+    case Isa::kSve: return f.neon && f.sve;
+    case Isa::kSveBf16: return f.neon && f.sve && f.arm_bf16;
+  }
+  return false;
+}
+
+// The Highway target that carries a path's portable code. Matrix-instruction
+// paths (avx512_bf16, amx, neon_bf16, sve_bf16) run their portable parts on the
+// vector target below them.
+inline int64_t hwy_target_of(Isa isa) {
+  switch (isa) {
+    case Isa::kScalar: return HWY_EMU128;  // EMU128 and SCALAR: bits 61, 62
+#if HWY_ARCH_X86
+    case Isa::kAvx2: return HWY_AVX2;
+    case Isa::kAvx512:
+    case Isa::kAvx512Bf16:
+    case Isa::kAmx: return HWY_AVX3;
+#endif
+#if HWY_ARCH_ARM_A64
+    case Isa::kNeon:
+    case Isa::kNeonBf16: return HWY_NEON;
+    case Isa::kSve:
+    case Isa::kSveBf16: return HWY_SVE;
+#endif
+    default: return HWY_EMU128;
+  }
+}
+
+// Highway targets a path may use: its own and every weaker one (Highway's bits
+// grow as targets get weaker; EMU128 and SCALAR are the fallbacks).
+inline int64_t hwy_targets_allowed(Isa isa) {
+  const int64_t own = hwy_target_of(isa);
+  const int64_t weaker_or_equal = ~(own - 1);
+  return weaker_or_equal & hwy::SupportedTargets();
+}
+
+struct Choice {
+  Isa isa = Isa::kScalar;
+  int64_t hwy_targets;  // allowed Highway targets, best first by bit order
+  std::string reason;
+};
+
+namespace detail {
+
+constexpr int kNoCap = -1;
+
+// The cap from TILEKIT_MAX_ISA, read once. A bad name is reported on stderr and
+// ignored: there is no caller to return an error to at initialisation.
+inline int env_cap() {
+  static const int cap = [] {
+    const char* env = std::getenv("TILEKIT_MAX_ISA");
+    if (!env || !*env) return kNoCap;
+    Isa isa = Isa::kScalar;
+    if (parse_isa(env, &isa) != Status::kOk) {
+      std::fprintf(stderr, "tilekit: ignoring TILEKIT_MAX_ISA: %s\n", last_error());
+      return kNoCap;
+    }
+    return static_cast<int>(isa);
+  }();
+  return cap;
+}
+
+inline std::atomic<int>& api_cap() {
+  static std::atomic<int> cap{kNoCap};
+  return cap;
+}
+
+inline Isa best_supported(const Features& f, int cap) {
+  Isa best = Isa::kScalar;
+  for (int i = 0; i < kNumIsa; ++i) {
+    const Isa isa = static_cast<Isa>(i);
+    if (!isa_on_this_arch(isa) || !cpu_supports(f, isa)) continue;
+    if (cap != kNoCap && i > cap) continue;
+    best = isa;
+  }
+  return best;
+}
+
+inline int lower_cap(int env, int api) {
+  return api != kNoCap && (env == kNoCap || api < env) ? api : env;
+}
+
+inline Choice choose(const Features& f, int env, int api) {
+  const Isa cpu_best = best_supported(f, kNoCap);
+  const int cap = lower_cap(env, api);
+  Choice c;
+  c.isa = best_supported(f, cap);
+  c.hwy_targets = hwy_targets_allowed(c.isa);
+  c.reason = std::string(isa_name(c.isa));
+  if (c.isa == cpu_best) {
+    c.reason += ": best path this CPU allows";
+  } else {
+    c.reason += std::string(": capped below ") + isa_name(cpu_best) + " by " +
+                (cap == api && api != kNoCap ? "set_max_isa()" : "TILEKIT_MAX_ISA");
+  }
+  if (f.amx_tile && !f.amx_os) c.reason += std::string(" (AMX present but ") + f.amx_note + ")";
+  return c;
+}
+
+}  // namespace detail
+
+// The path kernels take now. Cheap: features are cached; this recomputes a few
+// comparisons so that a cap set by set_max_isa() applies to the next call.
+inline Choice choice() {
+  return detail::choose(features(), detail::env_cap(), detail::api_cap().load(std::memory_order_relaxed));
+}
+inline Isa active_isa() {
+  const int api = detail::api_cap().load(std::memory_order_relaxed);
+  return detail::best_supported(features(), detail::lower_cap(detail::env_cap(), api));
+}
+
+}  // namespace cpu
+
+// Caps the path in code, like TILEKIT_MAX_ISA (the lower of the two wins). Meant
+// to be called before first use; calling it while kernels run on other threads
+// is safe, but they may finish on the old path. A cap above what the CPU has
+// changes nothing.
+inline Status set_max_isa(Isa isa) {
+  if (!isa_on_this_arch(isa)) {
+    return fail(Status::kInvalidArgument, "ISA '%s' is not a path of this architecture; valid names: %s",
+                isa_name(isa), valid_isa_names().c_str());
+  }
+  cpu::detail::api_cap().store(static_cast<int>(isa), std::memory_order_relaxed);
+  return Status::kOk;
+}
+inline Status set_max_isa(const char* name) {
+  Isa isa = Isa::kScalar;
+  const Status s = parse_isa(name, &isa);
+  return s == Status::kOk ? set_max_isa(isa) : s;
+}
+// Removes the cap set in code (TILEKIT_MAX_ISA still applies).
+inline void clear_max_isa() { cpu::detail::api_cap().store(cpu::detail::kNoCap, std::memory_order_relaxed); }
+
+}  // namespace tilekit
+
+#endif  // TILEKIT_CPU_ISA_H_

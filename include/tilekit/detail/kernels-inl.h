@@ -1,0 +1,4 @@
+// Aggregates every per-target module; included once per Highway target by
+// detail/kernels.h. No include guard on purpose: it must be re-read per target.
+#include "tilekit/convert/convert-inl.h"
+#include "tilekit/cpu/target-inl.h"

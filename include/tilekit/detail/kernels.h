@@ -1,0 +1,39 @@
+// The one place where tilekit's per-target code is compiled. Every public header
+// that runs a kernel includes this; it instantiates all -inl.h modules once per
+// Highway target (foreach_target.h) and exports their dispatch tables.
+//
+// One aggregation point, not one per module: Highway's toggle guards keep
+// per-target headers in step only when every pass includes the same set, which a
+// header-only library cannot promise if each module ran foreach_target itself.
+//
+// Highway allows one foreach_target.h per translation unit and it must come
+// before any <hwy/highway.h>: include tilekit before Highway's headers, and do
+// not run your own foreach_target.h in a TU that includes tilekit.
+#ifndef TILEKIT_DETAIL_KERNELS_H_
+#define TILEKIT_DETAIL_KERNELS_H_
+
+#if defined(HWY_HIGHWAY_INCLUDED) || defined(HIGHWAY_HWY_FOREACH_TARGET_H_)
+#error "tilekit: include tilekit headers before <hwy/highway.h> or <hwy/foreach_target.h> (Highway allows one foreach_target per translation unit)"
+#endif
+
+#include <stddef.h>
+#include <stdint.h>
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "tilekit/detail/kernels-inl.h"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#include "tilekit/detail/kernels-inl.h"
+
+#if HWY_ONCE
+namespace tilekit {
+namespace detail {
+HWY_EXPORT(ConvertF32ToBf16);
+HWY_EXPORT(ConvertBf16ToF32);
+HWY_EXPORT(CompiledHwyTarget);
+}  // namespace detail
+}  // namespace tilekit
+#endif  // HWY_ONCE
+
+#endif  // TILEKIT_DETAIL_KERNELS_H_

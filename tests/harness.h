@@ -1,0 +1,151 @@
+// Test harness shared by every tilekit test: run a body once per path the
+// machine can take (each forced in turn), random data with a printed seed, fp64
+// references, poisoned outputs, tail sizes and error bounds.
+#ifndef TILEKIT_TESTS_HARNESS_H_
+#define TILEKIT_TESTS_HARNESS_H_
+
+#include <gtest/gtest.h>
+
+#include <cinttypes>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "tilekit/tilekit.h"
+
+namespace tilekit {
+namespace testing {
+
+// Every path this CPU (and TILEKIT_MAX_ISA) allows, weakest first. Highway
+// targets and matrix-instruction paths are both paths: forcing `avx512` runs the
+// AVX3 Highway code, forcing `amx` adds the tile kernels on top of it.
+inline std::vector<Isa> AvailablePaths() {
+  clear_max_isa();
+  const Isa best = cpu::active_isa();
+  std::vector<Isa> paths;
+  for (int i = 0; i < kNumIsa; ++i) {
+    const Isa isa = static_cast<Isa>(i);
+    if (isa_on_this_arch(isa) && static_cast<int>(isa) <= static_cast<int>(best) &&
+        cpu::cpu_supports(cpu::features(), isa)) {
+      paths.push_back(isa);
+    }
+  }
+  return paths;
+}
+
+// Forces a path for the lifetime of the object (a cap equal to the path: the
+// CPU supports it, so it is what gets chosen).
+class ScopedPath {
+ public:
+  explicit ScopedPath(Isa isa) {
+    EXPECT_EQ(set_max_isa(isa), Status::kOk);
+    EXPECT_EQ(cpu::active_isa(), isa) << "could not force " << isa_name(isa);
+  }
+  ~ScopedPath() { clear_max_isa(); }
+};
+
+// A fixture whose tests run once per path; the path is part of the test name
+// (Convert/PathTest.RoundTrip/avx512) and is recorded in the XML output.
+class PathTest : public ::testing::TestWithParam<Isa> {
+ protected:
+  void SetUp() override {
+    scoped_ = new ScopedPath(GetParam());
+    RecordProperty("path", isa_name(GetParam()));
+  }
+  void TearDown() override { delete scoped_; }
+
+ private:
+  ScopedPath* scoped_ = nullptr;
+};
+
+inline std::string PathName(const ::testing::TestParamInfo<Isa>& info) {
+  return isa_name(info.param);
+}
+
+#define TILEKIT_INSTANTIATE_PATHS(Fixture) \
+  INSTANTIATE_TEST_SUITE_P(Paths, Fixture, ::testing::ValuesIn(::tilekit::testing::AvailablePaths()), \
+                           ::tilekit::testing::PathName)
+
+// The seed for random data: TILEKIT_TEST_SEED replays a failure; otherwise a
+// fresh one per process. Every test that uses random data prints it on failure.
+inline uint64_t TestSeed() {
+  static const uint64_t seed = [] {
+    const char* env = std::getenv("TILEKIT_TEST_SEED");
+    if (env && *env) return static_cast<uint64_t>(std::strtoull(env, nullptr, 0));
+    return (static_cast<uint64_t>(std::random_device{}()) << 32) | std::random_device{}();
+  }();
+  return seed;
+}
+
+// Per-test generator: the process seed mixed with a caller-chosen stream id, so
+// a test's data does not depend on which tests ran before it.
+class Rng {
+ public:
+  explicit Rng(uint64_t stream = 0) : engine_(TestSeed() ^ (stream * 0x9E3779B97F4A7C15ull)) {}
+  // Uniform in [lo, hi), never exactly zero.
+  float uniform(float lo = -1.f, float hi = 1.f) {
+    for (;;) {
+      const float v = std::uniform_real_distribution<float>(lo, hi)(engine_);
+      if (v != 0.f) return v;
+    }
+  }
+  size_t below(size_t n) { return std::uniform_int_distribution<size_t>(0, n - 1)(engine_); }
+  void fill(float* p, size_t n, float lo = -1.f, float hi = 1.f) {
+    for (size_t i = 0; i < n; ++i) p[i] = uniform(lo, hi);
+  }
+  std::mt19937_64& engine() { return engine_; }
+
+ private:
+  std::mt19937_64 engine_;
+};
+
+inline std::string SeedNote() {
+  char buf[96];
+  std::snprintf(buf, sizeof(buf), "replay with TILEKIT_TEST_SEED=0x%" PRIx64, TestSeed());
+  return buf;
+}
+#define TILEKIT_SEED_TRACE() SCOPED_TRACE(::tilekit::testing::SeedNote())
+
+// A value no kernel computes from finite random inputs: a signalling-looking
+// NaN payload, so an unwritten output element fails every comparison.
+inline float PoisonF32() {
+  const uint32_t bits = 0x7FA5A5A5u;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+constexpr uint16_t kPoisonBf16 = 0x7FA5;
+
+// Sizes that exercise tails: 1, primes, powers of two and their neighbours,
+// multiples of common vector lengths ±1.
+inline std::vector<size_t> TailSizes(size_t max = 300) {
+  std::vector<size_t> sizes;
+  for (size_t s : {1, 2, 3, 5, 7, 8, 13, 15, 16, 17, 31, 32, 33, 47, 63, 64, 65, 100, 127, 128,
+                   129, 255, 256, 257, 1023, 1024, 1025}) {
+    if (s <= max) sizes.push_back(s);
+  }
+  return sizes;
+}
+
+// Reports |err| against an error bound as a ratio, so a failure says how far
+// out it is, not only that it is.
+inline ::testing::AssertionResult WithinBound(double err, double bound, const char* what = "") {
+  if (std::isfinite(err) && err <= bound) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << what << " error " << err << " > bound " << bound
+                                       << " (error/bound = " << err / bound << ")";
+}
+
+// Unit roundoff of bf16 (8 significant bits, round to nearest): 2^-8.
+constexpr double kBf16Eps = 1.0 / 256;
+// Unit roundoff of fp32: 2^-24.
+constexpr double kF32Eps = 1.0 / (1 << 24);
+
+}  // namespace testing
+}  // namespace tilekit
+
+#endif  // TILEKIT_TESTS_HARNESS_H_
