@@ -5,11 +5,16 @@
 
 #include "tilekit/base/aligned_buffer.h"
 #include "tilekit/base/bf16.h"
+#include "tilekit/base/matrix.h"
 #include "tilekit/base/status.h"
 #include "tilekit/convert/convert.h"
 #include "tilekit/cpu/dispatch.h"
 #include "tilekit/cpu/features.h"
 #include "tilekit/cpu/isa.h"
 #include "tilekit/cpu/report.h"
+#include "tilekit/epilogue/epilogue.h"
+#include "tilekit/gemm/gemm.h"
+#include "tilekit/gemm/packed_weights.h"
+#include "tilekit/threading/executor.h"
 
 #endif  // TILEKIT_TILEKIT_H_

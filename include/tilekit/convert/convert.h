@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "tilekit/base/bf16.h"
+#include "tilekit/base/matrix.h"
 #include "tilekit/base/status.h"
 #include "tilekit/cpu/dispatch.h"
 #include "tilekit/detail/kernels.h"
@@ -15,10 +16,6 @@
 namespace tilekit {
 
 namespace detail {
-inline bool ranges_overlap(const void* a, size_t a_bytes, const void* b, size_t b_bytes) {
-  const auto pa = reinterpret_cast<uintptr_t>(a), pb = reinterpret_cast<uintptr_t>(b);
-  return pa < pb + b_bytes && pb < pa + a_bytes;
-}
 
 template <typename In, typename Out>
 Status check_convert(const char* name, const In* in, const Out* out, size_t n) {

@@ -2,3 +2,4 @@
 // detail/kernels.h. No include guard on purpose: it must be re-read per target.
 #include "tilekit/convert/convert-inl.h"
 #include "tilekit/cpu/target-inl.h"
+#include "tilekit/gemm/gemm-inl.h"

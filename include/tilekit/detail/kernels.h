@@ -32,6 +32,9 @@ namespace detail {
 HWY_EXPORT(ConvertF32ToBf16);
 HWY_EXPORT(ConvertBf16ToF32);
 HWY_EXPORT(CompiledHwyTarget);
+HWY_EXPORT(GemmPanelLanes);
+HWY_EXPORT(GemmMR);
+HWY_EXPORT(GemmRange);
 }  // namespace detail
 }  // namespace tilekit
 #endif  // HWY_ONCE

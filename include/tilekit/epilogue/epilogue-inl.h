@@ -1,0 +1,161 @@
+// Per-target application of an Epilogue to one vector of fp32 accumulators (one
+// row, up to Lanes columns) on its way to C. Each op is a small functor; the
+// store applies those the descriptor asks for, in the documented order.
+#if defined(TILEKIT_EPILOGUE_EPILOGUE_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef TILEKIT_EPILOGUE_EPILOGUE_INL_H_
+#undef TILEKIT_EPILOGUE_EPILOGUE_INL_H_
+#else
+#define TILEKIT_EPILOGUE_EPILOGUE_INL_H_
+#endif
+
+#include <hwy/contrib/math/math-inl.h>
+#include <hwy/highway.h>
+
+#include <cstring>
+
+#include "tilekit/base/bf16.h"
+#include "tilekit/convert/convert-inl.h"
+#include "tilekit/epilogue/epilogue.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace tilekit {
+namespace detail {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// ---- Partial vectors. Highway 1.0.3's MaskedLoad reads the whole vector on
+// some targets (NEON, scalar), which could run past the end of a user buffer,
+// so tails go through a stack copy: only at the edges, never in the K loop.
+template <class D, typename T = hn::TFromD<D>>
+HWY_INLINE hn::Vec<D> LoadPartial(D d, const T* p, size_t n) {
+  if (n == hn::Lanes(d)) return hn::LoadU(d, p);
+  HWY_ALIGN T buf[HWY_MAX_BYTES / sizeof(T)] = {};
+  std::memcpy(buf, p, n * sizeof(T));
+  return hn::Load(d, buf);
+}
+template <class D, typename T = hn::TFromD<D>>
+HWY_INLINE void StorePartial(D d, hn::Vec<D> v, T* p, size_t n) {
+  if (n == hn::Lanes(d)) return hn::StoreU(v, d, p);
+  HWY_ALIGN T buf[HWY_MAX_BYTES / sizeof(T)];
+  hn::Store(v, d, buf);
+  std::memcpy(p, buf, n * sizeof(T));
+}
+
+// Reads n lanes of an fp32 or bf16 row as fp32.
+template <class DF>
+HWY_INLINE hn::Vec<DF> LoadRowF32(DF df, const float* p, size_t n) { return LoadPartial(df, p, n); }
+template <class DF>
+HWY_INLINE hn::Vec<DF> LoadRowF32(DF df, const bf16* p, size_t n) {
+  const hn::Rebind<uint16_t, DF> du16;
+  const auto bits = LoadPartial(du16, reinterpret_cast<const uint16_t*>(p), n);
+  return hn::BitCast(df, hn::ShiftLeft<16>(hn::PromoteTo(hn::RebindToUnsigned<DF>(), bits)));
+}
+template <class DF>
+HWY_INLINE void StoreRow(DF df, hn::Vec<DF> v, float* p, size_t n) { StorePartial(df, v, p, n); }
+template <class DF>
+HWY_INLINE void StoreRow(DF df, hn::Vec<DF> v, bf16* p, size_t n) {
+  StorePartial(hn::Rebind<uint16_t, DF>(), NarrowToU16(df, RoundToBf16Bits(df, v)),
+               reinterpret_cast<uint16_t*>(p), n);
+}
+
+// ---- Activations.
+struct ReluOp {
+  template <class D, class V>
+  HWY_INLINE V operator()(D d, V x) const { return hn::Max(x, hn::Zero(d)); }
+};
+
+// sigmoid(x) = 1 / (1 + e^-x); Exp is valid up to +104, so -x is capped at 88
+// (where e^-x already exceeds 1e38 and sigmoid is 0 to fp32 precision).
+struct SiluOp {
+  template <class D, class V>
+  HWY_INLINE V operator()(D d, V x) const {
+    const V e = hn::Exp(d, hn::Min(hn::Neg(x), hn::Set(d, 88.f)));
+    return hn::Div(x, hn::Add(hn::Set(d, 1.f), e));
+  }
+};
+
+struct GeluTanhOp {
+  template <class D, class V>
+  HWY_INLINE V operator()(D d, V x) const {
+    const V kSqrt2OverPi = hn::Set(d, 0.7978845608028654f);
+    const V inner = hn::Mul(kSqrt2OverPi, hn::MulAdd(hn::Mul(hn::Set(d, 0.044715f), x), hn::Mul(x, x), x));
+    const V half_x = hn::Mul(hn::Set(d, 0.5f), x);
+    return hn::MulAdd(half_x, hn::Tanh(d, inner), half_x);
+  }
+};
+
+// Highway 1.0.3 has no Erf. Abramowitz & Stegun 7.1.26: |error| <= 1.5e-7 over
+// all reals, one Exp and a degree-5 polynomial: erf(|z|) = 1 - p(t)·e^(-z²),
+// t = 1 / (1 + 0.3275911·|z|); the sign is copied back.
+struct GeluErfOp {
+  template <class D, class V>
+  HWY_INLINE V operator()(D d, V x) const {
+    const V z = hn::Mul(x, hn::Set(d, 0.7071067811865476f));
+    const V az = hn::Abs(z);
+    const V t = hn::Div(hn::Set(d, 1.f), hn::MulAdd(hn::Set(d, 0.3275911f), az, hn::Set(d, 1.f)));
+    V p = hn::Set(d, 1.061405429f);
+    p = hn::MulAdd(p, t, hn::Set(d, -1.453152027f));
+    p = hn::MulAdd(p, t, hn::Set(d, 1.421413741f));
+    p = hn::MulAdd(p, t, hn::Set(d, -0.284496736f));
+    p = hn::MulAdd(p, t, hn::Set(d, 0.254829592f));
+    p = hn::Mul(p, t);
+    const V e = hn::Exp(d, hn::Neg(hn::Mul(az, az)));
+    const V erf_abs = hn::NegMulAdd(p, e, hn::Set(d, 1.f));
+    const V erf = hn::CopySign(erf_abs, z);
+    const V half_x = hn::Mul(hn::Set(d, 0.5f), x);
+    return hn::MulAdd(half_x, erf, half_x);
+  }
+};
+
+template <class D, class V>
+HWY_INLINE V Activate(D d, Activation a, V x) {
+  switch (a) {
+    case Activation::kRelu: return ReluOp()(d, x);
+    case Activation::kGeluErf: return GeluErfOp()(d, x);
+    case Activation::kGeluTanh: return GeluTanhOp()(d, x);
+    case Activation::kSilu: return SiluOp()(d, x);
+    default: return x;  // kNone; kSwiGlu is applied by StoreSwiGlu
+  }
+}
+
+// Where one output row segment goes and what happens on the way.
+template <typename TC>
+struct OutputTile {
+  TC* c;              // C + row·ldc + col, already offset
+  const float* bias;  // bias + col, or null
+  const float* residual;  // residual + row·ld + col, or null
+  size_t n;           // valid columns (<= Lanes)
+};
+
+// v = alpha·acc + beta·C_old + bias, activation, + residual, clamp, store.
+template <class DF, typename TC>
+HWY_INLINE void StoreWithEpilogue(DF df, hn::Vec<DF> acc, const Epilogue& ep, const OutputTile<TC>& t) {
+  hn::Vec<DF> v = ep.alpha == 1.f ? acc : hn::Mul(acc, hn::Set(df, ep.alpha));
+  if (ep.beta != 0.f) v = hn::MulAdd(hn::Set(df, ep.beta), LoadRowF32(df, t.c, t.n), v);
+  if (t.bias) v = hn::Add(v, LoadPartial(df, t.bias, t.n));
+  v = Activate(df, ep.activation, v);
+  if (t.residual) v = hn::Add(v, LoadPartial(df, t.residual, t.n));
+  if (ep.clamps()) v = hn::Min(hn::Max(v, hn::Set(df, ep.clamp_min)), hn::Set(df, ep.clamp_max));
+  StoreRow(df, v, t.c, t.n);
+}
+
+// SwiGLU pair: silu(alpha·gate) · (alpha·up) + beta·C_old, + residual, clamp.
+template <class DF, typename TC>
+HWY_INLINE void StoreSwiGlu(DF df, hn::Vec<DF> gate, hn::Vec<DF> up, const Epilogue& ep, const OutputTile<TC>& t) {
+  if (ep.alpha != 1.f) {
+    gate = hn::Mul(gate, hn::Set(df, ep.alpha));
+    up = hn::Mul(up, hn::Set(df, ep.alpha));
+  }
+  hn::Vec<DF> v = hn::Mul(SiluOp()(df, gate), up);
+  if (ep.beta != 0.f) v = hn::MulAdd(hn::Set(df, ep.beta), LoadRowF32(df, t.c, t.n), v);
+  if (t.residual) v = hn::Add(v, LoadPartial(df, t.residual, t.n));
+  if (ep.clamps()) v = hn::Min(hn::Max(v, hn::Set(df, ep.clamp_min)), hn::Set(df, ep.clamp_max));
+  StoreRow(df, v, t.c, t.n);
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace detail
+}  // namespace tilekit
+HWY_AFTER_NAMESPACE();
+
+#endif  // TILEKIT_EPILOGUE_EPILOGUE_INL_H_

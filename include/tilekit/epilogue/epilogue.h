@@ -1,0 +1,72 @@
+// What happens to a GEMM's fp32 accumulators on their way to memory. A small
+// run-time descriptor (the graph executor builds these from a model), applied
+// per register tile by each path's store code (epilogue-inl.h), so every op
+// costs no extra pass over C.
+//
+// Order, for each output element (i, j):
+//   v = alpha * (A·B)[i][j] + beta * C_old[i][j] + bias[j]
+//   v = activation(v)                        (SwiGLU: silu(alpha·gate)·(alpha·up) + beta·C_old)
+//   v = v + residual[i][j]
+//   v = min(max(v, clamp_min), clamp_max)
+//   C[i][j] = v, rounded to bf16 when C is bf16
+#ifndef TILEKIT_EPILOGUE_EPILOGUE_H_
+#define TILEKIT_EPILOGUE_EPILOGUE_H_
+
+#include <cstddef>
+#include <limits>
+
+namespace tilekit {
+
+enum class Activation {
+  kNone,
+  kRelu,
+  kGeluErf,   // x/2 · (1 + erf(x/√2)), PyTorch's default GELU
+  kGeluTanh,  // x/2 · (1 + tanh(√(2/π)(x + 0.044715x³))), GELU(approximate='tanh')
+  kSilu,      // x · sigmoid(x)
+  kSwiGlu,    // silu(gate) · up; needs weights packed as a gate/up pair
+};
+
+inline const char* activation_name(Activation a) {
+  switch (a) {
+    case Activation::kNone: return "none";
+    case Activation::kRelu: return "relu";
+    case Activation::kGeluErf: return "gelu_erf";
+    case Activation::kGeluTanh: return "gelu_tanh";
+    case Activation::kSilu: return "silu";
+    case Activation::kSwiGlu: return "swiglu";
+  }
+  return "?";
+}
+
+struct Epilogue {
+  float alpha = 1.f;
+  float beta = 0.f;                 // 0: C is write-only (never read, may hold garbage)
+  const float* bias = nullptr;      // [N]
+  Activation activation = Activation::kNone;
+  const float* residual = nullptr;  // [M][ld_residual], N columns used
+  size_t ld_residual = 0;
+  float clamp_min = -std::numeric_limits<float>::infinity();
+  float clamp_max = std::numeric_limits<float>::infinity();
+
+  // Builder-style setters, so a fused op reads as one expression:
+  //   Epilogue().with_bias(b).with(Activation::kGeluErf).with_residual(x, ld)
+  Epilogue& with_bias(const float* b) { bias = b; return *this; }
+  Epilogue& with(Activation a) { activation = a; return *this; }
+  Epilogue& with_residual(const float* r, size_t ld) { residual = r; ld_residual = ld; return *this; }
+  Epilogue& with_scale(float a) { alpha = a; return *this; }
+  Epilogue& with_beta(float b) { beta = b; return *this; }
+  Epilogue& with_clamp(float lo, float hi) { clamp_min = lo; clamp_max = hi; return *this; }
+
+  bool clamps() const {
+    return clamp_min != -std::numeric_limits<float>::infinity() ||
+           clamp_max != std::numeric_limits<float>::infinity();
+  }
+  // Nothing but a store: lets the kernel skip the per-op code entirely.
+  bool is_identity() const {
+    return alpha == 1.f && beta == 0.f && !bias && activation == Activation::kNone && !residual && !clamps();
+  }
+};
+
+}  // namespace tilekit
+
+#endif  // TILEKIT_EPILOGUE_EPILOGUE_H_

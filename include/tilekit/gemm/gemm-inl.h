@@ -1,0 +1,237 @@
+// Per-target GEMM: the register-tile micro-kernel and the loops around it for
+// one thread's share of the output (rows [r0, r1) × panels [p0, p1)).
+//
+// Register tile mr × nr, nr = 2 vectors. Each k step loads two B vectors and
+// broadcasts mr A values into 2·mr FMAs. Two FMA ports × 4 cycles latency need
+// >= 8 independent accumulators; 2·mr of them (24 with mr = 12) also hide the
+// loads. Register budget: 2·mr accumulators + 2 B + 1 broadcast <= 32 vectors
+// (AVX-512, NEON, SVE) -> mr = 12; AVX2 has 16 -> mr = 6.
+//
+// The micro-kernel walks all of K in registers, so each output element is
+// finished in one pass and the epilogue runs on the registers: no partial sums
+// in memory, and every element sums its products in the same order whatever
+// the tiling or thread count (bitwise-identical results).
+#if defined(TILEKIT_GEMM_GEMM_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef TILEKIT_GEMM_GEMM_INL_H_
+#undef TILEKIT_GEMM_GEMM_INL_H_
+#else
+#define TILEKIT_GEMM_GEMM_INL_H_
+#endif
+
+#include <hwy/highway.h>
+
+#include "tilekit/base/bf16.h"
+#include "tilekit/epilogue/epilogue-inl.h"
+#include "tilekit/gemm/plan.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace tilekit {
+namespace detail {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+#if HWY_TARGET == HWY_AVX2
+constexpr size_t kGemmMR = 6;
+#elif HWY_TARGET == HWY_SCALAR || HWY_TARGET == HWY_EMU128
+constexpr size_t kGemmMR = 4;
+#else
+constexpr size_t kGemmMR = 12;
+#endif
+
+inline size_t GemmPanelLanes() { return hn::Lanes(hn::ScalableTag<float>()); }
+inline size_t GemmMR() { return kGemmMR; }
+
+// B row k of a panel as two fp32 vectors (columns [0, N) and [N, 2N)).
+template <class DF>
+HWY_INLINE void LoadB(DF df, const float* HWY_RESTRICT panel, size_t k, hn::Vec<DF>& b0, hn::Vec<DF>& b1) {
+  const size_t N = hn::Lanes(df);
+  b0 = hn::LoadU(df, panel + k * 2 * N);
+  b1 = hn::LoadU(df, panel + k * 2 * N + N);
+}
+// bf16 pairs: one 32-bit lane holds column l (low half) and l + N (high half);
+// a bf16 widens to fp32 by moving its bits to the top of the lane.
+template <class DF>
+HWY_INLINE void LoadB(DF df, const uint32_t* HWY_RESTRICT panel, size_t k, hn::Vec<DF>& b0, hn::Vec<DF>& b1) {
+  const hn::RebindToUnsigned<DF> du;
+  const auto pair = hn::LoadU(du, panel + k * hn::Lanes(df));
+  b0 = hn::BitCast(df, hn::ShiftLeft<16>(pair));
+  b1 = hn::BitCast(df, hn::And(pair, hn::Set(du, 0xFFFF0000u)));
+}
+
+// Where a row's A values are: packed panels ([k][kGemmMR], rows adjacent) or the
+// caller's matrix (row stride lda).
+template <bool kPackedA>
+HWY_INLINE float AAt(const float* HWY_RESTRICT a, size_t lda, size_t row, size_t k) {
+  return kPackedA ? a[k * kGemmMR + row] : a[row * lda + k];
+}
+
+struct TileOut {
+  const SegmentPlan* seg;
+  size_t row;     // first output row of the tile
+  size_t col;     // first output column of the tile within the segment
+  size_t cols;    // valid output columns from `col` (<= 2N, or <= N for gate/up)
+};
+
+// The epilogue of one tile row, out of line: activations expand to a lot of
+// code, and inlining them into every micro-kernel shape multiplied build time
+// for no speed (this runs once per row of K FMAs).
+template <typename TC>
+HWY_NOINLINE void EpilogueRow(const float* HWY_RESTRICT acc, const TileOut& t, size_t r) {
+  const hn::ScalableTag<float> df;
+  const size_t N = hn::Lanes(df);
+  const SegmentPlan& s = *t.seg;
+  const Epilogue& ep = s.epilogue;
+  const size_t row = t.row + r;
+  TC* c = static_cast<TC*>(s.c) + row * s.ldc + t.col;
+  const float* res = ep.residual ? ep.residual + row * ep.ld_residual + t.col : nullptr;
+  const float* bias = ep.bias ? ep.bias + t.col : nullptr;
+  const auto c0 = hn::Load(df, acc), c1 = hn::Load(df, acc + N);
+  if (s.gate_up) {
+    StoreSwiGlu(df, c0, c1, ep, OutputTile<TC>{c, nullptr, res, t.cols});
+    return;
+  }
+  StoreWithEpilogue(df, c0, ep, OutputTile<TC>{c, bias, res, HWY_MIN(N, t.cols)});
+  if (t.cols > N) {
+    StoreWithEpilogue(df, c1, ep, OutputTile<TC>{c + N, bias ? bias + N : nullptr, res ? res + N : nullptr,
+                                                  t.cols - N});
+  }
+}
+
+template <class DF, typename TC>
+HWY_INLINE void StoreTileRow(DF df, hn::Vec<DF> c0, hn::Vec<DF> c1, const TileOut& t, size_t r) {
+  const size_t N = hn::Lanes(df);
+  const SegmentPlan& s = *t.seg;
+  if (!s.gate_up && s.epilogue.is_identity() && t.cols == 2 * N) {  // the common, full tile
+    TC* c = static_cast<TC*>(s.c) + (t.row + r) * s.ldc + t.col;
+    StoreRow(df, c0, c, N);
+    StoreRow(df, c1, c + N, N);
+    return;
+  }
+  HWY_ALIGN float acc[2 * HWY_MAX_BYTES / sizeof(float)];
+  hn::Store(c0, df, acc);
+  hn::Store(c1, df, acc + N);
+  EpilogueRow<TC>(acc, t, r);
+}
+
+// Accumulator pair of row R, declared only when the tile has that row; the
+// compiler keeps them in registers (Highway vectors cannot form arrays on SVE).
+#define TILEKIT_ROW_FMA(R)                                 \
+  if constexpr (kMR > R) {                                 \
+    const auto a##R = hn::Set(df, AAt<kPackedA>(a, lda, R, k)); \
+    c##R##0 = hn::MulAdd(a##R, b0, c##R##0);               \
+    c##R##1 = hn::MulAdd(a##R, b1, c##R##1);               \
+  }
+#define TILEKIT_ROW_STORE(R) \
+  if constexpr (kMR > R) StoreTileRow<decltype(df), TC>(df, c##R##0, c##R##1, out, R);
+
+// C tile (kMR rows × one panel) = A rows · panel over all K, then the epilogue.
+template <size_t kMR, bool kPackedA, typename TB, typename TC>
+HWY_NOINLINE void MicroKernel(size_t K, const float* HWY_RESTRICT a, size_t lda, const TB* HWY_RESTRICT panel,
+                              const TileOut& out) {
+  const hn::ScalableTag<float> df;
+  auto c00 = hn::Zero(df), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+  auto c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
+  auto c80 = c00, c81 = c00, c90 = c00, c91 = c00, c100 = c00, c101 = c00, c110 = c00, c111 = c00;
+  for (size_t k = 0; k < K; ++k) {
+    hn::Vec<decltype(df)> b0, b1;
+    LoadB(df, panel, k, b0, b1);
+    TILEKIT_ROW_FMA(0) TILEKIT_ROW_FMA(1) TILEKIT_ROW_FMA(2) TILEKIT_ROW_FMA(3)
+    TILEKIT_ROW_FMA(4) TILEKIT_ROW_FMA(5) TILEKIT_ROW_FMA(6) TILEKIT_ROW_FMA(7)
+    TILEKIT_ROW_FMA(8) TILEKIT_ROW_FMA(9) TILEKIT_ROW_FMA(10) TILEKIT_ROW_FMA(11)
+  }
+  TILEKIT_ROW_STORE(0) TILEKIT_ROW_STORE(1) TILEKIT_ROW_STORE(2) TILEKIT_ROW_STORE(3)
+  TILEKIT_ROW_STORE(4) TILEKIT_ROW_STORE(5) TILEKIT_ROW_STORE(6) TILEKIT_ROW_STORE(7)
+  TILEKIT_ROW_STORE(8) TILEKIT_ROW_STORE(9) TILEKIT_ROW_STORE(10) TILEKIT_ROW_STORE(11)
+  (void)lda;
+}
+#undef TILEKIT_ROW_FMA
+#undef TILEKIT_ROW_STORE
+
+static_assert(kGemmMR <= 12, "MicroKernel declares 12 accumulator rows");
+
+template <bool kPackedA, typename TB, typename TC, size_t... kRows>
+HWY_INLINE void RunTile(size_t rows, size_t K, const float* a, size_t lda, const TB* panel, const TileOut& out,
+                        std::index_sequence<kRows...>) {
+  using Kernel = void (*)(size_t, const float*, size_t, const TB*, const TileOut&);
+  static constexpr Kernel kKernels[] = {&MicroKernel<kRows + 1, kPackedA, TB, TC>...};
+  kKernels[rows - 1](K, a, lda, panel, out);
+}
+
+// Copies rows [r0, r0 + rows) of A into panels of kGemmMR rows, k-major, so the
+// micro-kernel's broadcasts read one contiguous stream (strided rows of a
+// large-ld A map to the same L1 sets). bf16 A is widened here: the conversion
+// costs one pass over the block, not one per use.
+template <typename TA>
+HWY_INLINE void PackA(const TA* a, size_t lda, size_t r0, size_t rows, size_t K, float* HWY_RESTRICT ws) {
+  for (size_t i0 = 0; i0 < rows; i0 += kGemmMR) {
+    float* panel = ws + (i0 / kGemmMR) * K * kGemmMR;
+    const size_t n = HWY_MIN(kGemmMR, rows - i0);
+    for (size_t i = 0; i < n; ++i) {
+      const TA* src = a + (r0 + i0 + i) * lda;
+      for (size_t k = 0; k < K; ++k) {
+        if constexpr (std::is_same<TA, float>::value) {
+          panel[k * kGemmMR + i] = src[k];
+        } else {
+          panel[k * kGemmMR + i] = bf16_to_f32(src[k]);
+        }
+      }
+    }
+  }
+}
+
+template <typename TA, typename TB, typename TC>
+HWY_INLINE void GemmRangeT(const GemmPlan& p, size_t r0, size_t r1, size_t p0, size_t p1, float* ws) {
+  const size_t lanes = GemmPanelLanes();
+  const TA* a = static_cast<const TA*>(p.a);
+  for (size_t ic = r0; ic < r1; ic += p.mc) {
+    const size_t rows = HWY_MIN(p.mc, r1 - ic);
+    if (p.pack_a) PackA(a, p.lda, ic, rows, p.k, ws);
+    for (size_t s = 0; s < p.num_segments; ++s) {
+      const SegmentPlan& seg = p.segments[s];
+      const size_t first = HWY_MAX(p0, seg.panel_begin), last = HWY_MIN(p1, seg.panel_begin + seg.panels);
+      const size_t cols_per_panel = seg.gate_up ? lanes : 2 * lanes;
+      for (size_t pb = first; pb < last; ++pb) {
+        const TB* panel = reinterpret_cast<const TB*>(p.b + pb * p.panel_bytes);
+        const size_t col = (pb - seg.panel_begin) * cols_per_panel;
+        const size_t cols = HWY_MIN(cols_per_panel, seg.n - col);
+        for (size_t ir = 0; ir < rows; ir += kGemmMR) {
+          const size_t mr = HWY_MIN(kGemmMR, rows - ir);
+          const TileOut out{&seg, ic + ir, col, cols};
+          if (p.pack_a) {
+            RunTile<true, TB, TC>(mr, p.k, ws + (ir / kGemmMR) * p.k * kGemmMR, 0, panel, out,
+                                  std::make_index_sequence<kGemmMR>());
+          } else if constexpr (std::is_same<TA, float>::value) {
+            RunTile<false, TB, TC>(mr, p.k, a + (ic + ir) * p.lda, p.lda, panel, out,
+                                   std::make_index_sequence<kGemmMR>());
+          }
+        }
+      }
+    }
+  }
+}
+
+// One thread's share: rows [r0, r1) × panels [p0, p1). `ws` holds a packed A
+// block (mc·K floats) when p.pack_a.
+inline void GemmRange(const GemmPlan& p, size_t r0, size_t r1, size_t p0, size_t p1, float* ws) {
+  if (p.a_bf16) {
+    if (p.b_bf16) {
+      return p.c_bf16 ? GemmRangeT<bf16, uint32_t, bf16>(p, r0, r1, p0, p1, ws)
+                      : GemmRangeT<bf16, uint32_t, float>(p, r0, r1, p0, p1, ws);
+    }
+    return p.c_bf16 ? GemmRangeT<bf16, float, bf16>(p, r0, r1, p0, p1, ws)
+                    : GemmRangeT<bf16, float, float>(p, r0, r1, p0, p1, ws);
+  }
+  if (p.b_bf16) {
+    return p.c_bf16 ? GemmRangeT<float, uint32_t, bf16>(p, r0, r1, p0, p1, ws)
+                    : GemmRangeT<float, uint32_t, float>(p, r0, r1, p0, p1, ws);
+  }
+  return p.c_bf16 ? GemmRangeT<float, float, bf16>(p, r0, r1, p0, p1, ws)
+                  : GemmRangeT<float, float, float>(p, r0, r1, p0, p1, ws);
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace detail
+}  // namespace tilekit
+HWY_AFTER_NAMESPACE();
+
+#endif  // TILEKIT_GEMM_GEMM_INL_H_

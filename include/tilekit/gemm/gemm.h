@@ -1,0 +1,261 @@
+// GEMM with prepacked weights and fused epilogues:
+//   C[M][N] = epilogue(A[M][K] · B[K][N])
+// A: float or bf16, row-major with any leading dimension. B: PackedWeights
+// (fp32 or bf16, packed once). C: float or bf16. Accumulation is fp32.
+//
+// Target-independent part: validation, blocking, threading. The loops and the
+// micro-kernel are per target (gemm-inl.h).
+#ifndef TILEKIT_GEMM_GEMM_H_
+#define TILEKIT_GEMM_GEMM_H_
+
+#include <algorithm>
+#include <cstddef>
+
+#include "tilekit/base/aligned_buffer.h"
+#include "tilekit/base/matrix.h"
+#include "tilekit/base/status.h"
+#include "tilekit/cpu/dispatch.h"
+#include "tilekit/detail/kernels.h"
+#include "tilekit/epilogue/epilogue.h"
+#include "tilekit/gemm/packed_weights.h"
+#include "tilekit/gemm/plan.h"
+#include "tilekit/threading/executor.h"
+
+namespace tilekit {
+
+struct GemmOptions {
+  Executor* executor = nullptr;  // null: run on the calling thread
+};
+
+// One output of a horizontally fused GEMM: segment s of the packed weights
+// writes outputs[s].c with its own epilogue.
+template <typename TC>
+struct FusedOutput {
+  MatrixView<TC> c;
+  Epilogue epilogue;
+};
+
+namespace detail {
+
+// Up to this many rows, A is read where it lies: packing it would cost as much
+// as the few FMAs each element feeds (the small-batch path; M = 1 is a GEMV
+// that streams each weight panel once).
+constexpr size_t kPackAMinRows = 33;
+
+// Rows of A per block: the packed mc × K block shares L2 with one weight panel
+// (K × nr); half of L2 for A leaves room for the panel and C.
+inline size_t choose_mc(size_t m, size_t k, size_t mr) {
+  const size_t l2 = cpu::features().l2 ? cpu::features().l2 : (size_t{1} << 20);
+  size_t mc = (l2 / 2) / (std::max<size_t>(k, 1) * sizeof(float));
+  mc = std::max(mr, mc / mr * mr);
+  const size_t m_rounded = (m + mr - 1) / mr * mr;
+  return std::min(mc, m_rounded);
+}
+
+struct ThreadShare {
+  size_t r0, r1, p0, p1;
+};
+
+// Splits rows × panels into `threads` contiguous shares. Panels are split when
+// there are enough of them (M = 1 and small M keep both cores streaming
+// weights); rows otherwise (N = 10). Row shares are multiples of mr so each
+// row is computed by the same tile shape whatever the thread count.
+inline ThreadShare share_of(size_t task, size_t threads, size_t m, size_t panels, size_t mr) {
+  const size_t row_blocks = (m + mr - 1) / mr;
+  if (panels >= 4 * threads || row_blocks < threads) {
+    const size_t p0 = panels * task / threads, p1 = panels * (task + 1) / threads;
+    return {0, m, p0, p1};
+  }
+  const size_t b0 = row_blocks * task / threads, b1 = row_blocks * (task + 1) / threads;
+  return {b0 * mr, std::min(m, b1 * mr), 0, panels};
+}
+
+using GemmRangeFn = void (*)(const GemmPlan&, size_t, size_t, size_t, size_t, float*);
+
+struct GemmJob {
+  const GemmPlan* plan;
+  GemmRangeFn range;
+  size_t threads, panels, mr;
+};
+
+// Each thread keeps its A-packing workspace across calls: it only grows, so
+// after the first call of the largest shape there is no allocation.
+inline float* thread_workspace(size_t floats) {
+  static thread_local AlignedBuffer buffer;
+  return buffer.reserve(floats * sizeof(float)) ? buffer.as<float>() : nullptr;
+}
+
+inline void run_share(void* context, size_t task) {
+  const GemmJob& job = *static_cast<const GemmJob*>(context);
+  const GemmPlan& p = *job.plan;
+  const ThreadShare s = share_of(task, job.threads, p.m, job.panels, job.mr);
+  if (s.r0 >= s.r1 || s.p0 >= s.p1) return;
+  float* ws = p.pack_a ? thread_workspace(p.mc * p.k) : nullptr;
+  job.range(p, s.r0, s.r1, s.p0, s.p1, ws);
+}
+
+template <typename T>
+Status check_view(const char* gemm, const char* name, const MatrixView<T>& v) {
+  if (!v.data && v.rows && v.cols) return fail(Status::kNullPointer, "%s: %s is null", gemm, name);
+  if (v.ld < v.cols) {
+    return fail(Status::kBadLeadingDim, "%s: %s has ld=%zu < cols=%zu", gemm, name, v.ld, v.cols);
+  }
+  size_t bytes;
+  if (!span_bytes(v, &bytes)) {
+    return fail(Status::kOverflow, "%s: %s of %zu x %zu (ld %zu) overflows size_t", gemm, name, v.rows, v.cols, v.ld);
+  }
+  return Status::kOk;
+}
+
+template <typename TA, typename TC>
+Status check_output(const char* gemm, const MatrixView<const TA>& a, const MatrixView<TC>& c,
+                    const Epilogue& ep, const PackedSegment& seg) {
+  Status s = check_view(gemm, "C", c);
+  if (s != Status::kOk) return s;
+  if (c.rows != a.rows || c.cols != seg.n) {
+    return fail(Status::kShapeMismatch, "%s: C is %zu x %zu, expected %zu x %zu (M x N)", gemm, c.rows, c.cols,
+                a.rows, seg.n);
+  }
+  size_t a_bytes = 0, c_bytes = 0;
+  span_bytes(a, &a_bytes);
+  span_bytes(c, &c_bytes);
+  if (ranges_overlap(a.data, a_bytes, c.data, c_bytes)) return fail(Status::kAliasing, "%s: A overlaps C", gemm);
+  if (ep.bias && ranges_overlap(ep.bias, seg.n * sizeof(float), c.data, c_bytes)) {
+    return fail(Status::kAliasing, "%s: bias overlaps C", gemm);
+  }
+  if (ep.residual) {
+    const MatrixView<const float> r{ep.residual, c.rows, c.cols, ep.ld_residual};
+    if ((s = check_view(gemm, "residual", r)) != Status::kOk) return s;
+    size_t r_bytes = 0;
+    span_bytes(r, &r_bytes);
+    // Reading the residual from C itself (same element, same ld) is safe: each
+    // element is read before it is written. Any other overlap is not.
+    const bool in_place = static_cast<const void*>(ep.residual) == static_cast<const void*>(c.data) &&
+                          ep.ld_residual == c.ld && !kIsBf16<TC>;
+    if (!in_place && ranges_overlap(ep.residual, r_bytes, c.data, c_bytes)) {
+      return fail(Status::kAliasing, "%s: residual overlaps C", gemm);
+    }
+  }
+  if (seg.gate_up != (ep.activation == Activation::kSwiGlu)) {
+    return fail(Status::kInvalidArgument,
+                seg.gate_up ? "%s: weights packed as a gate/up pair need Activation::kSwiGlu"
+                            : "%s: Activation::kSwiGlu needs weights packed with pack_weights_gate_up",
+                gemm);
+  }
+  if (seg.gate_up && ep.bias) {
+    return fail(Status::kInvalidArgument, "%s: bias is not supported with a gate/up pair", gemm);
+  }
+  return Status::kOk;
+}
+
+template <typename TA, typename TC>
+Status run_gemm(const char* gemm, const MatrixView<const TA>& a, const PackedWeights& b,
+                const FusedOutput<TC>* outputs, size_t num_outputs, bool concatenated, const GemmOptions& opt) {
+  static_assert(kIsKernelElement<TA> && kIsKernelElement<TC>, "gemm takes float or bf16 matrices");
+  Status s = check_view(gemm, "A", a);
+  if (s != Status::kOk) return s;
+  if (b.empty()) return fail(Status::kInvalidArgument, "%s: weights are not packed", gemm);
+  if (a.cols != b.k()) {
+    return fail(Status::kShapeMismatch, "%s: A has K=%zu columns, weights have K=%zu rows", gemm, a.cols, b.k());
+  }
+  const PanelLayout want = active_panel_layout(b.type());
+  if (!(b.layout() == want)) {
+    return fail(Status::kWrongPacking,
+                "%s: weights were packed for path %s (nr=%zu) but the active path %s needs nr=%zu; pack them again",
+                gemm, isa_name(b.packed_for()), b.layout().nr(), isa_name(cpu::active_isa()), want.nr());
+  }
+  const size_t segments = b.segments().size();
+  if (segments > kMaxSegments) {
+    return fail(Status::kInvalidArgument, "%s: %zu weight segments, at most %zu", gemm, segments, kMaxSegments);
+  }
+  GemmPlan plan;
+  for (size_t i = 0; i < segments; ++i) {
+    const PackedSegment& seg = b.segments()[i];
+    const FusedOutput<TC>& o = outputs[concatenated ? 0 : i];
+    SegmentPlan& sp = plan.segments[i];
+    sp.panel_begin = seg.panel_begin;
+    sp.panels = seg.panels;
+    sp.n = seg.n;
+    sp.gate_up = seg.gate_up;
+    sp.ldc = o.c.ld;
+    sp.epilogue = o.epilogue;
+    if (concatenated) {
+      // One C for all segments: segment i writes its columns at col_offset.
+      PackedSegment whole = seg;
+      whole.n = b.n();
+      if (i == 0 && (s = check_output(gemm, a, o.c, o.epilogue, whole)) != Status::kOk) return s;
+      if (seg.gate_up != (o.epilogue.activation == Activation::kSwiGlu)) {
+        return check_output(gemm, a, o.c, o.epilogue, seg);
+      }
+      sp.c = o.c.data + seg.col_offset;
+      if (sp.epilogue.bias) sp.epilogue.bias += seg.col_offset;
+      if (sp.epilogue.residual) sp.epilogue.residual += seg.col_offset;
+    } else {
+      if ((s = check_output(gemm, a, o.c, o.epilogue, seg)) != Status::kOk) return s;
+      sp.c = o.c.data;
+    }
+  }
+  (void)num_outputs;
+  if (a.rows == 0 || b.n() == 0) return Status::kOk;
+
+  const size_t mr = TILEKIT_DISPATCH(GemmMR)();
+  plan.m = a.rows;
+  plan.k = a.cols;
+  plan.a = a.data;
+  plan.lda = a.ld;
+  plan.a_bf16 = kIsBf16<TA>;
+  plan.b = b.panel(0);
+  plan.panel_bytes = b.panel_bytes();
+  plan.b_bf16 = b.type() == WeightType::kBf16;
+  plan.c_bf16 = kIsBf16<TC>;
+  plan.num_segments = segments;
+  plan.pack_a = plan.a_bf16 || a.rows >= kPackAMinRows;
+  plan.mc = plan.pack_a ? choose_mc(a.rows, a.cols, mr) : a.rows;
+
+  GemmJob job{&plan, TILEKIT_DISPATCH(GemmRange), 1, b.panels(), mr};
+  if (opt.executor && opt.executor->num_threads() > 1) {
+    job.threads = opt.executor->num_threads();
+    opt.executor->run(job.threads, &run_share, &job);
+  } else {
+    run_share(&job, 0);
+  }
+  if (plan.pack_a && !thread_workspace(0)) {
+    return fail(Status::kOutOfMemory, "%s: cannot allocate the A workspace", gemm);
+  }
+  return Status::kOk;
+}
+
+}  // namespace detail
+
+// C = epilogue(A · B). Weights with several segments (pack_weights with
+// several sources) write their outputs side by side in C (N = sum of segment
+// widths), with one epilogue whose bias and residual span all of N.
+template <typename TA, typename TC>
+Status gemm(MatrixView<const TA> a, const PackedWeights& b, MatrixView<TC> c, const Epilogue& epilogue = {},
+            const GemmOptions& options = {}) {
+  const FusedOutput<TC> out{c, epilogue};
+  return detail::run_gemm("gemm", a, b, &out, 1, /*concatenated=*/true, options);
+}
+template <typename TA, typename TC>
+Status gemm(MatrixView<TA> a, const PackedWeights& b, MatrixView<TC> c, const Epilogue& epilogue = {},
+            const GemmOptions& options = {}) {
+  return gemm(MatrixView<const TA>{a.data, a.rows, a.cols, a.ld}, b, c, epilogue, options);
+}
+
+// Horizontal fusion: one pass over A for every segment of the packed weights
+// (Q, K, V; or gate/up), each segment writing its own output with its own
+// epilogue. num_outputs must equal b.segments().size().
+template <typename TA, typename TC>
+Status gemm_fused(MatrixView<const TA> a, const PackedWeights& b, const FusedOutput<TC>* outputs,
+                  size_t num_outputs, const GemmOptions& options = {}) {
+  if (!outputs) return fail(Status::kNullPointer, "gemm_fused: outputs is null");
+  if (num_outputs != b.segments().size()) {
+    return fail(Status::kShapeMismatch, "gemm_fused: %zu outputs for %zu weight segments", num_outputs,
+                b.segments().size());
+  }
+  return detail::run_gemm("gemm_fused", a, b, outputs, num_outputs, /*concatenated=*/false, options);
+}
+
+}  // namespace tilekit
+
+#endif  // TILEKIT_GEMM_GEMM_H_

@@ -1,0 +1,246 @@
+// Weights packed once, at model load, into the panel layout the GEMM
+// micro-kernels stream. Target-independent: the layout's only per-path
+// parameter is the vector width (lanes), which the pack call reads from the
+// active path.
+//
+// Layout. Columns are grouped in panels of nr = 2·lanes; a panel stores its K
+// rows contiguously, so a micro-kernel reads one panel front to back:
+//   fp32: float[K][nr]      element (k, c) at panel + k·nr + c
+//   bf16: uint32[K][lanes]  lane l holds column l (low half) and column
+//                           lanes + l (high half): widening is one shift and one
+//                           mask, no shuffles
+// Columns past N in the last panel are zero (tilekit's own buffer: user data is
+// never padded). A gate/up pair puts gate columns in the low vector and the
+// matching up columns in the high vector of each panel, so SwiGLU combines two
+// registers of the same tile.
+//
+// Several matrices sharing one input (Q, K, V) are packed as segments of one
+// object; no panel straddles two segments.
+#ifndef TILEKIT_GEMM_PACKED_WEIGHTS_H_
+#define TILEKIT_GEMM_PACKED_WEIGHTS_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "tilekit/base/aligned_buffer.h"
+#include "tilekit/base/bf16.h"
+#include "tilekit/base/matrix.h"
+#include "tilekit/base/status.h"
+#include "tilekit/cpu/dispatch.h"
+#include "tilekit/detail/kernels.h"
+
+namespace tilekit {
+
+enum class WeightType { kF32, kBf16 };
+inline const char* weight_type_name(WeightType t) { return t == WeightType::kF32 ? "f32" : "bf16"; }
+
+// Where unpacked weights come from. kKN: row-major [K][N] (x·W); kNK: PyTorch
+// Linear's weight, row-major [N][K] (x·Wᵀ).
+enum class SourceLayout { kKN, kNK };
+
+struct WeightSource {
+  const float* data = nullptr;
+  size_t k = 0, n = 0;
+  size_t ld = 0;  // row stride of the source as stored; 0 = packed rows
+  SourceLayout layout = SourceLayout::kKN;
+
+  float at(size_t kk, size_t nn) const {
+    return layout == SourceLayout::kKN ? data[kk * ld + nn] : data[nn * ld + kk];
+  }
+};
+inline WeightSource weights_kn(const float* data, size_t k, size_t n, size_t ld = 0) {
+  return WeightSource{data, k, n, ld ? ld : n, SourceLayout::kKN};
+}
+inline WeightSource weights_nk(const float* data, size_t n, size_t k, size_t ld = 0) {
+  return WeightSource{data, k, n, ld ? ld : k, SourceLayout::kNK};
+}
+
+// The per-path parameters of the layout. Weights are usable by any path whose
+// layout is equal (avx512, avx512_bf16 and amx share lanes = 16 today).
+struct PanelLayout {
+  uint32_t lanes = 0;  // fp32 lanes per vector of the path; nr = 2·lanes
+  WeightType type = WeightType::kF32;
+  size_t nr() const { return 2 * size_t{lanes}; }
+  size_t element_bytes() const { return type == WeightType::kF32 ? 4 : 2; }
+  bool operator==(const PanelLayout& o) const { return lanes == o.lanes && type == o.type; }
+};
+
+struct PackedSegment {
+  size_t n = 0;            // output columns of this segment
+  size_t col_offset = 0;   // first output column when outputs are concatenated
+  size_t panel_begin = 0;  // first panel in the packed buffer
+  size_t panels = 0;
+  bool gate_up = false;    // SwiGLU pair: each panel = gate cols | up cols
+};
+
+class PackedWeights {
+ public:
+  size_t k() const { return k_; }
+  size_t n() const { return n_; }  // output columns, all segments together
+  WeightType type() const { return layout_.type; }
+  const PanelLayout& layout() const { return layout_; }
+  Isa packed_for() const { return isa_; }
+  size_t bytes() const { return buffer_.size(); }
+  size_t panels() const { return panels_; }
+  size_t panel_bytes() const { return k_ * layout_.nr() * layout_.element_bytes(); }
+  const std::vector<PackedSegment>& segments() const { return segments_; }
+  bool empty() const { return segments_.empty(); }
+  bool has_gate_up() const {
+    for (const PackedSegment& s : segments_) if (s.gate_up) return true;
+    return false;
+  }
+  const unsigned char* panel(size_t p) const { return buffer_.as<unsigned char>() + p * panel_bytes(); }
+
+ private:
+  friend struct PackAccess;
+  size_t k_ = 0, n_ = 0, panels_ = 0;
+  PanelLayout layout_;
+  Isa isa_ = Isa::kScalar;
+  std::vector<PackedSegment> segments_;
+  AlignedBuffer buffer_;
+};
+
+// The layout the active path's kernels read.
+inline PanelLayout active_panel_layout(WeightType type) {
+  PanelLayout l;
+  l.lanes = static_cast<uint32_t>(TILEKIT_DISPATCH(detail::GemmPanelLanes)());
+  l.type = type;
+  return l;
+}
+
+enum class PackKind {
+  kSeparate,  // each source is its own segment (Q, K, V)
+  kGateUp,    // exactly two sources, gate then up, same shape: one SwiGLU segment
+};
+
+namespace detail {
+// Source column for column c (0 <= c < nr) of panel `pl` within a segment.
+struct ColumnSource {
+  const WeightSource* src;
+  size_t col;
+};
+inline ColumnSource column_source(const WeightSource* parts, size_t s, const PackedSegment& seg,
+                                  size_t lanes, size_t pl, size_t c) {
+  if (seg.gate_up) return {&parts[c < lanes ? 0 : 1], pl * lanes + c % lanes};
+  return {&parts[s], pl * 2 * lanes + c};
+}
+}  // namespace detail
+
+struct PackAccess {
+  // Validates the sources and computes everything but the packed bytes.
+  static Status plan(const WeightSource* parts, size_t count, WeightType type, PackKind kind,
+                     PackedWeights* out, size_t* bytes) {
+    if (!parts || count == 0) return fail(Status::kInvalidArgument, "pack_weights: no weight sources");
+    if (kind == PackKind::kGateUp && count != 2) {
+      return fail(Status::kInvalidArgument, "pack_weights: a gate/up pair needs exactly 2 sources, got %zu", count);
+    }
+    const size_t k = parts[0].k;
+    for (size_t i = 0; i < count; ++i) {
+      const WeightSource& w = parts[i];
+      if (!w.data && w.k && w.n) return fail(Status::kNullPointer, "pack_weights: source %zu is null", i);
+      if (w.k != k) {
+        return fail(Status::kShapeMismatch, "pack_weights: source %zu has K=%zu, source 0 has K=%zu", i, w.k, k);
+      }
+      const size_t cols = w.layout == SourceLayout::kKN ? w.n : w.k;
+      if (w.ld < cols) {
+        return fail(Status::kBadLeadingDim, "pack_weights: source %zu has ld=%zu < %zu columns", i, w.ld, cols);
+      }
+    }
+    if (kind == PackKind::kGateUp && parts[0].n != parts[1].n) {
+      return fail(Status::kShapeMismatch, "pack_weights: gate has N=%zu, up has N=%zu", parts[0].n, parts[1].n);
+    }
+    PackedWeights p;
+    p.k_ = k;
+    p.layout_ = active_panel_layout(type);
+    p.isa_ = cpu::active_isa();
+    const size_t lanes = p.layout_.lanes;
+    const size_t segments = kind == PackKind::kGateUp ? 1 : count;
+    for (size_t s = 0; s < segments; ++s) {
+      PackedSegment seg;
+      seg.n = parts[s].n;
+      seg.gate_up = kind == PackKind::kGateUp;
+      seg.col_offset = p.n_;
+      seg.panel_begin = p.panels_;
+      const size_t cols_per_panel = seg.gate_up ? lanes : 2 * lanes;
+      seg.panels = (seg.n + cols_per_panel - 1) / cols_per_panel;
+      p.n_ += seg.n;
+      p.panels_ += seg.panels;
+      p.segments_.push_back(seg);
+    }
+    if (!detail::mul_fits(p.panels_, p.layout_.nr() * p.layout_.element_bytes(), bytes) ||
+        !detail::mul_fits(*bytes, k, bytes)) {
+      return fail(Status::kOverflow, "pack_weights: packed size of K=%zu, N=%zu overflows", k, p.n_);
+    }
+    *out = std::move(p);
+    return Status::kOk;
+  }
+
+  static void fill(PackedWeights& pw, const WeightSource* parts) {
+    const size_t k = pw.k_, lanes = pw.layout_.lanes, nr = pw.layout_.nr();
+    for (size_t s = 0; s < pw.segments_.size(); ++s) {
+      const PackedSegment& seg = pw.segments_[s];
+      for (size_t pl = 0; pl < seg.panels; ++pl) {
+        unsigned char* panel = pw.buffer_.as<unsigned char>() + (seg.panel_begin + pl) * pw.panel_bytes();
+        for (size_t c = 0; c < nr; ++c) {
+          const detail::ColumnSource cs = detail::column_source(parts, s, seg, lanes, pl, c);
+          const bool real = cs.col < cs.src->n;
+          if (pw.layout_.type == WeightType::kF32) {
+            float* dst = reinterpret_cast<float*>(panel) + c;
+            for (size_t kk = 0; kk < k; ++kk) dst[kk * nr] = real ? cs.src->at(kk, cs.col) : 0.f;
+          } else {
+            // uint32 lane l = column l (low half) | column lanes + l (high half).
+            uint16_t* dst = reinterpret_cast<uint16_t*>(panel) + 2 * (c % lanes) + (c >= lanes);
+            for (size_t kk = 0; kk < k; ++kk) {
+              dst[kk * nr] = real ? f32_to_bf16(cs.src->at(kk, cs.col)).bits : 0;
+            }
+          }
+        }
+      }
+    }
+  }
+
+  static Status allocate(PackedWeights& pw, size_t bytes, PageHint hint) {
+    if (!pw.buffer_.allocate(bytes, hint)) {
+      return fail(Status::kOutOfMemory, "pack_weights: cannot allocate %zu bytes", bytes);
+    }
+    return Status::kOk;
+  }
+};
+
+// Bytes pack_weights will allocate for these sources on the active path.
+inline Status packed_weights_size(const WeightSource* parts, size_t count, WeightType type, PackKind kind,
+                                  size_t* bytes) {
+  if (!bytes) return fail(Status::kNullPointer, "packed_weights_size: bytes is null");
+  PackedWeights plan;
+  return PackAccess::plan(parts, count, type, kind, &plan, bytes);
+}
+
+// Packs for the active path. On error *out is left as it was.
+inline Status pack_weights(const WeightSource* parts, size_t count, WeightType type, PackKind kind,
+                           PackedWeights* out, PageHint hint = PageHint::kHuge) {
+  if (!out) return fail(Status::kNullPointer, "pack_weights: out is null");
+  PackedWeights pw;
+  size_t bytes = 0;
+  Status s = PackAccess::plan(parts, count, type, kind, &pw, &bytes);
+  if (s == Status::kOk) s = PackAccess::allocate(pw, bytes, hint);
+  if (s != Status::kOk) return s;
+  PackAccess::fill(pw, parts);
+  *out = std::move(pw);
+  return Status::kOk;
+}
+inline Status pack_weights(const WeightSource& w, WeightType type, PackedWeights* out,
+                           PageHint hint = PageHint::kHuge) {
+  return pack_weights(&w, 1, type, PackKind::kSeparate, out, hint);
+}
+// SwiGLU's gate and up projections, packed so one GEMM yields silu(x·Wg)·(x·Wu).
+inline Status pack_weights_gate_up(const WeightSource& gate, const WeightSource& up, WeightType type,
+                                   PackedWeights* out, PageHint hint = PageHint::kHuge) {
+  const WeightSource parts[2] = {gate, up};
+  return pack_weights(parts, 2, type, PackKind::kGateUp, out, hint);
+}
+
+}  // namespace tilekit
+
+#endif  // TILEKIT_GEMM_PACKED_WEIGHTS_H_

@@ -1,0 +1,45 @@
+// What one GEMM call hands from the target-independent driver (gemm.h) to the
+// per-target tile loops (gemm-inl.h): plain data, validated and offset already.
+// Included by per-target code, so it must not include kernels.h (directly or not).
+#ifndef TILEKIT_GEMM_PLAN_H_
+#define TILEKIT_GEMM_PLAN_H_
+
+#include <cstddef>
+
+#include "tilekit/epilogue/epilogue.h"
+
+namespace tilekit {
+namespace detail {
+
+// Packed weights hold at most this many segments (Q, K, V is 3; gate/up is 1):
+// a fixed bound keeps the per-call plan off the heap.
+constexpr size_t kMaxSegments = 8;
+
+struct SegmentPlan {
+  size_t panel_begin = 0, panels = 0;
+  size_t n = 0;          // output columns
+  bool gate_up = false;
+  void* c = nullptr;     // first element of this segment's output (float or bf16)
+  size_t ldc = 0;
+  Epilogue epilogue;     // bias / residual already offset to this segment's columns
+};
+
+struct GemmPlan {
+  size_t m = 0, k = 0;
+  const void* a = nullptr;  // float or bf16, row-major, lda
+  size_t lda = 0;
+  bool a_bf16 = false;
+  const unsigned char* b = nullptr;  // packed panels
+  size_t panel_bytes = 0;
+  bool b_bf16 = false;
+  bool c_bf16 = false;
+  SegmentPlan segments[kMaxSegments];
+  size_t num_segments = 0;
+  size_t mc = 0;         // rows of A per block (a multiple of mr)
+  bool pack_a = false;   // copy (and widen) A blocks into mr-row panels first
+};
+
+}  // namespace detail
+}  // namespace tilekit
+
+#endif  // TILEKIT_GEMM_PLAN_H_

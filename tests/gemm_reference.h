@@ -1,0 +1,112 @@
+// fp64 reference for GEMM + epilogue, and the error bound a path must meet,
+// derived from the arithmetic (not fitted to results).
+#ifndef TILEKIT_TESTS_GEMM_REFERENCE_H_
+#define TILEKIT_TESTS_GEMM_REFERENCE_H_
+
+#include <cmath>
+#include <vector>
+
+#include "harness.h"
+
+namespace tilekit {
+namespace testing {
+
+inline double ActivateRef(Activation a, double x) {
+  switch (a) {
+    case Activation::kRelu: return x > 0 ? x : 0;
+    case Activation::kGeluErf: return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0)));
+    case Activation::kGeluTanh:
+      return 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
+    case Activation::kSilu:
+    case Activation::kSwiGlu: return x / (1 + std::exp(-x));
+    case Activation::kNone: return x;
+  }
+  return x;
+}
+
+// Largest |f'(x)| of each activation (GELU's derivative peaks at ~1.13, SiLU's
+// at ~1.1): how an input error grows through it.
+inline double ActivationLipschitz(Activation a) {
+  return a == Activation::kNone || a == Activation::kRelu ? 1.0 : 1.13;
+}
+
+// Error of the vector activation itself, relative to |x|: A&S erf (1.5e-7
+// absolute, times |x|/2), Exp/Tanh (<= 4 ulp) and a few roundings around them.
+constexpr double kActivationRelError = 4e-7;
+
+struct GemmCase {
+  size_t m = 0, n = 0, k = 0;
+  bool a_bf16 = false, w_bf16 = false, c_bf16 = false;
+  Epilogue ep;
+  bool gate_up = false;  // n output columns from 2n weight columns (gate | up)
+};
+
+// Holds inputs in fp32 (bf16 inputs are stored already rounded, so the
+// reference sees exactly what the kernel sees) and computes the fp64 result and
+// a per-element bound.
+struct GemmReference {
+  std::vector<double> out, bound;
+
+  // a: m×k (lda), w: k×wn row-major (wn = n or 2n for gate/up), c_old: m×n.
+  void compute(const GemmCase& g, const float* a, size_t lda, const float* w, const float* c_old,
+               size_t ldc_old) {
+    const size_t wn = g.gate_up ? 2 * g.n : g.n;
+    // fp32 accumulation of K products: |error| <= gamma_K · Σ|a||b| (Higham 3.5);
+    // inputs are exact here (rounded before the reference sees them).
+    const double u = kF32Eps;
+    const double gamma = (g.k + 2) * u / (1 - (g.k + 2) * u);
+    const Epilogue& ep = g.ep;
+    out.assign(g.m * g.n, 0);
+    bound.assign(g.m * g.n, 0);
+    std::vector<double> dot(wn), mag(wn);
+    for (size_t i = 0; i < g.m; ++i) {
+      std::fill(dot.begin(), dot.end(), 0.0);
+      std::fill(mag.begin(), mag.end(), 0.0);
+      for (size_t kk = 0; kk < g.k; ++kk) {
+        const double av = a[i * lda + kk];
+        const float* wr = w + kk * wn;
+        for (size_t j = 0; j < wn; ++j) {
+          dot[j] += av * wr[j];
+          mag[j] += std::fabs(av * wr[j]);
+        }
+      }
+      for (size_t j = 0; j < g.n; ++j) {
+        const double cold = ep.beta != 0 ? static_cast<double>(c_old[i * ldc_old + j]) : 0.0;
+        double v, err;
+        if (g.gate_up) {
+          const double gate = ep.alpha * dot[j], up = ep.alpha * dot[g.n + j];
+          const double eg = std::fabs(ep.alpha) * gamma * mag[j], eu = std::fabs(ep.alpha) * gamma * mag[g.n + j];
+          const double sg = ActivateRef(Activation::kSilu, gate);
+          v = sg * up + ep.beta * cold;
+          err = 1.13 * eg * (std::fabs(up) + eu) + std::fabs(sg) * eu +
+                kActivationRelError * std::fabs(gate * up) + 2 * u * std::fabs(sg * up);
+        } else {
+          const double pre = ep.alpha * dot[j] + ep.beta * cold + (ep.bias ? ep.bias[j] : 0.0);
+          v = ActivateRef(ep.activation, pre);
+          // alpha·acc + beta·C_old + bias: three roundings of terms of this size.
+          const double terms = std::fabs(ep.alpha * dot[j]) + std::fabs(ep.beta * cold) +
+                               (ep.bias ? std::fabs(ep.bias[j]) : 0.0);
+          err = ActivationLipschitz(ep.activation) * (std::fabs(ep.alpha) * gamma * mag[j] + 3 * u * terms) +
+                (ep.activation == Activation::kNone || ep.activation == Activation::kRelu
+                     ? 0.0
+                     : kActivationRelError * std::fabs(pre));
+        }
+        if (ep.residual) {
+          const double r = ep.residual[i * ep.ld_residual + j];
+          err += u * (std::fabs(v) + std::fabs(r));
+          v += r;
+        }
+        if (ep.clamps()) v = std::min<double>(std::max<double>(v, ep.clamp_min), ep.clamp_max);
+        // Output rounding: half an ulp of the stored type.
+        err += (g.c_bf16 ? kBf16Eps : u) * std::fabs(v);
+        out[i * g.n + j] = v;
+        bound[i * g.n + j] = err + 1e-30;
+      }
+    }
+  }
+};
+
+}  // namespace testing
+}  // namespace tilekit
+
+#endif  // TILEKIT_TESTS_GEMM_REFERENCE_H_

@@ -1,0 +1,512 @@
+// GEMM on every path: shapes and tails, random shapes, every dtype mix, every
+// epilogue op, fusion, threads, concurrency, allocation-freedom and bad input.
+#include <atomic>
+#include <cstdlib>
+#include <new>
+#include <thread>
+
+#include "gemm_reference.h"
+
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"  // the counting operator new below uses malloc
+
+// Counts heap allocations so a test can prove a warmed-up call makes none.
+static std::atomic<size_t> g_allocations{0};
+// (operator new[] and the aligned forms forward to these by default.)
+void* operator new(size_t n) {
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }  // NOLINT: pairs with the malloc above
+void operator delete(void* p, size_t) noexcept { std::free(p); }
+
+namespace tilekit {
+namespace {
+
+using testing::GemmCase;
+using testing::GemmReference;
+
+// Inputs for one case: fp32 copies (already rounded where the kernel sees bf16)
+// for the reference, and the typed buffers the kernel reads.
+struct Problem {
+  GemmCase g;
+  size_t lda = 0, ldc = 0, ldr = 0, wn = 0;
+  std::vector<float> a, w, c_old, bias, residual;
+  std::vector<bf16> a_bf16, c_old_bf16;
+
+  Problem(const GemmCase& gc, testing::Rng& rng, size_t pad = 0) : g(gc) {
+    lda = g.k + pad;
+    ldc = g.n + pad;
+    ldr = g.n + 2 * pad;
+    wn = g.gate_up ? 2 * g.n : g.n;
+    a.resize(g.m * lda + 1);
+    w.resize(g.k * wn + 1);
+    c_old.resize(g.m * ldc + 1);
+    rng.fill(a.data(), a.size());
+    rng.fill(w.data(), w.size());
+    rng.fill(c_old.data(), c_old.size());
+    auto round = [](std::vector<float>& v) { for (float& x : v) x = bf16_to_f32(f32_to_bf16(x)); };
+    if (g.a_bf16) round(a);
+    if (g.w_bf16) round(w);
+    if (g.c_bf16) round(c_old);  // C_old is read back as bf16 when beta != 0
+    a_bf16.resize(a.size());
+    c_old_bf16.resize(c_old.size());
+    for (size_t i = 0; i < a.size(); ++i) a_bf16[i] = f32_to_bf16(a[i]);
+    for (size_t i = 0; i < c_old.size(); ++i) c_old_bf16[i] = f32_to_bf16(c_old[i]);
+    if (g.ep.bias) {
+      bias.resize(g.n + 1);
+      rng.fill(bias.data(), bias.size());
+      g.ep.bias = bias.data();
+    }
+    if (g.ep.residual) {
+      residual.resize(g.m * ldr + 1);
+      rng.fill(residual.data(), residual.size());
+      g.ep.residual = residual.data();
+      g.ep.ld_residual = ldr;
+    }
+  }
+
+  Status pack(PackedWeights* pw) const {
+    const WeightType t = g.w_bf16 ? WeightType::kBf16 : WeightType::kF32;
+    if (!g.gate_up) return pack_weights(weights_kn(w.data(), g.k, g.n), t, pw);
+    // Gate and up as two [K][N] views into the [K][2N] matrix.
+    return pack_weights_gate_up(weights_kn(w.data(), g.k, g.n, wn), weights_kn(w.data() + g.n, g.k, g.n, wn), t, pw);
+  }
+
+  // Runs the kernel into C (an fp32 vector; bf16 results are widened for
+  // comparison) starting from C_old (which beta reads) or poison.
+  template <typename TA, typename TC>
+  Status run_typed(const PackedWeights& pw, std::vector<float>& out, Executor* ex) const {
+    std::vector<TC> c(g.m * ldc + 1);
+    for (size_t i = 0; i < c.size(); ++i) {
+      if constexpr (kIsBf16<TC>) {
+        c[i] = g.ep.beta != 0 ? c_old_bf16[i] : bf16{testing::kPoisonBf16};
+      } else {
+        c[i] = g.ep.beta != 0 ? c_old[i] : testing::PoisonF32();
+      }
+    }
+    const TA* a_ptr;
+    if constexpr (kIsBf16<TA>) a_ptr = a_bf16.data(); else a_ptr = a.data();
+    GemmOptions opt;
+    opt.executor = ex;
+    const Status s = gemm(matrix(a_ptr, g.m, g.k, lda), pw, matrix(c.data(), g.m, g.n, ldc), g.ep, opt);
+    out.resize(c.size());
+    for (size_t i = 0; i < c.size(); ++i) {
+      if constexpr (kIsBf16<TC>) out[i] = bf16_to_f32(c[i]); else out[i] = c[i];
+    }
+    return s;
+  }
+
+  Status run(const PackedWeights& pw, std::vector<float>& out, Executor* ex = nullptr) const {
+    if (g.a_bf16) {
+      return g.c_bf16 ? run_typed<bf16, bf16>(pw, out, ex) : run_typed<bf16, float>(pw, out, ex);
+    }
+    return g.c_bf16 ? run_typed<float, bf16>(pw, out, ex) : run_typed<float, float>(pw, out, ex);
+  }
+
+  std::string describe() const {
+    char buf[256];
+    std::snprintf(buf, sizeof(buf), "M=%zu N=%zu K=%zu lda=%zu ldc=%zu A=%s W=%s C=%s act=%s bias=%d res=%d alpha=%g beta=%g clamp=%d%s",
+                  g.m, g.n, g.k, lda, ldc, g.a_bf16 ? "bf16" : "f32", g.w_bf16 ? "bf16" : "f32",
+                  g.c_bf16 ? "bf16" : "f32", activation_name(g.ep.activation), g.ep.bias != nullptr,
+                  g.ep.residual != nullptr, g.ep.alpha, g.ep.beta, g.ep.clamps(), g.gate_up ? " gate_up" : "");
+    return buf;
+  }
+
+  // Checks every element against the fp64 reference and that the padding
+  // between rows (ldc > n) and past the end was not written.
+  ::testing::AssertionResult check(const std::vector<float>& out) const {
+    GemmReference ref;
+    ref.compute(g, a.data(), lda, w.data(), g.c_bf16 ? c_old.data() : c_old.data(), ldc);
+    double worst = 0;
+    for (size_t i = 0; i < g.m; ++i) {
+      for (size_t j = 0; j < ldc; ++j) {
+        const float got = out[i * ldc + j];
+        if (j >= g.n) {
+          const bool untouched = g.ep.beta != 0 ? (got == (g.c_bf16 ? bf16_to_f32(c_old_bf16[i * ldc + j]) : c_old[i * ldc + j]))
+                                                : std::isnan(got);
+          if (!untouched) return ::testing::AssertionFailure() << describe() << ": wrote padding at " << i << "," << j;
+          continue;
+        }
+        const double want = ref.out[i * g.n + j], bound = ref.bound[i * g.n + j];
+        const double err = std::fabs(got - want);
+        if (!(err <= bound)) {
+          return ::testing::AssertionFailure() << describe() << ": C[" << i << "][" << j << "] = " << got << ", want "
+                                               << want << ", error " << err << " > bound " << bound
+                                               << " (error/bound " << err / bound << ")";
+        }
+        worst = std::max(worst, err / bound);
+      }
+    }
+    return ::testing::AssertionSuccess() << "worst error/bound " << worst;
+  }
+};
+
+class GemmTest : public testing::PathTest {};
+
+GemmCase Case(size_t m, size_t n, size_t k) {
+  GemmCase g;
+  g.m = m;
+  g.n = n;
+  g.k = k;
+  return g;
+}
+
+void RunAndCheck(const GemmCase& g, testing::Rng& rng, size_t pad = 0) {
+  const Problem p(g, rng, pad);
+  PackedWeights pw;
+  ASSERT_EQ(p.pack(&pw), Status::kOk) << last_error();
+  std::vector<float> out;
+  ASSERT_EQ(p.run(pw, out), Status::kOk) << p.describe() << ": " << last_error();
+  ASSERT_TRUE(p.check(out));
+}
+
+const size_t kSweep[] = {1, 2, 3, 7, 15, 16, 17, 31, 33, 64, 100, 257};
+
+TEST_P(GemmTest, ShapeSweepF32) {
+  TILEKIT_SEED_TRACE();
+  testing::Rng rng(10);
+  for (size_t m : kSweep) {
+    for (size_t n : kSweep) {
+      for (size_t k : {size_t{1}, size_t{17}, size_t{100}}) RunAndCheck(Case(m, n, k), rng);
+    }
+  }
+  for (size_t k : kSweep) RunAndCheck(Case(33, 31, k), rng);
+}
+
+TEST_P(GemmTest, ShapeSweepBf16WeightsAndActivations) {
+  TILEKIT_SEED_TRACE();
+  testing::Rng rng(11);
+  for (size_t m : kSweep) {
+    for (size_t n : kSweep) {
+      GemmCase g = Case(m, n, 1 + rng.below(64));
+      g.w_bf16 = true;
+      g.a_bf16 = (m + n) % 2 == 0;
+      g.c_bf16 = (m * n) % 3 == 0;
+      RunAndCheck(g, rng);
+    }
+  }
+  for (size_t k : kSweep) {
+    GemmCase g = Case(17, 33, k);
+    g.w_bf16 = g.a_bf16 = true;
+    RunAndCheck(g, rng);
+  }
+}
+
+TEST_P(GemmTest, KZeroGivesTheEpilogueOfZero) {
+  TILEKIT_SEED_TRACE();
+  testing::Rng rng(12);
+  GemmCase g = Case(5, 19, 0);
+  g.ep.bias = reinterpret_cast<const float*>(1);  // replaced by real data in Problem
+  g.ep.activation = Activation::kGeluErf;
+  RunAndCheck(g, rng);
+  g.ep.beta = 0.5f;
+  RunAndCheck(g, rng);
+}
+
+TEST_P(GemmTest, LeadingDimensionsLargerThanColumns) {
+  TILEKIT_SEED_TRACE();
+  testing::Rng rng(13);
+  for (size_t pad : {1, 3, 16}) {
+    GemmCase g = Case(37, 45, 29);
+    g.ep.residual = reinterpret_cast<const float*>(1);
+    RunAndCheck(g, rng, pad);
+    g.a_bf16 = g.w_bf16 = g.c_bf16 = true;
+    g.ep.beta = 1.f;
+    RunAndCheck(g, rng, pad);
+  }
+}
+
+// Every op alone and in combination, fp32 and bf16 output.
+TEST_P(GemmTest, EveryEpilogueOpAndCombination) {
+  TILEKIT_SEED_TRACE();
+  testing::Rng rng(14);
+  const Activation acts[] = {Activation::kNone, Activation::kRelu, Activation::kGeluErf, Activation::kGeluTanh,
+                             Activation::kSilu};
+  const float* kSet = reinterpret_cast<const float*>(1);  // Problem fills in real data
+  for (int mask = 0; mask < 32; ++mask) {
+    for (Activation act : acts) {
+      GemmCase g = Case(13 + mask % 5, 35 + mask % 7, 24 + mask);
+      g.ep.activation = act;
+      if (mask & 1) g.ep.bias = kSet;
+      if (mask & 2) g.ep.residual = kSet;
+      if (mask & 4) g.ep.alpha = 0.75f;
+      if (mask & 8) g.ep.beta = -1.5f;
+      if (mask & 16) g.ep.clamp_min = -0.5f, g.ep.clamp_max = 0.8f;
+      g.c_bf16 = (mask + static_cast<int>(act)) % 2;
+      g.w_bf16 = mask % 3 == 0;
+      RunAndCheck(g, rng);
+    }
+  }
+}
+
+TEST_P(GemmTest, SwiGluGateUpPair) {
+  TILEKIT_SEED_TRACE();
+  testing::Rng rng(15);
+  for (size_t n : {1, 7, 16, 17, 33, 100}) {
+    for (int variant = 0; variant < 4; ++variant) {
+      GemmCase g = Case(1 + 11 * variant, n, 40 + variant);
+      g.gate_up = true;
+      g.ep.activation = Activation::kSwiGlu;
+      g.w_bf16 = variant & 1;
+      g.c_bf16 = variant & 2;
+      if (variant == 3) g.ep.residual = reinterpret_cast<const float*>(1), g.ep.beta = 0.5f;
+      RunAndCheck(g, rng);
+    }
+  }
+}
+
+TEST_P(GemmTest, RandomShapesDtypesAndEpilogues) {
+  TILEKIT_SEED_TRACE();
+  testing::Rng rng(16);
+  const Activation acts[] = {Activation::kNone, Activation::kRelu, Activation::kGeluErf, Activation::kGeluTanh,
+                             Activation::kSilu, Activation::kSwiGlu};
+  for (int t = 0; t < 200; ++t) {
+    GemmCase g = Case(1 + rng.below(80), 1 + rng.below(160), rng.below(160));
+    g.a_bf16 = rng.below(2);
+    g.w_bf16 = rng.below(2);
+    g.c_bf16 = rng.below(2);
+    g.ep.activation = acts[rng.below(6)];
+    g.gate_up = g.ep.activation == Activation::kSwiGlu;
+    if (!g.gate_up && rng.below(2)) g.ep.bias = reinterpret_cast<const float*>(1);
+    if (rng.below(3) == 0) g.ep.residual = reinterpret_cast<const float*>(1);
+    if (rng.below(3) == 0) g.ep.beta = 0.25f;
+    if (rng.below(3) == 0) g.ep.alpha = 1.5f;
+    SCOPED_TRACE(t);
+    RunAndCheck(g, rng, rng.below(3));
+  }
+}
+
+TEST_P(GemmTest, NanAndInfPropagate) {
+  TILEKIT_SEED_TRACE();
+  testing::Rng rng(17);
+  Problem p(Case(20, 40, 30), rng);
+  p.a[3 * p.lda + 5] = NAN;                      // row 3 of C: all NaN
+  p.w[7 * p.wn + 9] = INFINITY;                  // column 9: ±Inf (or NaN where the Inf meets a NaN)
+  PackedWeights pw;
+  ASSERT_EQ(p.pack(&pw), Status::kOk);
+  std::vector<float> out;
+  ASSERT_EQ(p.run(pw, out), Status::kOk);
+  for (size_t j = 0; j < p.g.n; ++j) EXPECT_TRUE(std::isnan(out[3 * p.ldc + j])) << j;
+  for (size_t i = 0; i < p.g.m; ++i) {
+    if (i != 3) {
+      EXPECT_TRUE(std::isinf(out[i * p.ldc + 9])) << i << ": " << out[i * p.ldc + 9];
+    }
+  }
+  EXPECT_TRUE(std::isfinite(out[0]));
+}
+
+TEST_P(GemmTest, OneAndTwoThreadsAreBitwiseEqual) {
+  TILEKIT_SEED_TRACE();
+  testing::Rng rng(18);
+  ThreadPool pool(2);
+  // M = 1 (split N), N = 10 (split M), and shapes where both splits apply.
+  for (const auto& shape : {std::array<size_t, 3>{1, 300, 64}, std::array<size_t, 3>{200, 10, 77},
+                            std::array<size_t, 3>{64, 130, 33}, std::array<size_t, 3>{13, 70, 5}}) {
+    for (int dt = 0; dt < 2; ++dt) {
+      GemmCase g = Case(shape[0], shape[1], shape[2]);
+      g.w_bf16 = g.a_bf16 = dt;
+      g.ep.activation = Activation::kGeluTanh;
+      Problem p(g, rng);
+      PackedWeights pw;
+      ASSERT_EQ(p.pack(&pw), Status::kOk);
+      std::vector<float> one, two;
+      ASSERT_EQ(p.run(pw, one), Status::kOk);
+      ASSERT_EQ(p.run(pw, two, &pool), Status::kOk);
+      ASSERT_EQ(0, std::memcmp(one.data(), two.data(), one.size() * sizeof(float))) << p.describe();
+      ASSERT_TRUE(p.check(two));
+    }
+  }
+}
+
+TEST_P(GemmTest, ConcurrentCallsFromTwoThreads) {
+  TILEKIT_SEED_TRACE();
+  testing::Rng rng(19);
+  GemmCase g = Case(50, 90, 70);
+  g.ep.activation = Activation::kSilu;
+  const Problem p(g, rng);
+  PackedWeights pw;
+  ASSERT_EQ(p.pack(&pw), Status::kOk);
+  std::vector<float> want;
+  ASSERT_EQ(p.run(pw, want), Status::kOk);
+  const Isa isa = GetParam();
+  std::atomic<int> mismatches{0};
+  auto worker = [&] {
+    for (int r = 0; r < 20; ++r) {
+      std::vector<float> got;
+      if (p.run(pw, got) != Status::kOk || std::memcmp(got.data(), want.data(), got.size() * 4) != 0) ++mismatches;
+    }
+  };
+  (void)isa;
+  std::thread t1(worker), t2(worker);
+  t1.join();
+  t2.join();
+  EXPECT_EQ(mismatches.load(), 0);
+}
+
+TEST_P(GemmTest, NoHeapAllocationAfterWarmUp) {
+  testing::Rng rng(20);
+  GemmCase g = Case(64, 100, 48);
+  g.a_bf16 = true;  // the path that needs the A workspace
+  Problem p(g, rng);
+  PackedWeights pw;
+  ASSERT_EQ(p.pack(&pw), Status::kOk);
+  std::vector<float> c(g.m * g.n);
+  std::vector<bf16> a(p.a_bf16);
+  ThreadPool pool(2);
+  GemmOptions opt;
+  opt.executor = &pool;
+  for (int warm = 0; warm < 3; ++warm) {
+    ASSERT_EQ(gemm(matrix(a.data(), g.m, g.k, p.lda), pw, matrix(c.data(), g.m, g.n), Epilogue(), opt), Status::kOk);
+  }
+  const size_t before = g_allocations.load();
+  for (int r = 0; r < 5; ++r) {
+    ASSERT_EQ(gemm(matrix(a.data(), g.m, g.k, p.lda), pw, matrix(c.data(), g.m, g.n), Epilogue(), opt), Status::kOk);
+    ASSERT_EQ(gemm(matrix(p.a.data(), 1, g.k), pw, matrix(c.data(), 1, g.n)), Status::kOk);
+  }
+  EXPECT_EQ(g_allocations.load(), before);
+}
+
+TEST_P(GemmTest, PyTorchLayoutPacksToTheSameWeights) {
+  testing::Rng rng(21);
+  const size_t k = 37, n = 45;
+  std::vector<float> kn(k * n), nk(n * k);
+  rng.fill(kn.data(), kn.size());
+  for (size_t i = 0; i < k; ++i) {
+    for (size_t j = 0; j < n; ++j) nk[j * k + i] = kn[i * n + j];
+  }
+  for (WeightType t : {WeightType::kF32, WeightType::kBf16}) {
+    PackedWeights a, b;
+    ASSERT_EQ(pack_weights(weights_kn(kn.data(), k, n), t, &a), Status::kOk);
+    ASSERT_EQ(pack_weights(weights_nk(nk.data(), n, k), t, &b), Status::kOk);
+    ASSERT_EQ(a.bytes(), b.bytes());
+    EXPECT_EQ(0, std::memcmp(a.panel(0), b.panel(0), a.bytes()));
+    size_t predicted = 0;
+    const WeightSource src = weights_kn(kn.data(), k, n);
+    ASSERT_EQ(packed_weights_size(&src, 1, t, PackKind::kSeparate, &predicted), Status::kOk);
+    EXPECT_EQ(predicted, a.bytes());
+    EXPECT_EQ(a.k(), k);
+    EXPECT_EQ(a.n(), n);
+    EXPECT_EQ(a.type(), t);
+    EXPECT_EQ(a.packed_for(), GetParam());
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(a.panel(0)) % kCacheLine, 0u);
+  }
+}
+
+// Q, K, V packed together: one pass, separate outputs with their own epilogues,
+// or one concatenated output.
+TEST_P(GemmTest, HorizontallyFusedQkv) {
+  TILEKIT_SEED_TRACE();
+  testing::Rng rng(22);
+  const size_t m = 19, k = 64, nq = 48, nkv = 17;
+  std::vector<float> a(m * k), wq(k * nq), wk(k * nkv), wv(k * nkv), bq(nq);
+  for (auto* v : {&a, &wq, &wk, &wv, &bq}) rng.fill(v->data(), v->size());
+  const WeightSource parts[3] = {weights_kn(wq.data(), k, nq), weights_kn(wk.data(), k, nkv),
+                                 weights_kn(wv.data(), k, nkv)};
+  PackedWeights fused;
+  ASSERT_EQ(pack_weights(parts, 3, WeightType::kF32, PackKind::kSeparate, &fused), Status::kOk);
+  ASSERT_EQ(fused.segments().size(), 3u);
+  std::vector<float> q(m * nq), kk(m * nkv), vv(m * nkv);
+  const FusedOutput<float> outs[3] = {
+      {matrix(q.data(), m, nq), Epilogue().with_bias(bq.data())},
+      {matrix(kk.data(), m, nkv), Epilogue().with(Activation::kRelu)},
+      {matrix(vv.data(), m, nkv), Epilogue().with_scale(2.f)}};
+  ASSERT_EQ(gemm_fused(matrix(static_cast<const float*>(a.data()), m, k), fused, outs, 3), Status::kOk) << last_error();
+  // Each against its own unfused GEMM, bitwise: same kernel, same sums.
+  const Epilogue eps[3] = {outs[0].epilogue, outs[1].epilogue, outs[2].epilogue};
+  const std::vector<float>* got[3] = {&q, &kk, &vv};
+  for (int s = 0; s < 3; ++s) {
+    PackedWeights single;
+    ASSERT_EQ(pack_weights(parts[s], WeightType::kF32, &single), Status::kOk);
+    std::vector<float> want(m * parts[s].n);
+    ASSERT_EQ(gemm(matrix(a.data(), m, k), single, matrix(want.data(), m, parts[s].n), eps[s]), Status::kOk);
+    EXPECT_EQ(0, std::memcmp(want.data(), got[s]->data(), want.size() * 4)) << "segment " << s;
+  }
+  std::vector<float> cat(m * (nq + 2 * nkv), testing::PoisonF32());
+  ASSERT_EQ(gemm(matrix(a.data(), m, k), fused, matrix(cat.data(), m, nq + 2 * nkv)), Status::kOk);
+  for (size_t i = 0; i < m; ++i) {
+    for (size_t j = 0; j < nkv; ++j) {
+      // The concatenated call has no epilogue; the fused one had relu on K and x2 on V.
+      ASSERT_EQ(std::max(cat[i * (nq + 2 * nkv) + nq + j], 0.f), kk[i * nkv + j]) << i << "," << j;
+      ASSERT_EQ(cat[i * (nq + 2 * nkv) + nq + nkv + j] * 2.f, vv[i * nkv + j]) << i << "," << j;
+    }
+  }
+}
+
+// Every bad input returns its status with a message, and C stays untouched.
+TEST_P(GemmTest, BadInputIsReportedAndOutputUntouched) {
+  testing::Rng rng(23);
+  const size_t m = 4, n = 20, k = 8;
+  std::vector<float> a(m * k), w(k * n), c(m * n, 42.f), bias(n);
+  rng.fill(a.data(), a.size());
+  rng.fill(w.data(), w.size());
+  PackedWeights pw, empty;
+  ASSERT_EQ(pack_weights(weights_kn(w.data(), k, n), WeightType::kF32, &pw), Status::kOk);
+  auto A = matrix(static_cast<const float*>(a.data()), m, k);
+  auto C = matrix(c.data(), m, n);
+  auto expect = [&](Status got, Status want, const char* needle) {
+    EXPECT_EQ(got, want) << status_name(got) << " / " << last_error();
+    EXPECT_NE(std::string(last_error()).find(needle), std::string::npos) << last_error();
+    for (float v : c) ASSERT_EQ(v, 42.f) << "output touched after: " << needle;
+  };
+  expect(gemm(matrix(static_cast<const float*>(nullptr), m, k), pw, C), Status::kNullPointer, "A is null");
+  expect(gemm(A, pw, matrix(static_cast<float*>(nullptr), m, n)), Status::kNullPointer, "C is null");
+  expect(gemm(A, empty, C), Status::kInvalidArgument, "not packed");
+  expect(gemm(matrix(static_cast<const float*>(a.data()), m, k - 1), pw, C), Status::kShapeMismatch, "K=7");
+  expect(gemm(A, pw, matrix(c.data(), m, n - 1)), Status::kShapeMismatch, "expected 4 x 20");
+  expect(gemm(A, pw, matrix(c.data(), m - 1, n)), Status::kShapeMismatch, "expected 4 x 20");
+  expect(gemm(MatrixView<const float>{a.data(), m, k, k - 1}, pw, C), Status::kBadLeadingDim, "A has ld=7");
+  expect(gemm(A, pw, MatrixView<float>{c.data(), m, n, 3}), Status::kBadLeadingDim, "C has ld=3");
+  expect(gemm(A, pw, C, Epilogue().with_residual(a.data(), 2)), Status::kBadLeadingDim, "residual has ld=2");
+  expect(gemm(MatrixView<const float>{a.data(), SIZE_MAX / 2, k, k}, pw, C), Status::kOverflow, "overflows");
+  // A and C overlapping; bias inside C; residual overlapping C off by one row.
+  expect(gemm(matrix(static_cast<const float*>(c.data()), m, k), pw, C), Status::kAliasing, "A overlaps C");
+  expect(gemm(A, pw, C, Epilogue().with_bias(c.data() + 3)), Status::kAliasing, "bias overlaps C");
+  expect(gemm(A, pw, C, Epilogue().with_residual(c.data() + n, n)), Status::kAliasing, "residual overlaps C");
+  expect(gemm(A, pw, C, Epilogue().with(Activation::kSwiGlu)), Status::kInvalidArgument, "pack_weights_gate_up");
+  PackedWeights gu;
+  ASSERT_EQ(pack_weights_gate_up(weights_kn(w.data(), k, n / 2, n), weights_kn(w.data() + n / 2, k, n / 2, n),
+                                 WeightType::kF32, &gu), Status::kOk);
+  expect(gemm(A, gu, matrix(c.data(), m, n / 2)), Status::kInvalidArgument, "need Activation::kSwiGlu");
+  expect(gemm_fused(A, pw, static_cast<const FusedOutput<float>*>(nullptr), 1), Status::kNullPointer, "outputs");
+  // Packing errors leave the destination as it was.
+  const size_t before = pw.bytes();
+  expect(pack_weights(weights_kn(nullptr, k, n), WeightType::kF32, &pw), Status::kNullPointer, "source 0 is null");
+  expect(pack_weights(WeightSource{w.data(), k, n, n - 1, SourceLayout::kKN}, WeightType::kF32, &pw),
+         Status::kBadLeadingDim, "ld=19");
+  const WeightSource mism[2] = {weights_kn(w.data(), k, 4), weights_kn(w.data(), k - 1, 4)};
+  expect(pack_weights(mism, 2, WeightType::kF32, PackKind::kSeparate, &pw), Status::kShapeMismatch, "K=7");
+  expect(pack_weights(weights_kn(w.data(), SIZE_MAX / 4, n), WeightType::kF32, &pw), Status::kOverflow, "overflows");
+  EXPECT_EQ(pw.bytes(), before);
+  // In-place residual (residual == C, same ld) is allowed.
+  EXPECT_EQ(gemm(A, pw, C, Epilogue().with_residual(c.data(), n)), Status::kOk) << last_error();
+}
+
+// Weights packed on one path and used on a path with another layout are
+// rejected by name, not misread.
+TEST(GemmPacking, WeightsFromAnotherPathAreRejected) {
+  const std::vector<Isa> paths = testing::AvailablePaths();
+  std::vector<float> w(16 * 40, 0.5f), a(16, 1.f), c(40);
+  for (Isa from : paths) {
+    PackedWeights pw;
+    {
+      testing::ScopedPath on(from);
+      ASSERT_EQ(pack_weights(weights_kn(w.data(), 16, 40), WeightType::kF32, &pw), Status::kOk);
+    }
+    for (Isa to : paths) {
+      testing::ScopedPath on(to);
+      const Status s = gemm(matrix(a.data(), 1, 16), pw, matrix(c.data(), 1, 40));
+      if (pw.layout() == active_panel_layout(WeightType::kF32)) {
+        EXPECT_EQ(s, Status::kOk) << isa_name(from) << " -> " << isa_name(to);
+      } else {
+        EXPECT_EQ(s, Status::kWrongPacking) << isa_name(from) << " -> " << isa_name(to);
+        EXPECT_NE(std::string(last_error()).find(isa_name(from)), std::string::npos) << last_error();
+      }
+    }
+  }
+}
+
+TILEKIT_INSTANTIATE_PATHS(GemmTest);
+
+}  // namespace
+}  // namespace tilekit
