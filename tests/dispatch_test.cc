@@ -54,6 +54,19 @@ TEST(Dispatch, ChoosesTheExpectedPath) {
   EXPECT_STREQ(isa_name(cpu::active_isa()), expect) << report;
 }
 
+// Highway 1.0.3 dispatches to NEON only when the CPU has AES; every emulated
+// CPU has it, so the rule is checked on made-up feature sets.
+TEST(Dispatch, NeonPathsNeedAesLikeHighwaysNeonTarget) {
+  cpu::Features f;
+  f.neon = f.arm_bf16 = f.sve = true;
+  EXPECT_FALSE(cpu::cpu_supports(f, Isa::kNeon));
+  EXPECT_FALSE(cpu::cpu_supports(f, Isa::kNeonBf16));
+  EXPECT_TRUE(cpu::cpu_supports(f, Isa::kSveBf16));
+  f.aes = true;
+  EXPECT_TRUE(cpu::cpu_supports(f, Isa::kNeon));
+  EXPECT_TRUE(cpu::cpu_supports(f, Isa::kNeonBf16));
+}
+
 // The qemu legs set the vector length they emulate (0 without SVE): it comes
 // from prctl(PR_SVE_GET_VL), which cpuinfo does not report.
 TEST(Dispatch, DetectsTheExpectedSveVectorLength) {
