@@ -4,7 +4,9 @@
 # apt runs with its own package lists, cache and an empty dpkg status, so nothing
 # is installed and no foreign architecture is added to dpkg.
 #
-#   scripts/arm64-sysroot.sh [DIR]     (default: .cache/arm64-sysroot in the repo)
+#   scripts/arm64-sysroot.sh [DIR]
+# DIR defaults to $TILEKIT_ARM64_SYSROOT, else .cache/arm64-sysroot in the repo:
+# the same places the toolchain file looks.
 #
 # libc and libstdc++ come from the cross toolchain (/usr/aarch64-linux-gnu,
 # package g++-aarch64-linux-gnu), so only tilekit's own dependencies are needed:
@@ -14,7 +16,7 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-dir=${1:-$repo/.cache/arm64-sysroot}
+dir=${1:-${TILEKIT_ARM64_SYSROOT:-$repo/.cache/arm64-sysroot}}
 packages=(libhwy-dev libhwy1 libcpuinfo-dev libcpuinfo0 libgtest-dev)
 
 mkdir -p "$dir"
