@@ -54,6 +54,27 @@ TEST(Dispatch, ChoosesTheExpectedPath) {
   EXPECT_STREQ(isa_name(cpu::active_isa()), expect) << report;
 }
 
+// Highway 1.0.3 dispatches to NEON only when the CPU has AES; every emulated
+// CPU has it, so the rule is checked on made-up feature sets.
+TEST(Dispatch, NeonPathsNeedAesLikeHighwaysNeonTarget) {
+  cpu::Features f;
+  f.neon = f.arm_bf16 = f.sve = true;
+  EXPECT_FALSE(cpu::cpu_supports(f, Isa::kNeon));
+  EXPECT_FALSE(cpu::cpu_supports(f, Isa::kNeonBf16));
+  EXPECT_TRUE(cpu::cpu_supports(f, Isa::kSveBf16));
+  f.aes = true;
+  EXPECT_TRUE(cpu::cpu_supports(f, Isa::kNeon));
+  EXPECT_TRUE(cpu::cpu_supports(f, Isa::kNeonBf16));
+}
+
+// The qemu legs set the vector length they emulate (0 without SVE): it comes
+// from prctl(PR_SVE_GET_VL), which cpuinfo does not report.
+TEST(Dispatch, DetectsTheExpectedSveVectorLength) {
+  const char* expect = std::getenv("TILEKIT_EXPECT_SVE_BITS");
+  if (!expect || !*expect) GTEST_SKIP() << "TILEKIT_EXPECT_SVE_BITS not set";
+  EXPECT_EQ(cpu::features().sve_bits, std::strtoul(expect, nullptr, 10)) << cpu::features().describe();
+}
+
 TEST(Dispatch, AmxRefusalFallsBackWithAReason) {
   const char* deny = std::getenv("TILEKIT_TEST_DENY_AMX");
   if (!deny || !*deny) GTEST_SKIP() << "run with TILEKIT_TEST_DENY_AMX=1 (a ctest entry does)";

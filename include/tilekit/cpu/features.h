@@ -45,7 +45,7 @@ struct Features {
   bool amx_os = false;         // XCR0 enables tile state and Linux granted it
   const char* amx_note = "";   // why amx_os is false, when the CPU has AMX
   // aarch64
-  bool neon = false, sve = false, sve2 = false, arm_bf16 = false, i8mm = false;
+  bool neon = false, aes = false, sve = false, sve2 = false, arm_bf16 = false, i8mm = false;
   unsigned sve_bits = 0;  // SVE vector length in bits, 0 without SVE
   // caches, bytes (0 when unknown)
   size_t l1d = 0, l2 = 0, llc = 0;
@@ -125,6 +125,7 @@ inline Features detect() {
 #endif
 #if TILEKIT_ARCH_ARM64
   f.neon = cpuinfo_has_arm_neon();
+  f.aes = cpuinfo_has_arm_aes();
   f.sve = cpuinfo_has_arm_sve();
   f.sve2 = cpuinfo_has_arm_sve2();
   f.arm_bf16 = cpuinfo_has_arm_bf16();
@@ -169,6 +170,7 @@ inline std::string Features::describe() const {
 #endif
 #if TILEKIT_ARCH_ARM64
   add(neon, "neon");
+  add(aes, "aes");
   add(sve, "sve");
   add(sve2, "sve2");
   add(arm_bf16, "bf16");

@@ -91,9 +91,12 @@ inline bool cpu_supports(const Features& f, Isa isa) {
       return cpu_supports(f, Isa::kAvx2) && f.avx512f && f.avx512bw && f.avx512dq && f.avx512vl;
     case Isa::kAvx512Bf16: return cpu_supports(f, Isa::kAvx512) && f.avx512_bf16;
     case Isa::kAmx: return cpu_supports(f, Isa::kAvx512Bf16) && f.amx();
-    case Isa::kNeon: return f.neon;
-    case Isa::kNeonBf16: return f.neon && f.arm_bf16;
-    // sve sits above neon_bf16 in the order but does not need BF16 (A64FX).
+    // Highway 1.0.3 counts NEON as supported only with AES (targets.cc): on a
+    // CPU without it (e.g. Raspberry Pi 4) `neon` would silently run EMU128.
+    case Isa::kNeon: return f.neon && f.aes;
+    case Isa::kNeonBf16: return cpu_supports(f, Isa::kNeon) && f.arm_bf16;
+    // sve sits above neon_bf16 in the order but needs neither BF16 (A64FX) nor
+    // AES (Highway's SVE target does not).
     case Isa::kSve: return f.neon && f.sve;
     case Isa::kSveBf16: return f.neon && f.sve && f.arm_bf16;
   }
