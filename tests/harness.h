@@ -30,8 +30,11 @@ inline std::vector<Isa> AvailablePaths() {
   std::vector<Isa> paths;
   for (int i = 0; i < kNumIsa; ++i) {
     const Isa isa = static_cast<Isa>(i);
+    // A path whose Highway target this build did not compile (a dev build with
+    // TILEKIT_ONLY_STATIC_TARGET) cannot be forced: it would run another target.
+    const int64_t target = isa == Isa::kScalar ? (HWY_SCALAR | HWY_EMU128) : cpu::hwy_target_of(isa);
     if (isa_on_this_arch(isa) && static_cast<int>(isa) <= static_cast<int>(best) &&
-        cpu::cpu_supports(cpu::features(), isa)) {
+        cpu::cpu_supports(cpu::features(), isa) && (HWY_TARGETS & target) != 0) {
       paths.push_back(isa);
     }
   }

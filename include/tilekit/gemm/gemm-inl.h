@@ -113,62 +113,94 @@ HWY_INLINE void StoreTileRow(DF df, hn::Vec<DF> c0, hn::Vec<DF> c1, const TileOu
   EpilogueRow<TC>(acc, t, r);
 }
 
+// Flags of one micro-kernel call within the K loop: the first K block starts
+// from zero, later ones from the partial sums they left in the workspace; the
+// last one runs the epilogue into C. Storing and reloading an fp32 partial is
+// exact, so the result does not depend on kc.
+enum : uint32_t { kFirstK = 1, kLastK = 2 };
+
 // Accumulator pair of row R, declared only when the tile has that row; the
 // compiler keeps them in registers (Highway vectors cannot form arrays on SVE).
-#define TILEKIT_ROW_FMA(R)                                 \
-  if constexpr (kMR > R) {                                 \
+#define TILEKIT_ROW_LOAD(R)                                  \
+  if constexpr (kMR > R) {                                   \
+    c##R##0 = hn::LoadU(df, partial + R * 2 * N);             \
+    c##R##1 = hn::LoadU(df, partial + R * 2 * N + N);         \
+  }
+#define TILEKIT_ROW_FMA(R)                                      \
+  if constexpr (kMR > R) {                                      \
     const auto a##R = hn::Set(df, AAt<kPackedA>(a, lda, R, k)); \
-    c##R##0 = hn::MulAdd(a##R, b0, c##R##0);               \
-    c##R##1 = hn::MulAdd(a##R, b1, c##R##1);               \
+    c##R##0 = hn::MulAdd(a##R, b0, c##R##0);                    \
+    c##R##1 = hn::MulAdd(a##R, b1, c##R##1);                    \
+  }
+#define TILEKIT_ROW_SAVE(R)                                  \
+  if constexpr (kMR > R) {                                   \
+    hn::StoreU(c##R##0, df, partial + R * 2 * N);             \
+    hn::StoreU(c##R##1, df, partial + R * 2 * N + N);         \
   }
 #define TILEKIT_ROW_STORE(R) \
   if constexpr (kMR > R) StoreTileRow<decltype(df), TC>(df, c##R##0, c##R##1, out, R);
 
-// C tile (kMR rows × one panel) = A rows · panel over all K, then the epilogue.
+// C tile (kMR rows × one panel) += A rows · panel over one K block of kc.
 template <size_t kMR, bool kPackedA, typename TB, typename TC>
-HWY_NOINLINE void MicroKernel(size_t K, const float* HWY_RESTRICT a, size_t lda, const TB* HWY_RESTRICT panel,
-                              const TileOut& out) {
+HWY_NOINLINE void MicroKernel(size_t kc, const float* HWY_RESTRICT a, size_t lda, const TB* HWY_RESTRICT panel,
+                              float* HWY_RESTRICT partial, uint32_t flags, const TileOut& out) {
   const hn::ScalableTag<float> df;
+  const size_t N = hn::Lanes(df);
   auto c00 = hn::Zero(df), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
   auto c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
   auto c80 = c00, c81 = c00, c90 = c00, c91 = c00, c100 = c00, c101 = c00, c110 = c00, c111 = c00;
-  for (size_t k = 0; k < K; ++k) {
+  if (!(flags & kFirstK)) {
+    TILEKIT_ROW_LOAD(0) TILEKIT_ROW_LOAD(1) TILEKIT_ROW_LOAD(2) TILEKIT_ROW_LOAD(3)
+    TILEKIT_ROW_LOAD(4) TILEKIT_ROW_LOAD(5) TILEKIT_ROW_LOAD(6) TILEKIT_ROW_LOAD(7)
+    TILEKIT_ROW_LOAD(8) TILEKIT_ROW_LOAD(9) TILEKIT_ROW_LOAD(10) TILEKIT_ROW_LOAD(11)
+  }
+  for (size_t k = 0; k < kc; ++k) {
     hn::Vec<decltype(df)> b0, b1;
     LoadB(df, panel, k, b0, b1);
     TILEKIT_ROW_FMA(0) TILEKIT_ROW_FMA(1) TILEKIT_ROW_FMA(2) TILEKIT_ROW_FMA(3)
     TILEKIT_ROW_FMA(4) TILEKIT_ROW_FMA(5) TILEKIT_ROW_FMA(6) TILEKIT_ROW_FMA(7)
     TILEKIT_ROW_FMA(8) TILEKIT_ROW_FMA(9) TILEKIT_ROW_FMA(10) TILEKIT_ROW_FMA(11)
   }
-  TILEKIT_ROW_STORE(0) TILEKIT_ROW_STORE(1) TILEKIT_ROW_STORE(2) TILEKIT_ROW_STORE(3)
-  TILEKIT_ROW_STORE(4) TILEKIT_ROW_STORE(5) TILEKIT_ROW_STORE(6) TILEKIT_ROW_STORE(7)
-  TILEKIT_ROW_STORE(8) TILEKIT_ROW_STORE(9) TILEKIT_ROW_STORE(10) TILEKIT_ROW_STORE(11)
+  if (flags & kLastK) {
+    TILEKIT_ROW_STORE(0) TILEKIT_ROW_STORE(1) TILEKIT_ROW_STORE(2) TILEKIT_ROW_STORE(3)
+    TILEKIT_ROW_STORE(4) TILEKIT_ROW_STORE(5) TILEKIT_ROW_STORE(6) TILEKIT_ROW_STORE(7)
+    TILEKIT_ROW_STORE(8) TILEKIT_ROW_STORE(9) TILEKIT_ROW_STORE(10) TILEKIT_ROW_STORE(11)
+  } else {
+    TILEKIT_ROW_SAVE(0) TILEKIT_ROW_SAVE(1) TILEKIT_ROW_SAVE(2) TILEKIT_ROW_SAVE(3)
+    TILEKIT_ROW_SAVE(4) TILEKIT_ROW_SAVE(5) TILEKIT_ROW_SAVE(6) TILEKIT_ROW_SAVE(7)
+    TILEKIT_ROW_SAVE(8) TILEKIT_ROW_SAVE(9) TILEKIT_ROW_SAVE(10) TILEKIT_ROW_SAVE(11)
+  }
   (void)lda;
+  (void)N;
 }
+#undef TILEKIT_ROW_LOAD
 #undef TILEKIT_ROW_FMA
+#undef TILEKIT_ROW_SAVE
 #undef TILEKIT_ROW_STORE
 
 static_assert(kGemmMR <= 12, "MicroKernel declares 12 accumulator rows");
 
 template <bool kPackedA, typename TB, typename TC, size_t... kRows>
-HWY_INLINE void RunTile(size_t rows, size_t K, const float* a, size_t lda, const TB* panel, const TileOut& out,
-                        std::index_sequence<kRows...>) {
-  using Kernel = void (*)(size_t, const float*, size_t, const TB*, const TileOut&);
+HWY_INLINE void RunTile(size_t rows, size_t kc, const float* a, size_t lda, const TB* panel, float* partial,
+                        uint32_t flags, const TileOut& out, std::index_sequence<kRows...>) {
+  using Kernel = void (*)(size_t, const float*, size_t, const TB*, float*, uint32_t, const TileOut&);
   static constexpr Kernel kKernels[] = {&MicroKernel<kRows + 1, kPackedA, TB, TC>...};
-  kKernels[rows - 1](K, a, lda, panel, out);
+  kKernels[rows - 1](kc, a, lda, panel, partial, flags, out);
 }
 
-// Copies rows [r0, r0 + rows) of A into panels of kGemmMR rows, k-major, so the
-// micro-kernel's broadcasts read one contiguous stream (strided rows of a
-// large-ld A map to the same L1 sets). bf16 A is widened here: the conversion
-// costs one pass over the block, not one per use.
+// Copies rows [r0, r0 + rows) × columns [k0, k0 + kc) of A into panels of
+// kGemmMR rows, k-major, so the micro-kernel's broadcasts read one contiguous
+// stream (rows of a large-ld A map to the same L1 sets). bf16 A is widened
+// here: one conversion per element per block, not one per use.
 template <typename TA>
-HWY_INLINE void PackA(const TA* a, size_t lda, size_t r0, size_t rows, size_t K, float* HWY_RESTRICT ws) {
+HWY_INLINE void PackA(const TA* a, size_t lda, size_t r0, size_t rows, size_t k0, size_t kc,
+                      float* HWY_RESTRICT ws) {
   for (size_t i0 = 0; i0 < rows; i0 += kGemmMR) {
-    float* panel = ws + (i0 / kGemmMR) * K * kGemmMR;
+    float* panel = ws + (i0 / kGemmMR) * kc * kGemmMR;
     const size_t n = HWY_MIN(kGemmMR, rows - i0);
     for (size_t i = 0; i < n; ++i) {
-      const TA* src = a + (r0 + i0 + i) * lda;
-      for (size_t k = 0; k < K; ++k) {
+      const TA* src = a + (r0 + i0 + i) * lda + k0;
+      for (size_t k = 0; k < kc; ++k) {
         if constexpr (std::is_same<TA, float>::value) {
           panel[k * kGemmMR + i] = src[k];
         } else {
@@ -179,39 +211,63 @@ HWY_INLINE void PackA(const TA* a, size_t lda, size_t r0, size_t rows, size_t K,
   }
 }
 
+// The segment that owns panel pb (segments are few: Q, K, V at most a handful).
+HWY_INLINE const SegmentPlan& SegmentOf(const GemmPlan& p, size_t pb) {
+  size_t s = 0;
+  while (pb >= p.segments[s].panel_begin + p.segments[s].panels) ++s;
+  return p.segments[s];
+}
+
+// BLIS's loops around the micro-kernel, B already packed: a group of panels
+// (nc columns) × a block of mc rows × K blocks of kc. The kc × nr slice of a
+// panel stays in L1 while the mc / mr tiles of the block stream past it; the
+// packed mc × kc A block and the tiles' partial sums stay in L2.
 template <typename TA, typename TB, typename TC>
 HWY_INLINE void GemmRangeT(const GemmPlan& p, size_t r0, size_t r1, size_t p0, size_t p1, float* ws) {
-  const size_t lanes = GemmPanelLanes();
+  const size_t lanes = GemmPanelLanes(), nr = 2 * lanes;
+  constexpr size_t kBytesPerColumn = std::is_same<TB, float>::value ? 4 : 2;  // bf16 pairs: 2
+  const size_t row_bytes = nr * kBytesPerColumn;
+  const size_t row_blocks = (p.mc + kGemmMR - 1) / kGemmMR;
   const TA* a = static_cast<const TA*>(p.a);
-  for (size_t ic = r0; ic < r1; ic += p.mc) {
-    const size_t rows = HWY_MIN(p.mc, r1 - ic);
-    if (p.pack_a) PackA(a, p.lda, ic, rows, p.k, ws);
-    for (size_t s = 0; s < p.num_segments; ++s) {
-      const SegmentPlan& seg = p.segments[s];
-      const size_t first = HWY_MAX(p0, seg.panel_begin), last = HWY_MIN(p1, seg.panel_begin + seg.panels);
-      const size_t cols_per_panel = seg.gate_up ? lanes : 2 * lanes;
-      for (size_t pb = first; pb < last; ++pb) {
-        const TB* panel = reinterpret_cast<const TB*>(p.b + pb * p.panel_bytes);
-        const size_t col = (pb - seg.panel_begin) * cols_per_panel;
-        const size_t cols = HWY_MIN(cols_per_panel, seg.n - col);
-        for (size_t ir = 0; ir < rows; ir += kGemmMR) {
-          const size_t mr = HWY_MIN(kGemmMR, rows - ir);
-          const TileOut out{&seg, ic + ir, col, cols};
-          if (p.pack_a) {
-            RunTile<true, TB, TC>(mr, p.k, ws + (ir / kGemmMR) * p.k * kGemmMR, 0, panel, out,
-                                  std::make_index_sequence<kGemmMR>());
-          } else if constexpr (std::is_same<TA, float>::value) {
-            RunTile<false, TB, TC>(mr, p.k, a + (ic + ir) * p.lda, p.lda, panel, out,
-                                   std::make_index_sequence<kGemmMR>());
+  float* a_ws = ws;
+  float* c_ws = p.pack_a ? ws + row_blocks * kGemmMR * p.kc : ws;
+  for (size_t jc = p0; jc < p1; jc += p.nc_panels) {
+    const size_t jc_end = HWY_MIN(p1, jc + p.nc_panels);
+    for (size_t ic = r0; ic < r1; ic += p.mc) {
+      const size_t rows = HWY_MIN(p.mc, r1 - ic);
+      size_t pc = 0;
+      do {
+        const size_t kc = HWY_MIN(p.kc, p.k - pc);
+        const uint32_t flags = (pc == 0 ? kFirstK : 0u) | (pc + kc >= p.k ? kLastK : 0u);
+        if (p.pack_a) PackA(a, p.lda, ic, rows, pc, kc, a_ws);
+        for (size_t pb = jc; pb < jc_end; ++pb) {
+          const SegmentPlan& seg = SegmentOf(p, pb);
+          const size_t cols_per_panel = seg.gate_up ? lanes : nr;
+          const TB* panel = reinterpret_cast<const TB*>(p.b + pb * p.panel_bytes + pc * row_bytes);
+          const size_t col = (pb - seg.panel_begin) * cols_per_panel;
+          const size_t cols = HWY_MIN(cols_per_panel, seg.n - col);
+          for (size_t ir = 0; ir < rows; ir += kGemmMR) {
+            const size_t mr = HWY_MIN(kGemmMR, rows - ir);
+            const TileOut out{&seg, ic + ir, col, cols};
+            float* partial = c_ws + ((pb - jc) * row_blocks + ir / kGemmMR) * kGemmMR * nr;
+            if (p.pack_a) {
+              RunTile<true, TB, TC>(mr, kc, a_ws + (ir / kGemmMR) * kc * kGemmMR, 0, panel, partial, flags, out,
+                                    std::make_index_sequence<kGemmMR>());
+            } else if constexpr (std::is_same<TA, float>::value) {
+              RunTile<false, TB, TC>(mr, kc, a + (ic + ir) * p.lda + pc, p.lda, panel, partial, flags, out,
+                                     std::make_index_sequence<kGemmMR>());
+            }
           }
         }
-      }
+        pc += kc;
+      } while (pc < p.k);
     }
   }
 }
 
-// One thread's share: rows [r0, r1) × panels [p0, p1). `ws` holds a packed A
-// block (mc·K floats) when p.pack_a.
+// One thread's share: rows [r0, r1) × panels [p0, p1). `ws` holds the packed
+// A block (mc·kc floats, rounded up to whole mr panels) followed by the partial
+// sums of one panel group (mc·nc floats); see GemmWorkspaceFloats.
 inline void GemmRange(const GemmPlan& p, size_t r0, size_t r1, size_t p0, size_t p1, float* ws) {
   if (p.a_bf16) {
     if (p.b_bf16) {

@@ -9,6 +9,7 @@
 #define TILEKIT_GEMM_GEMM_H_
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 
 #include "tilekit/base/aligned_buffer.h"
@@ -42,14 +43,45 @@ namespace detail {
 // that streams each weight panel once).
 constexpr size_t kPackAMinRows = 33;
 
-// Rows of A per block: the packed mc × K block shares L2 with one weight panel
-// (K × nr); half of L2 for A leaves room for the panel and C.
-inline size_t choose_mc(size_t m, size_t k, size_t mr) {
-  const size_t l2 = cpu::features().l2 ? cpu::features().l2 : (size_t{1} << 20);
-  size_t mc = (l2 / 2) / (std::max<size_t>(k, 1) * sizeof(float));
-  mc = std::max(mr, mc / mr * mr);
+struct Blocking {
+  size_t mc, kc, nc_panels;
+};
+
+// Cache blocking from cpuinfo's cache sizes (with fallbacks: qemu reports none).
+//   kc: the kc × nr slice of a weight panel fills half of L1, leaving the rest
+//       for the A panel and C tile streaming past it; K is split into equal
+//       blocks so the last is not a sliver.
+//   mc: the packed mc × kc A block fills a quarter of L2.
+//   nc: the partial sums of a panel group (mc × nc fp32) fill another quarter;
+//       with a single K block there are no partial sums and one group is all.
+inline Blocking choose_blocking(size_t m, size_t k, size_t panels, size_t nr, size_t mr, size_t b_bytes,
+                                bool pack_a) {
+  const cpu::Features& f = cpu::features();
+  const size_t l1 = f.l1d ? f.l1d : (size_t{32} << 10);
+  const size_t l2 = f.l2 ? f.l2 : (size_t{1} << 20);
+  Blocking b;
+  const size_t kc_max = std::max<size_t>(16, std::min<size_t>(1024, l1 / 2 / (nr * b_bytes)));
+  const size_t k_blocks = std::max<size_t>(1, (k + kc_max - 1) / kc_max);
+  b.kc = (k + k_blocks - 1) / k_blocks;
   const size_t m_rounded = (m + mr - 1) / mr * mr;
-  return std::min(mc, m_rounded);
+  if (pack_a) {
+    b.mc = std::max(mr, l2 / 4 / (std::max<size_t>(b.kc, 1) * sizeof(float)) / mr * mr);
+    b.mc = std::min(b.mc, m_rounded);
+  } else {
+    b.mc = m;
+  }
+  const size_t mc_rounded = (b.mc + mr - 1) / mr * mr;
+  b.nc_panels = k_blocks == 1 ? panels : std::max<size_t>(1, l2 / 4 / (mc_rounded * nr * sizeof(float)));
+  return b;
+}
+
+// Floats of per-thread workspace GemmRange needs: the packed A block and the
+// partial sums of one panel group (see gemm-inl.h).
+inline size_t workspace_floats(const GemmPlan& p, size_t nr, size_t mr) {
+  const size_t mc_rounded = (p.mc + mr - 1) / mr * mr;
+  const size_t a = p.pack_a ? mc_rounded * p.kc : 0;
+  const size_t c = p.kc < p.k ? mc_rounded * p.nc_panels * nr : 0;
+  return a + c;
 }
 
 struct ThreadShare {
@@ -75,7 +107,8 @@ using GemmRangeFn = void (*)(const GemmPlan&, size_t, size_t, size_t, size_t, fl
 struct GemmJob {
   const GemmPlan* plan;
   GemmRangeFn range;
-  size_t threads, panels, mr;
+  size_t threads, panels, mr, workspace_floats;
+  std::atomic<bool> out_of_memory{false};
 };
 
 // Each thread keeps its A-packing workspace across calls: it only grows, so
@@ -86,11 +119,15 @@ inline float* thread_workspace(size_t floats) {
 }
 
 inline void run_share(void* context, size_t task) {
-  const GemmJob& job = *static_cast<const GemmJob*>(context);
+  GemmJob& job = *static_cast<GemmJob*>(context);
   const GemmPlan& p = *job.plan;
   const ThreadShare s = share_of(task, job.threads, p.m, job.panels, job.mr);
   if (s.r0 >= s.r1 || s.p0 >= s.p1) return;
-  float* ws = p.pack_a ? thread_workspace(p.mc * p.k) : nullptr;
+  float* ws = job.workspace_floats ? thread_workspace(job.workspace_floats) : nullptr;
+  if (job.workspace_floats && !ws) {
+    job.out_of_memory.store(true);
+    return;
+  }
   job.range(p, s.r0, s.r1, s.p0, s.p1, ws);
 }
 
@@ -210,17 +247,29 @@ Status run_gemm(const char* gemm, const MatrixView<const TA>& a, const PackedWei
   plan.c_bf16 = kIsBf16<TC>;
   plan.num_segments = segments;
   plan.pack_a = plan.a_bf16 || a.rows >= kPackAMinRows;
-  plan.mc = plan.pack_a ? choose_mc(a.rows, a.cols, mr) : a.rows;
+  const size_t nr = b.layout().nr();
+  const Blocking blk = choose_blocking(a.rows, a.cols, b.panels(), nr, mr, b.layout().element_bytes(), plan.pack_a);
+  plan.mc = blk.mc;
+  plan.kc = blk.kc;
+  plan.nc_panels = blk.nc_panels;
 
-  GemmJob job{&plan, TILEKIT_DISPATCH(GemmRange), 1, b.panels(), mr};
+  GemmJob job;
+  job.plan = &plan;
+  job.range = TILEKIT_DISPATCH(GemmRange);
+  job.threads = 1;
+  job.panels = b.panels();
+  job.mr = mr;
+  job.workspace_floats = workspace_floats(plan, nr, mr);
   if (opt.executor && opt.executor->num_threads() > 1) {
     job.threads = opt.executor->num_threads();
     opt.executor->run(job.threads, &run_share, &job);
   } else {
     run_share(&job, 0);
   }
-  if (plan.pack_a && !thread_workspace(0)) {
-    return fail(Status::kOutOfMemory, "%s: cannot allocate the A workspace", gemm);
+  if (job.out_of_memory.load()) {
+    // The only error found after work starts: other shares may have written C.
+    return fail(Status::kOutOfMemory, "%s: cannot allocate a %zu-byte workspace; C is incomplete", gemm,
+                job.workspace_floats * sizeof(float));
   }
   return Status::kOk;
 }

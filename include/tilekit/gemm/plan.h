@@ -36,6 +36,8 @@ struct GemmPlan {
   SegmentPlan segments[kMaxSegments];
   size_t num_segments = 0;
   size_t mc = 0;         // rows of A per block (a multiple of mr)
+  size_t kc = 0;         // K per block (> 0 unless K = 0)
+  size_t nc_panels = 0;  // panels per column group
   bool pack_a = false;   // copy (and widen) A blocks into mr-row panels first
 };
 
