@@ -35,6 +35,7 @@ HWY_EXPORT(CompiledHwyTarget);
 HWY_EXPORT(GemmPanelLanes);
 HWY_EXPORT(GemmMR);
 HWY_EXPORT(GemmRange);
+HWY_EXPORT(GemmEpilogueTile);
 }  // namespace detail
 }  // namespace tilekit
 #endif  // HWY_ONCE

@@ -85,7 +85,7 @@ HWY_NOINLINE void EpilogueRow(const float* HWY_RESTRICT acc, const TileOut& t, s
   TC* c = static_cast<TC*>(s.c) + row * s.ldc + t.col;
   const float* res = ep.residual ? ep.residual + row * ep.ld_residual + t.col : nullptr;
   const float* bias = ep.bias ? ep.bias + t.col : nullptr;
-  const auto c0 = hn::Load(df, acc), c1 = hn::Load(df, acc + N);
+  const auto c0 = hn::LoadU(df, acc), c1 = hn::LoadU(df, acc + N);
   if (s.gate_up) {
     StoreSwiGlu(df, c0, c1, ep, OutputTile<TC>{c, nullptr, res, t.cols});
     return;
@@ -261,6 +261,22 @@ HWY_INLINE void GemmRangeT(const GemmPlan& p, size_t r0, size_t r1, size_t p0, s
         }
         pc += kc;
       } while (pc < p.k);
+    }
+  }
+}
+
+// For the matrix-instruction kernels under arch/: runs a segment's epilogue on
+// an fp32 tile they computed (rows × nr floats, row stride acc_ld, nr = two
+// vectors of this target), storing into C. One epilogue implementation for
+// every path.
+inline void GemmEpilogueTile(const float* acc, size_t acc_ld, size_t rows, const SegmentPlan& seg, size_t row0,
+                             size_t col0, size_t cols, bool c_bf16) {
+  const TileOut out{&seg, row0, col0, cols};
+  for (size_t r = 0; r < rows; ++r) {
+    if (c_bf16) {
+      EpilogueRow<bf16>(acc + r * acc_ld, out, r);
+    } else {
+      EpilogueRow<float>(acc + r * acc_ld, out, r);
     }
   }
 }

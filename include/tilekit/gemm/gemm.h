@@ -104,6 +104,20 @@ inline ThreadShare share_of(size_t task, size_t threads, size_t m, size_t panels
 
 using GemmRangeFn = void (*)(const GemmPlan&, size_t, size_t, size_t, size_t, float*);
 
+// A matrix-instruction kernel (arch/) reading its own panel kind: the loop over
+// one thread's share (same contract as the Highway GemmRange) and the floats of
+// per-thread workspace it needs. kVector panels use the Highway GemmRange.
+struct ArchGemm {
+  GemmRangeFn range = nullptr;
+  size_t (*workspace_floats)(const GemmPlan&) = nullptr;
+};
+inline ArchGemm arch_gemm(PanelKind kind) {
+  switch (kind) {
+    case PanelKind::kVector: break;
+  }
+  return ArchGemm();
+}
+
 struct GemmJob {
   const GemmPlan* plan;
   GemmRangeFn range;
@@ -199,7 +213,7 @@ Status run_gemm(const char* gemm, const MatrixView<const TA>& a, const PackedWei
   if (!(b.layout() == want)) {
     return fail(Status::kWrongPacking,
                 "%s: weights were packed for path %s (nr=%zu) but the active path %s needs nr=%zu; pack them again",
-                gemm, isa_name(b.packed_for()), b.layout().nr(), isa_name(cpu::active_isa()), want.nr());
+                gemm, isa_name(b.packed_for()), b.layout().nr, isa_name(cpu::active_isa()), want.nr);
   }
   const size_t segments = b.segments().size();
   if (segments > kMaxSegments) {
@@ -247,7 +261,7 @@ Status run_gemm(const char* gemm, const MatrixView<const TA>& a, const PackedWei
   plan.c_bf16 = kIsBf16<TC>;
   plan.num_segments = segments;
   plan.pack_a = plan.a_bf16 || a.rows >= kPackAMinRows;
-  const size_t nr = b.layout().nr();
+  const size_t nr = b.layout().nr;
   const Blocking blk = choose_blocking(a.rows, a.cols, b.panels(), nr, mr, b.layout().element_bytes(), plan.pack_a);
   plan.mc = blk.mc;
   plan.kc = blk.kc;
@@ -255,11 +269,12 @@ Status run_gemm(const char* gemm, const MatrixView<const TA>& a, const PackedWei
 
   GemmJob job;
   job.plan = &plan;
-  job.range = TILEKIT_DISPATCH(GemmRange);
+  const ArchGemm arch = arch_gemm(b.layout().kind);
+  job.range = arch.range ? arch.range : TILEKIT_DISPATCH(GemmRange);
   job.threads = 1;
   job.panels = b.panels();
   job.mr = mr;
-  job.workspace_floats = workspace_floats(plan, nr, mr);
+  job.workspace_floats = arch.range ? arch.workspace_floats(plan) : workspace_floats(plan, nr, mr);
   if (opt.executor && opt.executor->num_threads() > 1) {
     job.threads = opt.executor->num_threads();
     opt.executor->run(job.threads, &run_share, &job);

@@ -57,15 +57,37 @@ inline WeightSource weights_nk(const float* data, size_t n, size_t k, size_t ld 
   return WeightSource{data, k, n, ld ? ld : k, SourceLayout::kNK};
 }
 
+// Who reads the panels. kVector: the portable Highway micro-kernel (the layout
+// above). The matrix-instruction kernels under arch/ read their own layouts;
+// each adds its kind here, its case in packed_offset() and its choice in
+// active_panel_layout().
+enum class PanelKind : uint8_t { kVector };
+
 // The per-path parameters of the layout. Weights are usable by any path whose
-// layout is equal (avx512, avx512_bf16 and amx share lanes = 16 today).
+// layout is equal (avx512, avx512_bf16 and amx share lanes = 16 for fp32).
 struct PanelLayout {
-  uint32_t lanes = 0;  // fp32 lanes per vector of the path; nr = 2·lanes
+  PanelKind kind = PanelKind::kVector;
+  uint32_t lanes = 0;    // fp32 lanes per vector of the path that reads it
+  uint32_t nr = 0;       // columns per panel
+  uint32_t k_align = 1;  // K is zero-padded to a multiple of this (VNNI pairs: 2)
   WeightType type = WeightType::kF32;
-  size_t nr() const { return 2 * size_t{lanes}; }
   size_t element_bytes() const { return type == WeightType::kF32 ? 4 : 2; }
-  bool operator==(const PanelLayout& o) const { return lanes == o.lanes && type == o.type; }
+  size_t padded_k(size_t k) const { return (k + k_align - 1) / k_align * k_align; }
+  bool operator==(const PanelLayout& o) const {
+    return kind == o.kind && lanes == o.lanes && nr == o.nr && k_align == o.k_align && type == o.type;
+  }
 };
+
+// Element offset, within a panel, of row k and panel column c.
+inline size_t packed_offset(const PanelLayout& l, size_t k, size_t c) {
+  switch (l.kind) {
+    case PanelKind::kVector:
+      // bf16: 32-bit lane (c mod lanes) holds column c in its low half when
+      // c < lanes, in its high half otherwise.
+      return l.type == WeightType::kF32 ? k * l.nr + c : k * l.nr + 2 * (c % l.lanes) + (c >= l.lanes);
+  }
+  return 0;
+}
 
 struct PackedSegment {
   size_t n = 0;            // output columns of this segment
@@ -84,7 +106,7 @@ class PackedWeights {
   Isa packed_for() const { return isa_; }
   size_t bytes() const { return buffer_.size(); }
   size_t panels() const { return panels_; }
-  size_t panel_bytes() const { return k_ * layout_.nr() * layout_.element_bytes(); }
+  size_t panel_bytes() const { return layout_.padded_k(k_) * layout_.nr * layout_.element_bytes(); }
   const std::vector<PackedSegment>& segments() const { return segments_; }
   bool empty() const { return segments_.empty(); }
   bool has_gate_up() const {
@@ -106,6 +128,7 @@ class PackedWeights {
 inline PanelLayout active_panel_layout(WeightType type) {
   PanelLayout l;
   l.lanes = static_cast<uint32_t>(TILEKIT_DISPATCH(detail::GemmPanelLanes)());
+  l.nr = 2 * l.lanes;
   l.type = type;
   return l;
 }
@@ -116,15 +139,16 @@ enum class PackKind {
 };
 
 namespace detail {
-// Source column for column c (0 <= c < nr) of panel `pl` within a segment.
+// Source column for column c (0 <= c < nr = 2·half) of panel `pl` within a
+// segment: a gate/up panel holds `half` gate columns, then the same up columns.
 struct ColumnSource {
   const WeightSource* src;
   size_t col;
 };
 inline ColumnSource column_source(const WeightSource* parts, size_t s, const PackedSegment& seg,
-                                  size_t lanes, size_t pl, size_t c) {
-  if (seg.gate_up) return {&parts[c < lanes ? 0 : 1], pl * lanes + c % lanes};
-  return {&parts[s], pl * 2 * lanes + c};
+                                  size_t half, size_t pl, size_t c) {
+  if (seg.gate_up) return {&parts[c < half ? 0 : 1], pl * half + c % half};
+  return {&parts[s], pl * 2 * half + c};
 }
 }  // namespace detail
 
@@ -155,7 +179,7 @@ struct PackAccess {
     p.k_ = k;
     p.layout_ = active_panel_layout(type);
     p.isa_ = cpu::active_isa();
-    const size_t lanes = p.layout_.lanes;
+    const size_t lanes = p.layout_.nr / 2;  // gate/up: half a panel each
     const size_t segments = kind == PackKind::kGateUp ? 1 : count;
     for (size_t s = 0; s < segments; ++s) {
       PackedSegment seg;
@@ -163,14 +187,14 @@ struct PackAccess {
       seg.gate_up = kind == PackKind::kGateUp;
       seg.col_offset = p.n_;
       seg.panel_begin = p.panels_;
-      const size_t cols_per_panel = seg.gate_up ? lanes : 2 * lanes;
+      const size_t cols_per_panel = seg.gate_up ? lanes : p.layout_.nr;
       seg.panels = (seg.n + cols_per_panel - 1) / cols_per_panel;
       p.n_ += seg.n;
       p.panels_ += seg.panels;
       p.segments_.push_back(seg);
     }
-    if (!detail::mul_fits(p.panels_, p.layout_.nr() * p.layout_.element_bytes(), bytes) ||
-        !detail::mul_fits(*bytes, k, bytes)) {
+    if (!detail::mul_fits(p.panels_, size_t{p.layout_.nr} * p.layout_.element_bytes(), bytes) ||
+        !detail::mul_fits(*bytes, p.layout_.padded_k(k), bytes)) {
       return fail(Status::kOverflow, "pack_weights: packed size of K=%zu, N=%zu overflows", k, p.n_);
     }
     *out = std::move(p);
@@ -178,22 +202,22 @@ struct PackAccess {
   }
 
   static void fill(PackedWeights& pw, const WeightSource* parts) {
-    const size_t k = pw.k_, lanes = pw.layout_.lanes, nr = pw.layout_.nr();
+    const PanelLayout& l = pw.layout_;
+    const size_t k = pw.k_, half = l.nr / 2, padded_k = l.padded_k(k);
     for (size_t s = 0; s < pw.segments_.size(); ++s) {
       const PackedSegment& seg = pw.segments_[s];
       for (size_t pl = 0; pl < seg.panels; ++pl) {
         unsigned char* panel = pw.buffer_.as<unsigned char>() + (seg.panel_begin + pl) * pw.panel_bytes();
-        for (size_t c = 0; c < nr; ++c) {
-          const detail::ColumnSource cs = detail::column_source(parts, s, seg, lanes, pl, c);
+        for (size_t c = 0; c < l.nr; ++c) {
+          const detail::ColumnSource cs = detail::column_source(parts, s, seg, half, pl, c);
           const bool real = cs.col < cs.src->n;
-          if (pw.layout_.type == WeightType::kF32) {
-            float* dst = reinterpret_cast<float*>(panel) + c;
-            for (size_t kk = 0; kk < k; ++kk) dst[kk * nr] = real ? cs.src->at(kk, cs.col) : 0.f;
-          } else {
-            // uint32 lane l = column l (low half) | column lanes + l (high half).
-            uint16_t* dst = reinterpret_cast<uint16_t*>(panel) + 2 * (c % lanes) + (c >= lanes);
-            for (size_t kk = 0; kk < k; ++kk) {
-              dst[kk * nr] = real ? f32_to_bf16(cs.src->at(kk, cs.col)).bits : 0;
+          for (size_t kk = 0; kk < padded_k; ++kk) {
+            const float v = real && kk < k ? cs.src->at(kk, cs.col) : 0.f;
+            const size_t at = packed_offset(l, kk, c);
+            if (l.type == WeightType::kF32) {
+              reinterpret_cast<float*>(panel)[at] = v;
+            } else {
+              reinterpret_cast<uint16_t*>(panel)[at] = f32_to_bf16(v).bits;
             }
           }
         }
