@@ -212,8 +212,10 @@ Status run_gemm(const char* gemm, const MatrixView<const TA>& a, const PackedWei
   const PanelLayout want = active_panel_layout(b.type());
   if (!(b.layout() == want)) {
     return fail(Status::kWrongPacking,
-                "%s: weights were packed for path %s (nr=%zu) but the active path %s needs nr=%zu; pack them again",
-                gemm, isa_name(b.packed_for()), b.layout().nr, isa_name(cpu::active_isa()), want.nr);
+                "%s: weights were packed for path %s (%s layout, nr=%u) but the active path %s reads the %s layout "
+                "with nr=%u; pack them again on this path",
+                gemm, isa_name(b.packed_for()), panel_kind_name(b.layout().kind), unsigned{b.layout().nr},
+                isa_name(cpu::active_isa()), panel_kind_name(want.kind), unsigned{want.nr});
   }
   const size_t segments = b.segments().size();
   if (segments > kMaxSegments) {

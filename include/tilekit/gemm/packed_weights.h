@@ -62,6 +62,12 @@ inline WeightSource weights_nk(const float* data, size_t n, size_t k, size_t ld 
 // each adds its kind here, its case in packed_offset() and its choice in
 // active_panel_layout().
 enum class PanelKind : uint8_t { kVector };
+inline const char* panel_kind_name(PanelKind k) {
+  switch (k) {
+    case PanelKind::kVector: return "vector";
+  }
+  return "?";
+}
 
 // The per-path parameters of the layout. Weights are usable by any path whose
 // layout is equal (avx512, avx512_bf16 and amx share lanes = 16 for fp32).
