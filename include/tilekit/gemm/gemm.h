@@ -60,7 +60,10 @@ inline Blocking choose_blocking(size_t m, size_t k, size_t panels, size_t nr, si
   const size_t l1 = f.l1d ? f.l1d : (size_t{32} << 10);
   const size_t l2 = f.l2 ? f.l2 : (size_t{1} << 20);
   Blocking b;
-  const size_t kc_max = std::max<size_t>(16, std::min<size_t>(1024, l1 / 2 / (nr * b_bytes)));
+  // At most one row tile (M <= mr, M = 1 above all) nothing reuses a B slice:
+  // one K block streams each panel front to back with no partial sums.
+  const size_t kc_max = m <= mr ? std::max<size_t>(k, 1)
+                                : std::max<size_t>(16, std::min<size_t>(1024, l1 / 2 / (nr * b_bytes)));
   const size_t k_blocks = std::max<size_t>(1, (k + kc_max - 1) / kc_max);
   b.kc = (k + k_blocks - 1) / k_blocks;
   const size_t m_rounded = (m + mr - 1) / mr * mr;
