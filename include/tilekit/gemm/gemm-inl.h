@@ -188,23 +188,24 @@ HWY_INLINE void RunTile(size_t rows, size_t kc, const float* a, size_t lda, cons
   kKernels[rows - 1](kc, a, lda, panel, partial, flags, out);
 }
 
-// Copies rows [r0, r0 + rows) × columns [k0, k0 + kc) of A into panels of
-// kGemmMR rows, k-major, so the micro-kernel's broadcasts read one contiguous
-// stream (rows of a large-ld A map to the same L1 sets). bf16 A is widened
-// here: one conversion per element per block, not one per use.
+// Copies rows [r0, r0 + rows) of A, all of K, into panels of kGemmMR rows,
+// k-major ([panel][K][kGemmMR]), so the micro-kernel's broadcasts read one
+// contiguous stream (rows of a large-ld A map to the same L1 sets) and a K
+// block of a panel is contiguous too. bf16 A is widened here: one conversion
+// per element per row block, not one per use. Packed once per row block and
+// reused by every panel group and K block.
 template <typename TA>
-HWY_INLINE void PackA(const TA* a, size_t lda, size_t r0, size_t rows, size_t k0, size_t kc,
-                      float* HWY_RESTRICT ws) {
+HWY_INLINE void PackA(const TA* a, size_t lda, size_t r0, size_t rows, size_t K, float* HWY_RESTRICT ws) {
   for (size_t i0 = 0; i0 < rows; i0 += kGemmMR) {
-    float* panel = ws + (i0 / kGemmMR) * kc * kGemmMR;
+    float* HWY_RESTRICT panel = ws + (i0 / kGemmMR) * K * kGemmMR;
     const size_t n = HWY_MIN(kGemmMR, rows - i0);
-    for (size_t i = 0; i < n; ++i) {
-      const TA* src = a + (r0 + i0 + i) * lda + k0;
-      for (size_t k = 0; k < kc; ++k) {
+    const TA* src = a + (r0 + i0) * lda;
+    for (size_t k = 0; k < K; ++k) {
+      for (size_t i = 0; i < n; ++i) {
         if constexpr (std::is_same<TA, float>::value) {
-          panel[k * kGemmMR + i] = src[k];
+          panel[k * kGemmMR + i] = src[i * lda + k];
         } else {
-          panel[k * kGemmMR + i] = bf16_to_f32(src[k]);
+          panel[k * kGemmMR + i] = bf16_to_f32(src[i * lda + k]);
         }
       }
     }
@@ -218,10 +219,10 @@ HWY_INLINE const SegmentPlan& SegmentOf(const GemmPlan& p, size_t pb) {
   return p.segments[s];
 }
 
-// BLIS's loops around the micro-kernel, B already packed: a group of panels
-// (nc columns) × a block of mc rows × K blocks of kc. The kc × nr slice of a
-// panel stays in L1 while the mc / mr tiles of the block stream past it; the
-// packed mc × kc A block and the tiles' partial sums stay in L2.
+// BLIS's loops around the micro-kernel, B already packed: a block of mc rows
+// (A packed once) × a group of panels (nc columns) × K blocks of kc. The
+// kc × nr slice of a panel stays in L1 while the mc / mr tiles of the block
+// stream past it; the tiles' partial sums stay in L2.
 template <typename TA, typename TB, typename TC>
 HWY_INLINE void GemmRangeT(const GemmPlan& p, size_t r0, size_t r1, size_t p0, size_t p1, float* ws) {
   const size_t lanes = GemmPanelLanes(), nr = 2 * lanes;
@@ -230,16 +231,16 @@ HWY_INLINE void GemmRangeT(const GemmPlan& p, size_t r0, size_t r1, size_t p0, s
   const size_t row_blocks = (p.mc + kGemmMR - 1) / kGemmMR;
   const TA* a = static_cast<const TA*>(p.a);
   float* a_ws = ws;
-  float* c_ws = p.pack_a ? ws + row_blocks * kGemmMR * p.kc : ws;
-  for (size_t jc = p0; jc < p1; jc += p.nc_panels) {
-    const size_t jc_end = HWY_MIN(p1, jc + p.nc_panels);
-    for (size_t ic = r0; ic < r1; ic += p.mc) {
-      const size_t rows = HWY_MIN(p.mc, r1 - ic);
+  float* c_ws = p.pack_a ? ws + row_blocks * kGemmMR * p.k : ws;
+  for (size_t ic = r0; ic < r1; ic += p.mc) {
+    const size_t rows = HWY_MIN(p.mc, r1 - ic);
+    if (p.pack_a) PackA(a, p.lda, ic, rows, p.k, a_ws);
+    for (size_t jc = p0; jc < p1; jc += p.nc_panels) {
+      const size_t jc_end = HWY_MIN(p1, jc + p.nc_panels);
       size_t pc = 0;
       do {
         const size_t kc = HWY_MIN(p.kc, p.k - pc);
         const uint32_t flags = (pc == 0 ? kFirstK : 0u) | (pc + kc >= p.k ? kLastK : 0u);
-        if (p.pack_a) PackA(a, p.lda, ic, rows, pc, kc, a_ws);
         for (size_t pb = jc; pb < jc_end; ++pb) {
           const SegmentPlan& seg = SegmentOf(p, pb);
           const size_t cols_per_panel = seg.gate_up ? lanes : nr;
@@ -251,7 +252,8 @@ HWY_INLINE void GemmRangeT(const GemmPlan& p, size_t r0, size_t r1, size_t p0, s
             const TileOut out{&seg, ic + ir, col, cols};
             float* partial = c_ws + ((pb - jc) * row_blocks + ir / kGemmMR) * kGemmMR * nr;
             if (p.pack_a) {
-              RunTile<true, TB, TC>(mr, kc, a_ws + (ir / kGemmMR) * kc * kGemmMR, 0, panel, partial, flags, out,
+              const float* a_panel = a_ws + (ir / kGemmMR) * p.k * kGemmMR + pc * kGemmMR;
+              RunTile<true, TB, TC>(mr, kc, a_panel, 0, panel, partial, flags, out,
                                     std::make_index_sequence<kGemmMR>());
             } else if constexpr (std::is_same<TA, float>::value) {
               RunTile<false, TB, TC>(mr, kc, a + (ic + ir) * p.lda + pc, p.lda, panel, partial, flags, out,
@@ -282,8 +284,8 @@ inline void GemmEpilogueTile(const float* acc, size_t acc_ld, size_t rows, const
 }
 
 // One thread's share: rows [r0, r1) × panels [p0, p1). `ws` holds the packed
-// A block (mc·kc floats, rounded up to whole mr panels) followed by the partial
-// sums of one panel group (mc·nc floats); see GemmWorkspaceFloats.
+// A block (mc·K floats, rounded up to whole mr panels) followed by the partial
+// sums of one panel group (mc·nc floats); see workspace_floats in gemm.h.
 inline void GemmRange(const GemmPlan& p, size_t r0, size_t r1, size_t p0, size_t p1, float* ws) {
   if (p.a_bf16) {
     if (p.b_bf16) {

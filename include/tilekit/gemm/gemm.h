@@ -40,8 +40,11 @@ namespace detail {
 
 // Up to this many rows, A is read where it lies: packing it would cost as much
 // as the few FMAs each element feeds (the small-batch path; M = 1 is a GEMV
-// that streams each weight panel once).
+// that streams each weight panel once). Likewise with fewer panels than this
+// (N = 10): each A element meets so few weights that copying it first costs
+// more than the strided broadcasts. bf16 A is always packed (widened).
 constexpr size_t kPackAMinRows = 33;
+constexpr size_t kPackAMinPanels = 4;
 
 struct Blocking {
   size_t mc, kc, nc_panels;
@@ -51,7 +54,8 @@ struct Blocking {
 //   kc: the kc × nr slice of a weight panel fills half of L1, leaving the rest
 //       for the A panel and C tile streaming past it; K is split into equal
 //       blocks so the last is not a sliver.
-//   mc: the packed mc × kc A block fills a quarter of L2.
+//   mc: the mc × kc A slice the tiles stream fills a quarter of L2 (A is
+//       packed once per row block, all of K: mc × K floats of workspace).
 //   nc: the partial sums of a panel group (mc × nc fp32) fill another quarter;
 //       with a single K block there are no partial sums and one group is all.
 inline Blocking choose_blocking(size_t m, size_t k, size_t panels, size_t nr, size_t mr, size_t b_bytes,
@@ -82,7 +86,7 @@ inline Blocking choose_blocking(size_t m, size_t k, size_t panels, size_t nr, si
 // partial sums of one panel group (see gemm-inl.h).
 inline size_t workspace_floats(const GemmPlan& p, size_t nr, size_t mr) {
   const size_t mc_rounded = (p.mc + mr - 1) / mr * mr;
-  const size_t a = p.pack_a ? mc_rounded * p.kc : 0;
+  const size_t a = p.pack_a ? mc_rounded * p.k : 0;
   const size_t c = p.kc < p.k ? mc_rounded * p.nc_panels * nr : 0;
   return a + c;
 }
@@ -265,7 +269,7 @@ Status run_gemm(const char* gemm, const MatrixView<const TA>& a, const PackedWei
   plan.b_bf16 = b.type() == WeightType::kBf16;
   plan.c_bf16 = kIsBf16<TC>;
   plan.num_segments = segments;
-  plan.pack_a = plan.a_bf16 || a.rows >= kPackAMinRows;
+  plan.pack_a = plan.a_bf16 || (a.rows >= kPackAMinRows && b.panels() >= kPackAMinPanels);
   const size_t nr = b.layout().nr;
   const Blocking blk = choose_blocking(a.rows, a.cols, b.panels(), nr, mr, b.layout().element_bytes(), plan.pack_a);
   plan.mc = blk.mc;
