@@ -12,6 +12,7 @@
 #include "tilekit/cpu/features.h"
 #include "tilekit/cpu/isa.h"
 #include "tilekit/cpu/report.h"
+#include "tilekit/epilogue/apply.h"
 #include "tilekit/epilogue/epilogue.h"
 #include "tilekit/gemm/gemm.h"
 #include "tilekit/gemm/packed_weights.h"

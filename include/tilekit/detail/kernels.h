@@ -36,6 +36,7 @@ HWY_EXPORT(GemmPanelLanes);
 HWY_EXPORT(GemmMR);
 HWY_EXPORT(GemmRange);
 HWY_EXPORT(GemmEpilogueTile);
+HWY_EXPORT(ApplyEpilogueRows);
 }  // namespace detail
 }  // namespace tilekit
 #endif  // HWY_ONCE

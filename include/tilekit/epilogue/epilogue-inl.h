@@ -153,6 +153,22 @@ HWY_INLINE void StoreSwiGlu(DF df, hn::Vec<DF> gate, hn::Vec<DF> up, const Epilo
   StoreRow(df, v, t.c, t.n);
 }
 
+// An epilogue as a pass of its own over an fp32 matrix (C = epilogue(C)): for
+// graphs where an op cannot fuse into a GEMM, and to measure what fusing saves.
+inline void ApplyEpilogueRows(float* c, size_t rows, size_t cols, size_t ldc, const Epilogue& ep) {
+  const hn::ScalableTag<float> df;
+  const size_t N = hn::Lanes(df);
+  for (size_t i = 0; i < rows; ++i) {
+    float* row = c + i * ldc;
+    const float* res = ep.residual ? ep.residual + i * ep.ld_residual : nullptr;
+    for (size_t j = 0; j < cols; j += N) {
+      const size_t n = HWY_MIN(N, cols - j);
+      StoreWithEpilogue(df, LoadPartial(df, row + j, n), ep,
+                        OutputTile<float>{row + j, ep.bias ? ep.bias + j : nullptr, res ? res + j : nullptr, n});
+    }
+  }
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace detail
 }  // namespace tilekit
