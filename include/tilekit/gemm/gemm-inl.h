@@ -18,6 +18,7 @@
 #define TILEKIT_GEMM_GEMM_INL_H_
 #endif
 
+#include <hwy/cache_control.h>
 #include <hwy/highway.h>
 
 #include "tilekit/base/bf16.h"
@@ -141,9 +142,13 @@ enum : uint32_t { kFirstK = 1, kLastK = 2 };
   if constexpr (kMR > R) StoreTileRow<decltype(df), TC>(df, c##R##0, c##R##1, out, R);
 
 // C tile (kMR rows × one panel) += A rows · panel over one K block of kc.
+// `next` is the slice the following call will read (the next panel): each k
+// step prefetches its matching 128 bytes, so that slice is in L1 when its first
+// tile starts instead of stalling on L3 or memory (BLIS's next-panel hint).
 template <size_t kMR, bool kPackedA, typename TB, typename TC>
 HWY_NOINLINE void MicroKernel(size_t kc, const float* HWY_RESTRICT a, size_t lda, const TB* HWY_RESTRICT panel,
-                              float* HWY_RESTRICT partial, uint32_t flags, const TileOut& out) {
+                              const unsigned char* next, size_t row_bytes, float* HWY_RESTRICT partial,
+                              uint32_t flags, const TileOut& out) {
   const hn::ScalableTag<float> df;
   const size_t N = hn::Lanes(df);
   auto c00 = hn::Zero(df), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
@@ -155,6 +160,8 @@ HWY_NOINLINE void MicroKernel(size_t kc, const float* HWY_RESTRICT a, size_t lda
     TILEKIT_ROW_LOAD(8) TILEKIT_ROW_LOAD(9) TILEKIT_ROW_LOAD(10) TILEKIT_ROW_LOAD(11)
   }
   for (size_t k = 0; k < kc; ++k) {
+    hwy::Prefetch(next + k * row_bytes);
+    hwy::Prefetch(next + k * row_bytes + 64);
     hn::Vec<decltype(df)> b0, b1;
     LoadB(df, panel, k, b0, b1);
     TILEKIT_ROW_FMA(0) TILEKIT_ROW_FMA(1) TILEKIT_ROW_FMA(2) TILEKIT_ROW_FMA(3)
@@ -180,12 +187,22 @@ HWY_NOINLINE void MicroKernel(size_t kc, const float* HWY_RESTRICT a, size_t lda
 
 static_assert(kGemmMR <= 12, "MicroKernel declares 12 accumulator rows");
 
+// Where a tile's weights come from: the kc × nr slice it reads and the slice to
+// prefetch for the next call.
+template <typename TB>
+struct PanelSlice {
+  const TB* panel;
+  const unsigned char* next;
+  size_t row_bytes;
+};
+
 template <bool kPackedA, typename TB, typename TC, size_t... kRows>
-HWY_INLINE void RunTile(size_t rows, size_t kc, const float* a, size_t lda, const TB* panel, float* partial,
+HWY_INLINE void RunTile(size_t rows, size_t kc, const float* a, size_t lda, const PanelSlice<TB>& b, float* partial,
                         uint32_t flags, const TileOut& out, std::index_sequence<kRows...>) {
-  using Kernel = void (*)(size_t, const float*, size_t, const TB*, float*, uint32_t, const TileOut&);
+  using Kernel = void (*)(size_t, const float*, size_t, const TB*, const unsigned char*, size_t, float*, uint32_t,
+                          const TileOut&);
   static constexpr Kernel kKernels[] = {&MicroKernel<kRows + 1, kPackedA, TB, TC>...};
-  kKernels[rows - 1](kc, a, lda, panel, partial, flags, out);
+  kKernels[rows - 1](kc, a, lda, b.panel, b.next, b.row_bytes, partial, flags, out);
 }
 
 // Copies rows [r0, r0 + rows) of A, all of K, into panels of kGemmMR rows,
@@ -244,7 +261,10 @@ HWY_INLINE void GemmRangeT(const GemmPlan& p, size_t r0, size_t r1, size_t p0, s
         for (size_t pb = jc; pb < jc_end; ++pb) {
           const SegmentPlan& seg = SegmentOf(p, pb);
           const size_t cols_per_panel = seg.gate_up ? lanes : nr;
-          const TB* panel = reinterpret_cast<const TB*>(p.b + pb * p.panel_bytes + pc * row_bytes);
+          const unsigned char* slice = p.b + pb * p.panel_bytes + pc * row_bytes;
+          // The last panel of the group prefetches its own slice again: harmless.
+          const PanelSlice<TB> b{reinterpret_cast<const TB*>(slice), pb + 1 < jc_end ? slice + p.panel_bytes : slice,
+                                 row_bytes};
           const size_t col = (pb - seg.panel_begin) * cols_per_panel;
           const size_t cols = HWY_MIN(cols_per_panel, seg.n - col);
           for (size_t ir = 0; ir < rows; ir += kGemmMR) {
@@ -253,10 +273,9 @@ HWY_INLINE void GemmRangeT(const GemmPlan& p, size_t r0, size_t r1, size_t p0, s
             float* partial = c_ws + ((pb - jc) * row_blocks + ir / kGemmMR) * kGemmMR * nr;
             if (p.pack_a) {
               const float* a_panel = a_ws + (ir / kGemmMR) * p.k * kGemmMR + pc * kGemmMR;
-              RunTile<true, TB, TC>(mr, kc, a_panel, 0, panel, partial, flags, out,
-                                    std::make_index_sequence<kGemmMR>());
+              RunTile<true, TB, TC>(mr, kc, a_panel, 0, b, partial, flags, out, std::make_index_sequence<kGemmMR>());
             } else if constexpr (std::is_same<TA, float>::value) {
-              RunTile<false, TB, TC>(mr, kc, a + (ic + ir) * p.lda + pc, p.lda, panel, partial, flags, out,
+              RunTile<false, TB, TC>(mr, kc, a + (ic + ir) * p.lda + pc, p.lda, b, partial, flags, out,
                                      std::make_index_sequence<kGemmMR>());
             }
           }
