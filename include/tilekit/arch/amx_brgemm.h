@@ -43,8 +43,10 @@ struct BrgemmItem {
 
 #if TILEKIT_ARCH_X86
 
-// Bytes of B per K step: 16 VNNI pair rows of 128 bytes.
-constexpr size_t kBStepBytes = kTileRows * 2 * kTileBytes;
+// One VNNI pair row of B (two K rows of 32 columns), and the bytes of B per K
+// step: 16 pair rows.
+constexpr size_t kBPairRowBytes = 2 * kTileBytes;
+constexpr size_t kBStepBytes = kTileRows * kBPairRowBytes;
 
 // Where the A tiles of one K loop are. Row tile 1 starts row_tile_bytes after
 // row tile 0; each K step advances both by step_bytes.
@@ -55,32 +57,34 @@ struct ATiles {
   size_t step_bytes;      // from one K step to the next
 };
 
+// A stream to pull into L2 while a K loop runs, `bytes` per K step from `p`
+// (null: none). The GEMM uses it for the next panel's B slice: the next slice
+// arrives from memory while this one is computed, so a tile load never waits
+// for DRAM.
+struct L2Prefetch {
+  const unsigned char* p = nullptr;
+  size_t bytes = 0;
+};
+
 // C tiles (already loaded or zeroed) += A · B over `steps` K steps of 32.
 // kRows / kCols: row / column tiles of C in use (1 or 2 each). B columns 0-15
 // are the first 64 bytes of each 128-byte pair row, columns 16-31 the next 64.
-// Prefetches (null: none) run two steps ahead of the A stream (into L1: the
-// loads of A have the least slack when they come from L2) and pull one step of
-// `b_next` (the B slice used after this one) into L2 per step.
+// Load order: each B tile has one tdpbf16ps (16 cycles) between its last use
+// and its reload, each A tile two, so the loads that come from L2 are the A
+// tiles (the GEMM keeps the B slice in L1). Software prefetch of A into L1
+// measured slower than none: the hardware streams the contiguous A block.
 template <int kRows, int kCols>
-TILEKIT_AMX_TARGET inline void TileKLoop(ATiles a, const unsigned char* b, size_t steps, const unsigned char* a_prefetch,
-                                         const unsigned char* b_next) {
-  constexpr size_t kBStride = 2 * kTileBytes;
+TILEKIT_AMX_TARGET inline void TileKLoop(ATiles a, const unsigned char* b, size_t steps, L2Prefetch next) {
   for (size_t s = 0; s < steps; ++s) {
-    if (a_prefetch) {
-      for (size_t l = 0; l < kRows * kTileRows * kTileBytes; l += 64) {
-        _mm_prefetch(reinterpret_cast<const char*>(a_prefetch + l), _MM_HINT_T0);
-      }
-      a_prefetch += a.step_bytes;
+    for (size_t l = 0; next.p && l < next.bytes; l += 64) {
+      _mm_prefetch(reinterpret_cast<const char*>(next.p + l), _MM_HINT_T1);
     }
-    if (b_next) {
-      for (size_t l = 0; l < kBStepBytes; l += 64) _mm_prefetch(reinterpret_cast<const char*>(b_next + l), _MM_HINT_T1);
-      b_next += kBStepBytes;
-    }
+    next.p = next.p ? next.p + next.bytes : nullptr;
     _tile_loadd(4, a.a, a.stride);
-    _tile_loadd(6, b, kBStride);
+    _tile_loadd(6, b, kBPairRowBytes);
     _tile_dpbf16ps(0, 4, 6);
     if constexpr (kCols == 2) {
-      _tile_loadd(7, b + kTileBytes, kBStride);
+      _tile_loadd(7, b + kTileBytes, kBPairRowBytes);
       _tile_dpbf16ps(1, 4, 7);
     }
     if constexpr (kRows == 2) {
@@ -132,7 +136,7 @@ TILEKIT_AMX_TARGET void BrgemmTiles(size_t k, const BrgemmItem* batch, size_t co
   for (size_t i = 0; i < count; ++i) {
     const size_t stride = batch[i].lda * sizeof(bf16);
     const ATiles a{reinterpret_cast<const unsigned char*>(batch[i].a), stride, kTileRows * stride, kTileBytes};
-    TileKLoop<kRows, kCols>(a, reinterpret_cast<const unsigned char*>(batch[i].b), k / kStepK, nullptr, nullptr);
+    TileKLoop<kRows, kCols>(a, reinterpret_cast<const unsigned char*>(batch[i].b), k / kStepK, L2Prefetch());
   }
   StoreCTiles<kRows, kCols>(c, ldc * sizeof(float));
 }

@@ -9,7 +9,9 @@
 //                  even here: the one conversion per element).
 //   jc: nc panels  the partial sums of mc × nc·32 fp32 stay in L2.
 //   pc: kc of K    the kc × 32 slice of a panel (kc·64 bytes) stays in L1 while
-//                  every micro-tile of the block passes over it.
+//                  every micro-tile of the block passes over it, reading its A
+//                  from L2; meanwhile the next panel's slice is prefetched
+//                  into L2, so the weights stream from memory under the compute.
 //   panel, then micro-tile (32 rows × one panel, 2 × 2 C tiles) over kc.
 // A micro-tile's C lives in tiles across its K block; between K blocks it is
 // stored to the partial sums (fp32, exact) and reloaded, so the result does not
@@ -126,13 +128,13 @@ TILEKIT_AMX_TARGET void PackABlock(const TA* a, size_t lda, size_t k, size_t row
   for (size_t r = 0; r < ap.row_tiles * ap.tile_rows; ++r) {
     const size_t t = r / ap.tile_rows, it = t / 2, nt = ap.tiles_in(it);
     const size_t in_step = ((t % 2) * ap.tile_rows + r % ap.tile_rows) * kStepK;
-    const TA* src = a + r * lda;
+    const TA* src = r < rows ? a + r * lda : nullptr;  // null: a zero row of the last tile
     for (size_t pc = 0; pc < ap.k_pad; pc += ap.kc) {
       bf16* dst = ws + ap.offset(pc, it) + in_step;
       const size_t steps = ap.steps_in(pc);
       for (size_t s = 0; s < steps; ++s, dst += nt * ap.tile_rows * kStepK) {
         const size_t k0 = pc + s * kStepK;
-        const __m512i v = r < rows ? ARowStep(src + k0, std::min(kStepK, k - k0)) : _mm512_setzero_si512();
+        const __m512i v = src ? ARowStep(src + k0, std::min(kStepK, k - k0)) : _mm512_setzero_si512();
         _mm512_store_si512(dst, v);
       }
     }
@@ -144,8 +146,8 @@ struct MicroTile {
   ATiles a;
   const unsigned char* b;
   size_t steps;
-  const unsigned char* b_next;  // the next panel's slice, prefetched by the first micro-tile
-  float* partial;               // 32 × 32 fp32 partial sums of this micro-tile
+  L2Prefetch next;  // this micro-tile's share of the next panel's slice
+  float* partial;   // 32 × 32 fp32 partial sums of this micro-tile
   bool first_k, last_k;
 };
 
@@ -158,7 +160,7 @@ TILEKIT_AMX_TARGET inline void RunMicroTile(const MicroTile& t, float* out) {
   } else {
     LoadCTiles<kRows, 2>(t.partial, kCTileStride);
   }
-  TileKLoop<kRows, 2>(t.a, t.b, t.steps, t.a.a + 2 * t.a.step_bytes, t.b_next);
+  TileKLoop<kRows, 2>(t.a, t.b, t.steps, t.next);
   StoreCTiles<kRows, 2>(t.last_k ? out : t.partial, kCTileStride);
 }
 
@@ -205,8 +207,11 @@ TILEKIT_AMX_TARGET inline void amx_gemm_range(const GemmPlan& p, size_t r0, size
           const size_t cols_per_panel = seg.gate_up ? kTileRows : kAmxNR;
           const size_t col = (pb - seg.panel_begin) * cols_per_panel;
           const size_t cols = std::min(cols_per_panel, seg.n - col);
-          const unsigned char* b = p.b + pb * p.panel_bytes + pc * 2 * sizeof(bf16) * kTileRows;
+          const unsigned char* b = p.b + pb * p.panel_bytes + pc / 2 * kBPairRowBytes;
+          // The next panel's slice, split evenly over this slice's micro-tiles
+          // (in whole lines), so B streams from memory at a steady rate.
           const unsigned char* b_next = pb + 1 < jc_end ? b + p.panel_bytes : nullptr;
+          const size_t next_bytes = round_up(kBStepBytes / micro_tiles, 64);
           for (size_t it = 0; it < micro_tiles; ++it) {
             const size_t nt = ap.tiles_in(it);
             const unsigned char* a = reinterpret_cast<const unsigned char*>(a_ws + ap.offset(pc, it));
@@ -214,7 +219,7 @@ TILEKIT_AMX_TARGET inline void amx_gemm_range(const GemmPlan& p, size_t r0, size
             const MicroTile t{ATiles{a, kTileBytes, tile_bytes, nt * tile_bytes},
                               b,
                               steps,
-                              it == 0 ? b_next : nullptr,
+                              L2Prefetch{b_next ? b_next + it * steps * next_bytes : nullptr, next_bytes},
                               partials + ((pb - jc) * micro_tiles + it) * AmxWorkspace::kTileFloats,
                               first_k,
                               last_k};

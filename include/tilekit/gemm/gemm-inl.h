@@ -264,12 +264,15 @@ HWY_INLINE void GemmRangeT(const GemmPlan& p, size_t r0, size_t r1, size_t p0, s
 // every path.
 inline void GemmEpilogueTile(const float* acc, size_t acc_ld, size_t rows, const SegmentPlan& seg, size_t row0,
                              size_t col0, size_t cols, bool c_bf16) {
+  const hn::ScalableTag<float> df;
+  const size_t N = hn::Lanes(df);
   const TileOut out{&seg, row0, col0, cols};
   for (size_t r = 0; r < rows; ++r) {
+    const auto c0 = hn::LoadU(df, acc + r * acc_ld), c1 = hn::LoadU(df, acc + r * acc_ld + N);
     if (c_bf16) {
-      EpilogueRow<bf16>(acc + r * acc_ld, out, r);
+      StoreTileRow<decltype(df), bf16>(df, c0, c1, out, r);
     } else {
-      EpilogueRow<float>(acc + r * acc_ld, out, r);
+      StoreTileRow<decltype(df), float>(df, c0, c1, out, r);
     }
   }
 }
