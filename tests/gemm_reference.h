@@ -39,6 +39,10 @@ struct GemmCase {
   bool a_bf16 = false, w_bf16 = false, c_bf16 = false;
   Epilogue ep;
   bool gate_up = false;  // n output columns from 2n weight columns (gate | up)
+  // The path rounds an fp32 A to bf16 before multiplying (AMX: see
+  // PanelLayout::rounds_a_to_bf16). The reference keeps the exact fp32 A and
+  // the bound grows by that rounding instead.
+  bool a_rounded = false;
 };
 
 // Holds inputs in fp32 (bf16 inputs are stored already rounded, so the
@@ -55,6 +59,13 @@ struct GemmReference {
     // inputs are exact here (rounded before the reference sees them).
     const double u = kF32Eps;
     const double gamma = (g.k + 2) * u / (1 - (g.k + 2) * u);
+    // Only where the path rounds fp32 A to bf16 itself (g.a_rounded): each â =
+    // a(1 + d), |d| <= 2^-8, moves each product by at most 2^-8·|a||b|, and the
+    // accumulation bound then applies to Σ|â||b| <= (1 + 2^-8)·Σ|a||b|. (That
+    // hardware also flushes denormal products, below 2^-126 each: inside the
+    // absolute slack added at the end.)
+    const double a_eps = g.a_rounded ? kBf16Eps : 0.0;
+    const double dot_err = a_eps + gamma * (1 + a_eps);  // times Σ|a||b|
     const Epilogue& ep = g.ep;
     out.assign(g.m * g.n, 0);
     bound.assign(g.m * g.n, 0);
@@ -75,7 +86,7 @@ struct GemmReference {
         double v, err;
         if (g.gate_up) {
           const double gate = ep.alpha * dot[j], up = ep.alpha * dot[g.n + j];
-          const double eg = std::fabs(ep.alpha) * gamma * mag[j], eu = std::fabs(ep.alpha) * gamma * mag[g.n + j];
+          const double eg = std::fabs(ep.alpha) * dot_err * mag[j], eu = std::fabs(ep.alpha) * dot_err * mag[g.n + j];
           const double sg = ActivateRef(Activation::kSilu, gate);
           v = sg * up + ep.beta * cold;
           err = 1.13 * eg * (std::fabs(up) + eu) + std::fabs(sg) * eu +
@@ -86,7 +97,7 @@ struct GemmReference {
           // alpha·acc + beta·C_old + bias: three roundings of terms of this size.
           const double terms = std::fabs(ep.alpha * dot[j]) + std::fabs(ep.beta * cold) +
                                (ep.bias ? std::fabs(ep.bias[j]) : 0.0);
-          err = ActivationLipschitz(ep.activation) * (std::fabs(ep.alpha) * gamma * mag[j] + 3 * u * terms) +
+          err = ActivationLipschitz(ep.activation) * (std::fabs(ep.alpha) * dot_err * mag[j] + 3 * u * terms) +
                 (ep.activation == Activation::kNone || ep.activation == Activation::kRelu
                      ? 0.0
                      : kActivationRelError * std::fabs(pre));

@@ -114,10 +114,13 @@ struct Problem {
   }
 
   // Checks every element against the fp64 reference and that the padding
-  // between rows (ldc > n) and past the end was not written.
-  ::testing::AssertionResult check(const std::vector<float>& out) const {
+  // between rows (ldc > n) and past the end was not written. The packed
+  // weights say whether the path rounds an fp32 A to bf16 (the bound allows it).
+  ::testing::AssertionResult check(const std::vector<float>& out, const PackedWeights& pw) const {
+    GemmCase rounded = g;
+    rounded.a_rounded = !g.a_bf16 && pw.layout().rounds_a_to_bf16();
     GemmReference ref;
-    ref.compute(g, a.data(), lda, w.data(), g.c_bf16 ? c_old.data() : c_old.data(), ldc);
+    ref.compute(rounded, a.data(), lda, w.data(), c_old.data(), ldc);
     double worst = 0;
     for (size_t i = 0; i < g.m; ++i) {
       for (size_t j = 0; j < ldc; ++j) {
@@ -158,7 +161,7 @@ void RunAndCheck(const GemmCase& g, testing::Rng& rng, size_t pad = 0) {
   ASSERT_EQ(p.pack(&pw), Status::kOk) << last_error();
   std::vector<float> out;
   ASSERT_EQ(p.run(pw, out), Status::kOk) << p.describe() << ": " << last_error();
-  ASSERT_TRUE(p.check(out));
+  ASSERT_TRUE(p.check(out, pw));
 }
 
 const size_t kSweep[] = {1, 2, 3, 7, 15, 16, 17, 31, 33, 64, 100, 257};
@@ -196,12 +199,34 @@ TEST_P(GemmTest, ShapeSweepBf16WeightsAndActivations) {
 TEST_P(GemmTest, KZeroGivesTheEpilogueOfZero) {
   TILEKIT_SEED_TRACE();
   testing::Rng rng(12);
-  GemmCase g = Case(5, 19, 0);
-  g.ep.bias = reinterpret_cast<const float*>(1);  // replaced by real data in Problem
-  g.ep.activation = Activation::kGeluErf;
-  RunAndCheck(g, rng);
-  g.ep.beta = 0.5f;
-  RunAndCheck(g, rng);
+  for (bool w_bf16 : {false, true}) {
+    GemmCase g = Case(5, 19, 0);
+    g.w_bf16 = w_bf16;
+    g.ep.bias = reinterpret_cast<const float*>(1);  // replaced by real data in Problem
+    g.ep.activation = Activation::kGeluErf;
+    RunAndCheck(g, rng);
+    g.ep.beta = 0.5f;
+    RunAndCheck(g, rng);
+  }
+}
+
+// Shapes past every blocking boundary of every path: several K blocks with a
+// K tail inside the last step, several row blocks (mc) and panel groups (nc),
+// with an epilogue at each tile of them.
+TEST_P(GemmTest, LargeShapesCrossEveryBlockBoundary) {
+  TILEKIT_SEED_TRACE();
+  testing::Rng rng(24);
+  for (const auto& shape : {std::array<size_t, 3>{288, 40, 4100}, std::array<size_t, 3>{100, 1100, 300}}) {
+    for (int dt = 0; dt < 3; ++dt) {
+      GemmCase g = Case(shape[0], shape[1], shape[2]);
+      g.w_bf16 = dt > 0;
+      g.a_bf16 = dt == 2;
+      g.c_bf16 = dt == 1;
+      g.ep.bias = reinterpret_cast<const float*>(1);
+      g.ep.activation = Activation::kGeluTanh;
+      RunAndCheck(g, rng);
+    }
+  }
 }
 
 TEST_P(GemmTest, LeadingDimensionsLargerThanColumns) {
@@ -280,32 +305,39 @@ TEST_P(GemmTest, RandomShapesDtypesAndEpilogues) {
 TEST_P(GemmTest, NanAndInfPropagate) {
   TILEKIT_SEED_TRACE();
   testing::Rng rng(17);
-  Problem p(Case(20, 40, 30), rng);
-  p.a[3 * p.lda + 5] = NAN;                      // row 3 of C: all NaN
-  p.w[7 * p.wn + 9] = INFINITY;                  // column 9: ±Inf (or NaN where the Inf meets a NaN)
-  PackedWeights pw;
-  ASSERT_EQ(p.pack(&pw), Status::kOk);
-  std::vector<float> out;
-  ASSERT_EQ(p.run(pw, out), Status::kOk);
-  for (size_t j = 0; j < p.g.n; ++j) EXPECT_TRUE(std::isnan(out[3 * p.ldc + j])) << j;
-  for (size_t i = 0; i < p.g.m; ++i) {
-    if (i != 3) {
-      EXPECT_TRUE(std::isinf(out[i * p.ldc + 9])) << i << ": " << out[i * p.ldc + 9];
+  for (bool w_bf16 : {false, true}) {
+    GemmCase g = Case(20, 40, 30);
+    g.w_bf16 = w_bf16;
+    Problem p(g, rng);
+    p.a[3 * p.lda + 5] = NAN;                      // row 3 of C: all NaN
+    p.w[7 * p.wn + 9] = INFINITY;                  // column 9: ±Inf (or NaN where the Inf meets a NaN)
+    PackedWeights pw;
+    ASSERT_EQ(p.pack(&pw), Status::kOk);
+    std::vector<float> out;
+    ASSERT_EQ(p.run(pw, out), Status::kOk);
+    for (size_t j = 0; j < p.g.n; ++j) EXPECT_TRUE(std::isnan(out[3 * p.ldc + j])) << j;
+    for (size_t i = 0; i < p.g.m; ++i) {
+      if (i != 3) {
+        EXPECT_TRUE(std::isinf(out[i * p.ldc + 9])) << i << ": " << out[i * p.ldc + 9];
+      }
     }
+    EXPECT_TRUE(std::isfinite(out[0]));
   }
-  EXPECT_TRUE(std::isfinite(out[0]));
 }
 
 TEST_P(GemmTest, OneAndTwoThreadsAreBitwiseEqual) {
   TILEKIT_SEED_TRACE();
   testing::Rng rng(18);
   ThreadPool pool(2);
-  // M = 1 (split N), N = 10 (split M), and shapes where both splits apply.
+  // M = 1 (split N), N = 10 (split M), shapes where both splits apply, and
+  // shapes with several K blocks (split N, split M).
   for (const auto& shape : {std::array<size_t, 3>{1, 300, 64}, std::array<size_t, 3>{200, 10, 77},
-                            std::array<size_t, 3>{64, 130, 33}, std::array<size_t, 3>{13, 70, 5}}) {
-    for (int dt = 0; dt < 2; ++dt) {
+                            std::array<size_t, 3>{64, 130, 33}, std::array<size_t, 3>{13, 70, 5},
+                            std::array<size_t, 3>{40, 300, 700}, std::array<size_t, 3>{200, 20, 600}}) {
+    for (int dt = 0; dt < 3; ++dt) {
       GemmCase g = Case(shape[0], shape[1], shape[2]);
-      g.w_bf16 = g.a_bf16 = dt;
+      g.w_bf16 = dt > 0;  // fp32 A with bf16 weights, and all bf16
+      g.a_bf16 = dt == 2;
       g.ep.activation = Activation::kGeluTanh;
       Problem p(g, rng);
       PackedWeights pw;
@@ -314,57 +346,74 @@ TEST_P(GemmTest, OneAndTwoThreadsAreBitwiseEqual) {
       ASSERT_EQ(p.run(pw, one), Status::kOk);
       ASSERT_EQ(p.run(pw, two, &pool), Status::kOk);
       ASSERT_EQ(0, std::memcmp(one.data(), two.data(), one.size() * sizeof(float))) << p.describe();
-      ASSERT_TRUE(p.check(two));
+      ASSERT_TRUE(p.check(two, pw));
     }
   }
 }
 
-TEST_P(GemmTest, ConcurrentCallsFromTwoThreads) {
+// Calls from several threads at once, each with its own shape (tile shapes and
+// per-thread state differ with M), each matching its single-thread result.
+TEST_P(GemmTest, ConcurrentCallsFromSeveralThreads) {
   TILEKIT_SEED_TRACE();
   testing::Rng rng(19);
-  GemmCase g = Case(50, 90, 70);
-  g.ep.activation = Activation::kSilu;
-  const Problem p(g, rng);
-  PackedWeights pw;
-  ASSERT_EQ(p.pack(&pw), Status::kOk);
-  std::vector<float> want;
-  ASSERT_EQ(p.run(pw, want), Status::kOk);
-  const Isa isa = GetParam();
-  std::atomic<int> mismatches{0};
-  auto worker = [&] {
-    for (int r = 0; r < 20; ++r) {
-      std::vector<float> got;
-      if (p.run(pw, got) != Status::kOk || std::memcmp(got.data(), want.data(), got.size() * 4) != 0) ++mismatches;
+  for (bool w_bf16 : {false, true}) {
+    std::vector<Problem> problems;
+    for (size_t m : {1, 7, 50, 70}) {
+      GemmCase g = Case(m, 90, 70);
+      g.w_bf16 = w_bf16;
+      g.ep.activation = Activation::kSilu;
+      problems.emplace_back(g, rng);
     }
-  };
-  (void)isa;
-  std::thread t1(worker), t2(worker);
-  t1.join();
-  t2.join();
-  EXPECT_EQ(mismatches.load(), 0);
+    std::vector<PackedWeights> pws(problems.size());
+    std::vector<std::vector<float>> want(problems.size());
+    for (size_t i = 0; i < problems.size(); ++i) {
+      ASSERT_EQ(problems[i].pack(&pws[i]), Status::kOk);
+      ASSERT_EQ(problems[i].run(pws[i], want[i]), Status::kOk);
+    }
+    // The path is forced by a process-wide cap, so the workers run it too.
+    std::atomic<int> mismatches{0};
+    auto worker = [&](size_t first) {
+      for (int r = 0; r < 20; ++r) {
+        const size_t i = (first + r) % problems.size();
+        std::vector<float> got;
+        if (problems[i].run(pws[i], got) != Status::kOk ||
+            std::memcmp(got.data(), want[i].data(), got.size() * 4) != 0) {
+          ++mismatches;
+        }
+      }
+    };
+    std::vector<std::thread> threads;
+    for (size_t t = 0; t < 4; ++t) threads.emplace_back(worker, t);
+    for (std::thread& t : threads) t.join();
+    EXPECT_EQ(mismatches.load(), 0) << (w_bf16 ? "bf16" : "f32") << " weights";
+  }
 }
 
 TEST_P(GemmTest, NoHeapAllocationAfterWarmUp) {
   testing::Rng rng(20);
-  GemmCase g = Case(64, 100, 48);
-  g.a_bf16 = true;  // the path that needs the A workspace
-  Problem p(g, rng);
-  PackedWeights pw;
-  ASSERT_EQ(p.pack(&pw), Status::kOk);
-  std::vector<float> c(g.m * g.n);
-  std::vector<bf16> a(p.a_bf16);
-  ThreadPool pool(2);
-  GemmOptions opt;
-  opt.executor = &pool;
-  for (int warm = 0; warm < 3; ++warm) {
-    ASSERT_EQ(gemm(matrix(a.data(), g.m, g.k, p.lda), pw, matrix(c.data(), g.m, g.n), Epilogue(), opt), Status::kOk);
+  for (bool w_bf16 : {false, true}) {
+    GemmCase g = Case(64, 100, 48);
+    g.a_bf16 = true;  // the path that needs the A workspace
+    g.w_bf16 = w_bf16;
+    Problem p(g, rng);
+    PackedWeights pw;
+    ASSERT_EQ(p.pack(&pw), Status::kOk);
+    std::vector<float> c(g.m * g.n);
+    std::vector<bf16> a(p.a_bf16);
+    ThreadPool pool(2);
+    GemmOptions opt;
+    opt.executor = &pool;
+    for (int warm = 0; warm < 3; ++warm) {
+      ASSERT_EQ(gemm(matrix(a.data(), g.m, g.k, p.lda), pw, matrix(c.data(), g.m, g.n), Epilogue(), opt), Status::kOk);
+      ASSERT_EQ(gemm(matrix(p.a.data(), 1, g.k), pw, matrix(c.data(), 1, g.n)), Status::kOk);
+    }
+    const size_t before = g_allocations.load();
+    for (int r = 0; r < 5; ++r) {
+      ASSERT_EQ(gemm(matrix(a.data(), g.m, g.k, p.lda), pw, matrix(c.data(), g.m, g.n), Epilogue(), opt), Status::kOk);
+      ASSERT_EQ(gemm(matrix(p.a.data(), 1, g.k), pw, matrix(c.data(), 1, g.n)), Status::kOk);
+    }
+    EXPECT_EQ(g_allocations.load(), before) << (w_bf16 ? "bf16" : "f32") << " weights";
   }
-  const size_t before = g_allocations.load();
-  for (int r = 0; r < 5; ++r) {
-    ASSERT_EQ(gemm(matrix(a.data(), g.m, g.k, p.lda), pw, matrix(c.data(), g.m, g.n), Epilogue(), opt), Status::kOk);
-    ASSERT_EQ(gemm(matrix(p.a.data(), 1, g.k), pw, matrix(c.data(), 1, g.n)), Status::kOk);
-  }
-  EXPECT_EQ(g_allocations.load(), before);
 }
 
 TEST_P(GemmTest, PyTorchLayoutPacksToTheSameWeights) {
@@ -395,7 +444,7 @@ TEST_P(GemmTest, PyTorchLayoutPacksToTheSameWeights) {
 
 // Q, K, V packed together: one pass, separate outputs with their own epilogues,
 // or one concatenated output.
-TEST_P(GemmTest, HorizontallyFusedQkv) {
+void FusedQkv(WeightType type) {
   TILEKIT_SEED_TRACE();
   testing::Rng rng(22);
   const size_t m = 19, k = 64, nq = 48, nkv = 17;
@@ -404,7 +453,7 @@ TEST_P(GemmTest, HorizontallyFusedQkv) {
   const WeightSource parts[3] = {weights_kn(wq.data(), k, nq), weights_kn(wk.data(), k, nkv),
                                  weights_kn(wv.data(), k, nkv)};
   PackedWeights fused;
-  ASSERT_EQ(pack_weights(parts, 3, WeightType::kF32, PackKind::kSeparate, &fused), Status::kOk);
+  ASSERT_EQ(pack_weights(parts, 3, type, PackKind::kSeparate, &fused), Status::kOk);
   ASSERT_EQ(fused.segments().size(), 3u);
   std::vector<float> q(m * nq), kk(m * nkv), vv(m * nkv);
   const FusedOutput<float> outs[3] = {
@@ -417,7 +466,7 @@ TEST_P(GemmTest, HorizontallyFusedQkv) {
   const std::vector<float>* got[3] = {&q, &kk, &vv};
   for (int s = 0; s < 3; ++s) {
     PackedWeights single;
-    ASSERT_EQ(pack_weights(parts[s], WeightType::kF32, &single), Status::kOk);
+    ASSERT_EQ(pack_weights(parts[s], type, &single), Status::kOk);
     std::vector<float> want(m * parts[s].n);
     ASSERT_EQ(gemm(matrix(a.data(), m, k), single, matrix(want.data(), m, parts[s].n), eps[s]), Status::kOk);
     EXPECT_EQ(0, std::memcmp(want.data(), got[s]->data(), want.size() * 4)) << "segment " << s;
@@ -430,6 +479,13 @@ TEST_P(GemmTest, HorizontallyFusedQkv) {
       ASSERT_EQ(std::max(cat[i * (nq + 2 * nkv) + nq + j], 0.f), kk[i * nkv + j]) << i << "," << j;
       ASSERT_EQ(cat[i * (nq + 2 * nkv) + nq + nkv + j] * 2.f, vv[i * nkv + j]) << i << "," << j;
     }
+  }
+}
+
+TEST_P(GemmTest, HorizontallyFusedQkv) {
+  for (WeightType type : {WeightType::kF32, WeightType::kBf16}) {
+    SCOPED_TRACE(weight_type_name(type));
+    FusedQkv(type);
   }
 }
 
@@ -487,20 +543,22 @@ TEST_P(GemmTest, BadInputIsReportedAndOutputUntouched) {
 TEST(GemmPacking, WeightsFromAnotherPathAreRejected) {
   const std::vector<Isa> paths = testing::AvailablePaths();
   std::vector<float> w(16 * 40, 0.5f), a(16, 1.f), c(40);
-  for (Isa from : paths) {
-    PackedWeights pw;
-    {
-      testing::ScopedPath on(from);
-      ASSERT_EQ(pack_weights(weights_kn(w.data(), 16, 40), WeightType::kF32, &pw), Status::kOk);
-    }
-    for (Isa to : paths) {
-      testing::ScopedPath on(to);
-      const Status s = gemm(matrix(a.data(), 1, 16), pw, matrix(c.data(), 1, 40));
-      if (pw.layout() == active_panel_layout(WeightType::kF32)) {
-        EXPECT_EQ(s, Status::kOk) << isa_name(from) << " -> " << isa_name(to);
-      } else {
-        EXPECT_EQ(s, Status::kWrongPacking) << isa_name(from) << " -> " << isa_name(to);
-        EXPECT_NE(std::string(last_error()).find(isa_name(from)), std::string::npos) << last_error();
+  for (WeightType type : {WeightType::kF32, WeightType::kBf16}) {
+    for (Isa from : paths) {
+      PackedWeights pw;
+      {
+        testing::ScopedPath on(from);
+        ASSERT_EQ(pack_weights(weights_kn(w.data(), 16, 40), type, &pw), Status::kOk);
+      }
+      for (Isa to : paths) {
+        testing::ScopedPath on(to);
+        const Status s = gemm(matrix(a.data(), 1, 16), pw, matrix(c.data(), 1, 40));
+        if (pw.layout() == active_panel_layout(type)) {
+          EXPECT_EQ(s, Status::kOk) << isa_name(from) << " -> " << isa_name(to);
+        } else {
+          EXPECT_EQ(s, Status::kWrongPacking) << isa_name(from) << " -> " << isa_name(to);
+          EXPECT_NE(std::string(last_error()).find(isa_name(from)), std::string::npos) << last_error();
+        }
       }
     }
   }
@@ -527,6 +585,39 @@ TEST_P(GemmTest, SeparateEpiloguePassMatchesFusedBitwise) {
   EXPECT_EQ(apply_epilogue(matrix(separate.data(), m, n), Epilogue().with_bias(separate.data())), Status::kAliasing);
   EXPECT_EQ(apply_epilogue(MatrixView<float>{separate.data(), m, n, n - 1}, ep), Status::kBadLeadingDim);
   EXPECT_EQ(0, std::memcmp(fused.data(), separate.data(), fused.size() * 4)) << "touched on error";
+}
+
+// bf16 weights packed on the amx path are in the AMX layout: capped below amx
+// (TILEKIT_MAX_ISA or set_max_isa), the vector kernel must refuse them by name.
+TEST(GemmPacking, AmxWeightsAreRefusedBelowAmx) {
+  const std::vector<Isa> paths = testing::AvailablePaths();
+  if (paths.back() != Isa::kAmx) GTEST_SKIP() << "amx is not available here";
+  std::vector<float> w(16 * 40, 0.5f), a(16, 1.f), c(40, 42.f);
+  PackedWeights pw;
+  {
+    testing::ScopedPath on(Isa::kAmx);
+    ASSERT_EQ(pack_weights(weights_kn(w.data(), 16, 40), WeightType::kBf16, &pw), Status::kOk);
+  }
+  EXPECT_EQ(pw.layout().kind, PanelKind::kAmx);
+  testing::ScopedPath below(Isa::kAvx512Bf16);
+  EXPECT_EQ(gemm(matrix(a.data(), 1, 16), pw, matrix(c.data(), 1, 40)), Status::kWrongPacking);
+  EXPECT_NE(std::string(last_error()).find("packed for path amx (amx layout"), std::string::npos) << last_error();
+  for (float v : c) ASSERT_EQ(v, 42.f);
+}
+
+// With AMX refused by the OS (the gemm_test.amx_denied ctest entry simulates it)
+// bf16 weights get the vector layout and the vector kernel, and still compute.
+TEST(GemmPacking, RefusedAmxPacksBf16ForTheVectorKernel) {
+  const char* deny = std::getenv("TILEKIT_TEST_DENY_AMX");
+  if (!deny || !*deny) GTEST_SKIP() << "run with TILEKIT_TEST_DENY_AMX=1 (a ctest entry does)";
+  clear_max_isa();
+  ASSERT_NE(cpu::active_isa(), Isa::kAmx);
+  std::vector<float> w(64 * 40, 0.5f), a(3 * 64, 1.f), c(3 * 40);
+  PackedWeights pw;
+  ASSERT_EQ(pack_weights(weights_kn(w.data(), 64, 40), WeightType::kBf16, &pw), Status::kOk);
+  EXPECT_EQ(pw.layout().kind, PanelKind::kVector);
+  ASSERT_EQ(gemm(matrix(static_cast<const float*>(a.data()), 3, 64), pw, matrix(c.data(), 3, 40)), Status::kOk);
+  for (float v : c) ASSERT_EQ(v, 32.f);
 }
 
 TILEKIT_INSTANTIATE_PATHS(GemmTest);

@@ -229,13 +229,6 @@ HWY_INLINE void PackA(const TA* a, size_t lda, size_t r0, size_t rows, size_t K,
   }
 }
 
-// The segment that owns panel pb (segments are few: Q, K, V at most a handful).
-HWY_INLINE const SegmentPlan& SegmentOf(const GemmPlan& p, size_t pb) {
-  size_t s = 0;
-  while (pb >= p.segments[s].panel_begin + p.segments[s].panels) ++s;
-  return p.segments[s];
-}
-
 // BLIS's loops around the micro-kernel, B already packed: a block of mc rows
 // (A packed once) × a group of panels (nc columns) × K blocks of kc. The
 // kc × nr slice of a panel stays in L1 while the mc / mr tiles of the block
@@ -259,7 +252,7 @@ HWY_INLINE void GemmRangeT(const GemmPlan& p, size_t r0, size_t r1, size_t p0, s
         const size_t kc = HWY_MIN(p.kc, p.k - pc);
         const uint32_t flags = (pc == 0 ? kFirstK : 0u) | (pc + kc >= p.k ? kLastK : 0u);
         for (size_t pb = jc; pb < jc_end; ++pb) {
-          const SegmentPlan& seg = SegmentOf(p, pb);
+          const SegmentPlan& seg = segment_of(p, pb);
           const size_t cols_per_panel = seg.gate_up ? lanes : nr;
           const unsigned char* slice = p.b + pb * p.panel_bytes + pc * row_bytes;
           // The last panel of the group prefetches its own slice again: harmless.
@@ -292,12 +285,15 @@ HWY_INLINE void GemmRangeT(const GemmPlan& p, size_t r0, size_t r1, size_t p0, s
 // every path.
 inline void GemmEpilogueTile(const float* acc, size_t acc_ld, size_t rows, const SegmentPlan& seg, size_t row0,
                              size_t col0, size_t cols, bool c_bf16) {
+  const hn::ScalableTag<float> df;
+  const size_t N = hn::Lanes(df);
   const TileOut out{&seg, row0, col0, cols};
   for (size_t r = 0; r < rows; ++r) {
+    const auto c0 = hn::LoadU(df, acc + r * acc_ld), c1 = hn::LoadU(df, acc + r * acc_ld + N);
     if (c_bf16) {
-      EpilogueRow<bf16>(acc + r * acc_ld, out, r);
+      StoreTileRow<decltype(df), bf16>(df, c0, c1, out, r);
     } else {
-      EpilogueRow<float>(acc + r * acc_ld, out, r);
+      StoreTileRow<decltype(df), float>(df, c0, c1, out, r);
     }
   }
 }

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstddef>
 
+#include "tilekit/arch/amx_gemm.h"
 #include "tilekit/base/aligned_buffer.h"
 #include "tilekit/base/matrix.h"
 #include "tilekit/base/status.h"
@@ -111,16 +112,27 @@ inline ThreadShare share_of(size_t task, size_t threads, size_t m, size_t panels
 
 using GemmRangeFn = void (*)(const GemmPlan&, size_t, size_t, size_t, size_t, float*);
 
-// A matrix-instruction kernel (arch/) reading its own panel kind: the loop over
-// one thread's share (same contract as the Highway GemmRange) and the floats of
-// per-thread workspace it needs. kVector panels use the Highway GemmRange.
+// A matrix-instruction kernel (arch/) reading its own panel kind: the row
+// granularity of thread shares (its micro-tile height), its blocking (mc, kc,
+// nc, pack_a: it knows its tiles and caches, the vector table does not), the
+// loop over one thread's share (same contract as the Highway GemmRange) and the
+// floats of per-thread workspace it needs. kVector panels use the Highway
+// GemmRange.
 struct ArchGemm {
+  size_t mr = 0;
+  void (*block)(GemmPlan&) = nullptr;
   GemmRangeFn range = nullptr;
   size_t (*workspace_floats)(const GemmPlan&) = nullptr;
 };
 inline ArchGemm arch_gemm(PanelKind kind) {
   switch (kind) {
     case PanelKind::kVector: break;
+    case PanelKind::kAmx:
+#if TILEKIT_ARCH_X86
+      return ArchGemm{arch::kAmxMR, &arch::amx_gemm_block, &arch::amx_gemm_range, &arch::amx_gemm_workspace_floats};
+#else
+      break;  // never chosen: active_panel_layout() gives kAmx only on the amx path
+#endif
   }
   return ArchGemm();
 }
@@ -258,7 +270,8 @@ Status run_gemm(const char* gemm, const MatrixView<const TA>& a, const PackedWei
   (void)num_outputs;
   if (a.rows == 0 || b.n() == 0) return Status::kOk;
 
-  const size_t mr = TILEKIT_DISPATCH(GemmMR)();
+  const ArchGemm arch = arch_gemm(b.layout().kind);
+  const size_t mr = arch.range ? arch.mr : TILEKIT_DISPATCH(GemmMR)();
   plan.m = a.rows;
   plan.k = a.cols;
   plan.a = a.data;
@@ -269,16 +282,19 @@ Status run_gemm(const char* gemm, const MatrixView<const TA>& a, const PackedWei
   plan.b_bf16 = b.type() == WeightType::kBf16;
   plan.c_bf16 = kIsBf16<TC>;
   plan.num_segments = segments;
-  plan.pack_a = plan.a_bf16 || (a.rows >= kPackAMinRows && b.panels() >= kPackAMinPanels);
   const size_t nr = b.layout().nr;
-  const Blocking blk = choose_blocking(a.rows, a.cols, b.panels(), nr, mr, b.layout().element_bytes(), plan.pack_a);
-  plan.mc = blk.mc;
-  plan.kc = blk.kc;
-  plan.nc_panels = blk.nc_panels;
+  if (arch.range) {
+    arch.block(plan);
+  } else {
+    plan.pack_a = plan.a_bf16 || (a.rows >= kPackAMinRows && b.panels() >= kPackAMinPanels);
+    const Blocking blk = choose_blocking(a.rows, a.cols, b.panels(), nr, mr, b.layout().element_bytes(), plan.pack_a);
+    plan.mc = blk.mc;
+    plan.kc = blk.kc;
+    plan.nc_panels = blk.nc_panels;
+  }
 
   GemmJob job;
   job.plan = &plan;
-  const ArchGemm arch = arch_gemm(b.layout().kind);
   job.range = arch.range ? arch.range : TILEKIT_DISPATCH(GemmRange);
   job.threads = 1;
   job.panels = b.panels();

@@ -16,6 +16,15 @@
 //
 // Several matrices sharing one input (Q, K, V) are packed as segments of one
 // object; no panel straddles two segments.
+//
+// The AMX path packs bf16 weights in its own kind (kAmx): panels of nr = 32
+// columns in VNNI pairs, the B tiles of tdpbf16ps:
+//   bf16: uint16[K/2][32][2]  element (k, c) at panel + (k/2)·64 + 2c + k%2
+// so columns 0-15 of 16 consecutive pairs are one 16 × 64-byte tile (row
+// stride 128 bytes) and columns 16-31 the next. K is zero-padded to a multiple
+// of 32: a K step of the kernel always loads 16 whole pairs, so the last step
+// never reads past its panel (the next panel's Inf or NaN times A's zero
+// padding would be NaN; past the last panel lies the end of the buffer).
 #ifndef TILEKIT_GEMM_PACKED_WEIGHTS_H_
 #define TILEKIT_GEMM_PACKED_WEIGHTS_H_
 
@@ -60,11 +69,12 @@ inline WeightSource weights_nk(const float* data, size_t n, size_t k, size_t ld 
 // Who reads the panels. kVector: the portable Highway micro-kernel (the layout
 // above). The matrix-instruction kernels under arch/ read their own layouts;
 // each adds its kind here, its case in packed_offset() and its choice in
-// active_panel_layout().
-enum class PanelKind : uint8_t { kVector };
+// active_panel_layout(). kAmx: arch/amx_gemm.h (VNNI pairs, above).
+enum class PanelKind : uint8_t { kVector, kAmx };
 inline const char* panel_kind_name(PanelKind k) {
   switch (k) {
     case PanelKind::kVector: return "vector";
+    case PanelKind::kAmx: return "amx";
   }
   return "?";
 }
@@ -75,10 +85,13 @@ struct PanelLayout {
   PanelKind kind = PanelKind::kVector;
   uint32_t lanes = 0;    // fp32 lanes per vector of the path that reads it
   uint32_t nr = 0;       // columns per panel
-  uint32_t k_align = 1;  // K is zero-padded to a multiple of this (VNNI pairs: 2)
+  uint32_t k_align = 1;  // K is zero-padded to a multiple of this (kAmx: 32, whole K steps)
   WeightType type = WeightType::kF32;
   size_t element_bytes() const { return type == WeightType::kF32 ? 4 : 2; }
   size_t padded_k(size_t k) const { return (k + k_align - 1) / k_align * k_align; }
+  // Whether the kernel reading this layout multiplies in bf16, so an fp32 A is
+  // rounded to bf16 (to nearest even) before its products: AMX has no fp32 input.
+  bool rounds_a_to_bf16() const { return kind == PanelKind::kAmx; }
   bool operator==(const PanelLayout& o) const {
     return kind == o.kind && lanes == o.lanes && nr == o.nr && k_align == o.k_align && type == o.type;
   }
@@ -91,6 +104,8 @@ inline size_t packed_offset(const PanelLayout& l, size_t k, size_t c) {
       // bf16: 32-bit lane (c mod lanes) holds column c in its low half when
       // c < lanes, in its high half otherwise.
       return l.type == WeightType::kF32 ? k * l.nr + c : k * l.nr + 2 * (c % l.lanes) + (c >= l.lanes);
+    case PanelKind::kAmx:
+      return (k / 2) * l.nr * 2 + c * 2 + k % 2;
   }
   return 0;
 }
@@ -130,12 +145,19 @@ class PackedWeights {
   AlignedBuffer buffer_;
 };
 
-// The layout the active path's kernels read.
+// The layout the active path's kernels read. bf16 weights on the amx path get
+// the AMX layout (fp32 weights stay on the vector kernel: AMX has no fp32
+// multiply). Its epilogue runs on the AVX-512 target's 16-lane vectors (a panel
+// = 2 vectors); a build without that target keeps the vector layout.
 inline PanelLayout active_panel_layout(WeightType type) {
   PanelLayout l;
   l.lanes = static_cast<uint32_t>(TILEKIT_DISPATCH(detail::GemmPanelLanes)());
   l.nr = 2 * l.lanes;
   l.type = type;
+  if (type == WeightType::kBf16 && cpu::active_isa() == Isa::kAmx && l.lanes == 16) {
+    l.kind = PanelKind::kAmx;
+    l.k_align = 32;
+  }
   return l;
 }
 
