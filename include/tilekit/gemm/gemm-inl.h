@@ -211,13 +211,6 @@ HWY_INLINE void PackA(const TA* a, size_t lda, size_t r0, size_t rows, size_t k0
   }
 }
 
-// The segment that owns panel pb (segments are few: Q, K, V at most a handful).
-HWY_INLINE const SegmentPlan& SegmentOf(const GemmPlan& p, size_t pb) {
-  size_t s = 0;
-  while (pb >= p.segments[s].panel_begin + p.segments[s].panels) ++s;
-  return p.segments[s];
-}
-
 // BLIS's loops around the micro-kernel, B already packed: a group of panels
 // (nc columns) × a block of mc rows × K blocks of kc. The kc × nr slice of a
 // panel stays in L1 while the mc / mr tiles of the block stream past it; the
@@ -241,7 +234,7 @@ HWY_INLINE void GemmRangeT(const GemmPlan& p, size_t r0, size_t r1, size_t p0, s
         const uint32_t flags = (pc == 0 ? kFirstK : 0u) | (pc + kc >= p.k ? kLastK : 0u);
         if (p.pack_a) PackA(a, p.lda, ic, rows, pc, kc, a_ws);
         for (size_t pb = jc; pb < jc_end; ++pb) {
-          const SegmentPlan& seg = SegmentOf(p, pb);
+          const SegmentPlan& seg = segment_of(p, pb);
           const size_t cols_per_panel = seg.gate_up ? lanes : nr;
           const TB* panel = reinterpret_cast<const TB*>(p.b + pb * p.panel_bytes + pc * row_bytes);
           const size_t col = (pb - seg.panel_begin) * cols_per_panel;

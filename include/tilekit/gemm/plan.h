@@ -41,6 +41,13 @@ struct GemmPlan {
   bool pack_a = false;   // copy (and widen) A blocks into mr-row panels first
 };
 
+// The segment that owns panel pb (segments are few: Q, K, V at most a handful).
+inline const SegmentPlan& segment_of(const GemmPlan& p, size_t pb) {
+  size_t s = 0;
+  while (pb >= p.segments[s].panel_begin + p.segments[s].panels) ++s;
+  return p.segments[s];
+}
+
 }  // namespace detail
 }  // namespace tilekit
 
