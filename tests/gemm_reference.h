@@ -39,7 +39,15 @@ struct GemmCase {
   bool a_bf16 = false, w_bf16 = false, c_bf16 = false;
   Epilogue ep;
   bool gate_up = false;  // n output columns from 2n weight columns (gate | up)
+  bool bf16_products = false;  // PathRoundsF32Activations() for the weights used
 };
+
+// Whether the GEMM reading these weights multiplies with bf16 matrix
+// instructions (the arch/ kernels: their panel kind is not kVector): those take
+// A in bf16, so fp32 A is rounded to bf16 before it is multiplied.
+inline bool PathRoundsF32Activations(const PackedWeights& w) {
+  return w.type() == WeightType::kBf16 && w.layout().kind != PanelKind::kVector;
+}
 
 // Holds inputs in fp32 (bf16 inputs are stored already rounded, so the
 // reference sees exactly what the kernel sees) and computes the fp64 result and
@@ -54,7 +62,15 @@ struct GemmReference {
     // fp32 accumulation of K products: |error| <= gamma_K · Σ|a||b| (Higham 3.5);
     // inputs are exact here (rounded before the reference sees them).
     const double u = kF32Eps;
-    const double gamma = (g.k + 2) * u / (1 - (g.k + 2) * u);
+    // bf16 matrix instructions (PathRoundsF32Activations): fp32 A is rounded to
+    // bf16 first, a·(1 + d) with |d| <= 2^-8, which adds 2^-8 · Σ|a||b| to the
+    // sum and (1 + 2^-8) to the accumulation bound. On Arm, BFMMLA rounds its
+    // fp32 sums to odd (without FEAT_EBF16): within 1 ulp, not 1/2, so the unit
+    // is 2u. (Its flush of denormal products, < 2^-126 each, is far below the
+    // 1e-30 added to every bound.)
+    const double a_round = g.bf16_products && !g.a_bf16 ? kBf16Eps : 0.0;
+    const double u_sum = g.bf16_products && TILEKIT_ARCH_ARM64 ? 2 * u : u;
+    const double gamma = a_round + (1 + a_round) * (g.k + 2) * u_sum / (1 - (g.k + 2) * u_sum);
     const Epilogue& ep = g.ep;
     out.assign(g.m * g.n, 0);
     bound.assign(g.m * g.n, 0);

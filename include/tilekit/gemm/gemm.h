@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstddef>
 
+#include "tilekit/arch/arm_bf16_gemm.h"
 #include "tilekit/base/aligned_buffer.h"
 #include "tilekit/base/matrix.h"
 #include "tilekit/base/status.h"
@@ -114,6 +115,12 @@ struct ArchGemm {
 inline ArchGemm arch_gemm(PanelKind kind) {
   switch (kind) {
     case PanelKind::kVector: break;
+    case PanelKind::kArmBfmmla:
+#if TILEKIT_ARCH_ARM64
+      return ArchGemm{&arch::BfmmlaGemmRange, &arch::BfmmlaWorkspaceFloats};
+#else
+      break;
+#endif
   }
   return ArchGemm();
 }

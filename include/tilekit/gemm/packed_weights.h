@@ -61,10 +61,15 @@ inline WeightSource weights_nk(const float* data, size_t n, size_t k, size_t ld 
 // above). The matrix-instruction kernels under arch/ read their own layouts;
 // each adds its kind here, its case in packed_offset() and its choice in
 // active_panel_layout().
-enum class PanelKind : uint8_t { kVector };
+//   kArmBfmmla: Arm BFMMLA (arch/arm_bfmmla.h), bf16 only. BFMMLA multiplies
+//     2 rows × 4 k of A by 4 k × 2 columns of B, so a panel stores K in blocks
+//     of kr = 4 (zero-padded), and within a block column pairs, each pair as
+//     column 2j's 4 k then column 2j+1's 4 k: one 128-bit quadword per pair.
+enum class PanelKind : uint8_t { kVector, kArmBfmmla };
 inline const char* panel_kind_name(PanelKind k) {
   switch (k) {
     case PanelKind::kVector: return "vector";
+    case PanelKind::kArmBfmmla: return "arm_bfmmla";
   }
   return "?";
 }
@@ -91,6 +96,8 @@ inline size_t packed_offset(const PanelLayout& l, size_t k, size_t c) {
       // bf16: 32-bit lane (c mod lanes) holds column c in its low half when
       // c < lanes, in its high half otherwise.
       return l.type == WeightType::kF32 ? k * l.nr + c : k * l.nr + 2 * (c % l.lanes) + (c >= l.lanes);
+    case PanelKind::kArmBfmmla:
+      return (k / 4) * 4 * l.nr + (c / 2) * 8 + (c % 2) * 4 + k % 4;
   }
   return 0;
 }
@@ -136,6 +143,15 @@ inline PanelLayout active_panel_layout(WeightType type) {
   l.lanes = static_cast<uint32_t>(TILEKIT_DISPATCH(detail::GemmPanelLanes)());
   l.nr = 2 * l.lanes;
   l.type = type;
+#if TILEKIT_ARCH_ARM64
+  // BFMMLA on paths with BF16 (NEON or SVE); its panels keep nr = 2·lanes, the
+  // width GemmEpilogueTile stores, so lanes records the SVE vector length.
+  const Isa isa = cpu::active_isa();
+  if (type == WeightType::kBf16 && (isa == Isa::kNeonBf16 || isa == Isa::kSveBf16)) {
+    l.kind = PanelKind::kArmBfmmla;
+    l.k_align = 4;
+  }
+#endif
   return l;
 }
 
