@@ -15,9 +15,10 @@
 //   mr = 8   4 row pairs × 4 B vectors = 16 accumulators, each a 2 × 2 tile
 //            per segment. With 4 B registers and 1 A register that is 21 of
 //            the 32 vector registers, and 16 independent BFMMLAs per k-block
-//            cover its latency (4-6 cycles) at up to 2 per cycle. mr = 12
-//            would fit too (29 registers) but would leave a third of every
-//            tile empty for M < 12, and M = 1..8 is the decode case.
+//            cover its latency (4-6 cycles) at up to 2 per cycle. Their 8
+//            loads (4 B, 4 A) per k-block are not the bottleneck on cores with
+//            2-3 load ports, so a taller tile (mr = 12 fits in 29 registers)
+//            would add register pressure, not speed.
 #ifndef TILEKIT_ARCH_ARM_BFMMLA_TILE_H_
 #define TILEKIT_ARCH_ARM_BFMMLA_TILE_H_
 
