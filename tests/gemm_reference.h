@@ -39,10 +39,11 @@ struct GemmCase {
   bool a_bf16 = false, w_bf16 = false, c_bf16 = false;
   Epilogue ep;
   bool gate_up = false;  // n output columns from 2n weight columns (gate | up)
-  // The path rounds an fp32 A to bf16 before multiplying (AMX: see
-  // PanelLayout::rounds_a_to_bf16). The reference keeps the exact fp32 A and
-  // the bound grows by that rounding instead.
+  // The path multiplies in bf16 (a matrix-instruction kernel): it rounds an
+  // fp32 A to bf16 itself (the reference keeps the exact fp32 A and the bound
+  // grows by that rounding), and on Arm BFMMLA also rounds its fp32 sums to odd.
   bool a_rounded = false;
+  bool odd_rounded_sums = false;
 };
 
 // Holds inputs in fp32 (bf16 inputs are stored already rounded, so the
@@ -58,13 +59,15 @@ struct GemmReference {
     // fp32 accumulation of K products: |error| <= gamma_K · Σ|a||b| (Higham 3.5);
     // inputs are exact here (rounded before the reference sees them).
     const double u = kF32Eps;
-    const double gamma = (g.k + 2) * u / (1 - (g.k + 2) * u);
     // Only where the path rounds fp32 A to bf16 itself (g.a_rounded): each â =
     // a(1 + d), |d| <= 2^-8, moves each product by at most 2^-8·|a||b|, and the
-    // accumulation bound then applies to Σ|â||b| <= (1 + 2^-8)·Σ|a||b|. (That
-    // hardware also flushes denormal products, below 2^-126 each: inside the
-    // absolute slack added at the end.)
+    // accumulation bound then applies to Σ|â||b| <= (1 + 2^-8)·Σ|a||b|. BFMMLA
+    // without FEAT_EBF16 rounds its fp32 sums to odd: within 1 ulp, not 1/2, so
+    // the unit is 2u there. (Matrix instructions also flush denormal products,
+    // < 2^-126 each: inside the absolute slack added at the end.)
     const double a_eps = g.a_rounded ? kBf16Eps : 0.0;
+    const double u_sum = g.odd_rounded_sums ? 2 * u : u;
+    const double gamma = (g.k + 2) * u_sum / (1 - (g.k + 2) * u_sum);
     const double dot_err = a_eps + gamma * (1 + a_eps);  // times Σ|a||b|
     const Epilogue& ep = g.ep;
     out.assign(g.m * g.n, 0);

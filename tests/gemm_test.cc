@@ -113,14 +113,15 @@ struct Problem {
     return buf;
   }
 
-  // Checks every element against the fp64 reference and that the padding
-  // between rows (ldc > n) and past the end was not written. The packed
-  // weights say whether the path rounds an fp32 A to bf16 (the bound allows it).
+  // Checks every element against the fp64 reference (with the arithmetic of
+  // the path that read `pw`) and that the padding between rows (ldc > n) and
+  // past the end was not written.
   ::testing::AssertionResult check(const std::vector<float>& out, const PackedWeights& pw) const {
-    GemmCase rounded = g;
-    rounded.a_rounded = !g.a_bf16 && pw.layout().rounds_a_to_bf16();
+    GemmCase path_case = g;
+    path_case.a_rounded = !g.a_bf16 && pw.layout().rounds_a_to_bf16();
+    path_case.odd_rounded_sums = pw.layout().kind == PanelKind::kArmBfmmla;
     GemmReference ref;
-    ref.compute(rounded, a.data(), lda, w.data(), c_old.data(), ldc);
+    ref.compute(path_case, a.data(), lda, w.data(), c_old.data(), ldc);
     double worst = 0;
     for (size_t i = 0; i < g.m; ++i) {
       for (size_t j = 0; j < ldc; ++j) {
@@ -543,20 +544,22 @@ TEST_P(GemmTest, BadInputIsReportedAndOutputUntouched) {
 TEST(GemmPacking, WeightsFromAnotherPathAreRejected) {
   const std::vector<Isa> paths = testing::AvailablePaths();
   std::vector<float> w(16 * 40, 0.5f), a(16, 1.f), c(40);
-  for (WeightType type : {WeightType::kF32, WeightType::kBf16}) {
+  for (WeightType t : {WeightType::kF32, WeightType::kBf16}) {
     for (Isa from : paths) {
       PackedWeights pw;
       {
         testing::ScopedPath on(from);
-        ASSERT_EQ(pack_weights(weights_kn(w.data(), 16, 40), type, &pw), Status::kOk);
+        ASSERT_EQ(pack_weights(weights_kn(w.data(), 16, 40), t, &pw), Status::kOk);
       }
       for (Isa to : paths) {
         testing::ScopedPath on(to);
         const Status s = gemm(matrix(a.data(), 1, 16), pw, matrix(c.data(), 1, 40));
-        if (pw.layout() == active_panel_layout(type)) {
-          EXPECT_EQ(s, Status::kOk) << isa_name(from) << " -> " << isa_name(to);
+        const char* type = weight_type_name(t);
+        if (pw.layout() == active_panel_layout(t)) {
+          EXPECT_EQ(s, Status::kOk) << type << " " << isa_name(from) << " -> " << isa_name(to);
+          EXPECT_EQ(c[39], 8.f) << type << " " << isa_name(from) << " -> " << isa_name(to);
         } else {
-          EXPECT_EQ(s, Status::kWrongPacking) << isa_name(from) << " -> " << isa_name(to);
+          EXPECT_EQ(s, Status::kWrongPacking) << type << " " << isa_name(from) << " -> " << isa_name(to);
           EXPECT_NE(std::string(last_error()).find(isa_name(from)), std::string::npos) << last_error();
         }
       }
@@ -618,6 +621,26 @@ TEST(GemmPacking, RefusedAmxPacksBf16ForTheVectorKernel) {
   EXPECT_EQ(pw.layout().kind, PanelKind::kVector);
   ASSERT_EQ(gemm(matrix(static_cast<const float*>(a.data()), 3, 64), pw, matrix(c.data(), 3, 40)), Status::kOk);
   for (float v : c) ASSERT_EQ(v, 32.f);
+}
+
+// BFMMLA panels, and so the kernels that read them, belong to the paths with
+// BF16 only: the neon path (cortex-a72: no BF16) keeps the vector layout, and
+// fp32 weights keep it everywhere. SVE records its vector length in the layout.
+TEST_P(GemmTest, ArmBfmmlaPanelsOnlyOnPathsWithBf16) {
+#if TILEKIT_ARCH_ARM64
+  const bool has_bf16 = GetParam() == Isa::kNeonBf16 || GetParam() == Isa::kSveBf16;
+  const PanelLayout bf16_layout = active_panel_layout(WeightType::kBf16);
+  EXPECT_EQ(bf16_layout.kind, has_bf16 ? PanelKind::kArmBfmmla : PanelKind::kVector);
+  EXPECT_EQ(active_panel_layout(WeightType::kF32).kind, PanelKind::kVector);
+  if (has_bf16) {
+    EXPECT_EQ(bf16_layout.k_align, 4u);
+    const unsigned lanes = GetParam() == Isa::kSveBf16 ? cpu::features().sve_bits / 32 : 4;
+    EXPECT_EQ(bf16_layout.lanes, lanes);
+    EXPECT_EQ(bf16_layout.nr, 2 * lanes);
+  }
+#else
+  GTEST_SKIP() << "BFMMLA panels are aarch64 only";
+#endif
 }
 
 TILEKIT_INSTANTIATE_PATHS(GemmTest);

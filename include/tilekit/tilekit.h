@@ -3,6 +3,7 @@
 #ifndef TILEKIT_TILEKIT_H_
 #define TILEKIT_TILEKIT_H_
 
+#include "tilekit/arch/arm_bf16_brgemm.h"
 #include "tilekit/base/aligned_buffer.h"
 #include "tilekit/base/bf16.h"
 #include "tilekit/base/matrix.h"

@@ -13,6 +13,7 @@
 #include <cstddef>
 
 #include "tilekit/arch/amx_gemm.h"
+#include "tilekit/arch/arm_bf16_gemm.h"
 #include "tilekit/base/aligned_buffer.h"
 #include "tilekit/base/matrix.h"
 #include "tilekit/base/status.h"
@@ -132,6 +133,13 @@ inline ArchGemm arch_gemm(PanelKind kind) {
       return ArchGemm{arch::kAmxMR, &arch::amx_gemm_block, &arch::amx_gemm_range, &arch::amx_gemm_workspace_floats};
 #else
       break;  // never chosen: active_panel_layout() gives kAmx only on the amx path
+#endif
+    case PanelKind::kArmBfmmla:
+#if TILEKIT_ARCH_ARM64
+      // mr: BFMMLA row tiles; blocking: the vector path's (nullptr), kc rounded to kr inside.
+      return ArchGemm{arch::kBfmmlaMR, nullptr, &arch::BfmmlaGemmRange, &arch::BfmmlaWorkspaceFloats};
+#else
+      break;
 #endif
   }
   return ArchGemm();
@@ -271,7 +279,7 @@ Status run_gemm(const char* gemm, const MatrixView<const TA>& a, const PackedWei
   if (a.rows == 0 || b.n() == 0) return Status::kOk;
 
   const ArchGemm arch = arch_gemm(b.layout().kind);
-  const size_t mr = arch.range ? arch.mr : TILEKIT_DISPATCH(GemmMR)();
+  const size_t mr = arch.mr ? arch.mr : TILEKIT_DISPATCH(GemmMR)();
   plan.m = a.rows;
   plan.k = a.cols;
   plan.a = a.data;
@@ -283,9 +291,9 @@ Status run_gemm(const char* gemm, const MatrixView<const TA>& a, const PackedWei
   plan.c_bf16 = kIsBf16<TC>;
   plan.num_segments = segments;
   const size_t nr = b.layout().nr;
-  if (arch.range) {
+  if (arch.block) {
     arch.block(plan);
-  } else {
+  } else {  // the vector path's blocking (also for arch kernels that adapt it)
     plan.pack_a = plan.a_bf16 || (a.rows >= kPackAMinRows && b.panels() >= kPackAMinPanels);
     const Blocking blk = choose_blocking(a.rows, a.cols, b.panels(), nr, mr, b.layout().element_bytes(), plan.pack_a);
     plan.mc = blk.mc;

@@ -69,12 +69,18 @@ inline WeightSource weights_nk(const float* data, size_t n, size_t k, size_t ld 
 // Who reads the panels. kVector: the portable Highway micro-kernel (the layout
 // above). The matrix-instruction kernels under arch/ read their own layouts;
 // each adds its kind here, its case in packed_offset() and its choice in
-// active_panel_layout(). kAmx: arch/amx_gemm.h (VNNI pairs, above).
-enum class PanelKind : uint8_t { kVector, kAmx };
+// active_panel_layout().
+//   kAmx: arch/amx_gemm.h (VNNI pairs, above).
+//   kArmBfmmla: Arm BFMMLA (arch/arm_bfmmla.h), bf16 only. BFMMLA multiplies
+//     2 rows × 4 k of A by 4 k × 2 columns of B, so a panel stores K in blocks
+//     of kr = 4 (zero-padded), and within a block column pairs, each pair as
+//     column 2j's 4 k then column 2j+1's 4 k: one 128-bit quadword per pair.
+enum class PanelKind : uint8_t { kVector, kAmx, kArmBfmmla };
 inline const char* panel_kind_name(PanelKind k) {
   switch (k) {
     case PanelKind::kVector: return "vector";
     case PanelKind::kAmx: return "amx";
+    case PanelKind::kArmBfmmla: return "arm_bfmmla";
   }
   return "?";
 }
@@ -90,8 +96,9 @@ struct PanelLayout {
   size_t element_bytes() const { return type == WeightType::kF32 ? 4 : 2; }
   size_t padded_k(size_t k) const { return (k + k_align - 1) / k_align * k_align; }
   // Whether the kernel reading this layout multiplies in bf16, so an fp32 A is
-  // rounded to bf16 (to nearest even) before its products: AMX has no fp32 input.
-  bool rounds_a_to_bf16() const { return kind == PanelKind::kAmx; }
+  // rounded to bf16 (to nearest even) before its products: AMX and BFMMLA have
+  // no fp32 input.
+  bool rounds_a_to_bf16() const { return kind != PanelKind::kVector; }
   bool operator==(const PanelLayout& o) const {
     return kind == o.kind && lanes == o.lanes && nr == o.nr && k_align == o.k_align && type == o.type;
   }
@@ -106,6 +113,8 @@ inline size_t packed_offset(const PanelLayout& l, size_t k, size_t c) {
       return l.type == WeightType::kF32 ? k * l.nr + c : k * l.nr + 2 * (c % l.lanes) + (c >= l.lanes);
     case PanelKind::kAmx:
       return (k / 2) * l.nr * 2 + c * 2 + k % 2;
+    case PanelKind::kArmBfmmla:
+      return (k / 4) * 4 * l.nr + (c / 2) * 8 + (c % 2) * 4 + k % 4;
   }
   return 0;
 }
@@ -158,6 +167,15 @@ inline PanelLayout active_panel_layout(WeightType type) {
     l.kind = PanelKind::kAmx;
     l.k_align = 32;
   }
+#if TILEKIT_ARCH_ARM64
+  // BFMMLA on paths with BF16 (NEON or SVE); its panels keep nr = 2·lanes, the
+  // width GemmEpilogueTile stores, so lanes records the SVE vector length.
+  const Isa isa = cpu::active_isa();
+  if (type == WeightType::kBf16 && (isa == Isa::kNeonBf16 || isa == Isa::kSveBf16)) {
+    l.kind = PanelKind::kArmBfmmla;
+    l.k_align = 4;
+  }
+#endif
   return l;
 }
 

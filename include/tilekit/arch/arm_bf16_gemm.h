@@ -1,0 +1,104 @@
+// GEMM on Arm BFMMLA panels (PanelKind::kArmBfmmla): the loops around the
+// micro-kernel for one thread's share, plugged into gemm.h by arch_gemm(). The
+// same contract as the Highway GemmRange (gemm-inl.h): rows [r0, r1) × panels
+// [p0, p1) with the plan's blocking, and results that do not depend on the
+// share. aarch64 only.
+#ifndef TILEKIT_ARCH_ARM_BF16_GEMM_H_
+#define TILEKIT_ARCH_ARM_BF16_GEMM_H_
+
+#include "tilekit/cpu/features.h"
+
+#if TILEKIT_ARCH_ARM64
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+
+#include "tilekit/arch/arm_bfmmla.h"
+#include "tilekit/base/bf16.h"
+#include "tilekit/cpu/dispatch.h"
+#include "tilekit/gemm/plan.h"
+
+namespace tilekit {
+namespace arch {
+
+// The driver's blocking (gemm.h sizes it for these panels: their nr, 2-byte B)
+// with kc rounded up to whole k-blocks, so a K block never splits one. The A
+// block is bf16 here, half the L2 share the driver planned for fp32.
+struct BfmmlaBlocking {
+  size_t mc, kc;
+  size_t tiles;   // mr tiles of an mc block
+  bool split_k;   // more than one K block: partial sums wait in the workspace
+  size_t nr;
+
+  explicit BfmmlaBlocking(const detail::GemmPlan& p, size_t panel_nr)
+      : mc(p.mc),
+        kc((p.kc + kBfmmlaKR - 1) / kBfmmlaKR * kBfmmlaKR),
+        tiles((p.mc + kBfmmlaMR - 1) / kBfmmlaMR),
+        split_k(kc < p.k),
+        nr(panel_nr) {}
+  size_t a_elems() const { return tiles * kBfmmlaMR * kc; }  // bf16, even: kc is a multiple of kr
+  // One tile, or with split K the partial sums of every tile of a panel group.
+  size_t c_floats(const detail::GemmPlan& p) const {
+    return (split_k ? tiles * p.nc_panels : 1) * kBfmmlaMR * nr;
+  }
+};
+
+inline size_t BfmmlaWorkspaceFloats(const detail::GemmPlan& p) {
+  const BfmmlaBlocking blk(p, ActiveBfmmlaKernel().nr);
+  return blk.a_elems() / 2 + blk.c_floats(p);
+}
+
+// BLIS's loops, as in the Highway GemmRange: a group of panels × an mc block
+// of A (packed to bf16 row pairs once per K block) × K blocks of kc; each
+// panel's kc slice stays in L1 while the block's tiles stream past it. Every
+// tile lands in fp32 memory (the workspace), and after the last K block the
+// shared epilogue (GemmEpilogueTile) stores its valid rows and columns to C.
+template <typename TA>
+void BfmmlaGemmRangeT(const detail::GemmPlan& p, size_t r0, size_t r1, size_t p0, size_t p1, float* ws) {
+  const BfmmlaKernel kern = ActiveBfmmlaKernel();
+  auto* const epilogue = &TILEKIT_DISPATCH(detail::GemmEpilogueTile);
+  const BfmmlaBlocking blk(p, kern.nr);
+  const size_t nr = kern.nr;
+  uint16_t* const a_ws = reinterpret_cast<uint16_t*>(ws);
+  float* const c_ws = ws + blk.a_elems() / 2;
+  const TA* const a = static_cast<const TA*>(p.a);
+  for (size_t jc = p0; jc < p1; jc += p.nc_panels) {
+    const size_t jc_end = std::min(p1, jc + p.nc_panels);
+    for (size_t ic = r0; ic < r1; ic += blk.mc) {
+      const size_t rows = std::min(blk.mc, r1 - ic);
+      size_t pc = 0;
+      do {  // once even for K = 0: the epilogue of a zero product
+        const size_t kc = std::min(blk.kc, p.k - pc), kblocks = (kc + kBfmmlaKR - 1) / kBfmmlaKR;
+        const bool first = pc == 0, last = pc + kc >= p.k;
+        PackA(a + ic * p.lda + pc, p.lda, rows, kc, a_ws);
+        for (size_t pb = jc; pb < jc_end; ++pb) {
+          const detail::SegmentPlan& seg = detail::segment_of(p, pb);
+          const size_t cols_per_panel = seg.gate_up ? nr / 2 : nr;
+          const size_t col = (pb - seg.panel_begin) * cols_per_panel;
+          const size_t cols = std::min(cols_per_panel, seg.n - col);
+          // pc is a multiple of kr: its k-block starts pc · nr elements in.
+          const uint16_t* panel = reinterpret_cast<const uint16_t*>(p.b + pb * p.panel_bytes) + pc * nr;
+          for (size_t ir = 0; ir < rows; ir += kBfmmlaMR) {
+            const size_t tile_rows = std::min(kBfmmlaMR, rows - ir);
+            float* tile = blk.split_k ? c_ws + ((pb - jc) * blk.tiles + ir / kBfmmlaMR) * kBfmmlaMR * nr : c_ws;
+            kern.tile[(tile_rows + 1) / 2 - 1](kblocks, a_ws + ir * kblocks * kBfmmlaKR, panel, tile, nr,
+                                               tile_rows, /*accumulate=*/!first);
+            if (last) epilogue(tile, nr, tile_rows, seg, ic + ir, col, cols, p.c_bf16);
+          }
+        }
+        pc += kc;
+      } while (pc < p.k);
+    }
+  }
+}
+
+inline void BfmmlaGemmRange(const detail::GemmPlan& p, size_t r0, size_t r1, size_t p0, size_t p1, float* ws) {
+  if (p.a_bf16) return BfmmlaGemmRangeT<bf16>(p, r0, r1, p0, p1, ws);
+  BfmmlaGemmRangeT<float>(p, r0, r1, p0, p1, ws);
+}
+
+}  // namespace arch
+}  // namespace tilekit
+
+#endif  // TILEKIT_ARCH_ARM64
+#endif  // TILEKIT_ARCH_ARM_BF16_GEMM_H_
