@@ -92,7 +92,7 @@ void Register(int isa, Direction d) {
       state.counters["GB/s"] = benchmark::Counter(static_cast<double>(n * 6) * 1e-9,
                                                   benchmark::Counter::kIsIterationInvariantRate);
       state.SetLabel(label);
-    }));
+    }))->Unit(benchmark::kMicrosecond);
   }
 }
 

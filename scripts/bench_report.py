@@ -3,7 +3,8 @@
 
 Writes, next to the JSON files:
   summary.csv  one row per benchmark row: kernel,dtype,m,n,k,threads,library,gflops
-               then weights,model,gbps,pct_peak,peak_gflops,bound,size_bytes,detail,settings
+               then weights,model,gbps,pct_peak,peak_gflops,bound,cv_pct,size_bytes,detail,settings
+               (cv_pct: spread of the repetitions, stddev/mean of wall time, in %)
   summary.md   ceilings, the GEMM table (one row per case, one column per library,
                the best peer, and "<library> / best peer" ratios for non-peer
                libraries such as tilekit), the conversion table, run settings
@@ -28,7 +29,7 @@ import sys
 
 PEERS = ["onednn", "openblas", "blis", "eigen", "mkl"]  # column order; anything else is a candidate (tilekit)
 CSV_HEADER = ["kernel", "dtype", "m", "n", "k", "threads", "library", "gflops",
-              "weights", "model", "gbps", "pct_peak", "peak_gflops", "bound", "size_bytes", "detail", "settings"]
+              "weights", "model", "gbps", "pct_peak", "peak_gflops", "bound", "cv_pct", "size_bytes", "detail", "settings"]
 
 
 def parse_label(label):
@@ -59,6 +60,8 @@ def load_rows(results_dir):
     for path in sorted(glob.glob(os.path.join(results_dir, "*.json"))):
         if os.path.basename(path) == "run_info.json":
             continue
+        if os.path.getsize(path) == 0:
+            continue  # the filter matched nothing in that binary
         try:
             with open(path) as f:
                 data = json.load(f)
@@ -70,6 +73,8 @@ def load_rows(results_dir):
         contexts[binary] = context
         benchmarks = data.get("benchmarks", [])
         with_median = {b["run_name"] for b in benchmarks if b.get("aggregate_name") == "median"}
+        # Coefficient of variation across repetitions (of wall time): how noisy the row was.
+        cv = {b["run_name"]: b.get("real_time") for b in benchmarks if b.get("aggregate_name") == "cv"}
         for b in benchmarks:
             if b.get("error_occurred"):
                 if b.get("run_type") != "aggregate":
@@ -81,6 +86,8 @@ def load_rows(results_dir):
                 continue
             row = parse_name(b["run_name"])
             row["index"] = len(rows)
+            if cv.get(b["run_name"]) is not None:
+                row["cv_pct"] = 100.0 * cv[b["run_name"]]
             label = parse_label(b.get("label", ""))
             row.update(gflops=b.get("GFLOP/s"), gbps=b.get("GB/s"), model=label.get("model", ""),
                        detail=label.get("detail", label.get("path", label.get("what", ""))),
@@ -136,7 +143,7 @@ def write_csv(rows, path):
                         r.get("threads", 1 if r["kernel"] == "convert" else ""), r["library"],
                         fmt(r.get("gflops"), 2), r.get("weights", ""), r.get("model", ""),
                         fmt(r.get("gbps"), 2), fmt(r.get("pct_peak"), 1), fmt(r.get("peak_gflops"), 1),
-                        r.get("bound", ""), r.get("bytes", ""), r.get("detail", ""), r.get("settings", "")])
+                        r.get("bound", ""), fmt(r.get("cv_pct"), 1), r.get("bytes", ""), r.get("detail", ""), r.get("settings", "")])
 
 
 def case_key(r):
