@@ -6,6 +6,10 @@
 // heuristic, which picks "haswell" on this VM; BLIS_ARCH_TYPE=skx (set by
 // scripts/bench) selects the AVX-512 kernels. Querying the configuration before
 // bli_init() aborts in 0.9.0 when BLIS_ARCH_TYPE is set, hence the explicit init.
+//
+// At M = 1 the row calls bli_sgemv, as a BLAS user would: bli_sgemm packs the
+// whole weight matrix for one row and runs ~8x slower here. BLIS does not
+// thread level-2 operations, so its M = 1 rows use one thread at any count.
 #include <blis.h>
 
 #include <cstdio>
@@ -34,10 +38,16 @@ class BlisSgemm : public tilekit_bench::GemmInstance {
   void Run(size_t copy) override {
     float one = 1.0f, zero = 0.0f;
     // Row-major: row stride = leading dimension, column stride = 1.
-    bli_sgemm(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, m_, n_, k_, &one, const_cast<float*>(a_), k_, 1,
-              b_[copy].as<float>(), n_, 1, &zero, c_.as<float>(), n_, 1);
+    if (m_ == 1) {  // c = Bᵀ·a
+      bli_sgemv(BLIS_TRANSPOSE, BLIS_NO_CONJUGATE, k_, n_, &one, b_[copy].as<float>(), n_, 1,
+                const_cast<float*>(a_), 1, &zero, c_.as<float>(), 1);
+    } else {
+      bli_sgemm(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, m_, n_, k_, &one, const_cast<float*>(a_), k_, 1,
+                b_[copy].as<float>(), n_, 1, &zero, c_.as<float>(), n_, 1);
+    }
   }
   const float* C() const override { return c_.as<float>(); }
+  std::string Detail() const override { return m_ == 1 ? "bli_sgemv (single-threaded in BLIS)" : "bli_sgemm"; }
 
  private:
   dim_t m_, n_, k_;

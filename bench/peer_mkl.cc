@@ -1,5 +1,6 @@
-// MKL on the shared GEMM cases (f32, cblas_sgemm), when MKL is installed. Built
-// only if CMake found mkl.h and libmkl_rt; Debian 12 main does not ship it.
+// MKL on the shared GEMM cases (f32: cblas_sgemm, cblas_sgemv at M = 1 like the
+// other BLAS peers), when MKL is installed. Built only if CMake found mkl.h and
+// libmkl_rt; Debian 12 main does not ship it.
 #include <mkl.h>
 
 #include <string>
@@ -23,10 +24,15 @@ class MklSgemm : public tilekit_bench::GemmInstance {
     mkl_set_num_threads(c.threads);
   }
   void Run(size_t copy) override {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m_, n_, k_, 1.0f, a_, k_, b_[copy].as<float>(), n_,
-                0.0f, c_.as<float>(), n_);
+    if (m_ == 1) {  // c = Bᵀ·a, as for the other BLAS peers
+      cblas_sgemv(CblasRowMajor, CblasTrans, k_, n_, 1.0f, b_[copy].as<float>(), n_, a_, 1, 0.0f, c_.as<float>(), 1);
+    } else {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m_, n_, k_, 1.0f, a_, k_, b_[copy].as<float>(), n_,
+                  0.0f, c_.as<float>(), n_);
+    }
   }
   const float* C() const override { return c_.as<float>(); }
+  std::string Detail() const override { return m_ == 1 ? "cblas_sgemv" : "cblas_sgemm"; }
 
  private:
   MKL_INT m_, n_, k_;

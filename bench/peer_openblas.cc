@@ -2,6 +2,10 @@
 // was built with BUILD_BFLOAT16, cblas_sbgemm (bf16). Debian 12's 0.3.21 is
 // built without it, so its bf16 rows are absent, not zero.
 //
+// At M = 1 the row calls cblas_sgemv, as a BLAS user would: 0.3.21's sgemm
+// packs the whole weight matrix even for one row (GEMV forwarding came in
+// 0.3.27) and runs ~7x slower than its sgemv here.
+//
 // OpenBLAS picks its kernels from a CPU model table at load time; on this
 // Sapphire Rapids VM it guesses an older core. OPENBLAS_CORETYPE (set by
 // scripts/bench) overrides that, and the core it ended up with is recorded and,
@@ -33,10 +37,15 @@ class OpenblasSgemm : public tilekit_bench::GemmInstance {
     openblas_set_num_threads(c.threads);
   }
   void Run(size_t copy) override {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m_, n_, k_, 1.0f, a_, k_, b_[copy].as<float>(), n_,
-                0.0f, c_.as<float>(), n_);
+    if (m_ == 1) {  // c = Bᵀ·a: B is K×N row-major
+      cblas_sgemv(CblasRowMajor, CblasTrans, k_, n_, 1.0f, b_[copy].as<float>(), n_, a_, 1, 0.0f, c_.as<float>(), 1);
+    } else {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m_, n_, k_, 1.0f, a_, k_, b_[copy].as<float>(), n_,
+                  0.0f, c_.as<float>(), n_);
+    }
   }
   const float* C() const override { return c_.as<float>(); }
+  std::string Detail() const override { return m_ == 1 ? "cblas_sgemv" : "cblas_sgemm"; }
 
  private:
   blasint m_, n_, k_;
