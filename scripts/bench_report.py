@@ -331,11 +331,13 @@ def plot_all(rows, results_dir):
             ax.set_ylabel(ylabel)
             ax.set_title(f"{title} — {t} thread{'s' if t > 1 else ''}", fontsize=11)
             ax.grid(axis="y", which="both", alpha=0.3)
-            ax.legend(fontsize=8, ncol=min(6, len(series)), loc="upper left")
             for x in range(1, len(shapes)):  # separate weight matrices
                 if shapes[x][1:3] != shapes[x - 1][1:3]:
                     ax.axvline(x - 0.5, color="black", alpha=0.25, linewidth=0.8)
-        fig.tight_layout()
+        # One legend above the panels, where it cannot hide a bar.
+        handles, labels = axes[0, 0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="upper center", ncol=len(series), fontsize=9, frameon=False)
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
         fig.savefig(path, dpi=90)
         plt.close(fig)
         written.append(path)
