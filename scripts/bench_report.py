@@ -86,6 +86,7 @@ def load_rows(results_dir):
                 continue
             row = parse_name(b["run_name"])
             row["index"] = len(rows)
+            row["source"] = binary
             if cv.get(b["run_name"]) is not None:
                 row["cv_pct"] = 100.0 * cv[b["run_name"]]
             label = parse_label(b.get("label", ""))
@@ -94,6 +95,8 @@ def load_rows(results_dir):
                        settings=" | ".join(x for x in (context.get("settings", ""), context.get("peer_config", "")) if x))
             if "weights" not in row and "weights" in label:
                 row["weights"] = label["weights"]
+            if row["kernel"] == "ceiling":
+                row["detail"] += f" [{binary}]"
             rows.append(row)
     # Google Benchmark repeats error rows per repetition; keep one line each.
     return rows, sorted(set(errors)), contexts
@@ -216,13 +219,21 @@ def ceiling_table(rows):
     ceil = [r for r in rows if r["kernel"] == "ceiling"]
     if not ceil:
         return ["_no ceilings in this run_"]
+    runs = len({r["source"] for r in ceil})
     lines = ["| ceiling | what | 1 thread | 2 threads |", "|---|---|---:|---:|"]
     for lib in dict.fromkeys(r["library"] for r in ceil):
-        by_t = {r.get("threads"): r for r in ceil if r["library"] == lib}
-        any_row = next(iter(by_t.values()))
-        unit = "GB/s" if any_row["dtype"] == "mem" else "GFLOP/s"
-        val = lambda r: fmt(r["gbps"] if unit == "GB/s" else r["gflops"]) + " " + unit if r else "–"
-        lines.append(f"| {lib} ({any_row['dtype']}) | {any_row.get('detail', '')} | {val(by_t.get(1))} | {val(by_t.get(2))} |")
+        mine = [r for r in ceil if r["library"] == lib]
+        unit = "GB/s" if mine[0]["dtype"] == "mem" else "GFLOP/s"
+
+        def best(threads):
+            values = [r["gbps"] if unit == "GB/s" else r["gflops"] for r in mine if r.get("threads") == threads]
+            values = [v for v in values if v is not None]
+            return f"{max(values):.1f} {unit}" if values else "–"
+        what = mine[0].get("detail", "").split(" [")[0]
+        lines.append(f"| {lib} ({mine[0]['dtype']}) | {what} | {best(1)} | {best(2)} |")
+    if runs > 1:
+        lines += ["", f"_Best of {runs} runs of bench_ceilings (start and end of the run); "
+                      "summary.csv lists each run, named in `detail`._"]
     return lines
 
 
