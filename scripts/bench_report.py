@@ -258,7 +258,7 @@ def convert_table(rows):
 def settings_lines(contexts, run_info):
     lines = []
     if run_info:
-        for key in ("date", "elapsed", "host", "commit", "load_before", "load_after", "quick", "filter", "note"):
+        for key in ("date", "elapsed", "host", "commit", "load_before", "load_after", "contention", "quick", "filter", "note"):
             if run_info.get(key):
                 lines.append(f"- {key}: {run_info[key]}")
     any_ctx = next(iter(contexts.values()), {})
