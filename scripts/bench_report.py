@@ -282,7 +282,8 @@ def write_markdown(rows, errors, contexts, run_info, path):
           f"GFLOP/s = 2·M·N·K / wall time, {reps}; the machine is shared, so compare within a run. "
           "`cold` rows rotate through weight copies totalling more than 2× the LLC (every library alike); "
           "`warm` rows reuse one weight buffer. bf16 = bf16 × bf16 → fp32. "
-          "Best peer in **bold**; `% roofline` is against this run's ceilings.", "",
+          "Best peer in **bold**; `% roofline` is against this run's ceilings, "
+          "min(compute ceiling, weight bytes × read bandwidth): a ceiling sampled in a busy moment can put a row above 100%.", "",
           "## Ceilings (measured in this run)", ""] + ceiling_table(rows) + \
          ["", "## GEMM: C[M,N] = A[M,K] · B[K,N], GFLOP/s", ""] + gemm_table(rows) + \
          ["", "## fp32 ↔ bf16 conversion, GB/s (bytes read + written)", ""] + convert_table(rows) + \
