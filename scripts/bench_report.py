@@ -86,6 +86,7 @@ def load_rows(results_dir):
                 continue
             row = parse_name(b["run_name"])
             row["index"] = len(rows)
+            row["source"] = binary
             if cv.get(b["run_name"]) is not None:
                 row["cv_pct"] = 100.0 * cv[b["run_name"]]
             label = parse_label(b.get("label", ""))
@@ -94,6 +95,8 @@ def load_rows(results_dir):
                        settings=" | ".join(x for x in (context.get("settings", ""), context.get("peer_config", "")) if x))
             if "weights" not in row and "weights" in label:
                 row["weights"] = label["weights"]
+            if row["kernel"] == "ceiling":
+                row["detail"] += f" [{binary}]"
             rows.append(row)
     # Google Benchmark repeats error rows per repetition; keep one line each.
     return rows, sorted(set(errors)), contexts
@@ -216,13 +219,21 @@ def ceiling_table(rows):
     ceil = [r for r in rows if r["kernel"] == "ceiling"]
     if not ceil:
         return ["_no ceilings in this run_"]
+    runs = len({r["source"] for r in ceil})
     lines = ["| ceiling | what | 1 thread | 2 threads |", "|---|---|---:|---:|"]
     for lib in dict.fromkeys(r["library"] for r in ceil):
-        by_t = {r.get("threads"): r for r in ceil if r["library"] == lib}
-        any_row = next(iter(by_t.values()))
-        unit = "GB/s" if any_row["dtype"] == "mem" else "GFLOP/s"
-        val = lambda r: fmt(r["gbps"] if unit == "GB/s" else r["gflops"]) + " " + unit if r else "–"
-        lines.append(f"| {lib} ({any_row['dtype']}) | {any_row.get('detail', '')} | {val(by_t.get(1))} | {val(by_t.get(2))} |")
+        mine = [r for r in ceil if r["library"] == lib]
+        unit = "GB/s" if mine[0]["dtype"] == "mem" else "GFLOP/s"
+
+        def best(threads):
+            values = [r["gbps"] if unit == "GB/s" else r["gflops"] for r in mine if r.get("threads") == threads]
+            values = [v for v in values if v is not None]
+            return f"{max(values):.1f} {unit}" if values else "–"
+        what = mine[0].get("detail", "").split(" [")[0]
+        lines.append(f"| {lib} ({mine[0]['dtype']}) | {what} | {best(1)} | {best(2)} |")
+    if runs > 1:
+        lines += ["", f"_Best of {runs} runs of bench_ceilings (start and end of the run); "
+                      "summary.csv lists each run, named in `detail`._"]
     return lines
 
 
@@ -247,7 +258,7 @@ def convert_table(rows):
 def settings_lines(contexts, run_info):
     lines = []
     if run_info:
-        for key in ("date", "elapsed", "host", "commit", "load_before", "load_after", "quick", "filter", "note"):
+        for key in ("date", "elapsed", "host", "commit", "load_before", "load_after", "contention", "quick", "filter", "note"):
             if run_info.get(key):
                 lines.append(f"- {key}: {run_info[key]}")
     any_ctx = next(iter(contexts.values()), {})
@@ -271,7 +282,8 @@ def write_markdown(rows, errors, contexts, run_info, path):
           f"GFLOP/s = 2·M·N·K / wall time, {reps}; the machine is shared, so compare within a run. "
           "`cold` rows rotate through weight copies totalling more than 2× the LLC (every library alike); "
           "`warm` rows reuse one weight buffer. bf16 = bf16 × bf16 → fp32. "
-          "Best peer in **bold**; `% roofline` is against this run's ceilings.", "",
+          "Best peer in **bold**; `% roofline` is against this run's ceilings, "
+          "min(compute ceiling, weight bytes × read bandwidth): a ceiling sampled in a busy moment can put a row above 100%.", "",
           "## Ceilings (measured in this run)", ""] + ceiling_table(rows) + \
          ["", "## GEMM: C[M,N] = A[M,K] · B[K,N], GFLOP/s", ""] + gemm_table(rows) + \
          ["", "## fp32 ↔ bf16 conversion, GB/s (bytes read + written)", ""] + convert_table(rows) + \
@@ -331,11 +343,13 @@ def plot_all(rows, results_dir):
             ax.set_ylabel(ylabel)
             ax.set_title(f"{title} — {t} thread{'s' if t > 1 else ''}", fontsize=11)
             ax.grid(axis="y", which="both", alpha=0.3)
-            ax.legend(fontsize=8, ncol=min(6, len(series)), loc="upper left")
             for x in range(1, len(shapes)):  # separate weight matrices
                 if shapes[x][1:3] != shapes[x - 1][1:3]:
                     ax.axvline(x - 0.5, color="black", alpha=0.25, linewidth=0.8)
-        fig.tight_layout()
+        # One legend above the panels, where it cannot hide a bar.
+        handles, labels = axes[0, 0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="upper center", ncol=len(series), fontsize=9, frameon=False)
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
         fig.savefig(path, dpi=90)
         plt.close(fig)
         written.append(path)
