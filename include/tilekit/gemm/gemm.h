@@ -2,9 +2,14 @@
 //   C[M][N] = epilogue(A[M][K] · B[K][N])
 // A: float or bf16, row-major with any leading dimension. B: PackedWeights
 // (fp32 or bf16, packed once). C: float or bf16. Accumulation is fp32.
+// On the amx path, bf16 weights run on AMX tiles, which multiply bf16 only: an
+// fp32 A is rounded to bf16 (to nearest even) as it is packed
+// (PanelLayout::rounds_a_to_bf16). Products of bf16 values are exact in fp32,
+// and the sums are fp32 as on every path.
 //
 // Target-independent part: validation, blocking, threading. The loops and the
-// micro-kernel are per target (gemm-inl.h).
+// micro-kernel are per target (gemm-inl.h), or a matrix-instruction kernel of
+// arch/ for its own panel kind (arch_gemm below).
 #ifndef TILEKIT_GEMM_GEMM_H_
 #define TILEKIT_GEMM_GEMM_H_
 
