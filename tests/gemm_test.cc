@@ -228,6 +228,14 @@ TEST_P(GemmTest, LargeShapesCrossEveryBlockBoundary) {
       RunAndCheck(g, rng);
     }
   }
+  // SwiGLU pairs finished after several K blocks.
+  for (bool w_bf16 : {false, true}) {
+    GemmCase g = Case(70, 150, 600);
+    g.gate_up = true;
+    g.ep.activation = Activation::kSwiGlu;
+    g.w_bf16 = w_bf16;
+    RunAndCheck(g, rng);
+  }
 }
 
 TEST_P(GemmTest, LeadingDimensionsLargerThanColumns) {

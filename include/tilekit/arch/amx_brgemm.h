@@ -1,5 +1,6 @@
 // The AMX micro-kernel and the batch-reduce GEMM built on it: the one
-// tile-level contract that the GEMM (arch/amx_gemm.h) and flash attention use.
+// tile-level contract of the GEMM (arch/amx_gemm.h), exposed as amx_brgemm for
+// flash attention (Q·Kᵀ and P·V blocks: head_dim and KV blocks of 32s).
 //
 //   amx_brgemm: C[m][n] += Σᵢ Aᵢ[m][k] · Bᵢ[k][n]     (m, n <= 32; k % 32 == 0)
 //
