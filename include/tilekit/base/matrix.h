@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "tilekit/base/bf16.h"
+#include "tilekit/base/status.h"
 
 namespace tilekit {
 
@@ -56,6 +57,22 @@ inline bool ranges_overlap(const void* a, size_t a_bytes, const void* b, size_t 
   if (!a_bytes || !b_bytes) return false;
   const auto pa = reinterpret_cast<uintptr_t>(a), pb = reinterpret_cast<uintptr_t>(b);
   return pa < pb + b_bytes && pb < pa + a_bytes;
+}
+
+// A view a kernel may read or write: not null (unless empty), ld >= cols, and a
+// byte span that fits in size_t. `op` and `name` make the message
+// ("gemm: residual has ld=2 < cols=20").
+template <typename T>
+Status check_view(const char* op, const char* name, const MatrixView<T>& v) {
+  if (!v.data && v.rows && v.cols) return fail(Status::kNullPointer, "%s: %s is null", op, name);
+  if (v.ld < v.cols) {
+    return fail(Status::kBadLeadingDim, "%s: %s has ld=%zu < cols=%zu", op, name, v.ld, v.cols);
+  }
+  size_t bytes;
+  if (!span_bytes(v, &bytes)) {
+    return fail(Status::kOverflow, "%s: %s of %zu x %zu (ld %zu) overflows size_t", op, name, v.rows, v.cols, v.ld);
+  }
+  return Status::kOk;
 }
 
 }  // namespace detail

@@ -24,6 +24,7 @@
 #include "tilekit/base/status.h"
 #include "tilekit/cpu/dispatch.h"
 #include "tilekit/detail/kernels.h"
+#include "tilekit/epilogue/check.h"
 #include "tilekit/epilogue/epilogue.h"
 #include "tilekit/gemm/packed_weights.h"
 #include "tilekit/gemm/plan.h"
@@ -177,19 +178,6 @@ inline void run_share(void* context, size_t task) {
   job.range(p, s.r0, s.r1, s.p0, s.p1, ws);
 }
 
-template <typename T>
-Status check_view(const char* gemm, const char* name, const MatrixView<T>& v) {
-  if (!v.data && v.rows && v.cols) return fail(Status::kNullPointer, "%s: %s is null", gemm, name);
-  if (v.ld < v.cols) {
-    return fail(Status::kBadLeadingDim, "%s: %s has ld=%zu < cols=%zu", gemm, name, v.ld, v.cols);
-  }
-  size_t bytes;
-  if (!span_bytes(v, &bytes)) {
-    return fail(Status::kOverflow, "%s: %s of %zu x %zu (ld %zu) overflows size_t", gemm, name, v.rows, v.cols, v.ld);
-  }
-  return Status::kOk;
-}
-
 template <typename TA, typename TC>
 Status check_output(const char* gemm, const MatrixView<const TA>& a, const MatrixView<TC>& c,
                     const Epilogue& ep, const PackedSegment& seg) {
@@ -203,22 +191,7 @@ Status check_output(const char* gemm, const MatrixView<const TA>& a, const Matri
   span_bytes(a, &a_bytes);
   span_bytes(c, &c_bytes);
   if (ranges_overlap(a.data, a_bytes, c.data, c_bytes)) return fail(Status::kAliasing, "%s: A overlaps C", gemm);
-  if (ep.bias && ranges_overlap(ep.bias, seg.n * sizeof(float), c.data, c_bytes)) {
-    return fail(Status::kAliasing, "%s: bias overlaps C", gemm);
-  }
-  if (ep.residual) {
-    const MatrixView<const float> r{ep.residual, c.rows, c.cols, ep.ld_residual};
-    if ((s = check_view(gemm, "residual", r)) != Status::kOk) return s;
-    size_t r_bytes = 0;
-    span_bytes(r, &r_bytes);
-    // Reading the residual from C itself (same element, same ld) is safe: each
-    // element is read before it is written. Any other overlap is not.
-    const bool in_place = static_cast<const void*>(ep.residual) == static_cast<const void*>(c.data) &&
-                          ep.ld_residual == c.ld && !kIsBf16<TC>;
-    if (!in_place && ranges_overlap(ep.residual, r_bytes, c.data, c_bytes)) {
-      return fail(Status::kAliasing, "%s: residual overlaps C", gemm);
-    }
-  }
+  if ((s = check_epilogue_operands(gemm, c, c_bytes, ep)) != Status::kOk) return s;
   if (seg.gate_up != (ep.activation == Activation::kSwiGlu)) {
     return fail(Status::kInvalidArgument,
                 seg.gate_up ? "%s: weights packed as a gate/up pair need Activation::kSwiGlu"
@@ -233,7 +206,7 @@ Status check_output(const char* gemm, const MatrixView<const TA>& a, const Matri
 
 template <typename TA, typename TC>
 Status run_gemm(const char* gemm, const MatrixView<const TA>& a, const PackedWeights& b,
-                const FusedOutput<TC>* outputs, size_t num_outputs, bool concatenated, const GemmOptions& opt) {
+                const FusedOutput<TC>* outputs, bool concatenated, const GemmOptions& opt) {
   static_assert(kIsKernelElement<TA> && kIsKernelElement<TC>, "gemm takes float or bf16 matrices");
   Status s = check_view(gemm, "A", a);
   if (s != Status::kOk) return s;
@@ -280,7 +253,6 @@ Status run_gemm(const char* gemm, const MatrixView<const TA>& a, const PackedWei
       sp.c = o.c.data;
     }
   }
-  (void)num_outputs;
   if (a.rows == 0 || b.n() == 0) return Status::kOk;
 
   const ArchGemm arch = arch_gemm(b.layout().kind);
@@ -336,7 +308,7 @@ template <typename TA, typename TC>
 Status gemm(MatrixView<const TA> a, const PackedWeights& b, MatrixView<TC> c, const Epilogue& epilogue = {},
             const GemmOptions& options = {}) {
   const FusedOutput<TC> out{c, epilogue};
-  return detail::run_gemm("gemm", a, b, &out, 1, /*concatenated=*/true, options);
+  return detail::run_gemm("gemm", a, b, &out, /*concatenated=*/true, options);
 }
 template <typename TA, typename TC>
 Status gemm(MatrixView<TA> a, const PackedWeights& b, MatrixView<TC> c, const Epilogue& epilogue = {},
@@ -355,7 +327,7 @@ Status gemm_fused(MatrixView<const TA> a, const PackedWeights& b, const FusedOut
     return fail(Status::kShapeMismatch, "gemm_fused: %zu outputs for %zu weight segments", num_outputs,
                 b.segments().size());
   }
-  return detail::run_gemm("gemm_fused", a, b, outputs, num_outputs, /*concatenated=*/false, options);
+  return detail::run_gemm("gemm_fused", a, b, outputs, /*concatenated=*/false, options);
 }
 
 }  // namespace tilekit
