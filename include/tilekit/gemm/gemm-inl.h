@@ -142,9 +142,8 @@ enum : uint32_t { kFirstK = 1, kLastK = 2 };
   if constexpr (kMR > R) StoreTileRow<decltype(df), TC>(df, c##R##0, c##R##1, out, R);
 
 // C tile (kMR rows × one panel) += A rows · panel over one K block of kc.
-// `next` is the slice the following call will read (the next panel): each k
-// step prefetches its matching 128 bytes, so that slice is in L1 when its first
-// tile starts instead of stalling on L3 or memory (BLIS's next-panel hint).
+// Each k step prefetches the 128 bytes at next + k · row_bytes into L1; the
+// caller points `next` at what is read soon (see GemmRangeT).
 template <size_t kMR, bool kPackedA, typename TB, typename TC>
 HWY_NOINLINE void MicroKernel(size_t kc, const float* HWY_RESTRICT a, size_t lda, const TB* HWY_RESTRICT panel,
                               const unsigned char* next, size_t row_bytes, float* HWY_RESTRICT partial,
@@ -187,14 +186,56 @@ HWY_NOINLINE void MicroKernel(size_t kc, const float* HWY_RESTRICT a, size_t lda
 
 static_assert(kGemmMR <= 12, "MicroKernel declares 12 accumulator rows");
 
-// Where a tile's weights come from: the kc × nr slice it reads and the slice to
-// prefetch for the next call.
+// Where a tile's weights come from: the kc × nr slice it reads and where its
+// k steps prefetch (SlicePrefetch::L1Target).
 template <typename TB>
 struct PanelSlice {
   const TB* panel;
   const unsigned char* next;
   size_t row_bytes;
 };
+
+// Keeping the weights a tile needs close by. B slices are read from L3 or
+// memory once per row block, at a fixed stride (panel_bytes) the hardware
+// prefetchers do not follow across panels, so the loops ask for them:
+// - one row tile streaming a whole panel (M <= mr, the GEMV): each k step
+//   prefetches kStreamAhead bytes further down the same stream (panels are
+//   contiguous, so the end of one runs into the next);
+// - several row tiles: the slice two panels ahead is fetched into L2 in equal
+//   shares by the tiles of the current panel, and the panel's last tile pulls
+//   the next slice into L1 (earlier tiles re-touch their own slice, an L1 hit),
+//   so the next panel's first tile finds its slice in L1 and L1 holds at most
+//   two slices.
+constexpr size_t kStreamAhead = 4096;
+struct SlicePrefetch {
+  const unsigned char* slice;
+  const unsigned char* ahead;  // slice two panels ahead, or null
+  size_t lines_per_tile, lines;
+  size_t last_tile;
+  bool stream;
+
+  void PrefetchAheadShare(size_t tile) const {
+    if (!ahead) return;
+    const size_t end = HWY_MIN(lines, (tile + 1) * lines_per_tile);
+    for (size_t l = tile * lines_per_tile; l < end; ++l) __builtin_prefetch(ahead + l * 64, 0, 2);  // to L2
+  }
+  const unsigned char* L1Target(size_t tile, const unsigned char* next_slice) const {
+    if (stream) return slice + kStreamAhead;
+    return tile == last_tile ? next_slice : slice;
+  }
+};
+inline SlicePrefetch PlanSlicePrefetch(const unsigned char* slice, size_t kc, size_t row_bytes, size_t panel_bytes,
+                                       size_t rows, bool has_ahead) {
+  SlicePrefetch pf;
+  const size_t tiles = (rows + kGemmMR - 1) / kGemmMR;
+  pf.slice = slice;
+  pf.stream = tiles == 1;
+  pf.ahead = has_ahead && !pf.stream ? slice + 2 * panel_bytes : nullptr;
+  pf.lines = kc * row_bytes / 64;
+  pf.lines_per_tile = (pf.lines + tiles - 1) / tiles;
+  pf.last_tile = tiles - 1;
+  return pf;
+}
 
 template <bool kPackedA, typename TB, typename TC, size_t... kRows>
 HWY_INLINE void RunTile(size_t rows, size_t kc, const float* a, size_t lda, const PanelSlice<TB>& b, float* partial,
@@ -255,13 +296,15 @@ HWY_INLINE void GemmRangeT(const GemmPlan& p, size_t r0, size_t r1, size_t p0, s
           const SegmentPlan& seg = segment_of(p, pb);
           const size_t cols_per_panel = seg.gate_up ? lanes : nr;
           const unsigned char* slice = p.b + pb * p.panel_bytes + pc * row_bytes;
-          // The last panel of the group prefetches its own slice again: harmless.
-          const PanelSlice<TB> b{reinterpret_cast<const TB*>(slice), pb + 1 < jc_end ? slice + p.panel_bytes : slice,
-                                 row_bytes};
+          const unsigned char* next_slice = pb + 1 < jc_end ? slice + p.panel_bytes : slice;
+          const SlicePrefetch pf = PlanSlicePrefetch(slice, kc, row_bytes, p.panel_bytes, rows, pb + 2 < jc_end);
           const size_t col = (pb - seg.panel_begin) * cols_per_panel;
           const size_t cols = HWY_MIN(cols_per_panel, seg.n - col);
           for (size_t ir = 0; ir < rows; ir += kGemmMR) {
             const size_t mr = HWY_MIN(kGemmMR, rows - ir);
+            const size_t tile = ir / kGemmMR;
+            pf.PrefetchAheadShare(tile);
+            const PanelSlice<TB> b{reinterpret_cast<const TB*>(slice), pf.L1Target(tile, next_slice), row_bytes};
             const TileOut out{&seg, ic + ir, col, cols};
             float* partial = c_ws + ((pb - jc) * row_blocks + ir / kGemmMR) * kGemmMR * nr;
             if (p.pack_a) {
