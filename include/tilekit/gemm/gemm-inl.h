@@ -225,9 +225,8 @@ struct SlicePrefetch {
   }
 };
 inline SlicePrefetch PlanSlicePrefetch(const unsigned char* slice, size_t kc, size_t row_bytes, size_t panel_bytes,
-                                       size_t rows, bool has_ahead) {
+                                       size_t tiles, bool has_ahead) {
   SlicePrefetch pf;
-  const size_t tiles = (rows + kGemmMR - 1) / kGemmMR;
   pf.slice = slice;
   pf.stream = tiles == 1;
   pf.ahead = has_ahead && !pf.stream ? slice + 2 * panel_bytes : nullptr;
@@ -252,12 +251,27 @@ HWY_INLINE void RunTile(size_t rows, size_t kc, const float* a, size_t lda, cons
 // block of a panel is contiguous too. bf16 A is widened here: one conversion
 // per element per row block, not one per use. Packed once per row block and
 // reused by every panel group and K block.
+// A block's rows cut into the fewest tiles of at most kGemmMR rows, heights
+// differing by at most one: 256 rows are 14 × 12 + 8 × 11, not 21 × 12 + 4
+// (a 4-row tile has too few accumulators to hide the FMA latency, and the
+// block's last tile also pulls the next B slice into L1). The tile height does
+// not change any element's arithmetic (its products are summed in k order
+// whatever the tile), so results stay identical.
+struct RowTiles {
+  size_t count, base, extra;
+  explicit RowTiles(size_t rows)
+      : count((rows + kGemmMR - 1) / kGemmMR), base(count ? rows / count : 0), extra(count ? rows % count : 0) {}
+  size_t begin(size_t t) const { return t * base + HWY_MIN(t, extra); }
+  size_t rows(size_t t) const { return base + (t < extra ? 1 : 0); }
+};
+
 template <typename TA>
 HWY_INLINE void PackA(const TA* a, size_t lda, size_t r0, size_t rows, size_t K, float* HWY_RESTRICT ws) {
-  for (size_t i0 = 0; i0 < rows; i0 += kGemmMR) {
-    float* HWY_RESTRICT panel = ws + (i0 / kGemmMR) * K * kGemmMR;
-    const size_t n = HWY_MIN(kGemmMR, rows - i0);
-    const TA* src = a + (r0 + i0) * lda;
+  const RowTiles tiles(rows);
+  for (size_t t = 0; t < tiles.count; ++t) {
+    float* HWY_RESTRICT panel = ws + t * K * kGemmMR;
+    const size_t n = tiles.rows(t);
+    const TA* src = a + (r0 + tiles.begin(t)) * lda;
     for (size_t k = 0; k < K; ++k) {
       for (size_t i = 0; i < n; ++i) {
         if constexpr (std::is_same<TA, float>::value) {
@@ -285,6 +299,7 @@ HWY_INLINE void GemmRangeT(const GemmPlan& p, size_t r0, size_t r1, size_t p0, s
   float* c_ws = p.pack_a ? ws + row_blocks * kGemmMR * p.k : ws;
   for (size_t ic = r0; ic < r1; ic += p.mc) {
     const size_t rows = HWY_MIN(p.mc, r1 - ic);
+    const RowTiles tiles(rows);
     if (p.pack_a) PackA(a, p.lda, ic, rows, p.k, a_ws);
     for (size_t jc = p0; jc < p1; jc += p.nc_panels) {
       const size_t jc_end = HWY_MIN(p1, jc + p.nc_panels);
@@ -297,18 +312,17 @@ HWY_INLINE void GemmRangeT(const GemmPlan& p, size_t r0, size_t r1, size_t p0, s
           const size_t cols_per_panel = seg.gate_up ? lanes : nr;
           const unsigned char* slice = p.b + pb * p.panel_bytes + pc * row_bytes;
           const unsigned char* next_slice = pb + 1 < jc_end ? slice + p.panel_bytes : slice;
-          const SlicePrefetch pf = PlanSlicePrefetch(slice, kc, row_bytes, p.panel_bytes, rows, pb + 2 < jc_end);
+          const SlicePrefetch pf = PlanSlicePrefetch(slice, kc, row_bytes, p.panel_bytes, tiles.count, pb + 2 < jc_end);
           const size_t col = (pb - seg.panel_begin) * cols_per_panel;
           const size_t cols = HWY_MIN(cols_per_panel, seg.n - col);
-          for (size_t ir = 0; ir < rows; ir += kGemmMR) {
-            const size_t mr = HWY_MIN(kGemmMR, rows - ir);
-            const size_t tile = ir / kGemmMR;
+          for (size_t tile = 0; tile < tiles.count; ++tile) {
+            const size_t ir = tiles.begin(tile), mr = tiles.rows(tile);
             pf.PrefetchAheadShare(tile);
             const PanelSlice<TB> b{reinterpret_cast<const TB*>(slice), pf.L1Target(tile, next_slice), row_bytes};
             const TileOut out{&seg, ic + ir, col, cols};
-            float* partial = c_ws + ((pb - jc) * row_blocks + ir / kGemmMR) * kGemmMR * nr;
+            float* partial = c_ws + ((pb - jc) * row_blocks + tile) * kGemmMR * nr;
             if (p.pack_a) {
-              const float* a_panel = a_ws + (ir / kGemmMR) * p.k * kGemmMR + pc * kGemmMR;
+              const float* a_panel = a_ws + tile * p.k * kGemmMR + pc * kGemmMR;
               RunTile<true, TB, TC>(mr, kc, a_panel, 0, b, partial, flags, out, std::make_index_sequence<kGemmMR>());
             } else if constexpr (std::is_same<TA, float>::value) {
               RunTile<false, TB, TC>(mr, kc, a + (ic + ir) * p.lda + pc, p.lda, b, partial, flags, out,
