@@ -73,11 +73,8 @@ struct TileOut {
   size_t cols;    // valid output columns from `col` (<= 2N, or <= N for gate/up)
 };
 
-// The epilogue of one tile row, out of line: activations expand to a lot of
-// code, and inlining them into every micro-kernel shape multiplied build time
-// for no speed (this runs once per row of K FMAs).
 template <typename TC>
-HWY_NOINLINE void EpilogueRow(const float* HWY_RESTRICT acc, const TileOut& t, size_t r) {
+HWY_INLINE void EpilogueRow(const float* HWY_RESTRICT acc, const TileOut& t, size_t r) {
   const hn::ScalableTag<float> df;
   const size_t N = hn::Lanes(df);
   const SegmentPlan& s = *t.seg;
@@ -98,20 +95,19 @@ HWY_NOINLINE void EpilogueRow(const float* HWY_RESTRICT acc, const TileOut& t, s
   }
 }
 
-template <class DF, typename TC>
-HWY_INLINE void StoreTileRow(DF df, hn::Vec<DF> c0, hn::Vec<DF> c1, const TileOut& t, size_t r) {
-  const size_t N = hn::Lanes(df);
-  const SegmentPlan& s = *t.seg;
-  if (!s.gate_up && s.epilogue.is_identity() && t.cols == 2 * N) {  // the common, full tile
-    TC* c = static_cast<TC*>(s.c) + (t.row + r) * s.ldc + t.col;
-    StoreRow(df, c0, c, N);
-    StoreRow(df, c1, c + N, N);
-    return;
-  }
-  HWY_ALIGN float acc[2 * HWY_MAX_BYTES / sizeof(float)];
-  hn::Store(c0, df, acc);
-  hn::Store(c1, df, acc + N);
-  EpilogueRow<TC>(acc, t, r);
+// The epilogue of a finished tile (rows × 2N accumulators, row stride acc_ld), out
+// of line: activations expand to a lot of code, and inlining them into every
+// micro-kernel shape multiplied build time for no speed. One call per tile, not
+// per row: per-row calls cost ~4% of a 256×4096×4096 GEMM, and a loop lets the
+// rows' independent Div / Exp chains overlap.
+template <typename TC>
+HWY_NOINLINE void EpilogueTile(const float* HWY_RESTRICT acc, size_t acc_ld, const TileOut& t, size_t rows) {
+  for (size_t r = 0; r < rows; ++r) EpilogueRow<TC>(acc + r * acc_ld, t, r);
+}
+
+// True when the tile's rows go straight to C: no epilogue op, all 2N columns.
+HWY_INLINE bool PlainStore(const TileOut& t, size_t N) {
+  return !t.seg->gate_up && t.seg->epilogue.is_identity() && t.cols == 2 * N;
 }
 
 // Flags of one micro-kernel call within the K loop: the first K block starts
@@ -133,13 +129,17 @@ enum : uint32_t { kFirstK = 1, kLastK = 2 };
     c##R##0 = hn::MulAdd(a##R, b0, c##R##0);                    \
     c##R##1 = hn::MulAdd(a##R, b1, c##R##1);                    \
   }
-#define TILEKIT_ROW_SAVE(R)                                  \
+#define TILEKIT_ROW_SAVE(R, DST)                             \
   if constexpr (kMR > R) {                                   \
-    hn::StoreU(c##R##0, df, partial + R * 2 * N);             \
-    hn::StoreU(c##R##1, df, partial + R * 2 * N + N);         \
+    hn::StoreU(c##R##0, df, DST + R * 2 * N);                 \
+    hn::StoreU(c##R##1, df, DST + R * 2 * N + N);             \
   }
-#define TILEKIT_ROW_STORE(R) \
-  if constexpr (kMR > R) StoreTileRow<decltype(df), TC>(df, c##R##0, c##R##1, out, R);
+#define TILEKIT_ROW_STORE(R)                                  \
+  if constexpr (kMR > R) {                                    \
+    TC* c = static_cast<TC*>(out.seg->c) + (out.row + R) * out.seg->ldc + out.col; \
+    StoreRow(df, c##R##0, c, N);                              \
+    StoreRow(df, c##R##1, c + N, N);                          \
+  }
 
 // C tile (kMR rows × one panel) += A rows · panel over one K block of kc.
 // Each k step prefetches the 128 bytes at next + k · row_bytes into L1; the
@@ -167,14 +167,21 @@ HWY_NOINLINE void MicroKernel(size_t kc, const float* HWY_RESTRICT a, size_t lda
     TILEKIT_ROW_FMA(4) TILEKIT_ROW_FMA(5) TILEKIT_ROW_FMA(6) TILEKIT_ROW_FMA(7)
     TILEKIT_ROW_FMA(8) TILEKIT_ROW_FMA(9) TILEKIT_ROW_FMA(10) TILEKIT_ROW_FMA(11)
   }
-  if (flags & kLastK) {
+  if ((flags & kLastK) && PlainStore(out, N)) {
     TILEKIT_ROW_STORE(0) TILEKIT_ROW_STORE(1) TILEKIT_ROW_STORE(2) TILEKIT_ROW_STORE(3)
     TILEKIT_ROW_STORE(4) TILEKIT_ROW_STORE(5) TILEKIT_ROW_STORE(6) TILEKIT_ROW_STORE(7)
     TILEKIT_ROW_STORE(8) TILEKIT_ROW_STORE(9) TILEKIT_ROW_STORE(10) TILEKIT_ROW_STORE(11)
+  } else if (flags & kLastK) {
+    HWY_ALIGN float tile[kMR * 2 * HWY_MAX_BYTES / sizeof(float)];
+    TILEKIT_ROW_SAVE(0, tile) TILEKIT_ROW_SAVE(1, tile) TILEKIT_ROW_SAVE(2, tile) TILEKIT_ROW_SAVE(3, tile)
+    TILEKIT_ROW_SAVE(4, tile) TILEKIT_ROW_SAVE(5, tile) TILEKIT_ROW_SAVE(6, tile) TILEKIT_ROW_SAVE(7, tile)
+    TILEKIT_ROW_SAVE(8, tile) TILEKIT_ROW_SAVE(9, tile) TILEKIT_ROW_SAVE(10, tile) TILEKIT_ROW_SAVE(11, tile)
+    EpilogueTile<TC>(tile, 2 * N, out, kMR);
   } else {
-    TILEKIT_ROW_SAVE(0) TILEKIT_ROW_SAVE(1) TILEKIT_ROW_SAVE(2) TILEKIT_ROW_SAVE(3)
-    TILEKIT_ROW_SAVE(4) TILEKIT_ROW_SAVE(5) TILEKIT_ROW_SAVE(6) TILEKIT_ROW_SAVE(7)
-    TILEKIT_ROW_SAVE(8) TILEKIT_ROW_SAVE(9) TILEKIT_ROW_SAVE(10) TILEKIT_ROW_SAVE(11)
+    TILEKIT_ROW_SAVE(0, partial) TILEKIT_ROW_SAVE(1, partial) TILEKIT_ROW_SAVE(2, partial)
+    TILEKIT_ROW_SAVE(3, partial) TILEKIT_ROW_SAVE(4, partial) TILEKIT_ROW_SAVE(5, partial)
+    TILEKIT_ROW_SAVE(6, partial) TILEKIT_ROW_SAVE(7, partial) TILEKIT_ROW_SAVE(8, partial)
+    TILEKIT_ROW_SAVE(9, partial) TILEKIT_ROW_SAVE(10, partial) TILEKIT_ROW_SAVE(11, partial)
   }
   (void)lda;
   (void)N;
@@ -370,12 +377,19 @@ inline void GemmEpilogueTile(const float* acc, size_t acc_ld, size_t rows, const
   const hn::ScalableTag<float> df;
   const size_t N = hn::Lanes(df);
   const TileOut out{&seg, row0, col0, cols};
+  if (!PlainStore(out, N)) {
+    return c_bf16 ? EpilogueTile<bf16>(acc, acc_ld, out, rows) : EpilogueTile<float>(acc, acc_ld, out, rows);
+  }
   for (size_t r = 0; r < rows; ++r) {
     const auto c0 = hn::LoadU(df, acc + r * acc_ld), c1 = hn::LoadU(df, acc + r * acc_ld + N);
     if (c_bf16) {
-      StoreTileRow<decltype(df), bf16>(df, c0, c1, out, r);
+      bf16* c = static_cast<bf16*>(seg.c) + (row0 + r) * seg.ldc + col0;
+      StoreRow(df, c0, c, N);
+      StoreRow(df, c1, c + N, N);
     } else {
-      StoreTileRow<decltype(df), float>(df, c0, c1, out, r);
+      float* c = static_cast<float*>(seg.c) + (row0 + r) * seg.ldc + col0;
+      StoreRow(df, c0, c, N);
+      StoreRow(df, c1, c + N, N);
     }
   }
 }
