@@ -23,6 +23,8 @@ import argparse
 import csv
 import glob
 import json
+import re
+import statistics
 import math
 import os
 import sys
@@ -69,7 +71,8 @@ def load_rows(results_dir):
             errors.append(f"{os.path.basename(path)}: unreadable ({e})")
             continue
         context = data.get("context", {})
-        binary = os.path.splitext(os.path.basename(path))[0]
+        # Rounds (TILEKIT_BENCH_ROUNDS) write <binary>@r<round>.json.
+        binary = re.sub(r"@r\d+$", "", os.path.splitext(os.path.basename(path))[0])
         contexts[binary] = context
         benchmarks = data.get("benchmarks", [])
         with_median = {b["run_name"] for b in benchmarks if b.get("aggregate_name") == "median"}
@@ -85,6 +88,7 @@ def load_rows(results_dir):
             if not (is_median or is_single):
                 continue
             row = parse_name(b["run_name"])
+            row["run_name"] = b["run_name"]
             row["index"] = len(rows)
             row["source"] = binary
             if cv.get(b["run_name"]) is not None:
@@ -99,7 +103,30 @@ def load_rows(results_dir):
                 row["detail"] += f" [{binary}]"
             rows.append(row)
     # Google Benchmark repeats error rows per repetition; keep one line each.
-    return rows, sorted(set(errors)), contexts
+    return merge_rounds(rows), sorted(set(errors)), contexts
+
+
+def merge_rounds(rows):
+    """One row per benchmark: with several rounds, the round with the median
+    GFLOP/s (GB/s for bandwidth rows), and the spread across rounds as cv_pct."""
+    groups = {}
+    for r in rows:
+        groups.setdefault((r["source"], r["run_name"]), []).append(r)
+    merged = []
+    for group in groups.values():
+        if len(group) == 1:
+            merged.append(group[0])
+            continue
+        metric = "gflops" if group[0].get("gflops") is not None else "gbps"
+        group.sort(key=lambda r: r.get(metric) or 0.0)
+        mid = dict(group[(len(group) - 1) // 2])
+        values = [r.get(metric) or 0.0 for r in group]
+        mean = statistics.mean(values)
+        mid["cv_pct"] = 100.0 * statistics.pstdev(values) / mean if mean else None
+        mid["rounds"] = len(group)
+        merged.append(mid)
+    merged.sort(key=lambda r: r["index"])
+    return merged
 
 
 def ceilings(rows):
@@ -278,6 +305,10 @@ def settings_lines(contexts, run_info):
 def write_markdown(rows, errors, contexts, run_info, path):
     quick = any(c.get("quick") == "1" for c in contexts.values())
     reps = "one short repetition (TILEKIT_BENCH_QUICK)" if quick else "median of 5 repetitions"
+    rounds = max((r.get("rounds", 1) for r in rows), default=1)
+    if rounds > 1:
+        reps += (f", then the median over {rounds} rounds (every binary ran once per round, round-robin, so a slow "
+                 "phase of the machine falls on every library alike; cv = spread across rounds)")
     md = ["# tilekit benchmarks", "",
           f"GFLOP/s = 2·M·N·K / wall time, {reps}; the machine is shared, so compare within a run. "
           "`cold` rows rotate through weight copies totalling more than 2× the LLC (every library alike); "
