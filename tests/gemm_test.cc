@@ -278,13 +278,14 @@ TEST_P(GemmTest, SwiGluGateUpPair) {
   TILEKIT_SEED_TRACE();
   testing::Rng rng(15);
   for (size_t n : {1, 7, 16, 17, 33, 100}) {
-    for (int variant = 0; variant < 4; ++variant) {
-      GemmCase g = Case(1 + 11 * variant, n, 40 + variant);
+    for (int variant = 0; variant < 8; ++variant) {
+      // M = 1 (the GEMV kernels) with every dtype / residual variant, then 12, 23, 34.
+      GemmCase g = Case(variant < 4 ? 1 : 1 + 11 * (variant - 3), n, 40 + variant);
       g.gate_up = true;
       g.ep.activation = Activation::kSwiGlu;
       g.w_bf16 = variant & 1;
       g.c_bf16 = variant & 2;
-      if (variant == 3) g.ep.residual = reinterpret_cast<const float*>(1), g.ep.beta = 0.5f;
+      if ((variant & 3) == 3) g.ep.residual = reinterpret_cast<const float*>(1), g.ep.beta = 0.5f;
       RunAndCheck(g, rng);
     }
   }
@@ -296,7 +297,8 @@ TEST_P(GemmTest, RandomShapesDtypesAndEpilogues) {
   const Activation acts[] = {Activation::kNone, Activation::kRelu, Activation::kGeluErf, Activation::kGeluTanh,
                              Activation::kSilu, Activation::kSwiGlu};
   for (int t = 0; t < 200; ++t) {
-    GemmCase g = Case(1 + rng.below(80), 1 + rng.below(160), rng.below(160));
+    // Every 8th case is a GEMV (M = 1 has kernels of its own).
+    GemmCase g = Case(t % 8 == 0 ? 1 : 1 + rng.below(80), 1 + rng.below(160), rng.below(160));
     g.a_bf16 = rng.below(2);
     g.w_bf16 = rng.below(2);
     g.c_bf16 = rng.below(2);
@@ -453,10 +455,11 @@ TEST_P(GemmTest, PyTorchLayoutPacksToTheSameWeights) {
 
 // Q, K, V packed together: one pass, separate outputs with their own epilogues,
 // or one concatenated output.
-void FusedQkv(WeightType type) {
+// m = 1 runs the GEMV, whose panel groups span all three segments.
+void FusedQkv(WeightType type, size_t m) {
   TILEKIT_SEED_TRACE();
   testing::Rng rng(22);
-  const size_t m = 19, k = 64, nq = 48, nkv = 17;
+  const size_t k = 64, nq = 48, nkv = 17;
   std::vector<float> a(m * k), wq(k * nq), wk(k * nkv), wv(k * nkv), bq(nq);
   for (auto* v : {&a, &wq, &wk, &wv, &bq}) rng.fill(v->data(), v->size());
   const WeightSource parts[3] = {weights_kn(wq.data(), k, nq), weights_kn(wk.data(), k, nkv),
@@ -494,7 +497,10 @@ void FusedQkv(WeightType type) {
 TEST_P(GemmTest, HorizontallyFusedQkv) {
   for (WeightType type : {WeightType::kF32, WeightType::kBf16}) {
     SCOPED_TRACE(weight_type_name(type));
-    FusedQkv(type);
+    for (size_t m : {19, 1}) {
+      SCOPED_TRACE("m = " + std::to_string(m));
+      FusedQkv(type, m);
+    }
   }
 }
 

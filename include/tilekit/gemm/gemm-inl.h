@@ -276,6 +276,70 @@ HWY_INLINE void RunTile(size_t rows, size_t kc, const float* a, size_t lda, cons
   kKernels[rows - 1](kc, a, lda, b.panel, b.next, b.row_bytes, partial, flags, out);
 }
 
+// M = 1, the decode step: the weights are the whole cost, and one core reads
+// memory faster from several sequential streams than from one, so one A row
+// meets up to kGemvPanels panels at once, each panel its own stream (panels sit
+// panel_bytes apart) prefetched kStreamAhead bytes ahead. Per element the
+// products are summed in k order, exactly as MicroKernel<1> would.
+// 8 streams measured faster than 4 (1.10x -> 1.2-1.4x oneDNN's, 1 thread);
+// AVX2's 16 registers hold the accumulators of 4.
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_SCALAR || HWY_TARGET == HWY_EMU128
+constexpr size_t kGemvPanels = 4;
+#else
+constexpr size_t kGemvPanels = 8;
+#endif
+
+#define TILEKIT_GEMV_FMA(P)                                                           \
+  if constexpr (kPanels > P) {                                                        \
+    const unsigned char* panel = b + P * panel_bytes;                                 \
+    hwy::Prefetch(panel + k * row_bytes + kStreamAhead);                              \
+    hwy::Prefetch(panel + k * row_bytes + kStreamAhead + 64);                         \
+    hn::Vec<decltype(df)> b0, b1;                                                     \
+    LoadB(df, reinterpret_cast<const TB*>(panel), k, b0, b1);                         \
+    c##P##0 = hn::MulAdd(av, b0, c##P##0);                                            \
+    c##P##1 = hn::MulAdd(av, b1, c##P##1);                                            \
+  }
+#define TILEKIT_GEMV_STORE(P)                                                         \
+  if constexpr (kPanels > P) {                                                        \
+    if (PlainStore(outs[P], N)) {                                                     \
+      TC* c = static_cast<TC*>(outs[P].seg->c) + outs[P].row * outs[P].seg->ldc + outs[P].col; \
+      StoreRow(df, c##P##0, c, N);                                                    \
+      StoreRow(df, c##P##1, c + N, N);                                                \
+    } else {                                                                          \
+      hn::Store(c##P##0, df, row);                                                    \
+      hn::Store(c##P##1, df, row + N);                                                \
+      EpilogueTile<TC>(row, 2 * N, outs[P], 1);                                       \
+    }                                                                                 \
+  }
+
+template <size_t kPanels, typename TB, typename TC>
+HWY_NOINLINE void GemvPanels(size_t K, const float* HWY_RESTRICT a, size_t a_step, const unsigned char* b,
+                             size_t panel_bytes, size_t row_bytes, const TileOut* outs) {
+  const hn::ScalableTag<float> df;
+  const size_t N = hn::Lanes(df);
+  auto c00 = hn::Zero(df), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+  auto c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
+  for (size_t k = 0; k < K; ++k) {
+    const auto av = hn::Set(df, a[k * a_step]);
+    TILEKIT_GEMV_FMA(0) TILEKIT_GEMV_FMA(1) TILEKIT_GEMV_FMA(2) TILEKIT_GEMV_FMA(3)
+    TILEKIT_GEMV_FMA(4) TILEKIT_GEMV_FMA(5) TILEKIT_GEMV_FMA(6) TILEKIT_GEMV_FMA(7)
+  }
+  HWY_ALIGN float row[2 * HWY_MAX_BYTES / sizeof(float)];
+  TILEKIT_GEMV_STORE(0) TILEKIT_GEMV_STORE(1) TILEKIT_GEMV_STORE(2) TILEKIT_GEMV_STORE(3)
+  TILEKIT_GEMV_STORE(4) TILEKIT_GEMV_STORE(5) TILEKIT_GEMV_STORE(6) TILEKIT_GEMV_STORE(7)
+}
+#undef TILEKIT_GEMV_FMA
+#undef TILEKIT_GEMV_STORE
+static_assert(kGemvPanels <= 8, "GemvPanels declares 8 accumulator pairs");
+
+template <typename TB, typename TC, size_t... kCounts>
+HWY_INLINE void RunGemv(size_t panels, size_t K, const float* a, size_t a_step, const unsigned char* b,
+                        size_t panel_bytes, size_t row_bytes, const TileOut* outs, std::index_sequence<kCounts...>) {
+  using Kernel = void (*)(size_t, const float*, size_t, const unsigned char*, size_t, size_t, const TileOut*);
+  static constexpr Kernel kKernels[] = {&GemvPanels<kCounts + 1, TB, TC>...};
+  kKernels[panels - 1](K, a, a_step, b, panel_bytes, row_bytes, outs);
+}
+
 // Copies rows [r0, r0 + rows) of A, all of K, into panels of kGemmMR rows,
 // k-major ([panel][K][kGemmMR]), so the micro-kernel's broadcasts read one
 // contiguous stream (rows of a large-ld A map to the same L1 sets) and a K
@@ -338,6 +402,29 @@ HWY_INLINE void GemmRangeT(const GemmPlan& p, size_t r0, size_t r1, size_t p0, s
       do {
         const size_t kc = HWY_MIN(p.kc, p.k - pc);
         const uint32_t flags = (pc == 0 ? kFirstK : 0u) | (pc + kc >= p.k ? kLastK : 0u);
+        if (rows == 1 && kc == p.k) {  // the GEMV: no K blocks, no row tiles
+          // bf16 A is always packed (widened); fp32 A may be read in place.
+          const float* a_row = a_ws;
+          size_t a_step = kGemmMR;
+          if constexpr (std::is_same<TA, float>::value) {
+            if (!p.pack_a) a_row = a + ic * p.lda, a_step = 1;
+          }
+          for (size_t pb = jc; pb < jc_end; pb += kGemvPanels) {
+            const size_t n = HWY_MIN(kGemvPanels, jc_end - pb);
+            TileOut outs[kGemvPanels];
+            for (size_t i = 0; i < n; ++i) {
+              const SegmentPlan& seg = segment_of(p, pb + i);
+              const size_t cols_per_panel = seg.gate_up ? lanes : nr;
+              const size_t col = (pb + i - seg.panel_begin) * cols_per_panel;
+              outs[i] = TileOut{&seg, ic, col, HWY_MIN(cols_per_panel, seg.n - col)};
+              PrefetchEpilogueInputs<TC>(outs[i], 1);
+            }
+            RunGemv<TB, TC>(n, p.k, a_row, a_step, p.b + pb * p.panel_bytes, p.panel_bytes, row_bytes, outs,
+                            std::make_index_sequence<kGemvPanels>());
+          }
+          pc += kc;
+          continue;
+        }
         for (size_t pb = jc; pb < jc_end; ++pb) {
           const SegmentPlan& seg = segment_of(p, pb);
           const size_t cols_per_panel = seg.gate_up ? lanes : nr;
