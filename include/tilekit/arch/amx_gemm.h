@@ -19,7 +19,8 @@
 // products in the same order whatever the thread count.
 //
 // Tails. M: A rows past M are zero in the packed block and the epilogue stores
-// only valid rows (for M < 16 the tiles have M rows). N: panels are zero-padded
+// only valid rows (for M < 16 the tiles have M rows; M = 1 runs a vdpbf16ps
+// GEMV over the same panels). N: panels are zero-padded
 // to 32 columns by packing; the epilogue stores only valid columns. K: weights
 // are padded to a multiple of 32 (k_align), A to the same by packing with zeros.
 #ifndef TILEKIT_ARCH_AMX_GEMM_H_
@@ -58,8 +59,8 @@ constexpr size_t kAmxKc = 256;
 
 inline size_t round_up(size_t x, size_t to) { return (x + to - 1) / to * to; }
 
-// Rows per tile: 16, or M when the whole GEMM has fewer (a GEMV streams the
-// weights through 1-row tiles instead of multiplying zeros).
+// Rows per tile: 16, or M when the whole GEMM has fewer (2 to 15 rows do not
+// multiply zeros; M = 1 does not use tiles at all, see amx_gemv_range).
 inline size_t amx_tile_rows(size_t m) { return std::min(m, kTileRows); }
 
 // Blocking for the AMX kernel, from the shape and the cache sizes only.
