@@ -63,7 +63,7 @@ void Run(benchmark::State& state, Variant variant, size_t threads) {
         break;
     }
   }
-  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * kM * kN * kK, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GFLOP/s"] = benchmark::Counter(2e-9 * kM * kN * kK, benchmark::Counter::kIsIterationInvariantRate);
   state.SetLabel("detail=" + tilekit::cpu::path_report());
 }
 
