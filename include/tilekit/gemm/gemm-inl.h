@@ -110,6 +110,19 @@ HWY_INLINE bool PlainStore(const TileOut& t, size_t N) {
   return !t.seg->gate_up && t.seg->epilogue.is_identity() && t.cols == 2 * N;
 }
 
+// Finished fp32 rows (row stride acc_ld) to C, through the epilogue if any.
+template <typename TC>
+HWY_INLINE void StoreTile(const float* HWY_RESTRICT acc, size_t acc_ld, const TileOut& t, size_t rows) {
+  const hn::ScalableTag<float> df;
+  const size_t N = hn::Lanes(df);
+  if (!PlainStore(t, N)) return EpilogueTile<TC>(acc, acc_ld, t, rows);
+  for (size_t r = 0; r < rows; ++r) {
+    TC* c = static_cast<TC*>(t.seg->c) + (t.row + r) * t.seg->ldc + t.col;
+    StoreRow(df, hn::LoadU(df, acc + r * acc_ld), c, N);
+    StoreRow(df, hn::LoadU(df, acc + r * acc_ld + N), c + N, N);
+  }
+}
+
 // Flags of one micro-kernel call within the K loop: the first K block starts
 // from zero, later ones from the partial sums they left in the workspace; the
 // last one runs the epilogue into C. Storing and reloading an fp32 partial is
@@ -205,9 +218,9 @@ struct PanelSlice {
 // Keeping the weights a tile needs close by. B slices are read from L3 or
 // memory once per row block, at a fixed stride (panel_bytes) the hardware
 // prefetchers do not follow across panels, so the loops ask for them:
-// - one row tile streaming a whole panel (M <= mr, the GEMV): each k step
-//   prefetches kStreamAhead bytes further down the same stream (panels are
-//   contiguous, so the end of one runs into the next);
+// - one row tile (M <= mr) streaming a whole panel: each k step prefetches
+//   kStreamAhead bytes further down the same stream (panels are contiguous,
+//   so the end of one runs into the next); M = 1 has GemvPanels below;
 // - several row tiles: the slice two panels ahead is fetched into L2 in equal
 //   shares by the tiles of the current panel, and the panel's last tile pulls
 //   the next slice into L1 (earlier tiles re-touch their own slice, an L1 hit),
@@ -301,15 +314,9 @@ constexpr size_t kGemvPanels = 8;
   }
 #define TILEKIT_GEMV_STORE(P)                                                         \
   if constexpr (kPanels > P) {                                                        \
-    if (PlainStore(outs[P], N)) {                                                     \
-      TC* c = static_cast<TC*>(outs[P].seg->c) + outs[P].row * outs[P].seg->ldc + outs[P].col; \
-      StoreRow(df, c##P##0, c, N);                                                    \
-      StoreRow(df, c##P##1, c + N, N);                                                \
-    } else {                                                                          \
-      hn::Store(c##P##0, df, row);                                                    \
-      hn::Store(c##P##1, df, row + N);                                                \
-      EpilogueTile<TC>(row, 2 * N, outs[P], 1);                                       \
-    }                                                                                 \
+    hn::Store(c##P##0, df, row);                                                      \
+    hn::Store(c##P##1, df, row + N);                                                  \
+    StoreTile<TC>(row, 2 * N, outs[P], 1);                                            \
   }
 
 template <size_t kPanels, typename TB, typename TC>
@@ -461,24 +468,8 @@ HWY_INLINE void GemmRangeT(const GemmPlan& p, size_t r0, size_t r1, size_t p0, s
 // every path.
 inline void GemmEpilogueTile(const float* acc, size_t acc_ld, size_t rows, const SegmentPlan& seg, size_t row0,
                              size_t col0, size_t cols, bool c_bf16) {
-  const hn::ScalableTag<float> df;
-  const size_t N = hn::Lanes(df);
   const TileOut out{&seg, row0, col0, cols};
-  if (!PlainStore(out, N)) {
-    return c_bf16 ? EpilogueTile<bf16>(acc, acc_ld, out, rows) : EpilogueTile<float>(acc, acc_ld, out, rows);
-  }
-  for (size_t r = 0; r < rows; ++r) {
-    const auto c0 = hn::LoadU(df, acc + r * acc_ld), c1 = hn::LoadU(df, acc + r * acc_ld + N);
-    if (c_bf16) {
-      bf16* c = static_cast<bf16*>(seg.c) + (row0 + r) * seg.ldc + col0;
-      StoreRow(df, c0, c, N);
-      StoreRow(df, c1, c + N, N);
-    } else {
-      float* c = static_cast<float*>(seg.c) + (row0 + r) * seg.ldc + col0;
-      StoreRow(df, c0, c, N);
-      StoreRow(df, c1, c + N, N);
-    }
-  }
+  return c_bf16 ? StoreTile<bf16>(acc, acc_ld, out, rows) : StoreTile<float>(acc, acc_ld, out, rows);
 }
 
 // One thread's share: rows [r0, r1) × panels [p0, p1). `ws` holds the packed
