@@ -87,47 +87,7 @@ void FillUniform(float* p, size_t n, uint64_t seed) {
   }
 }
 
-GemmOperands MakeOperands(const GemmShape& s) {
-  GemmOperands ops;
-  const size_t a_count = static_cast<size_t>(s.m * s.k), b_count = static_cast<size_t>(s.k * s.n);
-  ops.a = AllocateBuffer(a_count * sizeof(float));
-  ops.b = AllocateBuffer(b_count * sizeof(float));
-  const uint64_t seed = static_cast<uint64_t>(s.m * 1000003 + s.n * 1009 + s.k);
-  FillUniform(ops.a.as<float>(), a_count, seed);
-  FillUniform(ops.b.as<float>(), b_count, ~seed);
-  return ops;
-}
-
 float AsInput(float x, bool bf16) { return bf16 ? tilekit::bf16_to_f32(tilekit::f32_to_bf16(x)) : x; }
-
-// Spot-checks 16 outputs (the corners among them) against fp64 sums over the
-// inputs as the library saw them (bf16-rounded where its dtype says so). The
-// bound, 1e-3 of Σ|a·b|, is above fp32 accumulation error for K = 11008
-// (K·2^-24 ≈ 7e-4) and below what a wrong layout or a transposed operand gives
-// (≈ 1/√K of Σ|a·b|, i.e. 1-2% here).
-std::string CheckSample(const GemmCase& c, const GemmOperands& ops, const float* out) {
-  const bool round_a = c.dtype == "bf16", round_b = c.dtype != "f32";
-  const int64_t m = c.shape.m, n = c.shape.n, k = c.shape.k;
-  for (int s = 0; s < 16; ++s) {
-    const int64_t i = s % 4 == 0 ? 0 : s % 4 == 1 ? m - 1 : (s * 7919) % m;
-    const int64_t j = s / 4 == 0 ? 0 : s / 4 == 1 ? n - 1 : (s * 104729) % n;
-    double sum = 0, magnitude = 0;
-    for (int64_t p = 0; p < k; ++p) {
-      const double prod = static_cast<double>(AsInput(ops.A()[i * k + p], round_a)) *
-                          AsInput(ops.B()[p * n + j], round_b);
-      sum += prod;
-      magnitude += std::fabs(prod);
-    }
-    const double got = out[i * n + j];
-    if (!(std::fabs(got - sum) <= 1e-3 * magnitude + 1e-6)) {
-      char msg[256];
-      std::snprintf(msg, sizeof(msg), "wrong result: C[%lld,%lld] = %g, expected %g (sum |a*b| = %g)",
-                    static_cast<long long>(i), static_cast<long long>(j), got, sum, magnitude);
-      return msg;
-    }
-  }
-  return "";
-}
 
 // The case whose buffers exist now. Google Benchmark calls a benchmark's
 // function once per repetition (and more while it sizes the iteration count);
@@ -196,6 +156,41 @@ void RunCase(benchmark::State& state, const std::string& name, const GemmCase& c
 }
 
 }  // namespace
+
+GemmOperands MakeOperands(const GemmShape& s) {
+  GemmOperands ops;
+  const size_t a_count = static_cast<size_t>(s.m * s.k), b_count = static_cast<size_t>(s.k * s.n);
+  ops.a = AllocateBuffer(a_count * sizeof(float));
+  ops.b = AllocateBuffer(b_count * sizeof(float));
+  const uint64_t seed = static_cast<uint64_t>(s.m * 1000003 + s.n * 1009 + s.k);
+  FillUniform(ops.a.as<float>(), a_count, seed);
+  FillUniform(ops.b.as<float>(), b_count, ~seed);
+  return ops;
+}
+
+std::string CheckSample(const GemmCase& c, const GemmOperands& ops, const float* out) {
+  const bool round_a = c.dtype == "bf16", round_b = c.dtype != "f32";
+  const int64_t m = c.shape.m, n = c.shape.n, k = c.shape.k;
+  for (int s = 0; s < 16; ++s) {
+    const int64_t i = s % 4 == 0 ? 0 : s % 4 == 1 ? m - 1 : (s * 7919) % m;
+    const int64_t j = s / 4 == 0 ? 0 : s / 4 == 1 ? n - 1 : (s * 104729) % n;
+    double sum = 0, magnitude = 0;
+    for (int64_t p = 0; p < k; ++p) {
+      const double prod = static_cast<double>(AsInput(ops.A()[i * k + p], round_a)) *
+                          AsInput(ops.B()[p * n + j], round_b);
+      sum += prod;
+      magnitude += std::fabs(prod);
+    }
+    const double got = out[i * n + j];
+    if (!(std::fabs(got - sum) <= 1e-3 * magnitude + 1e-6)) {
+      char msg[256];
+      std::snprintf(msg, sizeof(msg), "wrong result: C[%lld,%lld] = %g, expected %g (sum |a*b| = %g)",
+                    static_cast<long long>(i), static_cast<long long>(j), got, sum, magnitude);
+      return msg;
+    }
+  }
+  return "";
+}
 
 void RegisterGemmCases(const std::string& library, const std::string& dtype, GemmFactory make) {
   const size_t element_bytes = WeightElementBytes(dtype);  // rejects unknown dtypes at registration

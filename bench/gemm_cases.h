@@ -75,6 +75,14 @@ struct GemmOperands {
   const float* A() const { return a.as<float>(); }
   const float* B() const { return b.as<float>(); }
 };
+GemmOperands MakeOperands(const GemmShape& s);
+
+// Spot-checks 16 outputs (the corners among them) against fp64 sums over the
+// inputs as the library saw them (bf16-rounded where its dtype says so). The
+// bound, 1e-3 of Σ|a·b|, is above fp32 accumulation error for K = 11008
+// (K·2^-24 ≈ 7e-4) and below what a wrong layout or a transposed operand gives
+// (≈ 1/√K of Σ|a·b|, i.e. 1-2% here). Returns "" or what is wrong.
+std::string CheckSample(const GemmCase& c, const GemmOperands& ops, const float* out);
 
 // One library's GEMM for one case, set up outside the timed loop.
 class GemmInstance {

@@ -1,0 +1,67 @@
+// oneDNN's matmul as a benchmark instance (gemm_cases.h), weights reordered
+// once into its preferred layout; shared by bench_peer_onednn and
+// interleaved_onednn.
+#ifndef TILEKIT_BENCH_ONEDNN_MATMUL_H_
+#define TILEKIT_BENCH_ONEDNN_MATMUL_H_
+
+#include <omp.h>
+
+#include <oneapi/dnnl/dnnl.hpp>
+#include <string>
+#include <vector>
+
+#include "gemm_cases.h"
+
+namespace tilekit_bench {
+
+class OnednnMatmul : public GemmInstance {
+  using memory = dnnl::memory;
+  using tag = dnnl::memory::format_tag;
+  using dt = dnnl::memory::data_type;
+
+ public:
+  OnednnMatmul(const GemmCase& c, const GemmOperands& ops) : engine_(dnnl::engine::kind::cpu, 0), stream_(engine_) {
+    omp_set_num_threads(c.threads);
+    const memory::dim m = c.shape.m, n = c.shape.n, k = c.shape.k;
+    const dt in = c.dtype == "bf16" ? dt::bf16 : dt::f32;
+    const memory::desc a_md({m, k}, in, tag::ab), c_md({m, n}, dt::f32, tag::ab);
+    pd_ = dnnl::matmul::primitive_desc(dnnl::matmul::desc(a_md, memory::desc({k, n}, in, tag::any), c_md), engine_);
+    matmul_ = dnnl::matmul(pd_);
+
+    // Inputs arrive as fp32; oneDNN's reorders convert (round to nearest even)
+    // and pack them once, here.
+    memory a_f32({{m, k}, dt::f32, tag::ab}, engine_, const_cast<float*>(ops.A()));
+    memory b_f32({{k, n}, dt::f32, tag::ab}, engine_, const_cast<float*>(ops.B()));
+    a_buf_ = AllocateBuffer(a_md.get_size());
+    a_ = memory(a_md, engine_, a_buf_.data());
+    dnnl::reorder(a_f32, a_).execute(stream_, a_f32, a_);
+    for (size_t i = 0; i < c.copies; ++i) {
+      b_bufs_.push_back(AllocateBuffer(pd_.weights_desc().get_size()));
+      b_.emplace_back(pd_.weights_desc(), engine_, b_bufs_.back().data());
+      dnnl::reorder(b_f32, b_.back()).execute(stream_, b_f32, b_.back());
+    }
+    c_buf_ = AllocateBuffer(c_md.get_size());
+    c_ = memory(c_md, engine_, c_buf_.data());
+    stream_.wait();
+  }
+  void Run(size_t copy) override {
+    matmul_.execute(stream_, {{DNNL_ARG_SRC, a_}, {DNNL_ARG_WEIGHTS, b_[copy]}, {DNNL_ARG_DST, c_}});
+    stream_.wait();
+  }
+  const float* C() const override { return c_buf_.as<float>(); }
+  std::string Detail() const override { return pd_.impl_info_str(); }
+
+ private:
+  dnnl::engine engine_;
+  dnnl::stream stream_;
+  dnnl::matmul::primitive_desc pd_;
+  dnnl::matmul matmul_;
+  tilekit::AlignedBuffer a_buf_, c_buf_;
+  std::vector<tilekit::AlignedBuffer> b_bufs_;
+  memory a_, c_;
+  std::vector<memory> b_;
+};
+
+}  // namespace tilekit_bench
+
+#endif  // TILEKIT_BENCH_ONEDNN_MATMUL_H_
