@@ -227,10 +227,8 @@ TILEKIT_AMX_TARGET void amx_gemv_range(const GemmPlan& p, size_t p0, size_t p1, 
     kKernels[n - 1](reinterpret_cast<const uint32_t*>(a_row), k_pad / 2, p.b + pb * p.panel_bytes, p.panel_bytes,
                     out);
     for (size_t i = 0; i < n; ++i) {
-      const SegmentPlan& seg = ::tilekit::detail::segment_of(p, pb + i);
-      const size_t cols_per_panel = seg.gate_up ? kTileRows : kAmxNR;
-      const size_t col = (pb + i - seg.panel_begin) * cols_per_panel;
-      epilogue_tile(out + i * kAmxNR, kAmxNR, 1, seg, 0, col, std::min(cols_per_panel, seg.n - col), p.c_bf16);
+      const auto pc = ::tilekit::detail::panel_columns(p, pb + i, kAmxNR);
+      epilogue_tile(out + i * kAmxNR, kAmxNR, 1, *pc.seg, 0, pc.col, pc.cols, p.c_bf16);
     }
   }
 }
@@ -266,10 +264,7 @@ TILEKIT_AMX_TARGET inline void amx_gemm_range(const GemmPlan& p, size_t r0, size
         const size_t steps = ap.steps_in(pc);
         const bool first_k = pc == 0, last_k = pc + p.kc >= k_pad;
         for (size_t pb = jc; pb < jc_end; ++pb) {
-          const SegmentPlan& seg = ::tilekit::detail::segment_of(p, pb);
-          const size_t cols_per_panel = seg.gate_up ? kTileRows : kAmxNR;
-          const size_t col = (pb - seg.panel_begin) * cols_per_panel;
-          const size_t cols = std::min(cols_per_panel, seg.n - col);
+          const auto [seg, col, cols] = ::tilekit::detail::panel_columns(p, pb, kAmxNR);
           const unsigned char* b = p.b + pb * p.panel_bytes + pc / 2 * kBPairRowBytes;
           // The next panel's slice, split evenly over this slice's micro-tiles
           // (in whole lines), so B streams from memory at a steady rate.
@@ -293,7 +288,7 @@ TILEKIT_AMX_TARGET inline void amx_gemm_range(const GemmPlan& p, size_t r0, size
             }
             if (last_k) {
               const size_t row0 = 2 * it * tile_rows;
-              epilogue_tile(tile_out, kAmxNR, std::min(nt * tile_rows, rows - row0), seg, ic + row0, col, cols,
+              epilogue_tile(tile_out, kAmxNR, std::min(nt * tile_rows, rows - row0), *seg, ic + row0, col, cols,
                             p.c_bf16);
             }
           }

@@ -72,10 +72,7 @@ void BfmmlaGemmRangeT(const detail::GemmPlan& p, size_t r0, size_t r1, size_t p0
         const bool first = pc == 0, last = pc + kc >= p.k;
         PackA(a + ic * p.lda + pc, p.lda, rows, kc, a_ws);
         for (size_t pb = jc; pb < jc_end; ++pb) {
-          const detail::SegmentPlan& seg = detail::segment_of(p, pb);
-          const size_t cols_per_panel = seg.gate_up ? nr / 2 : nr;
-          const size_t col = (pb - seg.panel_begin) * cols_per_panel;
-          const size_t cols = std::min(cols_per_panel, seg.n - col);
+          const auto [seg, col, cols] = detail::panel_columns(p, pb, nr);
           // pc is a multiple of kr: its k-block starts pc · nr elements in.
           const uint16_t* panel = reinterpret_cast<const uint16_t*>(p.b + pb * p.panel_bytes) + pc * nr;
           for (size_t ir = 0; ir < rows; ir += kBfmmlaMR) {
@@ -83,7 +80,7 @@ void BfmmlaGemmRangeT(const detail::GemmPlan& p, size_t r0, size_t r1, size_t p0
             float* tile = blk.split_k ? c_ws + ((pb - jc) * blk.tiles + ir / kBfmmlaMR) * kBfmmlaMR * nr : c_ws;
             kern.tile[(tile_rows + 1) / 2 - 1](kblocks, a_ws + ir * kblocks * kBfmmlaKR, panel, tile, nr,
                                                tile_rows, /*accumulate=*/!first);
-            if (last) epilogue(tile, nr, tile_rows, seg, ic + ir, col, cols, p.c_bf16);
+            if (last) epilogue(tile, nr, tile_rows, *seg, ic + ir, col, cols, p.c_bf16);
           }
         }
         pc += kc;

@@ -420,10 +420,8 @@ HWY_INLINE void GemmRangeT(const GemmPlan& p, size_t r0, size_t r1, size_t p0, s
             const size_t n = HWY_MIN(kGemvPanels, jc_end - pb);
             TileOut outs[kGemvPanels];
             for (size_t i = 0; i < n; ++i) {
-              const SegmentPlan& seg = segment_of(p, pb + i);
-              const size_t cols_per_panel = seg.gate_up ? lanes : nr;
-              const size_t col = (pb + i - seg.panel_begin) * cols_per_panel;
-              outs[i] = TileOut{&seg, ic, col, HWY_MIN(cols_per_panel, seg.n - col)};
+              const PanelColumns pc = panel_columns(p, pb + i, nr);
+              outs[i] = TileOut{pc.seg, ic, pc.col, pc.cols};
               PrefetchEpilogueInputs<TC>(outs[i], 1);
             }
             RunGemv<TB, TC>(n, p.k, a_row, a_step, p.b + pb * p.panel_bytes, p.panel_bytes, row_bytes, outs,
@@ -433,18 +431,15 @@ HWY_INLINE void GemmRangeT(const GemmPlan& p, size_t r0, size_t r1, size_t p0, s
           continue;
         }
         for (size_t pb = jc; pb < jc_end; ++pb) {
-          const SegmentPlan& seg = segment_of(p, pb);
-          const size_t cols_per_panel = seg.gate_up ? lanes : nr;
+          const PanelColumns out_cols = panel_columns(p, pb, nr);
           const unsigned char* slice = p.b + pb * p.panel_bytes + pc * row_bytes;
           const unsigned char* next_slice = pb + 1 < jc_end ? slice + p.panel_bytes : slice;
           const SlicePrefetch pf = PlanSlicePrefetch(slice, kc, row_bytes, p.panel_bytes, tiles.count, pb + 2 < jc_end);
-          const size_t col = (pb - seg.panel_begin) * cols_per_panel;
-          const size_t cols = HWY_MIN(cols_per_panel, seg.n - col);
           for (size_t tile = 0; tile < tiles.count; ++tile) {
             const size_t ir = tiles.begin(tile), mr = tiles.rows(tile);
             pf.PrefetchAheadShare(tile);
             const PanelSlice<TB> b{reinterpret_cast<const TB*>(slice), pf.L1Target(tile, next_slice), row_bytes};
-            const TileOut out{&seg, ic + ir, col, cols};
+            const TileOut out{out_cols.seg, ic + ir, out_cols.col, out_cols.cols};
             if (flags & kLastK) PrefetchEpilogueInputs<TC>(out, mr);
             float* partial = c_ws + ((pb - jc) * row_blocks + tile) * kGemmMR * nr;
             if (p.pack_a) {

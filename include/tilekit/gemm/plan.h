@@ -4,6 +4,7 @@
 #ifndef TILEKIT_GEMM_PLAN_H_
 #define TILEKIT_GEMM_PLAN_H_
 
+#include <algorithm>
 #include <cstddef>
 
 #include "tilekit/epilogue/epilogue.h"
@@ -46,6 +47,20 @@ inline const SegmentPlan& segment_of(const GemmPlan& p, size_t pb) {
   size_t s = 0;
   while (pb >= p.segments[s].panel_begin + p.segments[s].panels) ++s;
   return p.segments[s];
+}
+
+// Where panel pb's results go: its segment, its first column within the
+// segment, and how many of its columns are real. A panel of nr columns holds
+// nr outputs, or nr / 2 for a gate/up pair (gate and up side by side).
+struct PanelColumns {
+  const SegmentPlan* seg;
+  size_t col, cols;
+};
+inline PanelColumns panel_columns(const GemmPlan& p, size_t pb, size_t nr) {
+  const SegmentPlan& seg = segment_of(p, pb);
+  const size_t per_panel = seg.gate_up ? nr / 2 : nr;
+  const size_t col = (pb - seg.panel_begin) * per_panel;
+  return {&seg, col, std::min(per_panel, seg.n - col)};
 }
 
 }  // namespace detail
