@@ -58,13 +58,17 @@ struct ATiles {
   size_t step_bytes;      // from one K step to the next
 };
 
-// A stream to pull into L2 while a K loop runs, `bytes` per K step from `p`
-// (null: none). The GEMM uses it for the next panel's B slice: the next slice
-// arrives from memory while this one is computed, so a tile load never waits
-// for DRAM.
+// What to pull into L2 while a K loop runs (p null: nothing): per K step,
+// `bytes` split over `streams` regions `stride` bytes apart, each read front to
+// back. The GEMM uses it for the next panel's B slice, so the next slice
+// arrives from memory while this one is computed and a tile load never waits
+// for DRAM. Several regions at once, because one core draws memory faster from
+// several sequential streams than from one: a whole 256 KB panel (M <= 32)
+// prefetched as one stream came at 7.6-9.0 GB/s, as 8 at 12.8-13.9 GB/s.
 struct L2Prefetch {
   const unsigned char* p = nullptr;
   size_t bytes = 0;
+  size_t streams = 1, stride = 0;
 };
 
 // C tiles (already loaded or zeroed) += A · B over `steps` K steps of 32.
@@ -77,10 +81,13 @@ struct L2Prefetch {
 template <int kRows, int kCols>
 TILEKIT_AMX_TARGET inline void TileKLoop(ATiles a, const unsigned char* b, size_t steps, L2Prefetch next) {
   for (size_t s = 0; s < steps; ++s) {
-    for (size_t l = 0; next.p && l < next.bytes; l += 64) {
-      _mm_prefetch(reinterpret_cast<const char*>(next.p + l), _MM_HINT_T1);
+    const size_t per_stream = next.bytes / next.streams;
+    for (size_t i = 0; next.p && i < next.streams; ++i) {
+      for (size_t l = 0; l < per_stream; l += 64) {
+        _mm_prefetch(reinterpret_cast<const char*>(next.p + i * next.stride + l), _MM_HINT_T1);
+      }
     }
-    next.p = next.p ? next.p + next.bytes : nullptr;
+    next.p = next.p ? next.p + per_stream : nullptr;
     _tile_loadd(4, a.a, a.stride);
     _tile_loadd(6, b, kBPairRowBytes);
     _tile_dpbf16ps(0, 4, 6);

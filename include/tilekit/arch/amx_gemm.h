@@ -57,6 +57,10 @@ constexpr size_t kAmxNR = 2 * kTileRows;
 // Measured on Sapphire Rapids: 256 beat 128 and 512.
 constexpr size_t kAmxKc = 256;
 
+// Streams the next panel is prefetched in when one micro-tile walks a panel
+// (see L2Prefetch); a power of two.
+constexpr size_t kAmxPrefetchStreams = 8;
+
 inline size_t round_up(size_t x, size_t to) { return (x + to - 1) / to * to; }
 
 // Rows per tile: 16, or M when the whole GEMM has fewer (2 to 15 rows do not
@@ -267,9 +271,13 @@ TILEKIT_AMX_TARGET inline void amx_gemm_range(const GemmPlan& p, size_t r0, size
           const auto [seg, col, cols] = ::tilekit::detail::panel_columns(p, pb, kAmxNR);
           const unsigned char* b = p.b + pb * p.panel_bytes + pc / 2 * kBPairRowBytes;
           // The next panel's slice, split evenly over this slice's micro-tiles
-          // (in whole lines), so B streams from memory at a steady rate.
+          // (in whole lines), so B streams from memory at a steady rate. A
+          // single micro-tile (M <= 32) walks a whole panel: its prefetch runs
+          // as kAmxPrefetchStreams streams over equal parts of the next one.
           const unsigned char* b_next = pb + 1 < jc_end ? b + p.panel_bytes : nullptr;
           const size_t next_bytes = round_up(kBStepBytes / micro_tiles, 64);
+          size_t streams = micro_tiles == 1 ? kAmxPrefetchStreams : 1;
+          while (steps % streams) streams /= 2;  // equal parts of whole K steps
           for (size_t it = 0; it < micro_tiles; ++it) {
             const size_t nt = ap.tiles_in(it);
             const unsigned char* a = reinterpret_cast<const unsigned char*>(a_ws + ap.offset(pc, it));
@@ -277,7 +285,8 @@ TILEKIT_AMX_TARGET inline void amx_gemm_range(const GemmPlan& p, size_t r0, size
             const MicroTile t{ATiles{a, kTileBytes, tile_bytes, nt * tile_bytes},
                               b,
                               steps,
-                              L2Prefetch{b_next ? b_next + it * steps * next_bytes : nullptr, next_bytes},
+                              L2Prefetch{b_next ? b_next + it * steps * next_bytes : nullptr, next_bytes, streams,
+                                         steps / streams * kBStepBytes},
                               partials + ((pb - jc) * micro_tiles + it) * AmxWorkspace::kTileFloats,
                               first_k,
                               last_k};
