@@ -228,6 +228,14 @@ TEST_P(GemmTest, LargeShapesCrossEveryBlockBoundary) {
       RunAndCheck(g, rng);
     }
   }
+  // A packed block too large to re-read per panel (mc × K floats > half of a
+  // 2 MB L2), so the vector loops keep panel groups: several of them, each with
+  // several K blocks.
+  {
+    GemmCase g = Case(200, 700, 1400);
+    g.ep.residual = reinterpret_cast<const float*>(1);
+    RunAndCheck(g, rng);
+  }
   // SwiGLU pairs finished after several K blocks.
   for (bool w_bf16 : {false, true}) {
     GemmCase g = Case(70, 150, 600);

@@ -154,14 +154,29 @@ enum : uint32_t { kFirstK = 1, kLastK = 2 };
     StoreRow(df, c##R##1, c + N, N);                          \
   }
 
+// Lines a tile pulls into L2 during its k steps, one per step at most: step k
+// asks for line v = first + k · rate / 256 of a run from base: contiguous
+// (stride 0), or kL2Streams streams stride bytes apart, taken in turn.
+constexpr size_t kL2Streams = 8;
+struct L2Lines {
+  const unsigned char* base;
+  size_t stride, first, rate;
+  size_t Line(size_t k) const { return first + ((k * rate) >> 8); }
+  const unsigned char* Contiguous(size_t k) const { return base + Line(k) * 64; }
+  const unsigned char* Interleaved(size_t k) const {
+    const size_t v = Line(k);
+    return base + (v % kL2Streams) * stride + (v / kL2Streams) * 64;
+  }
+};
+
 // C tile (kMR rows × one panel) += A rows · panel over one K block of kc.
 // Each k step prefetches the 128 bytes at next + k · row_bytes into L1 and one
-// line of `ahead` into L2, advancing ahead_rate / 256 lines per step; the
-// caller points them at what is read soon (see SlicePrefetch).
+// line of `l2` into L2; the caller points them at what is read soon (see
+// SlicePrefetch).
 template <size_t kMR, bool kPackedA, typename TB, typename TC>
 HWY_NOINLINE void MicroKernel(size_t kc, const float* HWY_RESTRICT a, size_t lda, const TB* HWY_RESTRICT panel,
-                              const unsigned char* next, size_t row_bytes, const unsigned char* ahead,
-                              size_t ahead_rate, float* HWY_RESTRICT partial, uint32_t flags, const TileOut& out) {
+                              const unsigned char* next, size_t row_bytes, const L2Lines l2,
+                              float* HWY_RESTRICT partial, uint32_t flags, const TileOut& out) {
   const hn::ScalableTag<float> df;
   const size_t N = hn::Lanes(df);
   auto c00 = hn::Zero(df), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
@@ -172,16 +187,26 @@ HWY_NOINLINE void MicroKernel(size_t kc, const float* HWY_RESTRICT a, size_t lda
     TILEKIT_ROW_LOAD(4) TILEKIT_ROW_LOAD(5) TILEKIT_ROW_LOAD(6) TILEKIT_ROW_LOAD(7)
     TILEKIT_ROW_LOAD(8) TILEKIT_ROW_LOAD(9) TILEKIT_ROW_LOAD(10) TILEKIT_ROW_LOAD(11)
   }
-  for (size_t k = 0; k < kc; ++k) {
-    hwy::Prefetch(next + k * row_bytes);
-    hwy::Prefetch(next + k * row_bytes + 64);
-    __builtin_prefetch(ahead + ((k * ahead_rate) >> 8) * 64, 0, 2);
-    hn::Vec<decltype(df)> b0, b1;
-    LoadB(df, panel, k, b0, b1);
-    TILEKIT_ROW_FMA(0) TILEKIT_ROW_FMA(1) TILEKIT_ROW_FMA(2) TILEKIT_ROW_FMA(3)
-    TILEKIT_ROW_FMA(4) TILEKIT_ROW_FMA(5) TILEKIT_ROW_FMA(6) TILEKIT_ROW_FMA(7)
-    TILEKIT_ROW_FMA(8) TILEKIT_ROW_FMA(9) TILEKIT_ROW_FMA(10) TILEKIT_ROW_FMA(11)
+  // Two copies of the k loop: the interleaved address costs ~6 more integer
+  // ops per step, measured at -5% for a 2-thread 256×4096×4096 GEMM that only
+  // needs the contiguous one.
+#define TILEKIT_K_LOOP(L2_LINE)                                                 \
+  for (size_t k = 0; k < kc; ++k) {                                             \
+    hwy::Prefetch(next + k * row_bytes);                                        \
+    hwy::Prefetch(next + k * row_bytes + 64);                                   \
+    __builtin_prefetch(L2_LINE, 0, 2);                                          \
+    hn::Vec<decltype(df)> b0, b1;                                               \
+    LoadB(df, panel, k, b0, b1);                                                \
+    TILEKIT_ROW_FMA(0) TILEKIT_ROW_FMA(1) TILEKIT_ROW_FMA(2) TILEKIT_ROW_FMA(3)  \
+    TILEKIT_ROW_FMA(4) TILEKIT_ROW_FMA(5) TILEKIT_ROW_FMA(6) TILEKIT_ROW_FMA(7)  \
+    TILEKIT_ROW_FMA(8) TILEKIT_ROW_FMA(9) TILEKIT_ROW_FMA(10) TILEKIT_ROW_FMA(11) \
   }
+  if (l2.stride) {
+    TILEKIT_K_LOOP(l2.Interleaved(k))
+  } else {
+    TILEKIT_K_LOOP(l2.Contiguous(k))
+  }
+#undef TILEKIT_K_LOOP
   if ((flags & kLastK) && PlainStore(out, N)) {
     TILEKIT_ROW_STORE(0) TILEKIT_ROW_STORE(1) TILEKIT_ROW_STORE(2) TILEKIT_ROW_STORE(3)
     TILEKIT_ROW_STORE(4) TILEKIT_ROW_STORE(5) TILEKIT_ROW_STORE(6) TILEKIT_ROW_STORE(7)
@@ -215,53 +240,78 @@ struct PanelSlice {
   const TB* panel;
   const unsigned char* next;
   size_t row_bytes;
-  const unsigned char* ahead;
-  size_t ahead_rate;
+  L2Lines l2;
 };
 
 // Keeping the weights a tile needs close by. B slices are read from L3 or
-// memory once per row block, at a fixed stride (panel_bytes) the hardware
-// prefetchers do not follow across panels, so the loops ask for them:
-// - one row tile (M <= mr) streaming a whole panel: each k step prefetches
-//   kStreamAhead bytes further down the same stream (panels are contiguous,
-//   so the end of one runs into the next); M = 1 has GemvPanels below;
-// - several row tiles: the slice two panels ahead is fetched into L2 in equal
-//   shares by the tiles of the current panel, each share spread over the
-//   tile's k steps (at M = 32, fetched in a burst, the same slice cost 25% of
-//   the speed: 1.11-1.14x -> 1.34-1.35x oneDNN's), and the panel's last tile pulls
-//   the next slice into L1 (earlier tiles re-touch their own slice, an L1 hit),
-//   so the next panel's first tile finds its slice in L1 and L1 holds at most
-//   two slices.
+// memory once per row block; the loops ask for them ahead, in one of two
+// orders:
+// - linear: the loops read B front to back, a panel's K blocks one after
+//   another (one panel per group, or one K block per panel). While a panel is
+//   computed, the next one is pulled into L2 as kL2Streams streams over equal
+//   parts of it, each K block taking its share: one core draws memory faster
+//   from several sequential streams than from one. Each tile streams its slice
+//   into L1 kStreamAhead bytes ahead (one tile), or the last tile pulls the next
+//   slice into L1 (several: the earlier ones re-touch their own slice, an L1
+//   hit).
+// - blocked (large M: a group of panels per K block, so A and the partial sums
+//   stay in L2): the slice two panels ahead is pulled into L2 in equal shares
+//   by the tiles of the current panel, and the panel's last tile pulls the next
+//   slice into L1, so the next panel's first tile finds its slice in L1 and L1
+//   holds at most two slices.
+// Either way a tile's L2 share is spread over its k steps, one line per step:
+// asked for in a burst at the start of the tile, a few hundred prefetches fill
+// the line buffers and stall the FMAs until memory answers (at M = 32 a burst
+// cost 25% of the speed).
 constexpr size_t kStreamAhead = 4096;
 struct SlicePrefetch {
   const unsigned char* slice;
-  const unsigned char* ahead;  // slice two panels ahead, or null
-  size_t lines_per_tile, lines;
+  const unsigned char* next_slice;  // the slice read after this panel's
+  L2Lines l2;                       // first = 0; tile t starts at t · lines_per_tile
+  size_t lines_per_tile;
   size_t last_tile;
   bool stream;
 
-  size_t ahead_rate;  // 256 × lines_per_tile / kc, rounded up
-
-  // The tile's share of the slice two panels ahead, one line per k step or
-  // fewer: asked for in one burst at the start of the tile, a few hundred
-  // prefetches fill the line buffers and stall the FMAs until memory answers.
-  const unsigned char* L2Target(size_t tile) const { return ahead ? ahead + tile * lines_per_tile * 64 : slice; }
-  size_t L2Rate() const { return ahead ? ahead_rate : 0; }
-  const unsigned char* L1Target(size_t tile, const unsigned char* next_slice) const {
+  L2Lines L2Target(size_t tile) const {
+    L2Lines t = l2;
+    t.first = tile * lines_per_tile;
+    return t;
+  }
+  const unsigned char* L1Target(size_t tile) const {
     if (stream) return slice + kStreamAhead;
     return tile == last_tile ? next_slice : slice;
   }
 };
-inline SlicePrefetch PlanSlicePrefetch(const unsigned char* slice, size_t kc, size_t row_bytes, size_t panel_bytes,
-                                       size_t tiles, bool has_ahead) {
+// The slice of panel pb at K offset pc (kc deep) in either order; last_panel:
+// the last of the thread's share (linear) or of the group (blocked).
+inline SlicePrefetch PlanSlicePrefetch(const unsigned char* b, size_t pb, size_t pc, size_t kc, size_t k,
+                                       size_t row_bytes, size_t panel_bytes, size_t tiles, size_t last_panel,
+                                       bool linear) {
   SlicePrefetch pf;
-  pf.slice = slice;
+  pf.slice = b + pb * panel_bytes + pc * row_bytes;
   pf.stream = tiles == 1;
-  pf.ahead = has_ahead && !pf.stream ? slice + 2 * panel_bytes : nullptr;
-  pf.lines = kc * row_bytes / 64;
-  pf.lines_per_tile = (pf.lines + tiles - 1) / tiles;
   pf.last_tile = tiles - 1;
-  pf.ahead_rate = (256 * pf.lines_per_tile + kc - 1) / HWY_MAX(kc, 1);
+  const size_t slice_lines = (kc * row_bytes + 63) / 64;
+  size_t lines = 0;  // to pull into L2 during this slice
+  if (linear) {
+    pf.next_slice = pc + kc < k ? pf.slice + kc * row_bytes : pb < last_panel ? b + (pb + 1) * panel_bytes : pf.slice;
+    if (pb < last_panel) {
+      // Stream i of the next panel covers K rows [i, i + 1) · k / kL2Streams;
+      // this K block takes its kc / k share of each.
+      const size_t part = k * row_bytes / kL2Streams;
+      pf.l2 = L2Lines{b + (pb + 1) * panel_bytes + pc * row_bytes / kL2Streams, part, 0, 0};
+      lines = kL2Streams * ((slice_lines + kL2Streams - 1) / kL2Streams);
+    }
+  } else {
+    pf.next_slice = pb < last_panel ? pf.slice + panel_bytes : pf.slice;
+    if (pb + 2 <= last_panel && !pf.stream) {
+      pf.l2 = L2Lines{pf.slice + 2 * panel_bytes, 0, 0, 0};
+      lines = slice_lines;
+    }
+  }
+  if (lines == 0) pf.l2 = L2Lines{pf.slice, 0, 0, 0};  // nothing ahead: re-touch the slice (an L1 hit)
+  pf.lines_per_tile = (lines + tiles - 1) / tiles;
+  pf.l2.rate = (256 * pf.lines_per_tile + kc - 1) / HWY_MAX(kc, 1);
   return pf;
 }
 
@@ -292,10 +342,10 @@ HWY_INLINE void PrefetchEpilogueInputs(const TileOut& t, size_t rows) {
 template <bool kPackedA, typename TB, typename TC, size_t... kRows>
 HWY_INLINE void RunTile(size_t rows, size_t kc, const float* a, size_t lda, const PanelSlice<TB>& b, float* partial,
                         uint32_t flags, const TileOut& out, std::index_sequence<kRows...>) {
-  using Kernel = void (*)(size_t, const float*, size_t, const TB*, const unsigned char*, size_t, const unsigned char*,
-                          size_t, float*, uint32_t, const TileOut&);
+  using Kernel = void (*)(size_t, const float*, size_t, const TB*, const unsigned char*, size_t, const L2Lines, float*,
+                          uint32_t, const TileOut&);
   static constexpr Kernel kKernels[] = {&MicroKernel<kRows + 1, kPackedA, TB, TC>...};
-  kKernels[rows - 1](kc, a, lda, b.panel, b.next, b.row_bytes, b.ahead, b.ahead_rate, partial, flags, out);
+  kKernels[rows - 1](kc, a, lda, b.panel, b.next, b.row_bytes, b.l2, partial, flags, out);
 }
 
 // M = 1, the decode step: the weights are the whole cost, and one core reads
@@ -408,6 +458,9 @@ HWY_INLINE void GemmRangeT(const GemmPlan& p, size_t r0, size_t r1, size_t p0, s
   const TA* a = static_cast<const TA*>(p.a);
   float* a_ws = ws;
   float* c_ws = p.pack_a ? ws + row_blocks * kGemmMR * p.k : ws;
+  // B is read front to back (see SlicePrefetch) with one panel per group or
+  // one K block per panel.
+  const bool linear = p.nc_panels == 1 || p.kc >= p.k;
   for (size_t ic = r0; ic < r1; ic += p.mc) {
     const size_t rows = HWY_MIN(p.mc, r1 - ic);
     const RowTiles tiles(rows);
@@ -441,13 +494,12 @@ HWY_INLINE void GemmRangeT(const GemmPlan& p, size_t r0, size_t r1, size_t p0, s
         }
         for (size_t pb = jc; pb < jc_end; ++pb) {
           const PanelColumns out_cols = panel_columns(p, pb, nr);
-          const unsigned char* slice = p.b + pb * p.panel_bytes + pc * row_bytes;
-          const unsigned char* next_slice = pb + 1 < jc_end ? slice + p.panel_bytes : slice;
-          const SlicePrefetch pf = PlanSlicePrefetch(slice, kc, row_bytes, p.panel_bytes, tiles.count, pb + 2 < jc_end);
+          const SlicePrefetch pf = PlanSlicePrefetch(p.b, pb, pc, kc, p.k, row_bytes, p.panel_bytes, tiles.count,
+                                                     linear ? p1 - 1 : jc_end - 1, linear);
           for (size_t tile = 0; tile < tiles.count; ++tile) {
             const size_t ir = tiles.begin(tile), mr = tiles.rows(tile);
-            const PanelSlice<TB> b{reinterpret_cast<const TB*>(slice), pf.L1Target(tile, next_slice), row_bytes,
-                                   pf.L2Target(tile), pf.L2Rate()};
+            const PanelSlice<TB> b{reinterpret_cast<const TB*>(pf.slice), pf.L1Target(tile), row_bytes,
+                                   pf.L2Target(tile)};
             const TileOut out{out_cols.seg, ic + ir, out_cols.col, out_cols.cols};
             if (flags & kLastK) PrefetchEpilogueInputs<TC>(out, mr);
             float* partial = c_ws + ((pb - jc) * row_blocks + tile) * kGemmMR * nr;

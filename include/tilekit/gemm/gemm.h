@@ -46,16 +46,20 @@ struct FusedOutput {
 
 namespace detail {
 
-// Up to this many rows, A is read where it lies: packing it would cost as much
-// as the few FMAs each element feeds (the small-batch path; M = 1 is a GEMV
-// that streams each weight panel once). Likewise with fewer panels than this
-// (N = 10): each A element meets so few weights that copying it first costs
-// more than the strided broadcasts. bf16 A is always packed (widened).
-constexpr size_t kPackAMinRows = 33;
+// A is copied (and widened from bf16) into mr-row panels before use, except
+// for a single row tile (M <= mr: M = 1 is a GEMV; up to mr rows fit in L1's
+// ways) and with fewer panels than kPackAMinPanels (N = 10: each A element meets
+// so few weights that copying it first costs more than the strided
+// broadcasts). Read in place, the rows of two or more tiles lie a large lda
+// apart, map to the same L1 sets and evict each other: fp32 M = 16 and 32
+// went from 1.25-1.38x to 1.53-1.76x oneDNN's once packed, for a copy of
+// M × K floats that costs ~0.3% of streaming the weights. bf16 A is always
+// packed (widened).
 constexpr size_t kPackAMinPanels = 4;
 
 struct Blocking {
   size_t mc, kc, nc_panels;
+  bool a_block_in_l2;  // the packed A block fits in half of L2
 };
 
 // Cache blocking from cpuinfo's cache sizes (with fallbacks: qemu reports none).
@@ -87,6 +91,7 @@ inline Blocking choose_blocking(size_t m, size_t k, size_t panels, size_t nr, si
   }
   const size_t mc_rounded = (b.mc + mr - 1) / mr * mr;
   b.nc_panels = k_blocks == 1 ? panels : std::max<size_t>(1, l2 / 4 / (mc_rounded * nr * sizeof(float)));
+  b.a_block_in_l2 = pack_a && mc_rounded * k * sizeof(float) <= l2 / 2;
   return b;
 }
 
@@ -271,11 +276,18 @@ Status run_gemm(const char* gemm, const MatrixView<const TA>& a, const PackedWei
   if (arch.block) {
     arch.block(plan);
   } else {  // the vector path's blocking (also for arch kernels that adapt it)
-    plan.pack_a = plan.a_bf16 || (a.rows >= kPackAMinRows && b.panels() >= kPackAMinPanels);
+    plan.pack_a = plan.a_bf16 || (a.rows > mr && b.panels() >= kPackAMinPanels);
     const Blocking blk = choose_blocking(a.rows, a.cols, b.panels(), nr, mr, b.layout().element_bytes(), plan.pack_a);
     plan.mc = blk.mc;
     plan.kc = blk.kc;
     plan.nc_panels = blk.nc_panels;
+    // When every panel can re-read the packed A block from L2, one panel per
+    // group makes B one stream read front to back, which the vector loops
+    // prefetch best (SlicePrefetch in gemm-inl.h): fp32 M = 16 and 32 went from
+    // 1.25-1.38x to 1.53-1.76x oneDNN's. With A larger than that (32 × 11008)
+    // groups stay: one panel per group was slower there, 1.14-1.21x against
+    // 1.44-1.50x. The Arm BFMMLA loops pack A per group and keep theirs.
+    if (!arch.range && blk.a_block_in_l2) plan.nc_panels = 1;
   }
 
   GemmJob job;
