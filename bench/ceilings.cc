@@ -3,7 +3,8 @@
 //   ceiling/fma_avx512|fma_avx2/f32   fp32 FMA throughput, registers only
 //   ceiling/vdpbf16ps/bf16            AVX512-BF16 dot products, registers only
 //   ceiling/amx_tdpbf16ps/bf16        AMX bf16 tile multiplies, tiles only
-//   ceiling/read_<isa>/mem            read bandwidth over a buffer >> LLC (8 streams per thread)
+//   ceiling/read_<isa>[_prefetch]/mem read bandwidth over a buffer >> LLC (8 streams per thread,
+//                                     plain loads, and with software prefetch as the GEMMs do)
 // each at 1 and 2 threads. Kernels carry their own target attributes, so the
 // binary runs on any x86-64 and registers only what the CPU (and, for AMX, the
 // OS) supports, as tilekit::cpu::features() reports it.
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "bench_main.h"
+#include "read_bandwidth.h"
 #include "tilekit/base/aligned_buffer.h"
 #include "tilekit/cpu/features.h"
 
@@ -132,60 +134,7 @@ __attribute__((target("amx-tile,amx-bf16"))) float AmxBf16(int64_t iters) {
 }
 constexpr double kAmxFlops = 4 * 16 * 16 * 32 * 2;
 
-// Read bandwidth. One sequential stream per core tops out well below what the
-// memory system gives (the L2 streamer tracks a limited distance ahead); a GEMM
-// reads several weight panels at once. So each thread reads kReadStreams
-// interleaved sub-ranges, measured here at ~1.3x one stream. n must be a
-// multiple of kReadStreams * 64 floats.
-constexpr int kReadStreams = 8;
-constexpr size_t kReadGranule = kReadStreams * 64;
-
-__attribute__((target("avx512f"))) float ReadAvx512(const float* p, size_t n) {
-  __m512 acc[kReadStreams];
-  for (auto& a : acc) a = _mm512_setzero_ps();
-  const size_t per_stream = n / kReadStreams;
-  for (size_t i = 0; i < per_stream; i += 64) {
-#pragma GCC unroll 8
-    for (int j = 0; j < kReadStreams; ++j) {
-      const float* q = p + j * per_stream + i;  // one 256-byte step of stream j
-      const __m512 sum = _mm512_add_ps(_mm512_add_ps(_mm512_load_ps(q), _mm512_load_ps(q + 16)),
-                                       _mm512_add_ps(_mm512_load_ps(q + 32), _mm512_load_ps(q + 48)));
-      acc[j] = _mm512_add_ps(acc[j], sum);
-    }
-  }
-  for (int j = 1; j < kReadStreams; ++j) acc[0] = _mm512_add_ps(acc[0], acc[j]);
-  return _mm512_reduce_add_ps(acc[0]);
-}
-
-__attribute__((target("avx2"))) float ReadAvx2(const float* p, size_t n) {
-  __m256 acc[kReadStreams];
-  for (auto& a : acc) a = _mm256_setzero_ps();
-  const size_t per_stream = n / kReadStreams;
-  for (size_t i = 0; i < per_stream; i += 64) {
-#pragma GCC unroll 8
-    for (int j = 0; j < kReadStreams; ++j) {
-      const float* q = p + j * per_stream + i;
-      __m256 sum = _mm256_load_ps(q);
-      for (int v = 8; v < 64; v += 8) sum = _mm256_add_ps(sum, _mm256_load_ps(q + v));
-      acc[j] = _mm256_add_ps(acc[j], sum);
-    }
-  }
-  for (int j = 1; j < kReadStreams; ++j) acc[0] = _mm256_add_ps(acc[0], acc[j]);
-  alignas(32) float lanes[8];
-  _mm256_store_ps(lanes, acc[0]);
-  return lanes[0];
-}
-#else
-constexpr size_t kReadGranule = 512;
 #endif  // TILEKIT_ARCH_X86
-
-float ReadPortable(const float* p, size_t n) {
-  float acc[16] = {};
-  for (size_t i = 0; i + 16 <= n; i += 16) {
-    for (int j = 0; j < 16; ++j) acc[j] += p[i + j];
-  }
-  return acc[0] + acc[15];
-}
 
 // A compute ceiling: `kernel(iters)` on every thread, `flops_per_iter` each.
 template <class Kernel>
@@ -204,6 +153,8 @@ void RegisterCompute(const std::string& name, const char* dtype, const std::stri
     }));
   }
 }
+
+using tilekit_bench::kReadGranule;
 
 // The read buffer: 1 GiB or 8× the LLC, whichever is larger, touched once.
 const float* ReadBuffer(size_t* count) {
@@ -263,16 +214,9 @@ int main(int argc, char** argv) {
   } else if (f.amx_tile) {
     benchmark::AddCustomContext("amx_skipped", f.amx_note);
   }
-  if (avx512) {
-    RegisterRead("read_avx512", ReadAvx512);
-  } else if (avx2) {
-    RegisterRead("read_avx2", ReadAvx2);
-  } else {
-    RegisterRead("read_scalar", ReadPortable);
-  }
 #else
   (void)f;
-  RegisterRead("read_scalar", ReadPortable);
 #endif
+  for (const tilekit_bench::Reader& r : tilekit_bench::Readers()) RegisterRead(r.name, r.fn);
   return tilekit_bench::BenchMain(argc, argv);
 }

@@ -12,8 +12,12 @@
 // fp64 afterwards. M <= 32 rotates through weight copies as scripts/bench does
 // (more than 2 × the LLC); TILEKIT_BENCH_COPIES=n overrides; ROUNDS=n (default 15). dtypes: f32 (both fp32), bf16 (both bf16 × bf16 → fp32),
 // f32_bf16w (tilekit fp32 A × bf16 weights; oneDNN has no such primitive, so
-// it runs bf16 × bf16). Not part of scripts/bench: a tool for tuning and for
-// the ratios quoted in docs/performance.md.
+// it runs bf16 × bf16). Each round also reads the same number of bytes from
+// weight-sized copies of its own, on as many threads, with the read-ceiling
+// kernels of bench_ceilings (read_bandwidth.h; the faster of plain and
+// prefetching), so "share of read bandwidth" is a per-round ratio too. Not
+// part of scripts/bench: a tool for tuning and for the ratios quoted in
+// docs/performance.md.
 #include "tilekit/tilekit.h"  // first: tilekit runs Highway's foreach_target
 
 #include <algorithm>
@@ -22,12 +26,14 @@
 #include <cstdlib>
 #include <exception>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <tuple>
 #include <vector>
 
 #include "gemm_cases.h"
 #include "onednn_matmul.h"
+#include "read_bandwidth.h"
 #include "tilekit_gemm_instance.h"
 
 namespace {
@@ -56,6 +62,36 @@ std::unique_ptr<GemmInstance> MakeTilekit(const GemmCase& c, const tilekit_bench
   return std::make_unique<TilekitGemm<true, true>>(c, ops);
 }
 
+// Reads one weight-sized copy per call (rotating through `copies` of them, as
+// the GEMMs do) on `threads` threads, each its contiguous share.
+class WeightReader {
+ public:
+  WeightReader(size_t weight_bytes, size_t copies, int threads, tilekit_bench::ReadFn fn)
+      : copies_(copies), threads_(static_cast<size_t>(threads)), pool_(threads_), fn_(fn) {
+    share_ = weight_bytes / sizeof(float) / threads_ / tilekit_bench::kReadGranule * tilekit_bench::kReadGranule;
+    if (!share_ || !buf_.allocate(copies_ * threads_ * share_ * sizeof(float), tilekit::PageHint::kHuge)) {
+      throw std::runtime_error("cannot allocate the read buffer");
+    }
+    std::fill_n(buf_.as<float>(), copies_ * threads_ * share_, 1.0f);
+  }
+  size_t bytes() const { return threads_ * share_ * sizeof(float); }
+  void Run(size_t copy) {
+    copy_ = copy % copies_;
+    pool_.run(threads_, &Task, this);
+  }
+
+ private:
+  static void Task(void* self, size_t t) {
+    auto& r = *static_cast<WeightReader*>(self);
+    r.sink_[t % 2] = r.fn_(r.buf_.as<float>() + (r.copy_ * r.threads_ + t) * r.share_, r.share_);
+  }
+  size_t copies_, threads_, share_ = 0, copy_ = 0;
+  tilekit::ThreadPool pool_;
+  tilekit_bench::ReadFn fn_;
+  tilekit::AlignedBuffer buf_;
+  volatile float sink_[2] = {};
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -82,16 +118,20 @@ int main(int argc, char** argv) {
   const GemmCase dnnl_case{shape, dtype == "f32" ? "f32" : "bf16", threads, cold, copies};
   const tilekit_bench::GemmOperands ops = tilekit_bench::MakeOperands(shape);
   std::unique_ptr<GemmInstance> tilekit_gemm, onednn;
+  std::vector<std::unique_ptr<WeightReader>> readers;
   try {
     tilekit_gemm = MakeTilekit(tk_case, ops);
     onednn = std::make_unique<tilekit_bench::OnednnMatmul>(dnnl_case, ops);
+    for (const tilekit_bench::Reader& r : tilekit_bench::Readers()) {
+      readers.push_back(std::make_unique<WeightReader>(weight_bytes, copies, threads, r.fn));
+    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "setup failed: %s\n", e.what());
     return 1;
   }
 
   size_t copy = 0;
-  auto best_of_2 = [&](GemmInstance& g) {
+  auto best_of_2 = [&](auto& g) {
     double best = 1e30;
     for (int i = 0; i < 2; ++i) {
       const double t0 = Now();
@@ -103,8 +143,11 @@ int main(int argc, char** argv) {
   };
   tilekit_gemm->Run(0);
   onednn->Run(0);
+  for (auto& r : readers) r->Run(0);
 
-  std::vector<double> t_tk, t_dnnl, ratio;
+  // Per round: both GEMMs (order alternating) and every reader; the read
+  // ceiling of the round is its fastest reader.
+  std::vector<double> t_tk, t_dnnl, t_read, ratio, bw_share;
   for (size_t r = 0; r < rounds; ++r) {
     double tk, dn;
     if (r % 2) {
@@ -112,9 +155,13 @@ int main(int argc, char** argv) {
     } else {
       tk = best_of_2(*tilekit_gemm), dn = best_of_2(*onednn);
     }
+    double read_bw = 0;
+    for (auto& reader : readers) read_bw = std::max(read_bw, reader->bytes() / best_of_2(*reader));
     t_tk.push_back(tk);
     t_dnnl.push_back(dn);
+    t_read.push_back(read_bw);
     ratio.push_back(dn / tk);
+    bw_share.push_back(weight_bytes / tk / read_bw);
   }
   for (const auto& [name, c, g] : {std::make_tuple("tilekit", &tk_case, tilekit_gemm.get()),
                                    std::make_tuple("oneDNN", &dnnl_case, onednn.get())}) {
@@ -134,5 +181,9 @@ int main(int argc, char** argv) {
               flops / dn / 1e9, weight_bytes / dn / 1e9);
   std::printf("  tilekit / oneDNN speed, per round: median %.3fx, IQR [%.3f, %.3f]\n", Quantile(ratio, 0.5),
               Quantile(ratio, 0.25), Quantile(ratio, 0.75));
+  std::printf("  read ceiling over the same copies: %.1f GB/s (median); tilekit's weight stream / it, per round: "
+              "median %.2f, IQR [%.2f, %.2f]\n",
+              Quantile(t_read, 0.5) / 1e9, Quantile(bw_share, 0.5), Quantile(bw_share, 0.25),
+              Quantile(bw_share, 0.75));
   return 0;
 }
