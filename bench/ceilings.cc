@@ -17,13 +17,10 @@
 #include <vector>
 
 #include "bench_main.h"
+#include "compute_peak.h"
 #include "read_bandwidth.h"
 #include "tilekit/base/aligned_buffer.h"
 #include "tilekit/cpu/features.h"
-
-#if TILEKIT_ARCH_X86
-#include <immintrin.h>
-#endif
 
 namespace {
 
@@ -39,102 +36,6 @@ void OnThreads(int threads, const Kernel& kernel) {
   for (std::thread& w : workers) w.join();
 }
 
-#if TILEKIT_ARCH_X86
-
-// FMA: 2 ports × 4 cycles latency = 8 FMAs in flight per core; 16 independent
-// accumulators cover that with margin (and fit in the 32 zmm registers).
-constexpr int kFmaAccumulators = 16;
-
-__attribute__((target("avx512f"))) float FmaAvx512(int64_t iters) {
-  __m512 acc[kFmaAccumulators];
-  for (int j = 0; j < kFmaAccumulators; ++j) acc[j] = _mm512_set1_ps(1.0f + j);
-  // acc = acc·(1-1e-7) + 1e-7 converges to 1: no overflow, no denormals.
-  const __m512 mul = _mm512_set1_ps(0.9999999f), add = _mm512_set1_ps(1e-7f);
-  for (int64_t i = 0; i < iters; ++i) {
-#pragma GCC unroll 16
-    for (int j = 0; j < kFmaAccumulators; ++j) acc[j] = _mm512_fmadd_ps(acc[j], mul, add);
-  }
-  for (int j = 1; j < kFmaAccumulators; ++j) acc[0] = _mm512_add_ps(acc[0], acc[j]);
-  return _mm512_reduce_add_ps(acc[0]);
-}
-constexpr double kFmaAvx512Flops = kFmaAccumulators * 16 * 2;  // per iteration
-
-// AVX2: 16 ymm registers; 12 accumulators cover 2 ports × up to 5 cycles.
-constexpr int kFmaAvx2Accumulators = 12;
-
-__attribute__((target("avx2,fma"))) float FmaAvx2(int64_t iters) {
-  __m256 acc[kFmaAvx2Accumulators];
-  for (int j = 0; j < kFmaAvx2Accumulators; ++j) acc[j] = _mm256_set1_ps(1.0f + j);
-  const __m256 mul = _mm256_set1_ps(0.9999999f), add = _mm256_set1_ps(1e-7f);
-  for (int64_t i = 0; i < iters; ++i) {
-#pragma GCC unroll 12
-    for (int j = 0; j < kFmaAvx2Accumulators; ++j) acc[j] = _mm256_fmadd_ps(acc[j], mul, add);
-  }
-  for (int j = 1; j < kFmaAvx2Accumulators; ++j) acc[0] = _mm256_add_ps(acc[0], acc[j]);
-  alignas(32) float lanes[8];
-  _mm256_store_ps(lanes, acc[0]);
-  return lanes[0] + lanes[7];
-}
-constexpr double kFmaAvx2Flops = kFmaAvx2Accumulators * 8 * 2;
-
-// vdpbf16ps: each lane adds two bf16 products, 16 lanes → 64 FLOP. Same
-// accumulator budget as FMA (it issues on the FMA ports).
-__attribute__((target("avx512f,avx512bf16"))) float DotBf16(int64_t iters) {
-  __m512 acc[kFmaAccumulators];
-  for (int j = 0; j < kFmaAccumulators; ++j) acc[j] = _mm512_setzero_ps();
-  // 2^-10 × 2^-10 per product: acc grows by 2^-19 per instruction, exactly
-  // representable for the ~2^21 iterations a benchmark iteration runs.
-  const __m512bh x = (__m512bh)_mm512_set1_epi16(0x3A80);
-  for (int64_t i = 0; i < iters; ++i) {
-#pragma GCC unroll 16
-    for (int j = 0; j < kFmaAccumulators; ++j) acc[j] = _mm512_dpbf16_ps(acc[j], x, x);
-  }
-  for (int j = 1; j < kFmaAccumulators; ++j) acc[0] = _mm512_add_ps(acc[0], acc[j]);
-  return _mm512_reduce_add_ps(acc[0]);
-}
-constexpr double kDotBf16Flops = kFmaAccumulators * 16 * 2 * 2;
-
-// AMX: the 2×2 register blocking a GEMM micro-kernel uses (tmm0-3 accumulate
-// C, tmm4-5 hold A rows, tmm6-7 hold B columns), so four independent
-// tdpbf16ps are in flight. Each is 16×16 outputs × 32 bf16 products.
-struct alignas(64) TileConfig {
-  uint8_t palette_id, start_row, reserved[14];
-  uint16_t colsb[16];
-  uint8_t rows[16];
-};
-
-__attribute__((target("amx-tile,amx-bf16"))) float AmxBf16(int64_t iters) {
-  TileConfig cfg{};
-  cfg.palette_id = 1;
-  for (int t = 0; t < 8; ++t) {
-    cfg.rows[t] = 16;
-    cfg.colsb[t] = 64;  // 16 fp32 (C) or 32 bf16 (A, B in VNNI pairs) per row
-  }
-  alignas(64) uint16_t operand[16 * 32];
-  std::fill_n(operand, 16 * 32, uint16_t{0x3A80});  // 2^-10: C grows slowly, never overflows
-  alignas(64) float c[16 * 16];
-  _tile_loadconfig(&cfg);
-  _tile_zero(0);
-  _tile_zero(1);
-  _tile_zero(2);
-  _tile_zero(3);
-  _tile_loadd(4, operand, 64);
-  _tile_loadd(5, operand, 64);
-  _tile_loadd(6, operand, 64);
-  _tile_loadd(7, operand, 64);
-  for (int64_t i = 0; i < iters; ++i) {
-    _tile_dpbf16ps(0, 4, 6);
-    _tile_dpbf16ps(1, 4, 7);
-    _tile_dpbf16ps(2, 5, 6);
-    _tile_dpbf16ps(3, 5, 7);
-  }
-  _tile_stored(0, c, 64);
-  _tile_release();
-  return c[0];
-}
-constexpr double kAmxFlops = 4 * 16 * 16 * 32 * 2;
-
-#endif  // TILEKIT_ARCH_X86
 
 // A compute ceiling: `kernel(iters)` on every thread, `flops_per_iter` each.
 template <class Kernel>
@@ -197,26 +98,11 @@ void RegisterRead(const std::string& name, Reader reader) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  for (const tilekit_bench::ComputePeak& c : tilekit_bench::ComputePeaks()) {
+    RegisterCompute(c.name, c.dtype, c.what, c.fn, c.iters, c.flops_per_iter);
+  }
   const tilekit::cpu::Features& f = tilekit::cpu::features();
-#if TILEKIT_ARCH_X86
-  const bool avx512 = f.avx512f, avx2 = f.avx2 && f.fma;
-  if (avx512) {
-    RegisterCompute("fma_avx512", "f32", "vfmadd zmm x16 accumulators", FmaAvx512, int64_t{1} << 23, kFmaAvx512Flops);
-  } else if (avx2) {
-    RegisterCompute("fma_avx2", "f32", "vfmadd ymm x12 accumulators", FmaAvx2, int64_t{1} << 23, kFmaAvx2Flops);
-  }
-  if (avx512 && f.avx512_bf16) {
-    RegisterCompute("vdpbf16ps", "bf16", "vdpbf16ps zmm x16 accumulators", DotBf16, int64_t{1} << 21, kDotBf16Flops);
-  }
-  if (f.amx()) {  // features() has already asked Linux for the tile state
-    RegisterCompute("amx_tdpbf16ps", "bf16", "tdpbf16ps 2x2 tiles (4 accumulators)", AmxBf16, int64_t{1} << 19,
-                    kAmxFlops);
-  } else if (f.amx_tile) {
-    benchmark::AddCustomContext("amx_skipped", f.amx_note);
-  }
-#else
-  (void)f;
-#endif
+  if (!f.amx() && f.amx_tile) benchmark::AddCustomContext("amx_skipped", f.amx_note);
   for (const tilekit_bench::Reader& r : tilekit_bench::Readers()) RegisterRead(r.name, r.fn);
   return tilekit_bench::BenchMain(argc, argv);
 }

@@ -15,7 +15,9 @@
 // it runs bf16 × bf16). Each round also reads the same number of bytes from
 // weight-sized copies of its own, on as many threads, with the read-ceiling
 // kernels of bench_ceilings (read_bandwidth.h; the faster of plain and
-// prefetching), so "share of read bandwidth" is a per-round ratio too. Not
+// prefetching), so "share of read bandwidth" is a per-round ratio too, and
+// runs the compute ceiling of its dtype on as many threads (compute_peak.h:
+// FMA for f32, AMX for the bf16 dtypes where granted) for "share of peak". Not
 // part of scripts/bench: a tool for tuning and for the ratios quoted in
 // docs/performance.md.
 #include "tilekit/tilekit.h"  // first: tilekit runs Highway's foreach_target
@@ -31,6 +33,7 @@
 #include <tuple>
 #include <vector>
 
+#include "compute_peak.h"
 #include "gemm_cases.h"
 #include "onednn_matmul.h"
 #include "read_bandwidth.h"
@@ -92,6 +95,27 @@ class WeightReader {
   volatile float sink_[2] = {};
 };
 
+// Runs a compute-ceiling kernel on `threads` threads at once (its own pool, as
+// WeightReader: the GEMMs' pool threads keep their state).
+class PeakRunner {
+ public:
+  PeakRunner(const tilekit_bench::ComputePeak& peak, int threads)
+      : peak_(peak), threads_(static_cast<size_t>(threads)), pool_(threads_) {}
+  double flops() const { return static_cast<double>(threads_) * peak_.iters * peak_.flops_per_iter; }
+  const std::string& name() const { return peak_.name; }
+  void Run(size_t) { pool_.run(threads_, &Task, this); }
+
+ private:
+  static void Task(void* self, size_t t) {
+    auto& r = *static_cast<PeakRunner*>(self);
+    r.sink_[t % 2] = r.peak_.fn(r.peak_.iters);
+  }
+  tilekit_bench::ComputePeak peak_;
+  size_t threads_;
+  tilekit::ThreadPool pool_;
+  volatile float sink_[2] = {};
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -119,6 +143,10 @@ int main(int argc, char** argv) {
   const tilekit_bench::GemmOperands ops = tilekit_bench::MakeOperands(shape);
   std::unique_ptr<GemmInstance> tilekit_gemm, onednn;
   std::vector<std::unique_ptr<WeightReader>> readers;
+  const std::vector<tilekit_bench::ComputePeak> peaks = tilekit_bench::ComputePeaks();
+  const tilekit_bench::ComputePeak* peak_kind = tilekit_bench::PeakFor(peaks, dtype);
+  std::unique_ptr<PeakRunner> peak;
+  if (peak_kind) peak = std::make_unique<PeakRunner>(*peak_kind, threads);
   try {
     tilekit_gemm = MakeTilekit(tk_case, ops);
     onednn = std::make_unique<tilekit_bench::OnednnMatmul>(dnnl_case, ops);
@@ -145,10 +173,11 @@ int main(int argc, char** argv) {
   tilekit_gemm->Run(0);
   onednn->Run(0);
   for (auto& r : readers) r->Run(0);
+  if (peak) peak->Run(0);  // wakes the unit (AVX-512 and AMX power up on first use)
 
   // Per round: both GEMMs (order alternating) and every reader; the read
   // ceiling of the round is its fastest reader.
-  std::vector<double> t_tk, t_dnnl, t_read, ratio, bw_share;
+  std::vector<double> t_tk, t_dnnl, t_read, ratio, bw_share, t_peak, peak_share;
   for (size_t r = 0; r < rounds; ++r) {
     double tk, dn;
     if (r % 2) {
@@ -161,6 +190,11 @@ int main(int argc, char** argv) {
     t_tk.push_back(tk);
     t_dnnl.push_back(dn);
     ratio.push_back(dn / tk);
+    if (peak) {
+      const double peak_flops = peak->flops() / best_of_2(*peak);
+      t_peak.push_back(peak_flops);
+      peak_share.push_back(2.0 * M * N * K / tk / peak_flops);
+    }
     if (!readers.empty()) {
       t_read.push_back(read_bw);
       bw_share.push_back(weight_bytes / tk / read_bw);
@@ -184,6 +218,12 @@ int main(int argc, char** argv) {
               flops / dn / 1e9, weight_bytes / dn / 1e9);
   std::printf("  tilekit / oneDNN speed, per round: median %.3fx, IQR [%.3f, %.3f]\n", Quantile(ratio, 0.5),
               Quantile(ratio, 0.25), Quantile(ratio, 0.75));
+  if (peak) {
+    std::printf("  compute ceiling (%s) on as many threads: %.1f GFLOP/s (median); tilekit's GFLOP/s / it, per round: "
+                "median %.2f, IQR [%.2f, %.2f]\n",
+                peak->name().c_str(), Quantile(t_peak, 0.5) / 1e9, Quantile(peak_share, 0.5),
+                Quantile(peak_share, 0.25), Quantile(peak_share, 0.75));
+  }
   if (readers.empty()) return 0;
   std::printf("  read ceiling over the same copies: %.1f GB/s (median); tilekit's weight stream / it, per round: "
               "median %.2f, IQR [%.2f, %.2f]\n",

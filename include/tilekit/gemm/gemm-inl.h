@@ -310,6 +310,10 @@ inline SlicePrefetch PlanSlicePrefetch(const unsigned char* b, size_t pb, size_t
     }
   }
   if (lines == 0) pf.l2 = L2Lines{pf.slice, 0, 0, 0};  // nothing ahead: re-touch the slice (an L1 hit)
+  // One row tile of fp32 (128-byte rows) has two lines per k step to fetch
+  // and asks for every other one (with interleaved streams: streams 0, 2, 4,
+  // 6). Asking for all of them (128-byte units, the adjacent-line prefetcher
+  // completing each pair) measured no faster: 1.006x at M = 10, 0.94x at M = 4.
   pf.lines_per_tile = (lines + tiles - 1) / tiles;
   pf.l2.rate = (256 * pf.lines_per_tile + kc - 1) / HWY_MAX(kc, 1);
   return pf;
