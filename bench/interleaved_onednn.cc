@@ -175,8 +175,8 @@ int main(int argc, char** argv) {
   for (auto& r : readers) r->Run(0);
   if (peak) peak->Run(0);  // wakes the unit (AVX-512 and AMX power up on first use)
 
-  // Per round: both GEMMs (order alternating) and every reader; the read
-  // ceiling of the round is its fastest reader.
+  // Per round: both GEMMs (order alternating), every reader and the compute
+  // ceiling; the read ceiling of the round is its fastest reader.
   std::vector<double> t_tk, t_dnnl, t_read, ratio, bw_share, t_peak, peak_share;
   for (size_t r = 0; r < rounds; ++r) {
     double tk, dn;
