@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "tilekit/arch/amx.h"
 #include "tilekit/cpu/features.h"
 
 #if TILEKIT_ARCH_X86
@@ -77,24 +78,17 @@ constexpr double kDotBf16Flops = kFmaAccumulators * 16 * 2 * 2;
 
 // AMX: the 2×2 register blocking a GEMM micro-kernel uses (tmm0-3 accumulate
 // C, tmm4-5 hold A rows, tmm6-7 hold B columns), so four independent
-// tdpbf16ps are in flight. Each is 16×16 outputs × 32 bf16 products.
-struct alignas(64) TileConfig {
-  uint8_t palette_id, start_row, reserved[14];
-  uint16_t colsb[16];
-  uint8_t rows[16];
-};
-
-__attribute__((target("amx-tile,amx-bf16"))) inline float AmxBf16(int64_t iters) {
-  TileConfig cfg{};
-  cfg.palette_id = 1;
-  for (int t = 0; t < 8; ++t) {
-    cfg.rows[t] = 16;
-    cfg.colsb[t] = 64;  // 16 fp32 (C) or 32 bf16 (A, B in VNNI pairs) per row
-  }
+// tdpbf16ps are in flight. Each is 16×16 outputs × 32 bf16 products. The
+// configuration goes through tilekit's own load_tile_config (arch/amx.h):
+// GCC 12's _tile_loadconfig may drop the stores that build it, and its
+// _tile_loadd does not order the operand's fill before the loads.
+TILEKIT_AMX_TARGET inline float AmxBf16(int64_t iters) {
+  tilekit::arch::TileConfig cfg;
+  for (int t = 0; t < 8; ++t) cfg.set(t, 16, 64);  // 16 fp32 (C) or 32 bf16 (A, B in VNNI pairs) per row
   alignas(64) uint16_t operand[16 * 32];
   std::fill_n(operand, 16 * 32, uint16_t{0x3A80});  // 2^-10: C grows slowly, never overflows
   alignas(64) float c[16 * 16];
-  _tile_loadconfig(&cfg);
+  tilekit::arch::load_tile_config(cfg);
   _tile_zero(0);
   _tile_zero(1);
   _tile_zero(2);
