@@ -326,8 +326,9 @@ TEST_P(GemmTest, RandomShapesDtypesAndEpilogues) {
 TEST_P(GemmTest, NanAndInfPropagate) {
   TILEKIT_SEED_TRACE();
   testing::Rng rng(17);
-  for (bool w_bf16 : {false, true}) {
-    GemmCase g = Case(20, 40, 30);
+  for (bool w_bf16 : {false, true})
+  for (size_t n : {size_t{40}, size_t{10}}) {  // 10: dot-product columns
+    GemmCase g = Case(20, n, 30);
     g.w_bf16 = w_bf16;
     Problem p(g, rng);
     p.a[3 * p.lda + 5] = NAN;                      // row 3 of C: all NaN
@@ -354,7 +355,9 @@ TEST_P(GemmTest, OneAndTwoThreadsAreBitwiseEqual) {
   // shapes with several K blocks (split N, split M).
   for (const auto& shape : {std::array<size_t, 3>{1, 300, 64}, std::array<size_t, 3>{200, 10, 77},
                             std::array<size_t, 3>{64, 130, 33}, std::array<size_t, 3>{13, 70, 5},
-                            std::array<size_t, 3>{40, 300, 700}, std::array<size_t, 3>{200, 20, 600}}) {
+                            std::array<size_t, 3>{40, 300, 700}, std::array<size_t, 3>{200, 20, 600},
+                            // dot-product columns: M = 1 splits columns, others rows
+                            std::array<size_t, 3>{1, 13, 200}, std::array<size_t, 3>{9, 7, 41}}) {
     for (int dt = 0; dt < 3; ++dt) {
       GemmCase g = Case(shape[0], shape[1], shape[2]);
       g.w_bf16 = dt > 0;  // fp32 A with bf16 weights, and all bf16
@@ -439,7 +442,8 @@ TEST_P(GemmTest, NoHeapAllocationAfterWarmUp) {
 
 TEST_P(GemmTest, PyTorchLayoutPacksToTheSameWeights) {
   testing::Rng rng(21);
-  const size_t k = 37, n = 45;
+  for (size_t n : {size_t{45}, size_t{10}})  // 10: dot-product columns
+  for (size_t k : {size_t{37}}) {
   std::vector<float> kn(k * n), nk(n * k);
   rng.fill(kn.data(), kn.size());
   for (size_t i = 0; i < k; ++i) {
@@ -460,6 +464,7 @@ TEST_P(GemmTest, PyTorchLayoutPacksToTheSameWeights) {
     EXPECT_EQ(a.type(), t);
     EXPECT_EQ(a.packed_for(), GetParam());
     EXPECT_EQ(reinterpret_cast<uintptr_t>(a.panel(0)) % kCacheLine, 0u);
+  }
   }
 }
 
@@ -568,20 +573,21 @@ TEST_P(GemmTest, BadInputIsReportedAndOutputUntouched) {
 TEST(GemmPacking, WeightsFromAnotherPathAreRejected) {
   const std::vector<Isa> paths = testing::AvailablePaths();
   std::vector<float> w(16 * 40, 0.5f), a(16, 1.f), c(40);
-  for (WeightType t : {WeightType::kF32, WeightType::kBf16}) {
+  for (WeightType t : {WeightType::kF32, WeightType::kBf16})
+  for (size_t n : {size_t{40}, size_t{10}}) {  // 10: dot-product columns on every path
     for (Isa from : paths) {
       PackedWeights pw;
       {
         testing::ScopedPath on(from);
-        ASSERT_EQ(pack_weights(weights_kn(w.data(), 16, 40), t, &pw), Status::kOk);
+        ASSERT_EQ(pack_weights(weights_kn(w.data(), 16, n), t, &pw), Status::kOk);
       }
       for (Isa to : paths) {
         testing::ScopedPath on(to);
-        const Status s = gemm(matrix(a.data(), 1, 16), pw, matrix(c.data(), 1, 40));
+        const Status s = gemm(matrix(a.data(), 1, 16), pw, matrix(c.data(), 1, n));
         const char* type = weight_type_name(t);
-        if (pw.layout() == active_panel_layout(t)) {
+        if (pw.layout() == packing_layout(t, n, 1, PackKind::kSeparate)) {
           EXPECT_EQ(s, Status::kOk) << type << " " << isa_name(from) << " -> " << isa_name(to);
-          EXPECT_EQ(c[39], 8.f) << type << " " << isa_name(from) << " -> " << isa_name(to);
+          EXPECT_EQ(c[n - 1], 8.f) << type << " " << isa_name(from) << " -> " << isa_name(to);
         } else {
           EXPECT_EQ(s, Status::kWrongPacking) << type << " " << isa_name(from) << " -> " << isa_name(to);
           EXPECT_NE(std::string(last_error()).find(isa_name(from)), std::string::npos) << last_error();
@@ -665,6 +671,66 @@ TEST_P(GemmTest, ArmBfmmlaPanelsOnlyOnPathsWithBf16) {
 #else
   GTEST_SKIP() << "BFMMLA panels are aarch64 only";
 #endif
+}
+
+// Narrow weights (N <= kDotMaxN, where the path's panels would be at least a
+// quarter padding) are packed as dot-product columns, one panel per column;
+// wider ones, several segments and gate/up pairs keep the path's panels.
+TEST_P(GemmTest, NarrowWeightsPackAsDotColumns) {
+  const size_t k = 70;
+  std::vector<float> w(k * 40, 0.25f);
+  const size_t lanes = active_panel_layout(WeightType::kF32).lanes;
+  for (WeightType t : {WeightType::kF32, WeightType::kBf16}) {
+    const PanelLayout wide = active_panel_layout(t);
+    for (size_t n = 1; n <= 40; ++n) {
+      SCOPED_TRACE(n);
+      PackedWeights pw;
+      ASSERT_EQ(pack_weights(weights_kn(w.data(), k, n), t, &pw), Status::kOk);
+      const size_t padded = (n + wide.nr - 1) / wide.nr * wide.nr;
+      if (n > kDotMaxN || 4 * (padded - n) < padded) {
+        EXPECT_TRUE(pw.layout() == wide);
+        continue;
+      }
+      EXPECT_EQ(pw.layout().kind, PanelKind::kDot);
+      EXPECT_FALSE(pw.layout().rounds_a_to_bf16());  // fp32 A is multiplied as it is
+      EXPECT_EQ(pw.panels(), n);
+      const size_t kp = (k + 2 * lanes - 1) / (2 * lanes) * (2 * lanes);
+      EXPECT_EQ(pw.bytes(), n * kp * (t == WeightType::kF32 ? 4 : 2));
+    }
+    const WeightSource parts[3] = {weights_kn(w.data(), k, 8), weights_kn(w.data(), k, 8), weights_kn(w.data(), k, 8)};
+    PackedWeights qkv, gate_up;
+    ASSERT_EQ(pack_weights(parts, 3, t, PackKind::kSeparate, &qkv), Status::kOk);
+    EXPECT_TRUE(qkv.layout() == wide);
+    ASSERT_EQ(pack_weights_gate_up(parts[0], parts[1], t, &gate_up), Status::kOk);
+    EXPECT_TRUE(gate_up.layout() == wide);
+  }
+}
+
+// The dot-product kernel's tails: row tiles (4 rows; 2 on avx2 and scalar),
+// column groups (5; 2 on scalar), K around its step of 2·lanes, with every
+// dtype and epilogue, C and A with leading dimensions past their columns.
+TEST_P(GemmTest, NarrowShapeSweep) {
+  TILEKIT_SEED_TRACE();
+  testing::Rng rng(25);
+  const size_t step = 2 * active_panel_layout(WeightType::kF32).lanes;
+  const Activation acts[] = {Activation::kNone, Activation::kRelu, Activation::kGeluErf, Activation::kGeluTanh,
+                             Activation::kSilu};
+  for (size_t m : {1, 2, 3, 4, 5, 7, 9, 13, 17, 33}) {
+    for (size_t n = 1; n <= kDotMaxN; ++n) {
+      for (size_t k : {size_t{1}, step - 1, step, step + 1, 2 * step + 3, size_t{100}, size_t{257}}) {
+        GemmCase g = Case(m, n, k);
+        g.a_bf16 = rng.below(2);
+        g.w_bf16 = rng.below(2);
+        g.c_bf16 = rng.below(2);
+        g.ep.activation = acts[rng.below(5)];
+        if (rng.below(2)) g.ep.bias = reinterpret_cast<const float*>(1);
+        if (rng.below(3) == 0) g.ep.residual = reinterpret_cast<const float*>(1);
+        if (rng.below(3) == 0) g.ep.beta = 0.25f;
+        if (rng.below(3) == 0) g.ep.alpha = 1.5f;
+        RunAndCheck(g, rng, rng.below(3));
+      }
+    }
+  }
 }
 
 TILEKIT_INSTANTIATE_PATHS(GemmTest);

@@ -35,6 +35,8 @@ HWY_EXPORT(CompiledHwyTarget);
 HWY_EXPORT(GemmPanelLanes);
 HWY_EXPORT(GemmMR);
 HWY_EXPORT(GemmRange);
+HWY_EXPORT(GemmDotMR);
+HWY_EXPORT(GemmDotRange);
 HWY_EXPORT(GemmEpilogueTile);
 HWY_EXPORT(ApplyEpilogueRows);
 }  // namespace detail

@@ -110,11 +110,13 @@ struct ThreadShare {
 
 // Splits rows × panels into `threads` contiguous shares. Panels are split when
 // there are enough of them (M = 1 and small M keep both cores streaming
-// weights); rows otherwise (N = 10). Row shares are multiples of mr so each
-// row is computed by the same tile shape whatever the thread count.
-inline ThreadShare share_of(size_t task, size_t threads, size_t m, size_t panels, size_t mr) {
+// weights); rows otherwise (N = 10), or whenever there are rows enough and
+// rows_first (dot-product columns: each thread reading all of A for half the
+// columns would double the traffic that bounds them). Row shares are multiples
+// of mr so each row is computed by the same tile shape whatever the thread count.
+inline ThreadShare share_of(size_t task, size_t threads, size_t m, size_t panels, size_t mr, bool rows_first) {
   const size_t row_blocks = (m + mr - 1) / mr;
-  if (panels >= 4 * threads || row_blocks < threads) {
+  if (row_blocks < threads || (!rows_first && panels >= 4 * threads)) {
     const size_t p0 = panels * task / threads, p1 = panels * (task + 1) / threads;
     return {0, m, p0, p1};
   }
@@ -124,21 +126,38 @@ inline ThreadShare share_of(size_t task, size_t threads, size_t m, size_t panels
 
 using GemmRangeFn = void (*)(const GemmPlan&, size_t, size_t, size_t, size_t, float*);
 
-// A matrix-instruction kernel (arch/) reading its own panel kind: the row
-// granularity of thread shares (its micro-tile height), its blocking (mc, kc,
-// nc, pack_a: it knows its tiles and caches, the vector table does not), the
-// loop over one thread's share (same contract as the Highway GemmRange) and the
-// floats of per-thread workspace it needs. kVector panels use the Highway
+// A kernel reading its own panel kind (a matrix-instruction kernel of arch/, or
+// the dot-product kernel of narrow weights): the row granularity of thread
+// shares (its micro-tile height), its blocking (mc, kc, nc, pack_a: it knows
+// its tiles and caches, the vector table does not), the loop over one thread's
+// share (same contract as the Highway GemmRange), the floats of per-thread
+// workspace it needs and how shares are cut. kVector panels use the Highway
 // GemmRange.
 struct ArchGemm {
   size_t mr = 0;
   void (*block)(GemmPlan&) = nullptr;
   GemmRangeFn range = nullptr;
   size_t (*workspace_floats)(const GemmPlan&) = nullptr;
+  bool rows_first = false;
 };
+
+// kDot: no blocking (A rows stream once, the narrow weights stay in cache), no
+// workspace.
+inline void dot_block(GemmPlan& p) {
+  p.pack_a = false;
+  p.mc = p.m;
+  p.kc = p.k;
+  p.nc_panels = 0;
+  for (size_t s = 0; s < p.num_segments; ++s) p.nc_panels += p.segments[s].panels;
+}
+inline size_t no_workspace(const GemmPlan&) { return 0; }
+
 inline ArchGemm arch_gemm(PanelKind kind) {
   switch (kind) {
     case PanelKind::kVector: break;
+    case PanelKind::kDot:
+      return ArchGemm{TILEKIT_DISPATCH(GemmDotMR)(), &dot_block, TILEKIT_DISPATCH(GemmDotRange), &no_workspace,
+                      /*rows_first=*/true};
     case PanelKind::kAmx:
 #if TILEKIT_ARCH_X86
       return ArchGemm{arch::kAmxMR, &arch::amx_gemm_block, &arch::amx_gemm_range, &arch::amx_gemm_workspace_floats};
@@ -160,6 +179,7 @@ struct GemmJob {
   const GemmPlan* plan;
   GemmRangeFn range;
   size_t threads, panels, mr, workspace_floats;
+  bool rows_first;
   std::atomic<bool> out_of_memory{false};
 };
 
@@ -173,7 +193,7 @@ inline float* thread_workspace(size_t floats) {
 inline void run_share(void* context, size_t task) {
   GemmJob& job = *static_cast<GemmJob*>(context);
   const GemmPlan& p = *job.plan;
-  const ThreadShare s = share_of(task, job.threads, p.m, job.panels, job.mr);
+  const ThreadShare s = share_of(task, job.threads, p.m, job.panels, job.mr, job.rows_first);
   if (s.r0 >= s.r1 || s.p0 >= s.p1) return;
   float* ws = job.workspace_floats ? thread_workspace(job.workspace_floats) : nullptr;
   if (job.workspace_floats && !ws) {
@@ -219,7 +239,8 @@ Status run_gemm(const char* gemm, const MatrixView<const TA>& a, const PackedWei
   if (a.cols != b.k()) {
     return fail(Status::kShapeMismatch, "%s: A has K=%zu columns, weights have K=%zu rows", gemm, a.cols, b.k());
   }
-  const PanelLayout want = active_panel_layout(b.type());
+  const PanelLayout want = packing_layout(b.type(), b.n(), b.segments().size(),
+                                         b.has_gate_up() ? PackKind::kGateUp : PackKind::kSeparate);
   if (!(b.layout() == want)) {
     return fail(Status::kWrongPacking,
                 "%s: weights were packed for path %s (%s layout, nr=%u) but the active path %s reads the %s layout "
@@ -296,6 +317,7 @@ Status run_gemm(const char* gemm, const MatrixView<const TA>& a, const PackedWei
   job.threads = 1;
   job.panels = b.panels();
   job.mr = mr;
+  job.rows_first = arch.rows_first;
   job.workspace_floats = arch.range ? arch.workspace_floats(plan) : workspace_floats(plan, nr, mr);
   if (opt.executor && opt.executor->num_threads() > 1) {
     job.threads = opt.executor->num_threads();

@@ -17,6 +17,18 @@
 // Several matrices sharing one input (Q, K, V) are packed as segments of one
 // object; no panel straddles two segments.
 //
+// Narrow weights (one matrix of N <= kDotMaxN columns, where panels of nr
+// would be at least a quarter padding: the seed MLP's [11008 -> 10] layer,
+// classifier heads) are packed in their own kind (kDot), on every path: one
+// "panel" per column, its K values contiguous, read by a dot-product kernel
+// whose vectors run along K, so no multiply is spent on padding columns. K is
+// zero-padded to a multiple of 2·lanes (one kernel step); a bf16 step is one
+// vector of uint32 whose lane l holds k0 + l (low half) and k0 + lanes + l
+// (high half), as in the vector panels above:
+//   fp32: float[N][Kp]         element (k, c) at column c + k
+//   bf16: uint16[N][Kp]        element (k, c) at column c + k0 + 2·(r % lanes)
+//                              + (r >= lanes), k0 = k - r, r = k mod 2·lanes
+//
 // The AMX path packs bf16 weights in its own kind (kAmx): panels of nr = 32
 // columns in VNNI pairs, the B tiles of tdpbf16ps:
 //   bf16: uint16[K/2][32][2]  element (k, c) at panel + (k/2)·64 + 2c + k%2
@@ -75,12 +87,15 @@ inline WeightSource weights_nk(const float* data, size_t n, size_t k, size_t ld 
 //     2 rows × 4 k of A by 4 k × 2 columns of B, so a panel stores K in blocks
 //     of kr = 4 (zero-padded), and within a block column pairs, each pair as
 //     column 2j's 4 k then column 2j+1's 4 k: one 128-bit quadword per pair.
-enum class PanelKind : uint8_t { kVector, kAmx, kArmBfmmla };
+//   kDot: narrow weights on any path (above), read by GemmDotRange
+//     (gemm-inl.h); nr = 1, one column per panel.
+enum class PanelKind : uint8_t { kVector, kAmx, kArmBfmmla, kDot };
 inline const char* panel_kind_name(PanelKind k) {
   switch (k) {
     case PanelKind::kVector: return "vector";
     case PanelKind::kAmx: return "amx";
     case PanelKind::kArmBfmmla: return "arm_bfmmla";
+    case PanelKind::kDot: return "dot";
   }
   return "?";
 }
@@ -98,7 +113,7 @@ struct PanelLayout {
   // Whether the kernel reading this layout multiplies in bf16, so an fp32 A is
   // rounded to bf16 (to nearest even) before its products: AMX and BFMMLA have
   // no fp32 input.
-  bool rounds_a_to_bf16() const { return kind != PanelKind::kVector; }
+  bool rounds_a_to_bf16() const { return kind == PanelKind::kAmx || kind == PanelKind::kArmBfmmla; }
   bool operator==(const PanelLayout& o) const {
     return kind == o.kind && lanes == o.lanes && nr == o.nr && k_align == o.k_align && type == o.type;
   }
@@ -115,6 +130,10 @@ inline size_t packed_offset(const PanelLayout& l, size_t k, size_t c) {
       return (k / 2) * l.nr * 2 + c * 2 + k % 2;
     case PanelKind::kArmBfmmla:
       return (k / 4) * 4 * l.nr + (c / 2) * 8 + (c % 2) * 4 + k % 4;
+    case PanelKind::kDot: {
+      const size_t r = k % (2 * l.lanes);
+      return l.type == WeightType::kF32 ? k : k - r + 2 * (r % l.lanes) + (r >= l.lanes);
+    }
   }
   return 0;
 }
@@ -184,6 +203,28 @@ enum class PackKind {
   kGateUp,    // exactly two sources, gate then up, same shape: one SwiGLU segment
 };
 
+// Widest N packed as dot-product columns (kDot), when the path's own panels
+// would be at least a quarter padding. Above 16 columns a panel kernel's
+// broadcast of A feeds enough columns to win again.
+constexpr size_t kDotMaxN = 16;
+
+// The layout pack_weights gives these weights on the active path: the path's
+// panels (active_panel_layout), or dot-product columns for one narrow matrix.
+inline PanelLayout packing_layout(WeightType type, size_t n, size_t segments, PackKind kind) {
+  PanelLayout l = active_panel_layout(type);
+  const size_t padded = (n + l.nr - 1) / l.nr * l.nr;
+  if (segments == 1 && kind == PackKind::kSeparate && n > 0 && n <= kDotMaxN && 4 * (padded - n) >= padded) {
+    const PanelLayout vector = active_panel_layout(WeightType::kF32);  // lanes of the vector kernels
+    l = PanelLayout();
+    l.kind = PanelKind::kDot;
+    l.lanes = vector.lanes;
+    l.nr = 1;
+    l.k_align = 2 * vector.lanes;
+    l.type = type;
+  }
+  return l;
+}
+
 namespace detail {
 // Source column for column c (0 <= c < nr = 2·half) of panel `pl` within a
 // segment: a gate/up panel holds `half` gate columns, then the same up columns.
@@ -191,10 +232,11 @@ struct ColumnSource {
   const WeightSource* src;
   size_t col;
 };
-inline ColumnSource column_source(const WeightSource* parts, size_t s, const PackedSegment& seg,
-                                  size_t half, size_t pl, size_t c) {
+inline ColumnSource column_source(const WeightSource* parts, size_t s, const PackedSegment& seg, size_t nr,
+                                  size_t pl, size_t c) {
+  const size_t half = nr / 2;
   if (seg.gate_up) return {&parts[c < half ? 0 : 1], pl * half + c % half};
-  return {&parts[s], pl * 2 * half + c};
+  return {&parts[s], pl * nr + c};
 }
 }  // namespace detail
 
@@ -223,10 +265,10 @@ struct PackAccess {
     }
     PackedWeights p;
     p.k_ = k;
-    p.layout_ = active_panel_layout(type);
+    const size_t segments = kind == PackKind::kGateUp ? 1 : count;
+    p.layout_ = packing_layout(type, parts[0].n, segments, kind);
     p.isa_ = cpu::active_isa();
     const size_t lanes = p.layout_.nr / 2;  // gate/up: half a panel each
-    const size_t segments = kind == PackKind::kGateUp ? 1 : count;
     for (size_t s = 0; s < segments; ++s) {
       PackedSegment seg;
       seg.n = parts[s].n;
@@ -249,13 +291,13 @@ struct PackAccess {
 
   static void fill(PackedWeights& pw, const WeightSource* parts) {
     const PanelLayout& l = pw.layout_;
-    const size_t k = pw.k_, half = l.nr / 2, padded_k = l.padded_k(k);
+    const size_t k = pw.k_, padded_k = l.padded_k(k);
     for (size_t s = 0; s < pw.segments_.size(); ++s) {
       const PackedSegment& seg = pw.segments_[s];
       for (size_t pl = 0; pl < seg.panels; ++pl) {
         unsigned char* panel = pw.buffer_.as<unsigned char>() + (seg.panel_begin + pl) * pw.panel_bytes();
         for (size_t c = 0; c < l.nr; ++c) {
-          const detail::ColumnSource cs = detail::column_source(parts, s, seg, half, pl, c);
+          const detail::ColumnSource cs = detail::column_source(parts, s, seg, l.nr, pl, c);
           const bool real = cs.col < cs.src->n;
           for (size_t kk = 0; kk < padded_k; ++kk) {
             const float v = real && kk < k ? cs.src->at(kk, cs.col) : 0.f;
