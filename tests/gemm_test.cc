@@ -356,8 +356,9 @@ TEST_P(GemmTest, OneAndTwoThreadsAreBitwiseEqual) {
   for (const auto& shape : {std::array<size_t, 3>{1, 300, 64}, std::array<size_t, 3>{200, 10, 77},
                             std::array<size_t, 3>{64, 130, 33}, std::array<size_t, 3>{13, 70, 5},
                             std::array<size_t, 3>{40, 300, 700}, std::array<size_t, 3>{200, 20, 600},
-                            // dot-product columns: M = 1 splits columns, others rows
-                            std::array<size_t, 3>{1, 13, 200}, std::array<size_t, 3>{9, 7, 41}}) {
+                            // dot-product columns: M = 1 and 12 split columns, 9 and 50 rows
+                            std::array<size_t, 3>{1, 13, 200}, std::array<size_t, 3>{12, 10, 300},
+                            std::array<size_t, 3>{9, 7, 41}, std::array<size_t, 3>{50, 10, 70}}) {
     for (int dt = 0; dt < 3; ++dt) {
       GemmCase g = Case(shape[0], shape[1], shape[2]);
       g.w_bf16 = dt > 0;  // fp32 A with bf16 weights, and all bf16
