@@ -557,24 +557,25 @@ HWY_INLINE void LoadA2(DF df, const bf16* HWY_RESTRICT p, hn::Vec<DF>& lo, hn::V
   hi = hn::BitCast(df, hn::ShiftLeft<16>(hn::PromoteTo(du, hn::LoadU(d16, bits + hn::Lanes(df)))));
 }
 
-#define TILEKIT_DOT_LOAD_A(R, ROWS)                 \
-  if constexpr (kDotMR > R) LoadA2(df, ROWS[R] + s * 2 * N, a##R##0, a##R##1);
+#define TILEKIT_DOT_LOAD_A(R, ROWS, OFFSET) \
+  if constexpr (kDotMR > R) LoadA2(df, ROWS[R] + OFFSET, a##R##0, a##R##1);
 #define TILEKIT_DOT_FMA(R, C)                       \
   if constexpr (kDotMR > R) {                       \
     c##R##C = hn::MulAdd(a##R##0, w0, c##R##C);     \
     c##R##C = hn::MulAdd(a##R##1, w1, c##R##C);     \
   }
-#define TILEKIT_DOT_COLUMN(C)                                                         \
+#define TILEKIT_DOT_COLUMN(C, STEP)                                                   \
   if constexpr (kDotNR > C) {                                                         \
     hn::Vec<decltype(df)> w0, w1;                                                     \
-    LoadB(df, cols[C], s, w0, w1);                                                    \
+    LoadB(df, cols[C], STEP, w0, w1);                                                 \
     TILEKIT_DOT_FMA(0, C) TILEKIT_DOT_FMA(1, C) TILEKIT_DOT_FMA(2, C) TILEKIT_DOT_FMA(3, C) \
   }
-#define TILEKIT_DOT_STEP(ROWS)                                                               \
-  TILEKIT_DOT_LOAD_A(0, ROWS) TILEKIT_DOT_LOAD_A(1, ROWS) TILEKIT_DOT_LOAD_A(2, ROWS)       \
-  TILEKIT_DOT_LOAD_A(3, ROWS)                                                                \
-  TILEKIT_DOT_COLUMN(0) TILEKIT_DOT_COLUMN(1) TILEKIT_DOT_COLUMN(2) TILEKIT_DOT_COLUMN(3)    \
-  TILEKIT_DOT_COLUMN(4)
+// One step: A from ROWS[r] + OFFSET, the columns' step STEP.
+#define TILEKIT_DOT_STEP(ROWS, OFFSET, STEP)                                                     \
+  TILEKIT_DOT_LOAD_A(0, ROWS, OFFSET) TILEKIT_DOT_LOAD_A(1, ROWS, OFFSET)                        \
+  TILEKIT_DOT_LOAD_A(2, ROWS, OFFSET) TILEKIT_DOT_LOAD_A(3, ROWS, OFFSET)                        \
+  TILEKIT_DOT_COLUMN(0, STEP) TILEKIT_DOT_COLUMN(1, STEP) TILEKIT_DOT_COLUMN(2, STEP)            \
+  TILEKIT_DOT_COLUMN(3, STEP) TILEKIT_DOT_COLUMN(4, STEP)
 #define TILEKIT_DOT_SUM_ROW(R)                                                          \
   if constexpr (kDotMR > R) {                                                           \
     if constexpr (kDotNR > 0) sums[R * kDotNR + 0] = hn::GetLane(hn::SumOfLanes(df, c##R##0)); \
@@ -599,19 +600,12 @@ HWY_NOINLINE void DotTile(size_t steps, const TA* const* HWY_RESTRICT rows, cons
   auto c31 = c00, c32 = c00, c33 = c00, c34 = c00;
   hn::Vec<decltype(df)> a00, a01, a10, a11, a20, a21, a30, a31;
   for (size_t s = 0; s < steps; ++s) {
-    TILEKIT_DOT_STEP(rows)
+    TILEKIT_DOT_STEP(rows, s * 2 * N, s)
   }
-  if (tail) {  // step `steps` of the columns is their zero padding
+  if (tail) {  // the columns' step `steps` is their zero padding
     const float* tail_rows[kDotMR];
     for (size_t r = 0; r < kDotMR; ++r) tail_rows[r] = tail + r * 2 * N;
-    const size_t s = 0;
-    TILEKIT_DOT_LOAD_A(0, tail_rows) TILEKIT_DOT_LOAD_A(1, tail_rows) TILEKIT_DOT_LOAD_A(2, tail_rows)
-    TILEKIT_DOT_LOAD_A(3, tail_rows)
-    {
-      const size_t s = steps;
-      TILEKIT_DOT_COLUMN(0) TILEKIT_DOT_COLUMN(1) TILEKIT_DOT_COLUMN(2) TILEKIT_DOT_COLUMN(3)
-      TILEKIT_DOT_COLUMN(4)
-    }
+    TILEKIT_DOT_STEP(tail_rows, 0, steps)
   }
   TILEKIT_DOT_SUM_ROW(0) TILEKIT_DOT_SUM_ROW(1) TILEKIT_DOT_SUM_ROW(2) TILEKIT_DOT_SUM_ROW(3)
 }
