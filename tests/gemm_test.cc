@@ -521,9 +521,15 @@ TEST_P(GemmTest, HorizontallyFusedQkv) {
 }
 
 // Every bad input returns its status with a message, and C stays untouched.
+// n = 20: the path's panels; n = 10: dot-product columns (every path).
 TEST_P(GemmTest, BadInputIsReportedAndOutputUntouched) {
   testing::Rng rng(23);
-  const size_t m = 4, n = 20, k = 8;
+  for (const size_t n : {size_t{20}, size_t{10}}) {
+  SCOPED_TRACE(n);
+  const size_t m = 4, k = 8;
+  char shape[32], ld[16];
+  std::snprintf(shape, sizeof(shape), "expected 4 x %zu", n);
+  std::snprintf(ld, sizeof(ld), "ld=%zu", n - 1);
   std::vector<float> a(m * k), w(k * n), c(m * n, 42.f), bias(n);
   rng.fill(a.data(), a.size());
   rng.fill(w.data(), w.size());
@@ -540,8 +546,8 @@ TEST_P(GemmTest, BadInputIsReportedAndOutputUntouched) {
   expect(gemm(A, pw, matrix(static_cast<float*>(nullptr), m, n)), Status::kNullPointer, "C is null");
   expect(gemm(A, empty, C), Status::kInvalidArgument, "not packed");
   expect(gemm(matrix(static_cast<const float*>(a.data()), m, k - 1), pw, C), Status::kShapeMismatch, "K=7");
-  expect(gemm(A, pw, matrix(c.data(), m, n - 1)), Status::kShapeMismatch, "expected 4 x 20");
-  expect(gemm(A, pw, matrix(c.data(), m - 1, n)), Status::kShapeMismatch, "expected 4 x 20");
+  expect(gemm(A, pw, matrix(c.data(), m, n - 1)), Status::kShapeMismatch, shape);
+  expect(gemm(A, pw, matrix(c.data(), m - 1, n)), Status::kShapeMismatch, shape);
   expect(gemm(MatrixView<const float>{a.data(), m, k, k - 1}, pw, C), Status::kBadLeadingDim, "A has ld=7");
   expect(gemm(A, pw, MatrixView<float>{c.data(), m, n, 3}), Status::kBadLeadingDim, "C has ld=3");
   expect(gemm(A, pw, C, Epilogue().with_residual(a.data(), 2)), Status::kBadLeadingDim, "residual has ld=2");
@@ -560,13 +566,17 @@ TEST_P(GemmTest, BadInputIsReportedAndOutputUntouched) {
   const size_t before = pw.bytes();
   expect(pack_weights(weights_kn(nullptr, k, n), WeightType::kF32, &pw), Status::kNullPointer, "source 0 is null");
   expect(pack_weights(WeightSource{w.data(), k, n, n - 1, SourceLayout::kKN}, WeightType::kF32, &pw),
-         Status::kBadLeadingDim, "ld=19");
+         Status::kBadLeadingDim, ld);
   const WeightSource mism[2] = {weights_kn(w.data(), k, 4), weights_kn(w.data(), k - 1, 4)};
   expect(pack_weights(mism, 2, WeightType::kF32, PackKind::kSeparate, &pw), Status::kShapeMismatch, "K=7");
   expect(pack_weights(weights_kn(w.data(), SIZE_MAX / 4, n), WeightType::kF32, &pw), Status::kOverflow, "overflows");
+  for (WeightType t : {WeightType::kF32, WeightType::kBf16}) {  // K padding would wrap
+    expect(pack_weights(weights_kn(w.data(), SIZE_MAX, n), t, &pw), Status::kOverflow, "overflows");
+  }
   EXPECT_EQ(pw.bytes(), before);
   // In-place residual (residual == C, same ld) is allowed.
   EXPECT_EQ(gemm(A, pw, C, Epilogue().with_residual(c.data(), n)), Status::kOk) << last_error();
+  }
 }
 
 // Weights packed on one path and used on a path with another layout are

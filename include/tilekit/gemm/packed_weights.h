@@ -281,7 +281,9 @@ struct PackAccess {
       p.panels_ += seg.panels;
       p.segments_.push_back(seg);
     }
-    if (!detail::mul_fits(p.panels_, size_t{p.layout_.nr} * p.layout_.element_bytes(), bytes) ||
+    // K near SIZE_MAX would wrap when padded to k_align.
+    if (k > SIZE_MAX - p.layout_.k_align ||
+        !detail::mul_fits(p.panels_, size_t{p.layout_.nr} * p.layout_.element_bytes(), bytes) ||
         !detail::mul_fits(*bytes, p.layout_.padded_k(k), bytes)) {
       return fail(Status::kOverflow, "pack_weights: packed size of K=%zu, N=%zu overflows", k, p.n_);
     }
