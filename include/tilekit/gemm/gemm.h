@@ -111,9 +111,10 @@ struct ThreadShare {
 // Splits rows × panels into `threads` contiguous shares. Panels are split when
 // there are enough of them (M = 1 and small M keep both cores streaming
 // weights); rows otherwise (N = 10), or whenever there are rows enough and
-// rows_first (dot-product columns with many rows: each thread reading all of A
-// for half the columns would double the traffic that bounds them). Row shares are multiples
-// of mr so each row is computed by the same tile shape whatever the thread count.
+// rows_first (dot-product columns with many rows: each thread reading all of
+// A for half the columns would double the traffic that bounds them). Row
+// shares are multiples of mr so each row is computed by the same tile shape
+// whatever the thread count.
 inline ThreadShare share_of(size_t task, size_t threads, size_t m, size_t panels, size_t mr, bool rows_first) {
   const size_t row_blocks = (m + mr - 1) / mr;
   if (row_blocks < threads || (!rows_first && panels >= 4 * threads)) {
