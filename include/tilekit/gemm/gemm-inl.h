@@ -18,6 +18,8 @@
 #define TILEKIT_GEMM_GEMM_INL_H_
 #endif
 
+#include <type_traits>
+
 #include <hwy/cache_control.h>
 #include <hwy/highway.h>
 
@@ -430,6 +432,16 @@ struct RowTiles {
   size_t rows(size_t t) const { return base + (t < extra ? 1 : 0); }
 };
 
+// An A element as fp32 (bf16 widened exactly).
+template <typename TA>
+HWY_INLINE float AsFloat(TA v) {
+  if constexpr (std::is_same<TA, float>::value) {
+    return v;
+  } else {
+    return bf16_to_f32(v);
+  }
+}
+
 template <typename TA>
 HWY_INLINE void PackA(const TA* a, size_t lda, size_t r0, size_t rows, size_t K, float* HWY_RESTRICT ws) {
   const RowTiles tiles(rows);
@@ -439,11 +451,7 @@ HWY_INLINE void PackA(const TA* a, size_t lda, size_t r0, size_t rows, size_t K,
     const TA* src = a + (r0 + tiles.begin(t)) * lda;
     for (size_t k = 0; k < K; ++k) {
       for (size_t i = 0; i < n; ++i) {
-        if constexpr (std::is_same<TA, float>::value) {
-          panel[k * kGemmMR + i] = src[i * lda + k];
-        } else {
-          panel[k * kGemmMR + i] = bf16_to_f32(src[i * lda + k]);
-        }
+        panel[k * kGemmMR + i] = AsFloat(src[i * lda + k]);
       }
     }
   }
@@ -521,6 +529,25 @@ HWY_INLINE void GemmRangeT(const GemmPlan& p, size_t r0, size_t r1, size_t p0, s
     }
   }
 }
+
+// Calls fn(TA*, TB*, TC*) with null pointers of the plan's element types (A:
+// float or bf16; B panels: float, or uint32_t bf16 pairs; C: float or bf16),
+// so each range function instantiates its loops for the 8 combinations once.
+template <typename Fn>
+HWY_INLINE void WithElementTypes(const GemmPlan& p, const Fn& fn) {
+  const auto with_c = [&](auto* a, auto* b) {
+    if (p.c_bf16) return fn(a, b, static_cast<bf16*>(nullptr));
+    return fn(a, b, static_cast<float*>(nullptr));
+  };
+  const auto with_b = [&](auto* a) {
+    if (p.b_bf16) return with_c(a, static_cast<uint32_t*>(nullptr));
+    return with_c(a, static_cast<float*>(nullptr));
+  };
+  if (p.a_bf16) return with_b(static_cast<bf16*>(nullptr));
+  return with_b(static_cast<float*>(nullptr));
+}
+template <typename T>
+using Pointee = std::remove_pointer_t<T>;
 
 // Narrow weights (PanelKind::kDot, N <= kDotMaxN; see packed_weights.h): each
 // output element is a dot product of an A row and a weight column, both
@@ -616,15 +643,6 @@ HWY_NOINLINE void DotTile(size_t steps, const TA* const* HWY_RESTRICT rows, cons
 #undef TILEKIT_DOT_SUM_ROW
 static_assert(kDotMR <= 4 && kDotNR <= 5, "DotTile declares 4 × 5 accumulators");
 
-template <typename TA>
-HWY_INLINE float AsFloat(TA v) {
-  if constexpr (std::is_same<TA, float>::value) {
-    return v;
-  } else {
-    return bf16_to_f32(v);
-  }
-}
-
 // One thread's share of a kDot GEMM: rows [r0, r1) × columns [p0, p1) (one
 // panel per column). Row and column tails repeat the last real row or column
 // (the extra results are dropped), so one DotTile shape serves every tile.
@@ -667,20 +685,9 @@ HWY_INLINE void GemmDotRangeT(const GemmPlan& p, size_t r0, size_t r1, size_t p0
 
 // GemmRangeFn for kDot weights (no workspace).
 inline void GemmDotRange(const GemmPlan& p, size_t r0, size_t r1, size_t p0, size_t p1, float*) {
-  if (p.a_bf16) {
-    if (p.b_bf16) {
-      return p.c_bf16 ? GemmDotRangeT<bf16, uint32_t, bf16>(p, r0, r1, p0, p1)
-                      : GemmDotRangeT<bf16, uint32_t, float>(p, r0, r1, p0, p1);
-    }
-    return p.c_bf16 ? GemmDotRangeT<bf16, float, bf16>(p, r0, r1, p0, p1)
-                    : GemmDotRangeT<bf16, float, float>(p, r0, r1, p0, p1);
-  }
-  if (p.b_bf16) {
-    return p.c_bf16 ? GemmDotRangeT<float, uint32_t, bf16>(p, r0, r1, p0, p1)
-                    : GemmDotRangeT<float, uint32_t, float>(p, r0, r1, p0, p1);
-  }
-  return p.c_bf16 ? GemmDotRangeT<float, float, bf16>(p, r0, r1, p0, p1)
-                  : GemmDotRangeT<float, float, float>(p, r0, r1, p0, p1);
+  WithElementTypes(p, [&](auto* a, auto* b, auto* c) {
+    GemmDotRangeT<Pointee<decltype(a)>, Pointee<decltype(b)>, Pointee<decltype(c)>>(p, r0, r1, p0, p1);
+  });
 }
 
 // For the matrix-instruction kernels under arch/: runs a segment's epilogue on
@@ -697,20 +704,9 @@ inline void GemmEpilogueTile(const float* acc, size_t acc_ld, size_t rows, const
 // A block (mc·K floats, rounded up to whole mr panels) followed by the partial
 // sums of one panel group (mc·nc floats); see workspace_floats in gemm.h.
 inline void GemmRange(const GemmPlan& p, size_t r0, size_t r1, size_t p0, size_t p1, float* ws) {
-  if (p.a_bf16) {
-    if (p.b_bf16) {
-      return p.c_bf16 ? GemmRangeT<bf16, uint32_t, bf16>(p, r0, r1, p0, p1, ws)
-                      : GemmRangeT<bf16, uint32_t, float>(p, r0, r1, p0, p1, ws);
-    }
-    return p.c_bf16 ? GemmRangeT<bf16, float, bf16>(p, r0, r1, p0, p1, ws)
-                    : GemmRangeT<bf16, float, float>(p, r0, r1, p0, p1, ws);
-  }
-  if (p.b_bf16) {
-    return p.c_bf16 ? GemmRangeT<float, uint32_t, bf16>(p, r0, r1, p0, p1, ws)
-                    : GemmRangeT<float, uint32_t, float>(p, r0, r1, p0, p1, ws);
-  }
-  return p.c_bf16 ? GemmRangeT<float, float, bf16>(p, r0, r1, p0, p1, ws)
-                  : GemmRangeT<float, float, float>(p, r0, r1, p0, p1, ws);
+  WithElementTypes(p, [&](auto* a, auto* b, auto* c) {
+    GemmRangeT<Pointee<decltype(a)>, Pointee<decltype(b)>, Pointee<decltype(c)>>(p, r0, r1, p0, p1, ws);
+  });
 }
 
 }  // namespace HWY_NAMESPACE
