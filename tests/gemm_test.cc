@@ -383,8 +383,12 @@ TEST_P(GemmTest, ConcurrentCallsFromSeveralThreads) {
   testing::Rng rng(19);
   for (bool w_bf16 : {false, true}) {
     std::vector<Problem> problems;
-    for (size_t m : {1, 7, 50, 70}) {
-      GemmCase g = Case(m, 90, 70);
+    // N = 10: narrow weights (dot-product columns; on amx, the narrow AMX
+    // kernel with its own tile configuration).
+    for (const auto& mn : {std::array<size_t, 2>{1, 90}, std::array<size_t, 2>{7, 90}, std::array<size_t, 2>{50, 90},
+                           std::array<size_t, 2>{70, 90}, std::array<size_t, 2>{70, 10},
+                           std::array<size_t, 2>{20, 10}}) {
+      GemmCase g = Case(mn[0], mn[1], 70);
       g.w_bf16 = w_bf16;
       g.ep.activation = Activation::kSilu;
       problems.emplace_back(g, rng);
@@ -416,8 +420,9 @@ TEST_P(GemmTest, ConcurrentCallsFromSeveralThreads) {
 
 TEST_P(GemmTest, NoHeapAllocationAfterWarmUp) {
   testing::Rng rng(20);
-  for (bool w_bf16 : {false, true}) {
-    GemmCase g = Case(64, 100, 48);
+  for (bool w_bf16 : {false, true})
+  for (size_t n : {size_t{100}, size_t{10}}) {  // 10: narrow weights
+    GemmCase g = Case(64, n, 48);
     g.a_bf16 = true;  // the path that needs the A workspace
     g.w_bf16 = w_bf16;
     Problem p(g, rng);
@@ -437,7 +442,7 @@ TEST_P(GemmTest, NoHeapAllocationAfterWarmUp) {
       ASSERT_EQ(gemm(matrix(a.data(), g.m, g.k, p.lda), pw, matrix(c.data(), g.m, g.n), Epilogue(), opt), Status::kOk);
       ASSERT_EQ(gemm(matrix(p.a.data(), 1, g.k), pw, matrix(c.data(), 1, g.n)), Status::kOk);
     }
-    EXPECT_EQ(g_allocations.load(), before) << (w_bf16 ? "bf16" : "f32") << " weights";
+    EXPECT_EQ(g_allocations.load(), before) << (w_bf16 ? "bf16" : "f32") << " weights, N=" << n;
   }
 }
 
@@ -685,8 +690,9 @@ TEST_P(GemmTest, ArmBfmmlaPanelsOnlyOnPathsWithBf16) {
 }
 
 // Narrow weights (N <= kDotMaxN, where the path's panels would be at least a
-// quarter padding) are packed as dot-product columns, one panel per column;
-// wider ones, several segments and gate/up pairs keep the path's panels.
+// quarter padding) are packed as dot-product columns, one panel per column
+// (bf16 on the amx path: one 16-column AMX panel instead); wider ones,
+// several segments and gate/up pairs keep the path's panels.
 TEST_P(GemmTest, NarrowWeightsPackAsDotColumns) {
   const size_t k = 70;
   std::vector<float> w(k * 40, 0.25f);
@@ -700,6 +706,14 @@ TEST_P(GemmTest, NarrowWeightsPackAsDotColumns) {
       const size_t padded = (n + wide.nr - 1) / wide.nr * wide.nr;
       if (n > kDotMaxN || 4 * (padded - n) < padded) {
         EXPECT_TRUE(pw.layout() == wide);
+        continue;
+      }
+      if (wide.kind == PanelKind::kAmx) {  // AMX: one panel of 16 columns, a single B tile
+        EXPECT_EQ(pw.layout().kind, PanelKind::kAmx);
+        EXPECT_EQ(pw.layout().nr, 16u);
+        EXPECT_TRUE(pw.layout().rounds_a_to_bf16());
+        EXPECT_EQ(pw.panels(), 1u);
+        EXPECT_EQ(pw.bytes(), (k + 31) / 32 * 32 * 16 * 2);
         continue;
       }
       EXPECT_EQ(pw.layout().kind, PanelKind::kDot);
@@ -738,6 +752,30 @@ TEST_P(GemmTest, NarrowShapeSweep) {
         if (rng.below(3) == 0) g.ep.residual = reinterpret_cast<const float*>(1);
         if (rng.below(3) == 0) g.ep.beta = 0.25f;
         if (rng.below(3) == 0) g.ep.alpha = 1.5f;
+        RunAndCheck(g, rng, rng.below(3));
+      }
+    }
+  }
+}
+
+// Narrow weights with many rows: the AMX narrow kernel's row tiles (16 rows,
+// blocks of 4 tiles, a last tile of M mod 16 rows under its own tile
+// configuration) and its fp32 A chunks (8 K steps of 32), on every path (the
+// others run the dot-product kernel over the same shapes).
+TEST_P(GemmTest, NarrowRowBlocks) {
+  TILEKIT_SEED_TRACE();
+  testing::Rng rng(26);
+  for (size_t m : {15, 16, 17, 31, 48, 63, 64, 65, 80, 129, 200}) {
+    for (size_t n : {1, 10, 16}) {
+      for (size_t k : {33, 257, 600}) {
+        GemmCase g = Case(m, n, k);
+        g.a_bf16 = rng.below(2);
+        g.w_bf16 = rng.below(4) != 0;
+        g.c_bf16 = rng.below(2);
+        if (rng.below(2)) g.ep.bias = reinterpret_cast<const float*>(1);
+        if (rng.below(3) == 0) g.ep.residual = reinterpret_cast<const float*>(1);
+        if (rng.below(3) == 0) g.ep.beta = 0.5f;
+        g.ep.activation = rng.below(2) ? Activation::kSilu : Activation::kNone;
         RunAndCheck(g, rng, rng.below(3));
       }
     }

@@ -18,6 +18,7 @@
 #include <cstddef>
 
 #include "tilekit/arch/amx_gemm.h"
+#include "tilekit/arch/amx_narrow.h"
 #include "tilekit/arch/arm_bf16_gemm.h"
 #include "tilekit/base/aligned_buffer.h"
 #include "tilekit/base/matrix.h"
@@ -153,14 +154,18 @@ inline void dot_block(GemmPlan& p) {
 }
 inline size_t no_workspace(const GemmPlan&) { return 0; }
 
-inline ArchGemm arch_gemm(PanelKind kind) {
-  switch (kind) {
+inline ArchGemm arch_gemm(const PanelLayout& layout) {
+  switch (layout.kind) {
     case PanelKind::kVector: break;
     case PanelKind::kDot:
       return ArchGemm{TILEKIT_DISPATCH(GemmDotMR)(), &dot_block, TILEKIT_DISPATCH(GemmDotRange), &no_workspace,
                       /*rows_first=*/true};
     case PanelKind::kAmx:
 #if TILEKIT_ARCH_X86
+      if (layout.nr == arch::kNarrowNR) {  // one narrow matrix: one 16-column panel, rows split
+        return ArchGemm{arch::kTileRows, &arch::amx_narrow_block, &arch::amx_narrow_range,
+                        &arch::amx_narrow_workspace_floats, /*rows_first=*/true};
+      }
       return ArchGemm{arch::kAmxMR, &arch::amx_gemm_block, &arch::amx_gemm_range, &arch::amx_gemm_workspace_floats};
 #else
       break;  // never chosen: active_panel_layout() gives kAmx only on the amx path
@@ -282,7 +287,7 @@ Status run_gemm(const char* gemm, const MatrixView<const TA>& a, const PackedWei
   }
   if (a.rows == 0 || b.n() == 0) return Status::kOk;
 
-  const ArchGemm arch = arch_gemm(b.layout().kind);
+  const ArchGemm arch = arch_gemm(b.layout());
   const size_t mr = arch.mr ? arch.mr : TILEKIT_DISPATCH(GemmMR)();
   plan.m = a.rows;
   plan.k = a.cols;

@@ -33,7 +33,10 @@
 // columns in VNNI pairs, the B tiles of tdpbf16ps:
 //   bf16: uint16[K/2][32][2]  element (k, c) at panel + (k/2)·64 + 2c + k%2
 // so columns 0-15 of 16 consecutive pairs are one 16 × 64-byte tile (row
-// stride 128 bytes) and columns 16-31 the next. K is zero-padded to a multiple
+// stride 128 bytes) and columns 16-31 the next. Narrow bf16 weights on the
+// AMX path (where other paths use kDot) are one kAmx panel of nr = 16: each
+// K step of 32 is one whole 1 KiB B tile (row stride 64 bytes), read by
+// arch/amx_narrow.h. K is zero-padded to a multiple
 // of 32: a K step of the kernel always loads 16 whole pairs, so the last step
 // never reads past its panel (the next panel's Inf or NaN times A's zero
 // padding would be NaN; past the last panel lies the end of the buffer).
@@ -82,7 +85,7 @@ inline WeightSource weights_nk(const float* data, size_t n, size_t k, size_t ld 
 // above). The matrix-instruction kernels under arch/ read their own layouts;
 // each adds its kind here, its case in packed_offset() and its choice in
 // active_panel_layout().
-//   kAmx: arch/amx_gemm.h (VNNI pairs, above).
+//   kAmx: arch/amx_gemm.h (VNNI pairs, above); nr = 16: arch/amx_narrow.h.
 //   kArmBfmmla: Arm BFMMLA (arch/arm_bfmmla.h), bf16 only. BFMMLA multiplies
 //     2 rows × 4 k of A by 4 k × 2 columns of B, so a panel stores K in blocks
 //     of kr = 4 (zero-padded), and within a block column pairs, each pair as
@@ -209,11 +212,16 @@ enum class PackKind {
 constexpr size_t kDotMaxN = 16;
 
 // The layout pack_weights gives these weights on the active path: the path's
-// panels (active_panel_layout), or dot-product columns for one narrow matrix.
+// panels (active_panel_layout), or for one narrow matrix dot-product columns
+// (bf16 on the amx path: a single 16-column AMX panel).
 inline PanelLayout packing_layout(WeightType type, size_t n, size_t segments, PackKind kind) {
   PanelLayout l = active_panel_layout(type);
   const size_t padded = (n + l.nr - 1) / l.nr * l.nr;
   if (segments == 1 && kind == PackKind::kSeparate && n > 0 && n <= kDotMaxN && 4 * (padded - n) >= padded) {
+    if (l.kind == PanelKind::kAmx) {  // one 16-column panel: a single B tile (arch/amx_narrow.h)
+      l.nr = 16;
+      return l;
+    }
     const PanelLayout vector = active_panel_layout(WeightType::kF32);  // lanes of the vector kernels
     l = PanelLayout();
     l.kind = PanelKind::kDot;
