@@ -163,7 +163,7 @@ inline ArchGemm arch_gemm(const PanelLayout& layout) {
     case PanelKind::kAmx:
 #if TILEKIT_ARCH_X86
       if (layout.nr == arch::kNarrowNR) {  // one narrow matrix: one 16-column panel, rows split
-        return ArchGemm{arch::kTileRows, &arch::amx_narrow_block, &arch::amx_narrow_range,
+        return ArchGemm{arch::kNarrowShareRows, &arch::amx_narrow_block, &arch::amx_narrow_range,
                         &arch::amx_narrow_workspace_floats, /*rows_first=*/true};
       }
       return ArchGemm{arch::kAmxMR, &arch::amx_gemm_block, &arch::amx_gemm_range, &arch::amx_gemm_workspace_floats};
@@ -330,11 +330,22 @@ Status run_gemm(const char* gemm, const MatrixView<const TA>& a, const PackedWei
   // M = 10 / 32 and 0.71x at M = 64.
   job.rows_first = arch.rows_first && a.rows > 4 * b.n();
   job.workspace_floats = arch.range ? arch.workspace_floats(plan) : workspace_floats(plan, nr, mr);
+  size_t busy_shares = 1, first_busy = 0;
   if (opt.executor && opt.executor->num_threads() > 1) {
     job.threads = opt.executor->num_threads();
+    busy_shares = 0;
+    for (size_t t = 0; t < job.threads; ++t) {
+      const ThreadShare sh = share_of(t, job.threads, plan.m, job.panels, job.mr, job.rows_first);
+      if (sh.r0 < sh.r1 && sh.p0 < sh.p1 && busy_shares++ == 0) first_busy = t;
+    }
+  }
+  // A shape that leaves all the work to one share (one panel and one row
+  // block: narrow weights at M <= 32 on AMX) runs it on the calling thread:
+  // waking a worker only to wait for it cost 0.67x at 32 × 10 × 11008.
+  if (busy_shares > 1) {
     opt.executor->run(job.threads, &run_share, &job);
   } else {
-    run_share(&job, 0);
+    run_share(&job, first_busy);
   }
   if (job.out_of_memory.load()) {
     // The only error found after work starts: other shares may have written C.
