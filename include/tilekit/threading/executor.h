@@ -91,16 +91,12 @@ class ThreadPool final : public Executor {
     const auto until = std::chrono::steady_clock::now() + kSpin;
     for (unsigned i = 1;; ++i) {
       if (ready()) return true;
-      if (i % 64 == 0 && std::chrono::steady_clock::now() > until) return false;
-      pause();
+      if (i % 16 == 0 && std::chrono::steady_clock::now() > until) return false;
+      // Not a pause loop: a pool with more threads than free cores must let
+      // the thread that has the work run (threading_test, up to 4 threads on
+      // 2 cores: 1.1 s with pause instructions, 0.08 s yielding).
+      std::this_thread::yield();
     }
-  }
-  static void pause() {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
   }
 
   void work() {
