@@ -33,7 +33,7 @@
 //
 // Every C element sums its K steps in the same order whatever the block and
 // tile height, so results do not depend on the thread count (threads split
-// rows in multiples of 16).
+// rows in multiples of kNarrowShareRows).
 #ifndef TILEKIT_ARCH_AMX_NARROW_H_
 #define TILEKIT_ARCH_AMX_NARROW_H_
 
@@ -67,11 +67,14 @@ constexpr size_t kNarrowMaxRowTiles = 2;
 // K steps of fp32 A converted per chunk: 2 tiles × 8 steps × 1 KiB = 16 KiB
 // of bf16, read back from L1 by the tile loads.
 constexpr size_t kNarrowChunkSteps = 8;
-// How far ahead in its row the conversion prefetches fp32 A (4 K steps): from
-// memory, 256 × 11008 fp32 went from 50 to 62 GFLOP/s with it (in-process A/B).
+// How far ahead in its row the conversion prefetches fp32 A (4 K steps).
+// In-process A/B: 1024 × 10 × 11008 (A from memory) went from 27 to 38
+// GFLOP/s with rows prefetched 1 KiB ahead; at 256 rows, 512 B with two tiles
+// was as good as 1 KiB with one (62 and 60).
 constexpr size_t kNarrowConvertAhead = 512;
-// Bytes ahead of the B tile being loaded that are prefetched: the first block
-// (or the only one, M <= 64) streams the weights from memory.
+// Bytes ahead of the B tile being loaded that are prefetched, in a share's
+// first block only: it streams the weights from memory, later blocks find
+// them in L2.
 constexpr size_t kNarrowPrefetchAhead = 8 * kNarrowStepBytes;
 
 // Rows per thread share: two tiles. A thread with a single tile would stream
