@@ -113,6 +113,13 @@ TILEKIT_AMX_TARGET inline __m512i ARowStep(const bf16* src, size_t n) {
   return _mm512_maskz_loadu_epi16(m, src);
 }
 
+// One A row as bf16, zero-padded to whole K steps: the broadcast operand of
+// the vdpbf16ps GEMVs (here and in arch/amx_narrow.h). dst holds round_up(k, 32).
+template <typename TA>
+TILEKIT_AMX_TARGET inline void ARowToBf16(const TA* src, size_t k, bf16* dst) {
+  for (size_t k0 = 0; k0 < k; k0 += kStepK) _mm512_storeu_si512(dst + k0, ARowStep(src + k0, std::min(kStepK, k - k0)));
+}
+
 // Where the packed A block of one ic is. Per K block (kc, the last one
 // shorter), per micro-tile (two row tiles, the last maybe one), per K step:
 // the micro-tile's row tiles back to back, tile_rows × 32 bf16 each. So the A
@@ -216,10 +223,7 @@ template <typename TA>
 TILEKIT_AMX_TARGET void amx_gemv_range(const GemmPlan& p, size_t p0, size_t p1, float* ws) {
   const size_t k_pad = round_up(p.k, kStepK);
   bf16* a_row = reinterpret_cast<bf16*>(ws);
-  const TA* src = static_cast<const TA*>(p.a);
-  for (size_t k0 = 0; k0 < k_pad; k0 += kStepK) {
-    _mm512_storeu_si512(a_row + k0, ARowStep(src + k0, k0 < p.k ? std::min(kStepK, p.k - k0) : 0));
-  }
+  ARowToBf16(static_cast<const TA*>(p.a), p.k, a_row);
   float* out = ws + k_pad / 2;  // kAmxGemvPanels × 32 floats (the workspace holds 32 × 32 more)
   const auto epilogue_tile = TILEKIT_DISPATCH(::tilekit::detail::GemmEpilogueTile);
   using Kernel = void (*)(const uint32_t*, size_t, const unsigned char*, size_t, float*);

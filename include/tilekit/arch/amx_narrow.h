@@ -274,11 +274,8 @@ template <typename TA>
 TILEKIT_AMX_TARGET void NarrowGemv(const GemmPlan& p, float* ws) {
   const size_t k_pad = round_up(p.k, kStepK), pairs = k_pad / 2;
   float* out = ws;
-  uint32_t* a_pairs = reinterpret_cast<uint32_t*>(ws + kNarrowOutFloats);
-  const TA* src = static_cast<const TA*>(p.a);
-  for (size_t k0 = 0; k0 < p.k; k0 += kStepK) {
-    _mm512_store_si512(a_pairs + k0 / 2, ARowStep(src + k0, std::min(kStepK, p.k - k0)));
-  }
+  const uint32_t* a_pairs = reinterpret_cast<const uint32_t*>(ws + kNarrowOutFloats);
+  ARowToBf16(static_cast<const TA*>(p.a), p.k, reinterpret_cast<bf16*>(ws + kNarrowOutFloats));
   const uintptr_t b_end = reinterpret_cast<uintptr_t>(p.b) + p.panel_bytes;  // prefetch no further
   const size_t per_stream = (pairs + kNarrowGemvStreams - 1) / kNarrowGemvStreams;
   __m512 acc[kNarrowGemvStreams];
