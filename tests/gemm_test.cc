@@ -759,9 +759,10 @@ TEST_P(GemmTest, NarrowShapeSweep) {
 }
 
 // Narrow weights with many rows: the AMX narrow kernel's row tiles (16 rows,
-// blocks of 4 tiles, a last tile of M mod 16 rows under its own tile
-// configuration) and its fp32 A chunks (8 K steps of 32), on every path (the
-// others run the dot-product kernel over the same shapes).
+// blocks of 1 tile for bf16 A and 2 for fp32 A, a last tile of M mod 16 rows
+// under its own tile configuration, thread shares of 32 rows) and its fp32 A
+// chunks (8 K steps of 32), on every path (the others run the dot-product
+// kernel over the same shapes).
 TEST_P(GemmTest, NarrowRowBlocks) {
   TILEKIT_SEED_TRACE();
   testing::Rng rng(26);
