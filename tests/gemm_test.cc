@@ -158,6 +158,12 @@ GemmCase Case(size_t m, size_t n, size_t k) {
   return g;
 }
 
+// The activations of one weight matrix, and with the gate/up pair's SwiGLU.
+constexpr Activation kActivations[] = {Activation::kNone, Activation::kRelu, Activation::kGeluErf,
+                                       Activation::kGeluTanh, Activation::kSilu};
+constexpr Activation kActivationsAndSwiGlu[] = {Activation::kNone,     Activation::kRelu, Activation::kGeluErf,
+                                                Activation::kGeluTanh, Activation::kSilu, Activation::kSwiGlu};
+
 // Random element types and epilogue for g, drawn from rng in a fixed order so a
 // seed replays the same cases. The activation comes from `acts`; SwiGLU makes g
 // a gate/up pair, which takes no bias.
@@ -324,11 +330,9 @@ TEST_P(GemmTest, LeadingDimensionsLargerThanColumns) {
 TEST_P(GemmTest, EveryEpilogueOpAndCombination) {
   TILEKIT_SEED_TRACE();
   testing::Rng rng(14);
-  const Activation acts[] = {Activation::kNone, Activation::kRelu, Activation::kGeluErf, Activation::kGeluTanh,
-                             Activation::kSilu};
   const float* kSet = reinterpret_cast<const float*>(1);  // Problem fills in real data
   for (int mask = 0; mask < 32; ++mask) {
-    for (Activation act : acts) {
+    for (Activation act : kActivations) {
       GemmCase g = Case(13 + mask % 5, 35 + mask % 7, 24 + mask);
       g.ep.activation = act;
       if (mask & 1) g.ep.bias = kSet;
@@ -363,12 +367,10 @@ TEST_P(GemmTest, SwiGluGateUpPair) {
 TEST_P(GemmTest, RandomShapesDtypesAndEpilogues) {
   TILEKIT_SEED_TRACE();
   testing::Rng rng(16);
-  const Activation acts[] = {Activation::kNone, Activation::kRelu, Activation::kGeluErf, Activation::kGeluTanh,
-                             Activation::kSilu, Activation::kSwiGlu};
   for (int t = 0; t < 200; ++t) {
     // Every 8th case is a GEMV (M = 1 has kernels of its own).
     GemmCase g = Case(t % 8 == 0 ? 1 : 1 + rng.below(80), 1 + rng.below(160), rng.below(160));
-    RandomDtypesAndEpilogue(g, rng, acts);
+    RandomDtypesAndEpilogue(g, rng, kActivationsAndSwiGlu);
     SCOPED_TRACE(t);
     RunAndCheck(g, rng, rng.below(3));
   }
@@ -789,13 +791,11 @@ TEST_P(GemmTest, NarrowShapeSweep) {
   TILEKIT_SEED_TRACE();
   testing::Rng rng(25);
   const size_t step = 2 * active_panel_layout(WeightType::kF32).lanes;
-  const Activation acts[] = {Activation::kNone, Activation::kRelu, Activation::kGeluErf, Activation::kGeluTanh,
-                             Activation::kSilu};
   for (size_t m : {1, 2, 3, 4, 5, 7, 9, 13, 17, 33}) {
     for (size_t n = 1; n <= kDotMaxN; ++n) {
       for (size_t k : {size_t{1}, step - 1, step, step + 1, 2 * step + 3, size_t{100}, size_t{257}}) {
         GemmCase g = Case(m, n, k);
-        RandomDtypesAndEpilogue(g, rng, acts);
+        RandomDtypesAndEpilogue(g, rng, kActivations);
         RunAndCheck(g, rng, rng.below(3));
       }
     }
@@ -810,13 +810,11 @@ TEST_P(GemmTest, NarrowShapeSweep) {
 TEST_P(GemmTest, NarrowRowBlocks) {
   TILEKIT_SEED_TRACE();
   testing::Rng rng(26);
-  const Activation acts[] = {Activation::kNone, Activation::kRelu, Activation::kGeluErf, Activation::kGeluTanh,
-                             Activation::kSilu};
   for (size_t m : {15, 16, 17, 31, 48, 63, 64, 65, 80, 129, 200}) {
     for (size_t n : {1, 10, 16}) {
       for (size_t k : {33, 257, 600}) {
         GemmCase g = Case(m, n, k);
-        RandomDtypesAndEpilogue(g, rng, acts);
+        RandomDtypesAndEpilogue(g, rng, kActivations);
         // bf16 weights 3 times in 4: the AMX narrow kernel takes only those.
         if (!g.w_bf16) g.w_bf16 = rng.below(2);
         RunAndCheck(g, rng, rng.below(3));
