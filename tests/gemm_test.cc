@@ -180,8 +180,8 @@ void RandomDtypesAndEpilogue(GemmCase& g, testing::Rng& rng, const Activation (&
   if (rng.below(3) == 0) g.ep.alpha = 1.5f;
 }
 
-// "Test/path" of every test that has run cases through RunAndCheck in this
-// process (a test runs once per path, weakest path first).
+// "Test/path" of every test that has asked RepeatsAWeakerPath in this process
+// (a test runs once per path, weakest path first).
 std::set<std::string>& TestsRunOnPaths() {
   static std::set<std::string> ran;
   return ran;
@@ -193,9 +193,10 @@ std::string TestOnPath(Isa isa) {
 }
 
 // Records that this test runs on the active path, and returns whether it
-// already ran g, in this process, on a weaker path with the same code. GEMM picks its code by the Highway target and the packed layout
-// alone (gemm.h, arch_gemm: a path-specific kernel comes with a panel kind of
-// its own), and the test drew the same data there (one seed per process, the
+// already ran g, in this process, on a weaker path with the same code. GEMM
+// picks its code by the Highway target and the packed layout alone (gemm.h,
+// arch_gemm: a path-specific kernel comes with a panel kind of its own), and
+// the test drew the same data there (one seed per process, the
 // same draws case by case), so running it again would repeat that run bit for
 // bit: avx512_bf16 and amx run fp32 weights as avx512 does (and avx512_bf16
 // runs bf16 weights as avx512 does), sve_bf16 runs fp32 weights as sve does.
