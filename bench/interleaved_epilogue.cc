@@ -1,0 +1,84 @@
+// The fused-epilogue variants (epilogue_case.h: bare, fused, unfused at
+// 256×4096×4096 fp32) alternated call by call in one process, so each round
+// gives ratios a slow phase of this shared machine lands on equally:
+//
+//   bench/interleaved_epilogue [THREADS]      ROUNDS=n (default 31)
+//
+// Each round times every variant (an untimed call, then the best of 2 calls;
+// the variants' order rotates between rounds) and the tool prints the medians
+// of the per-round ratios fused / bare (the fusion's cost) and unfused / fused
+// (what it saves) with their interquartile ranges. Not part of scripts/bench:
+// the figures quoted in docs/performance.md for the fused-epilogue goals.
+#include "tilekit/tilekit.h"  // first: tilekit runs Highway's foreach_target
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <vector>
+
+#include "epilogue_case.h"
+
+namespace {
+
+double Now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+double Quantile(std::vector<double> v, double q) {
+  std::sort(v.begin(), v.end());
+  return v[static_cast<size_t>(q * (v.size() - 1) + 0.5)];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using tilekit_bench::EpilogueCase;
+  using Variant = EpilogueCase::Variant;
+  const int threads = argc > 1 ? std::atoi(argv[1]) : 1;
+  const char* rounds_env = std::getenv("ROUNDS");
+  const size_t rounds = std::max(3, rounds_env ? std::atoi(rounds_env) : 31);
+  if (threads < 1) {
+    std::fprintf(stderr, "usage: %s [THREADS]\n", argv[0]);
+    return 2;
+  }
+  try {
+    EpilogueCase ops;
+    tilekit::ThreadPool pool(static_cast<size_t>(threads));
+    tilekit::GemmOptions opt;
+    opt.executor = &pool;
+    const Variant order[] = {Variant::kBare, Variant::kFused, Variant::kUnfused};
+    std::vector<double> fused_over_bare, unfused_over_fused, t_bare;
+    for (size_t r = 0; r < rounds; ++r) {
+      double t[3] = {};
+      for (size_t i = 0; i < 3; ++i) {
+        const size_t v = (i + r) % 3;
+        ops.Run(order[v], opt);
+        double best = 1e30;
+        for (int rep = 0; rep < 2; ++rep) {
+          const double t0 = Now();
+          ops.Run(order[v], opt);
+          best = std::min(best, Now() - t0);
+        }
+        t[v] = best;
+      }
+      fused_over_bare.push_back(t[1] / t[0]);
+      unfused_over_fused.push_back(t[2] / t[1]);
+      t_bare.push_back(t[0]);
+    }
+    const double flops = 2.0 * EpilogueCase::kM * EpilogueCase::kN * EpilogueCase::kK;
+    std::printf("f32 M=%zu N=%zu K=%zu threads=%d rounds=%zu (%s)\n", EpilogueCase::kM, EpilogueCase::kN,
+                EpilogueCase::kK, threads, rounds, tilekit::cpu::path_report().c_str());
+    std::printf("  bare GEMM: %.1f GFLOP/s (median)\n", flops / Quantile(t_bare, 0.5) / 1e9);
+    std::printf("  fused / bare time, per round: median %.3f, IQR [%.3f, %.3f]\n", Quantile(fused_over_bare, 0.5),
+                Quantile(fused_over_bare, 0.25), Quantile(fused_over_bare, 0.75));
+    std::printf("  unfused / fused time, per round: median %.3f, IQR [%.3f, %.3f]\n",
+                Quantile(unfused_over_fused, 0.5), Quantile(unfused_over_fused, 0.25),
+                Quantile(unfused_over_fused, 0.75));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "failed: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
