@@ -74,8 +74,9 @@ HWY_INLINE const float* AAt(const float* HWY_RESTRICT a, size_t lda, size_t row,
 // tile instead of 38. The fewer uops matter because this VM's cores are
 // shared: the two vCPUs' FMA loop runs only 1.3x one vCPU's in some minutes,
 // and a tile loop with more uops than FMAs loses to whatever shares its core.
-// 256×4096×4096 with both changes of this loop (this, and prefetches only
-// where they fetch): 1.04x (1 thread) and 1.15x (2 threads) the loop before.
+// With the loop's prefetches cut to where they fetch (MicroKernel), in one
+// process against the loop before, two runs: 256×4096×4096 1.04-1.14x (1
+// thread) and 1.06-1.15x (2 threads), 32×4096×4096 1.08x and 1.21x.
 // GCC keeps a Set used twice in one register, so the form is written out.
 template <class DF, class V>
 HWY_INLINE void MulAddBroadcast(DF df, const float* HWY_RESTRICT a, V b0, V b1, V& c0, V& c1) {
