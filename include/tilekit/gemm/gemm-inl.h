@@ -82,8 +82,9 @@ template <class DF, class V>
 HWY_INLINE void MulAddBroadcast(DF df, const float* HWY_RESTRICT a, V b0, V b1, V& c0, V& c1) {
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
   (void)df;
-  asm("vfmadd231ps %[a]%{1to16%}, %[b0], %[c0]\n\t"
-      "vfmadd231ps %[a]%{1to16%}, %[b1], %[c1]"
+  // {AT&T|Intel} operand order, for code built with -masm=intel too.
+  asm("vfmadd231ps {%[a]%{1to16%}, %[b0], %[c0]|%[c0], %[b0], %[a]%{1to16%}}\n\t"
+      "vfmadd231ps {%[a]%{1to16%}, %[b1], %[c1]|%[c1], %[b1], %[a]%{1to16%}}"
       : [c0] "+v"(c0.raw), [c1] "+v"(c1.raw)
       : [b0] "v"(b0.raw), [b1] "v"(b1.raw), [a] "m"(*a));
 #else
