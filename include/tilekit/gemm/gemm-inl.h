@@ -195,12 +195,13 @@ struct L2Lines {
 };
 
 // C tile (kMR rows × one panel) += A rows · panel over one K block of kc.
-// Each k step prefetches the 128 bytes at next + k · row_bytes into L1, and
-// the steps pull the lines of `l2` into L2; the caller points them at what is
-// read soon (see SlicePrefetch). `l2` by reference: passed by value, its 32 bytes were
-// re-read from the stack right after being written field by field (a failed
-// store-to-load forward on every call); in a 256×4096×4096 GEMM the loops
-// around the kernel fell from 8.8% to 3% of the samples.
+// Step k prefetches the 128 bytes at next + k · row_bytes into L1 (unless next
+// is the slice itself), and the steps pull the lines of `l2` into L2; the
+// caller points them at what is read soon (see SlicePrefetch). `l2` by
+// reference: passed by value, its 32 bytes were re-read from the stack right
+// after being written field by field (a failed store-to-load forward on every
+// call); in a 256×4096×4096 GEMM the loops around the kernel fell from 8.8% to
+// 3% of the samples.
 template <size_t kMR, bool kPackedA, typename TB, typename TC>
 HWY_NOINLINE void MicroKernel(size_t kc, const float* HWY_RESTRICT a, size_t lda, const TB* HWY_RESTRICT panel,
                               const unsigned char* next, size_t row_bytes, const L2Lines& l2,
