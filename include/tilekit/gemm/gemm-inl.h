@@ -216,14 +216,17 @@ HWY_NOINLINE void MicroKernel(size_t kc, const float* HWY_RESTRICT a, size_t lda
     TILEKIT_ROW_LOAD(4) TILEKIT_ROW_LOAD(5) TILEKIT_ROW_LOAD(6) TILEKIT_ROW_LOAD(7)
     TILEKIT_ROW_LOAD(8) TILEKIT_ROW_LOAD(9) TILEKIT_ROW_LOAD(10) TILEKIT_ROW_LOAD(11)
   }
-  // Where no L1 prefetch is due (`next` is this slice itself: every tile but
-  // a block's last re-reads the slice, already in L1) and a line of `l2`
-  // spans several steps, the k steps run in chunks of one line each, its
-  // address computed once per chunk. Prefetching every step of every tile
-  // cost 1.09x the time of a 2-thread 256×4096×4096 GEMM: uops, not fetches
-  // (see MulAddBroadcast). Elsewhere (a block's last tile; linear order at
-  // M <= 32, a line or more per step) the flat loop: chunks of one step ran
+  // Three loops, by the prefetches due. A block's last tile pulls the next
+  // slice into L1 at every step. The other tiles re-read a slice already in
+  // L1 (`next` is the slice itself) and prefetch only into L2: where a line
+  // of `l2` spans several steps (blocked order), in chunks of one line each,
+  // its address computed once per chunk; where a line or more is due per step
+  // (linear order at M <= 32), at every step: chunks of one step ran
   // 32×4096×4096 at 0.76-0.79x, their loop overhead exceeding the saving.
+  // Prefetching into L1 and L2 at every step of every tile cost 1.09x the
+  // time of a 2-thread 256×4096×4096 GEMM, and the useless L1 prefetches
+  // 1.02-1.04x at M = 16 and 32 (5 runs): uops, not fetches (see
+  // MulAddBroadcast).
   const bool to_l1 = next != reinterpret_cast<const unsigned char*>(panel);
   const size_t chunk = l2.rate >= 256 ? 1 : l2.rate ? 256 / l2.rate : HWY_MAX(kc, size_t{1});
 #define TILEKIT_K_STEP                                                        \
@@ -232,10 +235,15 @@ HWY_NOINLINE void MicroKernel(size_t kc, const float* HWY_RESTRICT a, size_t lda
   TILEKIT_ROW_FMA(0) TILEKIT_ROW_FMA(1) TILEKIT_ROW_FMA(2) TILEKIT_ROW_FMA(3)  \
   TILEKIT_ROW_FMA(4) TILEKIT_ROW_FMA(5) TILEKIT_ROW_FMA(6) TILEKIT_ROW_FMA(7)  \
   TILEKIT_ROW_FMA(8) TILEKIT_ROW_FMA(9) TILEKIT_ROW_FMA(10) TILEKIT_ROW_FMA(11)
-  if (to_l1 || chunk == 1) {
+  if (to_l1) {
     for (size_t k = 0; k < kc; ++k) {
       hwy::Prefetch(next + k * row_bytes);
       hwy::Prefetch(next + k * row_bytes + 64);
+      __builtin_prefetch(l2.stride ? l2.Interleaved(k) : l2.Contiguous(k), 0, 2);
+      TILEKIT_K_STEP
+    }
+  } else if (chunk == 1) {
+    for (size_t k = 0; k < kc; ++k) {
       __builtin_prefetch(l2.stride ? l2.Interleaved(k) : l2.Contiguous(k), 0, 2);
       TILEKIT_K_STEP
     }
