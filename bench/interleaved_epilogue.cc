@@ -12,33 +12,21 @@
 #include "tilekit/tilekit.h"  // first: tilekit runs Highway's foreach_target
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <vector>
 
 #include "epilogue_case.h"
-
-namespace {
-
-double Now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-double Quantile(std::vector<double> v, double q) {
-  std::sort(v.begin(), v.end());
-  return v[static_cast<size_t>(q * (v.size() - 1) + 0.5)];
-}
-
-}  // namespace
+#include "interleaved_stats.h"
 
 int main(int argc, char** argv) {
   using tilekit_bench::EpilogueCase;
+  using tilekit_bench::Now;
+  using tilekit_bench::Quantile;
   using Variant = EpilogueCase::Variant;
   const int threads = argc > 1 ? std::atoi(argv[1]) : 1;
-  const char* rounds_env = std::getenv("ROUNDS");
-  const size_t rounds = std::max(3, rounds_env ? std::atoi(rounds_env) : 31);
+  const size_t rounds = std::max<size_t>(3, tilekit_bench::EnvSize("ROUNDS", 31));
   if (threads < 1) {
     std::fprintf(stderr, "usage: %s [THREADS]\n", argv[0]);
     return 2;

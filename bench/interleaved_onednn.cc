@@ -36,6 +36,7 @@
 
 #include "compute_peak.h"
 #include "gemm_cases.h"
+#include "interleaved_stats.h"
 #include "onednn_matmul.h"
 #include "read_bandwidth.h"
 #include "tilekit_gemm_instance.h"
@@ -45,19 +46,9 @@ namespace {
 using tilekit_bench::GemmCase;
 using tilekit_bench::GemmInstance;
 
-double Now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-size_t EnvSize(const char* name, size_t fallback) {
-  const char* v = std::getenv(name);
-  return v && *v ? std::strtoul(v, nullptr, 10) : fallback;
-}
-
-double Quantile(std::vector<double> v, double q) {
-  std::sort(v.begin(), v.end());
-  return v[static_cast<size_t>(q * (v.size() - 1) + 0.5)];
-}
+using tilekit_bench::EnvSize;
+using tilekit_bench::Now;
+using tilekit_bench::Quantile;
 
 std::unique_ptr<GemmInstance> MakeTilekit(const GemmCase& c, const tilekit_bench::GemmOperands& ops) {
   using tilekit_bench::TilekitGemm;
