@@ -186,10 +186,10 @@ constexpr size_t kL2Streams = 8;
 struct L2Lines {
   const unsigned char* base;
   size_t stride, first, rate;
-  size_t Line(size_t k) const { return first + ((k * rate) >> 8); }
-  const unsigned char* Contiguous(size_t k) const { return base + Line(k) * 64; }
-  const unsigned char* Interleaved(size_t k) const {
-    const size_t v = Line(k);
+  // The address step k asks for.
+  const unsigned char* At(size_t k) const {
+    const size_t v = first + ((k * rate) >> 8);
+    if (!stride) return base + v * 64;
     return base + (v % kL2Streams) * stride + (v / kL2Streams) * 64;
   }
 };
@@ -239,17 +239,17 @@ HWY_NOINLINE void MicroKernel(size_t kc, const float* HWY_RESTRICT a, size_t lda
     for (size_t k = 0; k < kc; ++k) {
       hwy::Prefetch(next + k * row_bytes);
       hwy::Prefetch(next + k * row_bytes + 64);
-      __builtin_prefetch(l2.stride ? l2.Interleaved(k) : l2.Contiguous(k), 0, 2);
+      __builtin_prefetch(l2.At(k), 0, 2);
       TILEKIT_K_STEP
     }
   } else if (chunk == 1) {
     for (size_t k = 0; k < kc; ++k) {
-      __builtin_prefetch(l2.stride ? l2.Interleaved(k) : l2.Contiguous(k), 0, 2);
+      __builtin_prefetch(l2.At(k), 0, 2);
       TILEKIT_K_STEP
     }
   } else {
     for (size_t k0 = 0; k0 < kc; k0 += chunk) {
-      __builtin_prefetch(l2.stride ? l2.Interleaved(k0) : l2.Contiguous(k0), 0, 2);
+      __builtin_prefetch(l2.At(k0), 0, 2);
       const size_t k1 = HWY_MIN(kc, k0 + chunk);
       for (size_t k = k0; k < k1; ++k) {
         TILEKIT_K_STEP
