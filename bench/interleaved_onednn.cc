@@ -23,12 +23,10 @@
 #include "tilekit/tilekit.h"  // first: tilekit runs Highway's foreach_target
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <memory>
-#include <thread>
 #include <stdexcept>
 #include <string>
 #include <tuple>
@@ -37,6 +35,7 @@
 #include "compute_peak.h"
 #include "gemm_cases.h"
 #include "interleaved_stats.h"
+#include "peak_runner.h"
 #include "onednn_matmul.h"
 #include "read_bandwidth.h"
 #include "tilekit_gemm_instance.h"
@@ -45,6 +44,7 @@ namespace {
 
 using tilekit_bench::GemmCase;
 using tilekit_bench::GemmInstance;
+using tilekit_bench::PeakRunner;
 
 using tilekit_bench::EnvSize;
 using tilekit_bench::Now;
@@ -84,27 +84,6 @@ class WeightReader {
   tilekit::ThreadPool pool_;
   tilekit_bench::ReadFn fn_;
   tilekit::AlignedBuffer buf_;
-  volatile float sink_[2] = {};
-};
-
-// Runs a compute-ceiling kernel on `threads` threads at once (its own pool, as
-// WeightReader: the GEMMs' pool threads keep their state).
-class PeakRunner {
- public:
-  PeakRunner(const tilekit_bench::ComputePeak& peak, int threads)
-      : peak_(peak), threads_(static_cast<size_t>(threads)), pool_(threads_) {}
-  double flops() const { return static_cast<double>(threads_) * peak_.iters * peak_.flops_per_iter; }
-  const std::string& name() const { return peak_.name; }
-  void Run(size_t) { pool_.run(threads_, &Task, this); }
-
- private:
-  static void Task(void* self, size_t t) {
-    auto& r = *static_cast<PeakRunner*>(self);
-    r.sink_[t % 2] = r.peak_.fn(r.peak_.iters);
-  }
-  tilekit_bench::ComputePeak peak_;
-  size_t threads_;
-  tilekit::ThreadPool pool_;
   volatile float sink_[2] = {};
 };
 
@@ -151,17 +130,7 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  size_t copy = 0;
-  auto best_of_2 = [&](auto& g) {
-    double best = 1e30;
-    for (int i = 0; i < 2; ++i) {
-      const double t0 = Now();
-      g.Run(copy);
-      best = std::min(best, Now() - t0);
-      copy = (copy + 1) % copies;
-    }
-    return best;
-  };
+  tilekit_bench::CallTimer timer(copies);
   tilekit_gemm->Run(0);
   onednn->Run(0);
   for (auto& r : readers) r->Run(0);
@@ -171,36 +140,23 @@ int main(int argc, char** argv) {
   // ceiling; the read ceiling of the round is its fastest reader.
   std::vector<double> t_tk, t_dnnl, t_read, ratio, bw_share, t_peak, peak_share;
   // Each library's calls start after the other's helper threads have gone
-  // idle: oneDNN's OpenMP workers spin for ~20 ms after a parallel region
-  // (libgomp's default spin count), and a tilekit call timed inside that
-  // window shares its second core with them. Timed back to back, a 2-thread
-  // bf16 256×10×11008 tilekit call measured 0.55× of its speed after this
-  // pause (OMP_WAIT_POLICY=passive agreed). One untimed call after the pause
-  // wakes the library's own helpers (and the cores) again, as a model's
-  // previous layer would have: without it, 2-thread calls of ~50 µs timed
-  // slower than 1-thread ones.
-  auto settle_then_time = [&](auto& g) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(60));
-    g.Run(copy);
-    copy = (copy + 1) % copies;
-    return best_of_2(g);
-  };
+  // idle (CallTimer::SettleThenTime).
   for (size_t r = 0; r < rounds; ++r) {
     double tk, dn;
     if (r % 2) {
-      dn = settle_then_time(*onednn);
-      tk = settle_then_time(*tilekit_gemm);
+      dn = timer.SettleThenTime(*onednn);
+      tk = timer.SettleThenTime(*tilekit_gemm);
     } else {
-      tk = settle_then_time(*tilekit_gemm);
-      dn = settle_then_time(*onednn);
+      tk = timer.SettleThenTime(*tilekit_gemm);
+      dn = timer.SettleThenTime(*onednn);
     }
     double read_bw = 0;
-    for (auto& reader : readers) read_bw = std::max(read_bw, reader->bytes() / best_of_2(*reader));
+    for (auto& reader : readers) read_bw = std::max(read_bw, reader->bytes() / timer.BestOf2(*reader));
     t_tk.push_back(tk);
     t_dnnl.push_back(dn);
     ratio.push_back(dn / tk);
     if (peak) {
-      const double peak_flops = peak->flops() / best_of_2(*peak);
+      const double peak_flops = peak->flops() / timer.BestOf2(*peak);
       t_peak.push_back(peak_flops);
       peak_share.push_back(2.0 * M * N * K / tk / peak_flops);
     }
