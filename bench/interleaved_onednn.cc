@@ -10,9 +10,10 @@
 // bench_peer_onednn time (tilekit_gemm_instance.h, onednn_matmul.h), on the
 // same operands (gemm_cases.h), and their results are spot-checked against
 // fp64 afterwards. M <= 32 rotates through weight copies as scripts/bench does
-// (more than 2 × the LLC); TILEKIT_BENCH_COPIES=n overrides; ROUNDS=n (default 15). dtypes: f32 (both fp32), bf16 (both bf16 × bf16 → fp32),
-// f32_bf16w (tilekit fp32 A × bf16 weights; oneDNN has no such primitive, so
-// it runs bf16 × bf16). Each round also reads the same number of bytes from
+// (more than 2 × the LLC); TILEKIT_BENCH_COPIES=n overrides; ROUNDS=n (default
+// 15); see interleaved_case.h. dtypes: f32 (both fp32), bf16 (both bf16 × bf16
+// → fp32), f32_bf16w (tilekit fp32 A × bf16 weights; oneDNN has no such
+// primitive, so it runs bf16 × bf16). Each round also reads the same number of bytes from
 // weight-sized copies of its own, on as many threads, with the read-ceiling
 // kernels of bench_ceilings (read_bandwidth.h; the faster of plain and
 // prefetching), so "share of read bandwidth" is a per-round ratio too, and
@@ -34,6 +35,7 @@
 
 #include "compute_peak.h"
 #include "gemm_cases.h"
+#include "interleaved_case.h"
 #include "interleaved_stats.h"
 #include "peak_runner.h"
 #include "onednn_matmul.h"
@@ -46,16 +48,8 @@ using tilekit_bench::GemmCase;
 using tilekit_bench::GemmInstance;
 using tilekit_bench::PeakRunner;
 
-using tilekit_bench::EnvSize;
 using tilekit_bench::Now;
 using tilekit_bench::Quantile;
-
-std::unique_ptr<GemmInstance> MakeTilekit(const GemmCase& c, const tilekit_bench::GemmOperands& ops) {
-  using tilekit_bench::TilekitGemm;
-  if (c.dtype == "f32") return std::make_unique<TilekitGemm<false, false>>(c, ops);
-  if (c.dtype == "f32_bf16w") return std::make_unique<TilekitGemm<true, false>>(c, ops);
-  return std::make_unique<TilekitGemm<true, true>>(c, ops);
-}
 
 // Reads one weight-sized copy per call (rotating through `copies` of them, as
 // the GEMMs do) on `threads` threads, each its contiguous share.
@@ -94,19 +88,17 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: %s M N K THREADS [f32|bf16|f32_bf16w]\n", argv[0]);
     return 2;
   }
-  const int64_t M = std::atoll(argv[1]), N = std::atoll(argv[2]), K = std::atoll(argv[3]);
+  tilekit_bench::InterleavedCase cli;
   const int threads = std::atoi(argv[4]);
-  const std::string dtype = argc > 5 ? argv[5] : "f32";
-  if (M <= 0 || N <= 0 || K <= 0 || threads < 1 || (dtype != "f32" && dtype != "bf16" && dtype != "f32_bf16w")) {
+  if (!cli.Parse(argv[1], argv[2], argv[3], argc > 5 ? argv[5] : nullptr) || threads < 1) {
     std::fprintf(stderr, "bad arguments\n");
     return 2;
   }
-  const tilekit_bench::GemmShape shape{M, N, K, "cli"};
-  const bool cold = M <= tilekit_bench::kColdMaxM;
-  const size_t weight_bytes = static_cast<size_t>(N * K) * tilekit_bench::WeightElementBytes(dtype);
-  const size_t copies =
-      std::max<size_t>(1, EnvSize("TILEKIT_BENCH_COPIES", cold ? tilekit_bench::ColdCopies(weight_bytes) : 1));
-  const size_t rounds = std::max<size_t>(3, EnvSize("ROUNDS", 15));
+  const int64_t M = cli.shape.m, N = cli.shape.n, K = cli.shape.k;
+  const tilekit_bench::GemmShape& shape = cli.shape;
+  const std::string& dtype = cli.dtype;
+  const bool cold = cli.cold;
+  const size_t weight_bytes = cli.weight_bytes, copies = cli.copies, rounds = cli.rounds;
 
   const GemmCase tk_case{shape, dtype, threads, cold, copies};
   // oneDNN has no fp32 × bf16-weights primitive: it runs bf16 × bf16 there.
@@ -119,7 +111,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<PeakRunner> peak;
   if (peak_kind) peak = std::make_unique<PeakRunner>(*peak_kind, threads);
   try {
-    tilekit_gemm = MakeTilekit(tk_case, ops);
+    tilekit_gemm = tilekit_bench::MakeTilekitGemm(tk_case, ops);
     onednn = std::make_unique<tilekit_bench::OnednnMatmul>(dnnl_case, ops);
     // Warm weights (one copy, in the LLC) have no memory bound to compare with.
     for (const tilekit_bench::Reader& r : tilekit_bench::Readers()) {

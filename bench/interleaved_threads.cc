@@ -25,6 +25,7 @@
 
 #include "compute_peak.h"
 #include "gemm_cases.h"
+#include "interleaved_case.h"
 #include "interleaved_stats.h"
 #include "peak_runner.h"
 #include "tilekit_gemm_instance.h"
@@ -32,14 +33,6 @@
 namespace {
 
 using tilekit_bench::Quantile;
-
-std::unique_ptr<tilekit_bench::GemmInstance> MakeTilekit(const tilekit_bench::GemmCase& c,
-                                                         const tilekit_bench::GemmOperands& ops) {
-  using tilekit_bench::TilekitGemm;
-  if (c.dtype == "f32") return std::make_unique<TilekitGemm<false, false>>(c, ops);
-  if (c.dtype == "f32_bf16w") return std::make_unique<TilekitGemm<true, false>>(c, ops);
-  return std::make_unique<TilekitGemm<true, true>>(c, ops);
-}
 
 void PrintQuantiles(const char* what, const std::vector<double>& v) {
   std::printf("  %s, per round: median %.3fx, IQR [%.3f, %.3f]\n", what, Quantile(v, 0.5), Quantile(v, 0.25),
@@ -53,21 +46,17 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: %s M N K [f32|bf16|f32_bf16w]\n", argv[0]);
     return 2;
   }
-  const int64_t M = std::atoll(argv[1]), N = std::atoll(argv[2]), K = std::atoll(argv[3]);
-  const std::string dtype = argc > 4 ? argv[4] : "f32";
-  if (M <= 0 || N <= 0 || K <= 0 || (dtype != "f32" && dtype != "bf16" && dtype != "f32_bf16w")) {
+  tilekit_bench::InterleavedCase cli;
+  if (!cli.Parse(argv[1], argv[2], argv[3], argc > 4 ? argv[4] : nullptr)) {
     std::fprintf(stderr, "bad arguments\n");
     return 2;
   }
-  const tilekit_bench::GemmShape shape{M, N, K, "cli"};
-  const bool cold = M <= tilekit_bench::kColdMaxM;
-  const size_t weight_bytes = static_cast<size_t>(N * K) * tilekit_bench::WeightElementBytes(dtype);
-  const size_t copies = std::max<size_t>(
-      1, tilekit_bench::EnvSize("TILEKIT_BENCH_COPIES", cold ? tilekit_bench::ColdCopies(weight_bytes) : 1));
-  const size_t rounds = std::max<size_t>(3, tilekit_bench::EnvSize("ROUNDS", 15));
+  const std::string& dtype = cli.dtype;
+  const size_t copies = cli.copies, rounds = cli.rounds;
 
-  const tilekit_bench::GemmCase case1{shape, dtype, 1, cold, copies}, case2{shape, dtype, 2, cold, copies};
-  const tilekit_bench::GemmOperands ops = tilekit_bench::MakeOperands(shape);
+  const tilekit_bench::GemmCase case1{cli.shape, dtype, 1, cli.cold, copies};
+  const tilekit_bench::GemmCase case2{cli.shape, dtype, 2, cli.cold, copies};
+  const tilekit_bench::GemmOperands ops = tilekit_bench::MakeOperands(cli.shape);
   const std::vector<tilekit_bench::ComputePeak> peaks = tilekit_bench::ComputePeaks();
   const tilekit_bench::ComputePeak* peak_kind = tilekit_bench::PeakFor(peaks, dtype);
   if (!peak_kind) {
@@ -76,8 +65,8 @@ int main(int argc, char** argv) {
   }
   std::unique_ptr<tilekit_bench::GemmInstance> gemm1, gemm2;
   try {
-    gemm1 = MakeTilekit(case1, ops);
-    gemm2 = MakeTilekit(case2, ops);
+    gemm1 = tilekit_bench::MakeTilekitGemm(case1, ops);
+    gemm2 = tilekit_bench::MakeTilekitGemm(case2, ops);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "setup failed: %s\n", e.what());
     return 1;
@@ -113,9 +102,10 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  const double flops = 2.0 * M * N * K;
-  std::printf("%s M=%lld N=%lld K=%lld copies=%zu rounds=%zu (%s)\n", dtype.c_str(), static_cast<long long>(M),
-              static_cast<long long>(N), static_cast<long long>(K), copies, rounds, gemm1->Detail().c_str());
+  const double flops = cli.flops();
+  std::printf("%s M=%lld N=%lld K=%lld copies=%zu rounds=%zu (%s)\n", dtype.c_str(),
+              static_cast<long long>(cli.shape.m), static_cast<long long>(cli.shape.n),
+              static_cast<long long>(cli.shape.k), copies, rounds, gemm1->Detail().c_str());
   std::printf("  tilekit 1 thread %.1f GFLOP/s, 2 threads %.1f GFLOP/s (medians)\n", flops / Quantile(t1, 0.5) / 1e9,
               flops / Quantile(t2, 0.5) / 1e9);
   PrintQuantiles("2 threads / 1 thread speed", speedup);

@@ -1,8 +1,9 @@
 // tilekit's GEMM as a benchmark instance (gemm_cases.h), shared by
-// bench_tilekit_gemm and interleaved_onednn. Include tilekit/tilekit.h first.
+// bench_tilekit_gemm and the interleaved tools. Include tilekit/tilekit.h first.
 #ifndef TILEKIT_BENCH_TILEKIT_GEMM_INSTANCE_H_
 #define TILEKIT_BENCH_TILEKIT_GEMM_INSTANCE_H_
 
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -53,6 +54,14 @@ class TilekitGemm : public GemmInstance {
   std::vector<tilekit::PackedWeights> packed_;
   tilekit::AlignedBuffer a_bf16_, c_;
 };
+
+// The instance for a case's dtype: f32, f32_bf16w (fp32 A × bf16 weights) or
+// bf16 (both bf16).
+inline std::unique_ptr<GemmInstance> MakeTilekitGemm(const GemmCase& c, const GemmOperands& ops) {
+  if (c.dtype == "f32") return std::make_unique<TilekitGemm<false, false>>(c, ops);
+  if (c.dtype == "f32_bf16w") return std::make_unique<TilekitGemm<true, false>>(c, ops);
+  return std::make_unique<TilekitGemm<true, true>>(c, ops);
+}
 
 }  // namespace tilekit_bench
 
