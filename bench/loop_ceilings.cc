@@ -35,6 +35,8 @@
 #include "compute_peak.h"
 #include "interleaved_stats.h"
 #include "tilekit/arch/amx.h"
+#include "tilekit/arch/amx_brgemm.h"
+#include "tilekit/arch/amx_gemm.h"
 #include "tilekit/cpu/features.h"
 
 namespace {
@@ -141,7 +143,7 @@ double Fp32Gemm(Fp32Operands& o, size_t kc, size_t nc, size_t width,
         for (size_t pb = jc; pb < jc_end; pb += width) {
           const float* b = o.b.data() + (pb * kK + pc) * 32;
           for (size_t t = 0; t < tiles; ++t) {
-            float* partial = o.partials.data() + ((pb - jc) * tiles + t) * kMR * 32;
+            float* partial = o.partials.data() + ((pb - jc) / width * tiles + t) * kMR * 32 * width;
             tile(std::min(kc, kK - pc), o.packed_a.data() + (t * kK + pc) * kMR, b, partial, pc == 0);
           }
         }
@@ -158,7 +160,8 @@ double FmaPeak() {
 
 // --- AMX ---------------------------------------------------------------------
 
-constexpr size_t kAmxSteps = 8, kAmxKSteps = 64, kAmxTiles = 8, kAmxPanels = 16, kStepBytes = 2048;
+constexpr size_t kAmxSteps = 8, kAmxKSteps = 64, kAmxTiles = 8, kAmxPanels = 16;
+constexpr size_t kStepBytes = tilekit::arch::kBStepBytes;  // one K step of a micro-tile's A (two tiles) or of B
 
 struct AmxOperands {
   unsigned char* a;  // per K block, per micro-tile: 8 steps × two 1 KiB A tiles
@@ -182,47 +185,27 @@ struct AmxOperands {
 
 enum class AmxLoop { kGemm, kNoC, kL1 };
 
+// The library's own micro-tile (arch/amx_brgemm.h) in the loops of
+// arch/amx_gemm.h, without its packing, prefetch, tails or epilogue.
 TILEKIT_AMX_TARGET double AmxGemm(AmxOperands& o, AmxLoop loop, int reps) {
-  tilekit::arch::TileConfig cfg;
+  using namespace tilekit::arch;
+  TileConfig cfg;
   for (int t = 0; t < 8; ++t) cfg.set(t, 16, 64);
-  tilekit::arch::load_tile_config(cfg);
+  load_tile_config(cfg);
   const bool c_traffic = loop == AmxLoop::kGemm, l1 = loop == AmxLoop::kL1;
-  _tile_zero(0);
-  _tile_zero(1);
-  _tile_zero(2);
-  _tile_zero(3);
+  ZeroCTiles<2, 2>();  // the no-C loops accumulate over every call
   double flops = 0;
   const double s = Seconds([&] {
     for (int r = 0; r < reps; ++r) {
       for (size_t pc = 0; pc < kAmxKSteps; pc += kAmxSteps) {
         for (size_t p = 0; p < kAmxPanels; ++p) {
-          const unsigned char* b0 = o.b + (l1 ? 0 : (p * kAmxKSteps + pc) * kStepBytes);
+          const unsigned char* b = o.b + (l1 ? 0 : (p * kAmxKSteps + pc) * kStepBytes);
           for (size_t it = 0; it < kAmxTiles; ++it) {
-            char* c = reinterpret_cast<char*>(o.partials + (p * kAmxTiles + it) * 32 * 32);
-            if (c_traffic) {
-              _tile_loadd(0, c, 128);
-              _tile_loadd(1, c + 64, 128);
-              _tile_loadd(2, c + 2048, 128);
-              _tile_loadd(3, c + 2048 + 64, 128);
-            }
+            float* c = o.partials + (p * kAmxTiles + it) * 32 * 32;
+            if (c_traffic) LoadCTiles<2, 2>(c, kCTileStride);
             const unsigned char* a = o.a + (l1 ? 0 : (pc * kAmxTiles + it * kAmxSteps) * kStepBytes);
-            const unsigned char* b = b0;
-            for (size_t k = 0; k < kAmxSteps; ++k, a += kStepBytes, b += kStepBytes) {
-              _tile_loadd(4, a, 64);
-              _tile_loadd(6, b, 128);
-              _tile_dpbf16ps(0, 4, 6);
-              _tile_loadd(7, b + 64, 128);
-              _tile_dpbf16ps(1, 4, 7);
-              _tile_loadd(5, a + 1024, 64);
-              _tile_dpbf16ps(2, 5, 6);
-              _tile_dpbf16ps(3, 5, 7);
-            }
-            if (c_traffic) {
-              _tile_stored(0, c, 128);
-              _tile_stored(1, c + 64, 128);
-              _tile_stored(2, c + 2048, 128);
-              _tile_stored(3, c + 2048 + 64, 128);
-            }
+            TileKLoop<2, 2>(ATiles{a, kTileBytes, kTileRows * kTileBytes, kStepBytes}, b, kAmxSteps, L2Prefetch());
+            if (c_traffic) StoreCTiles<2, 2>(c, kCTileStride);
             flops += 32.0 * 32 * 32 * kAmxSteps * 2;
           }
         }
