@@ -20,9 +20,20 @@
 #include "epilogue_case.h"
 #include "interleaved_stats.h"
 
+namespace {
+
+// One variant as CallTimer times it (one operand set: no copies to rotate).
+struct VariantCall {
+  tilekit_bench::EpilogueCase& ops;
+  tilekit_bench::EpilogueCase::Variant variant;
+  const tilekit::GemmOptions& opt;
+  void Run(size_t) { ops.Run(variant, opt); }
+};
+
+}  // namespace
+
 int main(int argc, char** argv) {
   using tilekit_bench::EpilogueCase;
-  using tilekit_bench::Now;
   using tilekit_bench::Quantile;
   using Variant = EpilogueCase::Variant;
   const int threads = argc > 1 ? std::atoi(argv[1]) : 1;
@@ -37,19 +48,15 @@ int main(int argc, char** argv) {
     tilekit::GemmOptions opt;
     opt.executor = &pool;
     const Variant order[] = {Variant::kBare, Variant::kFused, Variant::kUnfused};
+    tilekit_bench::CallTimer timer(1);
     std::vector<double> fused_over_bare, unfused_over_fused, t_bare;
     for (size_t r = 0; r < rounds; ++r) {
       double t[3] = {};
       for (size_t i = 0; i < 3; ++i) {
         const size_t v = (i + r) % 3;
-        ops.Run(order[v], opt);
-        double best = 1e30;
-        for (int rep = 0; rep < 2; ++rep) {
-          const double t0 = Now();
-          ops.Run(order[v], opt);
-          best = std::min(best, Now() - t0);
-        }
-        t[v] = best;
+        VariantCall call{ops, order[v], opt};
+        call.Run(0);
+        t[v] = timer.BestOf2(call);
       }
       fused_over_bare.push_back(t[1] / t[0]);
       unfused_over_fused.push_back(t[2] / t[1]);
