@@ -48,7 +48,6 @@ using tilekit_bench::GemmCase;
 using tilekit_bench::GemmInstance;
 using tilekit_bench::PeakRunner;
 
-using tilekit_bench::Now;
 using tilekit_bench::Quantile;
 
 // Reads one weight-sized copy per call (rotating through `copies` of them, as
@@ -150,7 +149,7 @@ int main(int argc, char** argv) {
     if (peak) {
       const double peak_flops = peak->flops() / timer.BestOf2(*peak);
       t_peak.push_back(peak_flops);
-      peak_share.push_back(2.0 * M * N * K / tk / peak_flops);
+      peak_share.push_back(cli.flops() / tk / peak_flops);
     }
     if (!readers.empty()) {
       t_read.push_back(read_bw);
@@ -165,7 +164,7 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  const double flops = 2.0 * M * N * K, tk = Quantile(t_tk, 0.5), dn = Quantile(t_dnnl, 0.5);
+  const double flops = cli.flops(), tk = Quantile(t_tk, 0.5), dn = Quantile(t_dnnl, 0.5);
   std::printf("%s M=%lld N=%lld K=%lld threads=%d copies=%zu rounds=%zu\n", dtype.c_str(),
               static_cast<long long>(M), static_cast<long long>(N), static_cast<long long>(K), threads, copies,
               rounds);
