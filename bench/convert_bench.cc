@@ -3,11 +3,13 @@
 // 4 KiB (L1) to 64 MiB (memory) of fp32. Rows:
 //   convert/<tilekit_<path>|scalar_loop>/<f32_to_bf16|bf16_to_f32>/bytes:<fp32 bytes>
 // GB/s counts bytes read plus bytes written (6 per element).
-#include "tilekit/tilekit.h"  // first: tilekit runs Highway's foreach_target
+#include "tilekit/tilekit.h"
+#include "tilekit/cpu/hwy_targets.h"  // hwy::TargetName
 
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <functional>
 #include <string>
 #include <vector>
@@ -30,7 +32,7 @@ struct Buffers {
       return;
     }
     for (size_t i = 0; i < n; ++i) f32.as<float>()[i] = static_cast<float>(i % 1000) * 0.37f - 100.0f;
-    tilekit::convert_f32_to_bf16(f32.as<float>(), bf16.as<tilekit::bf16>(), n);
+    if (tilekit::convert_f32_to_bf16(f32.as<float>(), bf16.as<tilekit::bf16>(), n) != tilekit::Status::kOk) std::abort();
     std::fill_n(f32_out.as<float>(), n, 0.0f);
   }
   bool ok() const { return f32.data() && bf16.data() && f32_out.data(); }
@@ -49,13 +51,17 @@ void Convert(Direction d, bool tilekit_path, size_t n) {
   Buffers& b = TheBuffers();
   if (d == Direction::kToBf16) {
     if (tilekit_path) {
-      tilekit::convert_f32_to_bf16(b.f32.as<float>(), b.bf16.as<tilekit::bf16>(), n);
+      if (tilekit::convert_f32_to_bf16(b.f32.as<float>(), b.bf16.as<tilekit::bf16>(), n) != tilekit::Status::kOk) {
+        std::abort();
+      }
     } else {
       tilekit_bench::ScalarF32ToBf16(b.f32.as<float>(), b.bf16.as<tilekit::bf16>(), n);
     }
   } else {
     if (tilekit_path) {
-      tilekit::convert_bf16_to_f32(b.bf16.as<tilekit::bf16>(), b.f32_out.as<float>(), n);
+      if (tilekit::convert_bf16_to_f32(b.bf16.as<tilekit::bf16>(), b.f32_out.as<float>(), n) != tilekit::Status::kOk) {
+        std::abort();
+      }
     } else {
       tilekit_bench::ScalarBf16ToF32(b.bf16.as<tilekit::bf16>(), b.f32_out.as<float>(), n);
     }
@@ -77,8 +83,7 @@ void Register(int isa, Direction d) {
       std::string label = "path=scalar loop (-fno-tree-vectorize)";
       if (isa >= 0) {
         const tilekit::Isa path = static_cast<tilekit::Isa>(isa);
-        tilekit::set_max_isa(path);
-        if (tilekit::cpu::active_isa() != path) {
+        if (tilekit::set_max_isa(path) != tilekit::Status::kOk || tilekit::cpu::active_isa() != path) {
           tilekit::clear_max_isa();
           state.SkipWithError("could not force the path (TILEKIT_MAX_ISA below it?)");
           return;

@@ -9,7 +9,7 @@
 // of the per-round ratios fused / bare (the fusion's cost) and unfused / fused
 // (what it saves) with their interquartile ranges. Not part of scripts/bench:
 // the figures quoted in docs/performance.md for the fused-epilogue goals.
-#include "tilekit/tilekit.h"  // first: tilekit runs Highway's foreach_target
+#include "tilekit/tilekit.h"
 
 #include <algorithm>
 #include <cstdio>

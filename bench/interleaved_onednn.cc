@@ -21,7 +21,7 @@
 // FMA for f32, AMX for the bf16 dtypes where granted) for "share of peak". Not
 // part of scripts/bench: a tool for tuning and for the ratios quoted in
 // docs/performance.md.
-#include "tilekit/tilekit.h"  // first: tilekit runs Highway's foreach_target
+#include "tilekit/tilekit.h"
 
 #include <algorithm>
 #include <cstdio>

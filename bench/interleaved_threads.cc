@@ -13,7 +13,7 @@
 // Same instances and operands as interleaved_onednn (tilekit_gemm_instance.h,
 // gemm_cases.h); results spot-checked against fp64. M <= 32 rotates weight
 // copies (cold), TILEKIT_BENCH_COPIES=n overrides; ROUNDS=n (default 15).
-#include "tilekit/tilekit.h"  // first: tilekit runs Highway's foreach_target
+#include "tilekit/tilekit.h"
 
 #include <algorithm>
 #include <cstdio>

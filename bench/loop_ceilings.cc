@@ -32,6 +32,8 @@
 #include <cstring>
 #include <vector>
 
+#include "tilekit/implementation.h"  // first: reaches into arch/, so it compiles the kernels itself
+
 #include "compute_peak.h"
 #include "interleaved_stats.h"
 #include "tilekit/arch/amx.h"

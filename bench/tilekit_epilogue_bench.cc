@@ -3,7 +3,7 @@
 // Rows: gemm_epilogue/tilekit_<variant>/f32/M:256/N:4096/K:4096/threads:<t>/warm.
 // Repetitions of ~0.2 s spread ±10% on this machine, more than the few percent
 // sought: bench/interleaved_epilogue alternates the variants call by call.
-#include "tilekit/tilekit.h"  // first: tilekit runs Highway's foreach_target
+#include "tilekit/tilekit.h"
 
 #include <string>
 #include <vector>

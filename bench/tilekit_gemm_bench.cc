@@ -1,7 +1,7 @@
 // tilekit's GEMM rows: the shared cases (bench/gemm_cases.h) with weights packed
 // once per copy, fp32 or bf16, fp32 or bf16 activations, on the path the CPU
 // allows (recorded in each row's label).
-#include "tilekit/tilekit.h"  // first: tilekit runs Highway's foreach_target
+#include "tilekit/tilekit.h"
 
 #include "bench_main.h"
 #include "gemm_cases.h"

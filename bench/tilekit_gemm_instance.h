@@ -38,9 +38,10 @@ class TilekitGemm : public GemmInstance {
   void Run(size_t copy) override {
     const auto c = tilekit::matrix(c_.as<float>(), m_, n_);
     if constexpr (kBf16Activations) {
-      tilekit::gemm(tilekit::matrix(a_bf16_.as<const tilekit::bf16>(), m_, k_), packed_[copy], c, {}, options_);
+      CheckStatus(tilekit::gemm(tilekit::matrix(a_bf16_.as<const tilekit::bf16>(), m_, k_), packed_[copy], c, {},
+                                options_));
     } else {
-      tilekit::gemm(tilekit::matrix(a_, m_, k_), packed_[copy], c, {}, options_);
+      CheckStatus(tilekit::gemm(tilekit::matrix(a_, m_, k_), packed_[copy], c, {}, options_));
     }
   }
   const float* C() const override { return c_.as<float>(); }

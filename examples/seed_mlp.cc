@@ -6,7 +6,7 @@
 // all cores; the machine is shared, so read the ratios, not the milliseconds.
 //
 //   build/release/examples/seed_mlp [threads] [repetitions]
-#include "tilekit/tilekit.h"  // first: tilekit runs Highway's foreach_target
+#include "tilekit/tilekit.h"
 
 #include <algorithm>
 #include <chrono>
@@ -86,8 +86,11 @@ struct TilekitMlp {
     for (size_t l = 0; l < 3; ++l) {
       tilekit::Epilogue ep = tilekit::Epilogue().with_bias(model.b[l].data());
       if (kLayers[l].relu) ep.with(tilekit::Activation::kRelu);
-      tilekit::gemm(tilekit::matrix(in, batch, kLayers[l].in), packed[l],
-                    tilekit::matrix(act[l].data(), batch, kLayers[l].out), ep, opt);
+      if (tilekit::gemm(tilekit::matrix(in, batch, kLayers[l].in), packed[l],
+                        tilekit::matrix(act[l].data(), batch, kLayers[l].out), ep, opt) != tilekit::Status::kOk) {
+        std::fprintf(stderr, "gemm: %s\n", tilekit::last_error());
+        std::exit(1);
+      }
       in = act[l].data();
     }
   }

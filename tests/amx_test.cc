@@ -2,6 +2,10 @@
 // micro-kernel (amx_brgemm) against an fp64 reference, and the per-thread tile
 // state (reconfigured by someone else, released at thread exit, several threads
 // with different tile shapes at once). x86-64 only; skipped without AMX.
+// This test reaches into arch/ (amx_brgemm, tile state), so it is its own
+// kernels translation unit rather than linking tilekit::kernels.
+#include "tilekit/implementation.h"  // first: Highway's foreach_target
+
 #include <cpuid.h>
 
 #include <atomic>

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "harness.h"
+#include "tilekit/cpu/hwy_targets.h"
 
 namespace tilekit {
 namespace {

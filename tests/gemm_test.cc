@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "gemm_reference.h"
+#include "tilekit/cpu/hwy_targets.h"
 
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"  // the counting operator new below uses malloc
 

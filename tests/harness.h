@@ -33,9 +33,8 @@ inline std::vector<Isa> AvailablePaths() {
     const Isa isa = static_cast<Isa>(i);
     // A path whose Highway target this build did not compile (a dev build with
     // TILEKIT_ONLY_STATIC_TARGET) cannot be forced: it would run another target.
-    const int64_t target = isa == Isa::kScalar ? (HWY_SCALAR | HWY_EMU128) : cpu::hwy_target_of(isa);
     if (isa_on_this_arch(isa) && static_cast<int>(isa) <= static_cast<int>(best) &&
-        cpu::cpu_supports(cpu::features(), isa) && (HWY_TARGETS & target) != 0) {
+        cpu::cpu_supports(cpu::features(), isa) && cpu::path_compiled(isa)) {
       paths.push_back(isa);
     }
   }

@@ -17,6 +17,12 @@ template <typename T>
 struct MatrixView {
   T* data = nullptr;
   size_t rows = 0, cols = 0, ld = 0;
+
+  // A writable view passes wherever a read-only one is taken (gemm's A).
+  template <typename U, typename = std::enable_if_t<std::is_same<U, T>::value && !std::is_const<U>::value>>
+  operator MatrixView<const U>() const {
+    return MatrixView<const U>{data, rows, cols, ld};
+  }
 };
 
 // ld = 0 means "packed rows" (ld = cols).

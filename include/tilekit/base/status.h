@@ -1,6 +1,7 @@
 // Status codes returned by every tilekit entry point. No exceptions cross the
 // API: a call either returns kOk or leaves its outputs untouched and returns an
 // error, with a one-line detail in last_error() for the calling thread.
+// [[nodiscard]]: a call whose Status is ignored gets a compiler warning.
 #ifndef TILEKIT_BASE_STATUS_H_
 #define TILEKIT_BASE_STATUS_H_
 
@@ -9,7 +10,7 @@
 
 namespace tilekit {
 
-enum class Status {
+enum class [[nodiscard]] Status {
   kOk = 0,
   kInvalidArgument,  // a value is out of its domain (unknown name, negative size)
   kNullPointer,      // a required pointer is null

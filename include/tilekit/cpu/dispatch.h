@@ -3,7 +3,7 @@
 // tilekit does not use HWY_DYNAMIC_DISPATCH: that indexes Highway's process-wide
 // chosen target, which a host engine may set for its own code. Instead
 // TILEKIT_DISPATCH indexes the same HWY_EXPORT table with the Highway targets
-// tilekit's choice allows (cpu::choice().hwy_targets), so the portable code and
+// tilekit's choice allows (cpu::active_hwy_targets()), so the portable code and
 // the matrix-instruction code always run on the same path, whatever the host
 // does with Highway. It is a macro because HWY_TARGETS (what this translation
 // unit compiled) must be read where the table is.
@@ -12,15 +12,7 @@
 
 // kernels.h first: Highway's foreach_target.h must precede any highway.h.
 #include "tilekit/detail/kernels.h"  // IWYU pragma: keep
-#include "tilekit/cpu/isa.h"
-
-namespace tilekit {
-namespace cpu {
-
-inline int64_t active_hwy_targets() { return hwy_targets_allowed(active_isa()); }
-
-}  // namespace cpu
-}  // namespace tilekit
+#include "tilekit/cpu/hwy_targets.h"
 
 // Index into an HWY_EXPORT table: the best target both allowed and compiled
 // here. Entry 0 is Highway's lazy-init trampoline; the fallback entry (always

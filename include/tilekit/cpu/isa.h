@@ -1,5 +1,5 @@
 // The fixed list of paths tilekit can take, how one is chosen from the CPU's
-// features and the user's cap, and which Highway targets each path may use.
+// features and the user's cap (cpu/hwy_targets.h maps paths to Highway targets).
 //
 // Paths are ordered per architecture; each level requires the features of the
 // levels below it:
@@ -11,8 +11,6 @@
 // AVX-512 Highway code).
 #ifndef TILEKIT_CPU_ISA_H_
 #define TILEKIT_CPU_ISA_H_
-
-#include <hwy/targets.h>
 
 #include <atomic>
 #include <cstdio>
@@ -103,47 +101,8 @@ inline bool cpu_supports(const Features& f, Isa isa) {
   return false;
 }
 
-// The Highway target that carries a path's portable code. Matrix-instruction
-// paths (avx512_bf16, amx, neon_bf16, sve_bf16) run their portable parts on the
-// vector target below them.
-inline int64_t hwy_target_of(Isa isa) {
-  switch (isa) {
-    case Isa::kScalar: return HWY_EMU128;  // EMU128 and SCALAR: bits 61, 62
-#if HWY_ARCH_X86
-    case Isa::kAvx2: return HWY_AVX2;
-    case Isa::kAvx512:
-    case Isa::kAvx512Bf16:
-    case Isa::kAmx: return HWY_AVX3;
-#endif
-#if HWY_ARCH_ARM_A64
-    case Isa::kNeon:
-    case Isa::kNeonBf16: return HWY_NEON;
-    case Isa::kSve:
-    case Isa::kSveBf16: return HWY_SVE;
-#endif
-    default: return HWY_EMU128;
-  }
-}
-
-// Highway's supported targets, read once: hwy::SupportedTargets() runs CPUID
-// on every call in Highway 1.0.3 (measured 8.6 µs in this VM), which every
-// dispatch would otherwise pay.
-inline int64_t hwy_supported_targets() {
-  static const int64_t supported = hwy::SupportedTargets();
-  return supported;
-}
-
-// Highway targets a path may use: its own and every weaker one (Highway's bits
-// grow as targets get weaker; EMU128 and SCALAR are the fallbacks).
-inline int64_t hwy_targets_allowed(Isa isa) {
-  const int64_t own = hwy_target_of(isa);
-  const int64_t weaker_or_equal = ~(own - 1);
-  return weaker_or_equal & hwy_supported_targets();
-}
-
 struct Choice {
   Isa isa = Isa::kScalar;
-  int64_t hwy_targets;  // allowed Highway targets, best first by bit order
   std::string reason;
 };
 
@@ -192,7 +151,6 @@ inline Choice choose(const Features& f, int env, int api) {
   const int cap = lower_cap(env, api);
   Choice c;
   c.isa = best_supported(f, cap);
-  c.hwy_targets = hwy_targets_allowed(c.isa);
   c.reason = std::string(isa_name(c.isa));
   if (c.isa == cpu_best) {
     c.reason += ": best path this CPU allows";

@@ -2,23 +2,25 @@
 #ifndef TILEKIT_CPU_REPORT_H_
 #define TILEKIT_CPU_REPORT_H_
 
+#include <cstdint>
 #include <string>
 
-#include "tilekit/cpu/dispatch.h"
-#include "tilekit/detail/kernels.h"
+#include "tilekit/base/api.h"
+#include "tilekit/cpu/isa.h"
 
 namespace tilekit {
 namespace cpu {
 
-// The Highway target TILEKIT_DISPATCH reaches now (HWY_AVX3, HWY_NEON, ...).
-inline int64_t dispatched_hwy_target() { return TILEKIT_DISPATCH(::tilekit::detail::CompiledHwyTarget)(); }
+// The Highway target (HWY_AVX3, HWY_NEON, ... bits) tilekit's kernels reach now.
+TILEKIT_API int64_t dispatched_hwy_target();
+
+// Whether the kernels were compiled for the Highway target that carries this
+// path (a build with TILEKIT_ONLY_STATIC_TARGET has one target, so forcing
+// another path would run the wrong code). Scalar: the fallback, always.
+TILEKIT_API bool path_compiled(Isa isa);
 
 // One line: "amx (Highway AVX3): best path this CPU allows".
-inline std::string path_report() {
-  const Choice c = choice();
-  const std::string reason = c.reason.substr(c.reason.find(':'));
-  return std::string(isa_name(c.isa)) + " (Highway " + hwy::TargetName(dispatched_hwy_target()) + ")" + reason;
-}
+TILEKIT_API std::string path_report();
 
 }  // namespace cpu
 }  // namespace tilekit

@@ -4,29 +4,14 @@
 #ifndef TILEKIT_EPILOGUE_APPLY_H_
 #define TILEKIT_EPILOGUE_APPLY_H_
 
+#include "tilekit/base/api.h"
 #include "tilekit/base/matrix.h"
 #include "tilekit/base/status.h"
-#include "tilekit/cpu/dispatch.h"
-#include "tilekit/detail/kernels.h"
-#include "tilekit/epilogue/check.h"
 #include "tilekit/epilogue/epilogue.h"
 
 namespace tilekit {
 
-inline Status apply_epilogue(MatrixView<float> c, const Epilogue& ep) {
-  const char* name = "apply_epilogue";
-  Status s = detail::check_view(name, "C", c);
-  if (s != Status::kOk) return s;
-  if (ep.beta != 0.f) return fail(Status::kInvalidArgument, "%s: beta needs a product to add C to", name);
-  if (ep.activation == Activation::kSwiGlu) {
-    return fail(Status::kInvalidArgument, "%s: SwiGLU needs a gate/up GEMM", name);
-  }
-  size_t c_bytes = 0;
-  detail::span_bytes(c, &c_bytes);
-  if ((s = detail::check_epilogue_operands(name, c, c_bytes, ep)) != Status::kOk) return s;
-  if (c.rows && c.cols) TILEKIT_DISPATCH(detail::ApplyEpilogueRows)(c.data, c.rows, c.cols, c.ld, ep);
-  return Status::kOk;
-}
+TILEKIT_API Status apply_epilogue(MatrixView<float> c, const Epilogue& ep);
 
 }  // namespace tilekit
 
