@@ -43,7 +43,10 @@ struct Epilogue {
   float beta = 0.f;                 // 0: C is write-only (never read, may hold garbage)
   const float* bias = nullptr;      // [N]
   Activation activation = Activation::kNone;
-  const float* residual = nullptr;  // [M][ld_residual], N columns used
+  // [M][ld_residual], N columns used. May be an fp32 C itself (residual == C,
+  // ld_residual == C's ld), an in-place residual add: each element is read
+  // before it is written. Any other overlap with C is refused.
+  const float* residual = nullptr;
   size_t ld_residual = 0;
   float clamp_min = -std::numeric_limits<float>::infinity();
   float clamp_max = std::numeric_limits<float>::infinity();
