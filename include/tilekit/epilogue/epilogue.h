@@ -43,19 +43,33 @@ struct Epilogue {
   float beta = 0.f;                 // 0: C is write-only (never read, may hold garbage)
   const float* bias = nullptr;      // [N]
   Activation activation = Activation::kNone;
-  const float* residual = nullptr;  // [M][ld_residual], N columns used
+  // [M][ld_residual], N columns used. May be an fp32 C itself (residual == C,
+  // ld_residual == C's ld), an in-place residual add: each element is read
+  // before it is written. Any other overlap with C is refused.
+  const float* residual = nullptr;
   size_t ld_residual = 0;
   float clamp_min = -std::numeric_limits<float>::infinity();
   float clamp_max = std::numeric_limits<float>::infinity();
 
   // Builder-style setters, so a fused op reads as one expression:
   //   Epilogue().with_bias(b).with(Activation::kGeluErf).with_residual(x, ld)
-  Epilogue& with_bias(const float* b) { bias = b; return *this; }
-  Epilogue& with(Activation a) { activation = a; return *this; }
-  Epilogue& with_residual(const float* r, size_t ld) { residual = r; ld_residual = ld; return *this; }
-  Epilogue& with_scale(float a) { alpha = a; return *this; }
-  Epilogue& with_beta(float b) { beta = b; return *this; }
-  Epilogue& with_clamp(float lo, float hi) { clamp_min = lo; clamp_max = hi; return *this; }
+  // On a named Epilogue they change it and return it; on a temporary they
+  // return a copy, so `const Epilogue& e = Epilogue().with_bias(b);` binds to
+  // a value whose lifetime the reference extends instead of to a temporary
+  // destroyed at the semicolon.
+  Epilogue& with_bias(const float* b) & { bias = b; return *this; }
+  Epilogue& with(Activation a) & { activation = a; return *this; }
+  Epilogue& with_residual(const float* r, size_t ld) & { residual = r; ld_residual = ld; return *this; }
+  Epilogue& with_scale(float a) & { alpha = a; return *this; }
+  Epilogue& with_beta(float b) & { beta = b; return *this; }
+  Epilogue& with_clamp(float lo, float hi) & { clamp_min = lo; clamp_max = hi; return *this; }
+  // *this is an lvalue in here, so each calls the setter above.
+  Epilogue with_bias(const float* b) && { return with_bias(b); }
+  Epilogue with(Activation a) && { return with(a); }
+  Epilogue with_residual(const float* r, size_t ld) && { return with_residual(r, ld); }
+  Epilogue with_scale(float a) && { return with_scale(a); }
+  Epilogue with_beta(float b) && { return with_beta(b); }
+  Epilogue with_clamp(float lo, float hi) && { return with_clamp(lo, hi); }
 
   bool clamps() const {
     return clamp_min != -std::numeric_limits<float>::infinity() ||

@@ -24,12 +24,26 @@ class Executor {
   virtual size_t num_threads() const = 0;
   // Runs fn(context, t) for t in [0, tasks), in any order and on any threads, and
   // returns after every call has returned. Must not throw.
+  //
+  // An implementation must also complete when run() is
+  //  - called from inside one of its own tasks: tilekit kernels are called from
+  //    an engine's tasks, and tilekit's attention and graph code call kernels
+  //    with the executor they were handed. Waiting there for the running job
+  //    deadlocks, since that job waits for the calling task; running the nested
+  //    tasks inline on the calling thread is enough (ThreadPool does).
+  //  - called from several host threads at once (serialising them is fine).
   virtual void run(size_t tasks, TaskFn fn, void* context) = 0;
 };
 
 // A fixed set of worker threads plus the calling thread. A job hands out task
 // indices through an atomic counter, so uneven tasks balance themselves. One
-// job at a time: run() from two threads at once is serialised.
+// job at a time: run() from two threads at once is serialised, and run() from
+// a task that the current job waits for (a task of this pool, or of another
+// ThreadPool's job that such a task asked for) runs its tasks inline, in order,
+// on the calling thread. Two cases still deadlock, as locks taken in opposite
+// orders do: a host Executor's thread, working for this pool's task, calling
+// this pool (the link between the jobs is lost on that thread), and two threads
+// at once running pool A's job into pool B and B's into A.
 //
 // Between jobs a worker polls for the next one for kSpin (and the caller
 // polls for the workers' end of a job as long) before sleeping on a condition
@@ -60,7 +74,9 @@ class ThreadPool final : public Executor {
 
   void run(size_t tasks, TaskFn fn, void* context) override {
     if (tasks == 0) return;
-    if (threads_ == 1 || tasks == 1) {
+    // Working for this pool's job: that job holds run_mutex_ and waits for the
+    // calling task, so waiting for it in turn would deadlock.
+    if (threads_ == 1 || tasks == 1 || working_for_own_job()) {
       for (size_t t = 0; t < tasks; ++t) fn(context, t);
       return;
     }
@@ -70,6 +86,7 @@ class ThreadPool final : public Executor {
       fn_ = fn;
       context_ = context;
       tasks_ = tasks;
+      asker_ = innermost_;
       next_.store(0);
       busy_.store(workers_.size());
       generation_.fetch_add(1, std::memory_order_release);  // publishes the job to polling workers
@@ -82,8 +99,29 @@ class ThreadPool final : public Executor {
   }
 
  private:
+  // The jobs a thread is working for, innermost first: a chain of frames on
+  // the stacks of the threads running them. A worker links its frame to the
+  // asker's chain, since a job asked for by a task of pool A is work that A's
+  // job waits for. The asker's frames outlive the job: it returns after it.
+  struct JobFrame {
+    const ThreadPool* pool;
+    const JobFrame* outer;
+  };
+  static inline thread_local const JobFrame* innermost_ = nullptr;
+
+  bool working_for_own_job() const {
+    for (const JobFrame* f = innermost_; f; f = f->outer) {
+      if (f->pool == this) return true;
+    }
+    return false;
+  }
+
   void drain() {
+    const JobFrame* const outer = innermost_;
+    const JobFrame frame{this, asker_};
+    innermost_ = &frame;
     for (size_t t; (t = next_.fetch_add(1)) < tasks_;) fn_(context_, t);
+    innermost_ = outer;
   }
   // Polls `ready` for up to kSpin; true once it holds.
   template <typename Ready>
@@ -128,6 +166,7 @@ class ThreadPool final : public Executor {
   TaskFn fn_ = nullptr;
   void* context_ = nullptr;
   size_t tasks_ = 0;
+  const JobFrame* asker_ = nullptr;  // the chain of the thread that called run()
   std::atomic<size_t> next_{0}, busy_{0}, generation_{0};
   std::atomic<bool> stop_flag_{false};
 };
