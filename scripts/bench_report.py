@@ -302,6 +302,46 @@ def settings_lines(contexts, run_info):
     return lines
 
 
+FAMILY_KERNELS = ("gemm", "convert", "ceiling")
+
+
+def family_tables(rows):
+    """One table per other kernel family (norms, RoPE, softmax, attention): a row
+    per case (every name part after the library), a column per library with its
+    GB/s (and GFLOP/s where the row has it), and tilekit / <peer> ratios."""
+    out = []
+    kernels = []
+    for r in rows:
+        if r["kernel"] not in FAMILY_KERNELS and r["kernel"] not in kernels:
+            kernels.append(r["kernel"])
+    for kernel in kernels:
+        mine = [r for r in rows if r["kernel"] == kernel]
+        libs = []
+        for r in mine:
+            if r["library"] not in libs:
+                libs.append(r["library"])
+        candidates = [lib for lib in libs if lib.startswith("tilekit")]
+        peers = [lib for lib in libs if not lib.startswith("tilekit") and lib != "ceiling"]
+        cases = {}
+        for r in mine:
+            parts = r["run_name"].split("/")
+            case = "/".join([parts[2]] + [p for p in parts[3:] if ":" in p and not p.startswith(("min_time", "repeats"))])
+            cases.setdefault(case, {})[r["library"]] = r
+        metric = "gflops" if any(r.get("gflops") for r in mine) and kernel.startswith("attention") else "gbps"
+        unit = "GFLOP/s" if metric == "gflops" else "GB/s"
+        ratio_cols = [(c, p) for c in candidates for p in peers]
+        out += ["", f"## {kernel}, {unit}", "",
+                "| case | " + " | ".join(libs) + "".join(f" | {c} / {p}" for c, p in ratio_cols) + " |",
+                "|---" * (1 + len(libs) + len(ratio_cols)) + "|"]
+        for case, by_lib in cases.items():
+            cells = [fmt(by_lib[lib].get(metric)) if lib in by_lib else "" for lib in libs]
+            for c, p in ratio_cols:
+                a, b = by_lib.get(c, {}).get(metric), by_lib.get(p, {}).get(metric)
+                cells.append(f"{a / b:.2f}×" if a and b else "")
+            out.append(f"| {case} | " + " | ".join(cells) + " |")
+    return out
+
+
 def write_markdown(rows, errors, contexts, run_info, path):
     quick = any(c.get("quick") == "1" for c in contexts.values())
     reps = "one short repetition (TILEKIT_BENCH_QUICK)" if quick else "median of 5 repetitions"
@@ -318,6 +358,7 @@ def write_markdown(rows, errors, contexts, run_info, path):
           "## Ceilings (measured in this run)", ""] + ceiling_table(rows) + \
          ["", "## GEMM: C[M,N] = A[M,K] · B[K,N], GFLOP/s", ""] + gemm_table(rows) + \
          ["", "## fp32 ↔ bf16 conversion, GB/s (bytes read + written)", ""] + convert_table(rows) + \
+         family_tables(rows) + \
          ["", "## Run", ""] + settings_lines(contexts, run_info)
     if errors:
         md += ["", "## Errors", ""] + [f"- {e}" for e in errors]
