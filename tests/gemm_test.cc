@@ -402,18 +402,102 @@ TEST_P(GemmTest, NanAndInfPropagate) {
   }
 }
 
+// A ThreadPool that counts the jobs it is handed: which calls were split.
+class CountingExecutor final : public Executor {
+ public:
+  explicit CountingExecutor(size_t threads) : pool_(threads) {}
+  size_t num_threads() const override { return pool_.num_threads(); }
+  void run(size_t tasks, TaskFn fn, void* context) override {
+    runs_.fetch_add(1);
+    pool_.run(tasks, fn, context);
+  }
+  size_t runs() const { return runs_.load(); }
+
+ private:
+  ThreadPool pool_;
+  std::atomic<size_t> runs_{0};
+};
+
+// An engine passes its pool to every call: calls too small to pay for waking
+// another thread (1 × 64 × 64 took 0.3-0.5 µs alone, 1.3-4.1 µs split over
+// two) run on the calling thread, whatever their shape.
+TEST_P(GemmTest, SmallCallsStayOnTheCallingThread) {
+  TILEKIT_SEED_TRACE();
+  testing::Rng rng(31);
+  CountingExecutor pool(2);
+  for (const auto& shape : {std::array<size_t, 3>{1, 64, 64}, std::array<size_t, 3>{16, 64, 64},
+                            std::array<size_t, 3>{4, 100, 30}, std::array<size_t, 3>{1, 10, 200}}) {
+    GemmCase g = Case(shape[0], shape[1], shape[2]);
+    Problem p(g, rng);
+    PackedWeights pw;
+    ASSERT_EQ(p.pack(&pw), Status::kOk);
+    std::vector<float> out;
+    ASSERT_EQ(p.run(pw, out, &pool), Status::kOk);
+    EXPECT_EQ(pool.runs(), 0u) << p.describe() << ": a small call woke the pool";
+    ASSERT_TRUE(p.check(out, pw));
+  }
+}
+
+// Packing on several threads writes the same bytes as on one (panels are
+// split, each written by one task), and packing different weights from several
+// host threads at once, sharing one pool, is safe.
+TEST_P(GemmTest, PackingOnThreadsAndConcurrently) {
+  TILEKIT_SEED_TRACE();
+  testing::Rng rng(32);
+  ThreadPool pool(2);
+  PackOptions on_pool;
+  on_pool.executor = &pool;
+  for (bool w_bf16 : {false, true}) {
+    for (const auto& kn : {std::array<size_t, 2>{300, 200}, std::array<size_t, 2>{77, 10}, std::array<size_t, 2>{5, 1}}) {
+      for (SourceLayout layout : {SourceLayout::kKN, SourceLayout::kNK}) {
+        std::vector<float> w(kn[0] * kn[1]);
+        rng.fill(w.data(), w.size());
+        const WeightSource src = layout == SourceLayout::kKN ? weights_kn(w.data(), kn[0], kn[1])
+                                                             : weights_nk(w.data(), kn[1], kn[0]);
+        const WeightType type = w_bf16 ? WeightType::kBf16 : WeightType::kF32;
+        PackedWeights one, two;
+        ASSERT_EQ(pack_weights(src, type, &one), Status::kOk);
+        ASSERT_EQ(pack_weights(src, type, &two, on_pool), Status::kOk);
+        ASSERT_EQ(one.bytes(), two.bytes());
+        EXPECT_EQ(0, std::memcmp(one.panel(0), two.panel(0), one.bytes())) << "K=" << kn[0] << " N=" << kn[1];
+      }
+    }
+  }
+  // Four host threads pack four different matrices on the shared pool.
+  std::vector<std::vector<float>> ws(4, std::vector<float>(256 * 96));
+  for (auto& w : ws) rng.fill(w.data(), w.size());
+  std::vector<PackedWeights> serial(4), concurrent(4);
+  for (size_t i = 0; i < 4; ++i) ASSERT_EQ(pack_weights(weights_kn(ws[i].data(), 256, 96), WeightType::kBf16, &serial[i]), Status::kOk);
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (size_t i = 0; i < 4; ++i) {
+    threads.emplace_back([&, i] {
+      for (int r = 0; r < 5; ++r) {
+        if (pack_weights(weights_kn(ws[i].data(), 256, 96), WeightType::kBf16, &concurrent[i], on_pool) != Status::kOk ||
+            std::memcmp(serial[i].panel(0), concurrent[i].panel(0), serial[i].bytes()) != 0) {
+          ++failures;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+}
+
 TEST_P(GemmTest, OneAndTwoThreadsAreBitwiseEqual) {
   TILEKIT_SEED_TRACE();
   testing::Rng rng(18);
-  ThreadPool pool(2);
+  CountingExecutor pool(2);
   // M = 1 (split N), N = 10 (split M), shapes where both splits apply, and
-  // shapes with several K blocks (split N, split M).
-  for (const auto& shape : {std::array<size_t, 3>{1, 300, 64}, std::array<size_t, 3>{200, 10, 77},
-                            std::array<size_t, 3>{64, 130, 33}, std::array<size_t, 3>{13, 70, 5},
+  // shapes with several K blocks (split N, split M). Each is large enough to be
+  // split (the count of executor runs checks it): smaller calls stay on the
+  // calling thread (SmallCallsStayOnTheCallingThread).
+  for (const auto& shape : {std::array<size_t, 3>{1, 300, 1000}, std::array<size_t, 3>{200, 10, 700},
+                            std::array<size_t, 3>{64, 130, 333}, std::array<size_t, 3>{13, 70, 700},
                             std::array<size_t, 3>{40, 300, 700}, std::array<size_t, 3>{200, 20, 600},
                             // dot-product columns: M = 1 and 12 split columns, 9 and 50 rows
-                            std::array<size_t, 3>{1, 13, 200}, std::array<size_t, 3>{12, 10, 300},
-                            std::array<size_t, 3>{9, 7, 41}, std::array<size_t, 3>{50, 10, 70}}) {
+                            std::array<size_t, 3>{1, 13, 6000}, std::array<size_t, 3>{12, 10, 5000},
+                            std::array<size_t, 3>{9, 7, 9000}, std::array<size_t, 3>{50, 10, 1100}}) {
     for (int dt = 0; dt < 3; ++dt) {
       GemmCase g = Case(shape[0], shape[1], shape[2]);
       g.w_bf16 = dt > 0;  // fp32 A with bf16 weights, and all bf16
@@ -425,7 +509,11 @@ TEST_P(GemmTest, OneAndTwoThreadsAreBitwiseEqual) {
       ASSERT_EQ(p.pack(&pw), Status::kOk);
       std::vector<float> one, two;
       ASSERT_EQ(p.run(pw, one), Status::kOk);
+      const size_t runs_before = pool.runs();
       ASSERT_EQ(p.run(pw, two, &pool), Status::kOk);
+      // One share of the work (one panel and one row block) runs inline.
+      const bool one_share = pw.panels() == 1 && g.m <= 32;
+      EXPECT_EQ(pool.runs() - runs_before, one_share ? 0u : 1u) << p.describe() << ": not split";
       ASSERT_EQ(0, std::memcmp(one.data(), two.data(), one.size() * sizeof(float))) << p.describe();
       ASSERT_TRUE(p.check(two, pw));
     }
@@ -478,7 +566,7 @@ TEST_P(GemmTest, NoHeapAllocationAfterWarmUp) {
   testing::Rng rng(20);
   for (bool w_bf16 : {false, true})
   for (size_t n : {size_t{100}, size_t{10}}) {  // 10: narrow weights
-    GemmCase g = Case(64, n, 48);
+    GemmCase g = Case(64, n, 1000);  // K: enough work to be split over the pool
     g.a_bf16 = true;  // the path that needs the A workspace
     g.w_bf16 = w_bf16;
     Problem p(g, rng);
