@@ -402,6 +402,22 @@ TEST_P(GemmTest, NanAndInfPropagate) {
   }
 }
 
+// Packing tabulates offsets as a row part plus a column part: every layout of
+// every path must separate so.
+TEST_P(GemmTest, PackedOffsetsSeparateIntoRowAndColumn) {
+  for (WeightType type : {WeightType::kF32, WeightType::kBf16}) {
+    for (size_t n : {size_t{10}, size_t{300}}) {
+      const PanelLayout l = packing_layout(type, n, 1, PackKind::kSeparate);
+      for (size_t k = 0; k < 200; ++k) {
+        for (size_t c = 0; c < l.nr; ++c) {
+          ASSERT_EQ(packed_offset(l, k, c), packed_offset(l, k, 0) + packed_offset(l, 0, c))
+              << panel_kind_name(l.kind) << " k=" << k << " c=" << c;
+        }
+      }
+    }
+  }
+}
+
 // A ThreadPool that counts the jobs it is handed: which calls were split.
 class CountingExecutor final : public Executor {
  public:

@@ -3,6 +3,7 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -29,6 +30,12 @@ const std::vector<GemmShape>& GemmShapes() {
       for (auto nk : {std::pair<int64_t, int64_t>{4096, 4096}, {11008, 4096}, {4096, 11008}}) {
         s.push_back({m, nk.first, nk.second, "llama7b"});
       }
+    }
+    // Calls an engine makes with its pool too (heads, small layers): on 2
+    // threads a library should not be slower than on 1. Warm: the weights of
+    // such a layer stay in cache between tokens.
+    for (auto mnk : {std::array<int64_t, 3>{1, 64, 64}, {16, 64, 64}, {1, 256, 256}, {32, 128, 128}}) {
+      s.push_back({mnk[0], mnk[1], mnk[2], "small"});
     }
     return s;
   }();
@@ -197,7 +204,7 @@ void RegisterGemmCases(const std::string& library, const std::string& dtype, Gem
   auto shared_make = std::make_shared<GemmFactory>(std::move(make));
   for (int threads : GemmThreadCounts()) {
     for (const GemmShape& s : GemmShapes()) {
-      GemmCase c{s, dtype, threads, s.m <= kColdMaxM, 1};
+      GemmCase c{s, dtype, threads, s.m <= kColdMaxM && std::string(s.model) != "small", 1};
       if (c.cold) c.copies = ColdCopies(static_cast<size_t>(s.n * s.k) * element_bytes);
       const std::string name = "gemm/" + library + "/" + dtype + "/M:" + std::to_string(s.m) +
                                "/N:" + std::to_string(s.n) + "/K:" + std::to_string(s.k) +

@@ -38,7 +38,7 @@ namespace tilekit_bench {
 
 struct GemmShape {
   int64_t m, n, k;
-  const char* model;  // where the shape comes from: "seed_mlp" or "llama7b"
+  const char* model;  // where the shape comes from: "seed_mlp", "llama7b" or "small" (always warm)
 };
 
 // The seed tutorial's MLP layers, M ∈ {256, 32, 10} × (N, K) ∈ {(4096, 4096),
