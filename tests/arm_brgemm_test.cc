@@ -5,6 +5,7 @@
 #include "tilekit/implementation.h"  // first: Highway's foreach_target
 
 #include "harness.h"
+#include "tilekit/arch/arm_bf16_brgemm.h"
 
 namespace tilekit {
 namespace {
