@@ -140,7 +140,7 @@ inline void attn_run_task(void* context, size_t index) {
   const AttnTask& task = job.tasks[index];
   const AttnShape& sh = job.shape;
   const size_t rows = (task.t1 - task.t0) * sh.group;
-  const size_t kernel_floats = AttnWorkspaceFloats(rows, sh.d);
+  const size_t kernel_floats = AttnWorkspaceFloats(rows, sh.d, sh.dv);
   const bool direct = task.slot == kNoSlot;
   float* ws = thread_workspace(kernel_floats + (direct ? rows * (sh.dv + 2) : 0));
   if (!ws) {

@@ -128,6 +128,84 @@ HWY_INLINE void AttnAccumulate(DF df, float* HWY_RESTRICT acc, size_t dv, float 
   }
 }
 
+// dst[0, n) = src[0, n) as fp32.
+template <class DF, typename T>
+HWY_INLINE void WidenRow(DF df, const T* HWY_RESTRICT src, size_t n, float* HWY_RESTRICT dst) {
+  const size_t L = hn::Lanes(df);
+  size_t c = 0;
+  for (; c + L <= n; c += L) hn::StoreU(LoadKvRow(df, src + c), df, dst + c);
+  for (; c < n; ++c) dst[c] = KvToF32(src[c]);
+}
+
+// The rows of tokens [t0, t1) against keys [a, b) of one tile: K rows ks, V
+// rows vs elements apart from key a (fp32 or bf16).
+template <class DF, typename T>
+HWY_INLINE void AttendTile(DF df, const AttnShape& sh, const AttnSeq& sq, size_t t0, size_t t1, size_t a, size_t b,
+                           const T* HWY_RESTRICT ktile, size_t ks, const T* HWY_RESTRICT vtile, size_t vs,
+                           const float* HWY_RESTRICT qs, float* HWY_RESTRICT acc, float* HWY_RESTRICT m,
+                           float* HWY_RESTRICT l, float* HWY_RESTRICT sc) {
+  const size_t L = hn::Lanes(df);
+  const size_t G = sh.group, d = sh.d, dv = sh.dv;
+  const float kNegInf = -std::numeric_limits<float>::infinity();
+  size_t keep[kAttnTileKeys];
+  float p[kAttnTileKeys];
+  for (size_t t = t0; t < t1; ++t) {
+    size_t lo, hi;
+    AttnKeyRange(sh, sq, t, &lo, &hi);
+    lo = std::max(lo, a);
+    hi = std::min(hi, b);
+    if (lo >= hi) continue;
+    const size_t n = hi - lo, n_padded = (n + L - 1) / L * L;
+    const float* mask = sq.mask ? sq.mask + t * sq.mask_ld + lo : nullptr;
+    for (size_t g = 0; g < G; ++g) {
+      const size_t r = (t - t0) * G + g;
+      AttnScores(df, qs + r * d, d, ktile + (lo - a) * ks, ks, n, sc);
+      for (size_t i = n; i < n_padded; ++i) sc[i] = 0.f;
+      if (sh.softcap > 0.f) {
+        const auto cap = hn::Set(df, sh.softcap);
+        for (size_t i = 0; i < n_padded; i += L) {
+          hn::StoreU(hn::Mul(cap, hn::Tanh(df, hn::Div(hn::LoadU(df, sc + i), cap))), df, sc + i);
+        }
+      }
+      if (mask) {
+        for (size_t i = 0; i < n; ++i) sc[i] += mask[i];
+      }
+      // Max over the kept keys; a NaN logit makes the whole row NaN.
+      float mx = kNegInf;
+      size_t kept = 0;
+      bool nan = false;
+      for (size_t i = 0; i < n; ++i) {
+        const float s = sc[i];
+        if (s != s) nan = true;
+        if (s == kNegInf) continue;
+        keep[kept++] = i;
+        mx = s > mx ? s : mx;
+      }
+      float* arow = acc + r * dv;
+      if (nan) {
+        l[r] = std::numeric_limits<float>::quiet_NaN();
+        continue;
+      }
+      const float m_new = std::max(m[r], mx);
+      if (kept == 0 || m_new == kNegInf) continue;
+      const float alpha = m[r] == kNegInf ? 0.f : hn::GetLane(hn::Exp(df, hn::Set(df, m[r] - m_new)));
+      const auto vm = hn::Set(df, m_new);
+      for (size_t i = n; i < n_padded; ++i) sc[i] = kNegInf;
+      for (size_t i = 0; i < n_padded; i += L) {
+        hn::StoreU(hn::Exp(df, hn::Sub(hn::LoadU(df, sc + i), vm)), df, sc + i);
+      }
+      float sum = 0.f;
+      for (size_t i = 0; i < kept; ++i) {
+        p[i] = sc[keep[i]];
+        sum += p[i];
+      }
+      l[r] = l[r] * alpha + sum;
+      m[r] = m_new;
+      AttnAccumulate(df, arow, dv, alpha, p, keep, kept, vtile + (lo - a) * vs, vs);
+    }
+  }
+}
+
 template <typename KT>
 void AttendRowsT(const AttnShape& sh, const AttnSeq& sq, size_t kv_head, size_t t0, size_t t1, size_t j0, size_t j1,
                  float* HWY_RESTRICT acc, float* HWY_RESTRICT m, float* HWY_RESTRICT l, float* HWY_RESTRICT ws) {
@@ -138,8 +216,9 @@ void AttendRowsT(const AttnShape& sh, const AttnSeq& sq, size_t kv_head, size_t 
   const float kNegInf = -std::numeric_limits<float>::infinity();
   float* HWY_RESTRICT qs = ws;               // rows × d, scaled
   float* HWY_RESTRICT sc = ws + rows * d;    // one row of scores, padded to whole vectors
-  size_t keep[kAttnTileKeys];
-  float p[kAttnTileKeys];
+  float* HWY_RESTRICT kpack = sc + kAttnTileKeys + kAttnMaxLanes;  // a packed fp32 tile
+  float* HWY_RESTRICT vpack = kpack + kAttnTileKeys * d;
+  const bool pack = rows >= kAttnPackRows;
 
   const auto vscale = hn::Set(df, sh.scale);
   for (size_t t = t0; t < t1; ++t) {
@@ -187,60 +266,17 @@ void AttendRowsT(const AttnShape& sh, const AttnSeq& sq, size_t kv_head, size_t 
     const KT* vtile = reinterpret_cast<const KT*>(vb) + kv_head * dv;
     const size_t ks = kv.k_stride / sizeof(KT), vs = kv.v_stride / sizeof(KT);
 
-    for (size_t t = t0; t < t1; ++t) {
-      size_t lo, hi;
-      AttnKeyRange(sh, sq, t, &lo, &hi);
-      lo = std::max(lo, a);
-      hi = std::min(hi, b);
-      if (lo >= hi) continue;
-      const size_t n = hi - lo, n_padded = (n + L - 1) / L * L;
-      const float* mask = sq.mask ? sq.mask + t * sq.mask_ld + lo : nullptr;
-      for (size_t g = 0; g < G; ++g) {
-        const size_t r = (t - t0) * G + g;
-        AttnScores(df, qs + r * d, d, ktile + (lo - a) * ks, ks, n, sc);
-        for (size_t i = n; i < n_padded; ++i) sc[i] = 0.f;
-        if (sh.softcap > 0.f) {
-          const auto cap = hn::Set(df, sh.softcap);
-          for (size_t i = 0; i < n_padded; i += L) {
-            hn::StoreU(hn::Mul(cap, hn::Tanh(df, hn::Div(hn::LoadU(df, sc + i), cap))), df, sc + i);
-          }
-        }
-        if (mask) {
-          for (size_t i = 0; i < n; ++i) sc[i] += mask[i];
-        }
-        // Max over the kept keys; a NaN logit makes the whole row NaN.
-        float mx = kNegInf;
-        size_t kept = 0;
-        bool nan = false;
-        for (size_t i = 0; i < n; ++i) {
-          const float s = sc[i];
-          if (s != s) nan = true;
-          if (s == kNegInf) continue;
-          keep[kept++] = i;
-          mx = s > mx ? s : mx;
-        }
-        float* arow = acc + r * dv;
-        if (nan) {
-          l[r] = std::numeric_limits<float>::quiet_NaN();
-          continue;
-        }
-        const float m_new = std::max(m[r], mx);
-        if (kept == 0 || m_new == kNegInf) continue;
-        const float alpha = m[r] == kNegInf ? 0.f : hn::GetLane(hn::Exp(df, hn::Set(df, m[r] - m_new)));
-        const auto vm = hn::Set(df, m_new);
-        for (size_t i = n; i < n_padded; ++i) sc[i] = kNegInf;
-        for (size_t i = 0; i < n_padded; i += L) {
-          hn::StoreU(hn::Exp(df, hn::Sub(hn::LoadU(df, sc + i), vm)), df, sc + i);
-        }
-        float sum = 0.f;
-        for (size_t i = 0; i < kept; ++i) {
-          p[i] = sc[keep[i]];
-          sum += p[i];
-        }
-        l[r] = l[r] * alpha + sum;
-        m[r] = m_new;
-        AttnAccumulate(df, arow, dv, alpha, p, keep, kept, vtile + (lo - a) * vs, vs);
+    if (pack) {
+      // Many rows share the tile: widen it once into contiguous fp32 rows (a
+      // cache or fused-QKV token stride of 2-4 KiB puts every K row of a
+      // tile in the same L1 sets; packed, they stream).
+      for (size_t j = 0; j < b - a; ++j) {
+        WidenRow(df, ktile + j * ks, d, kpack + j * d);
+        WidenRow(df, vtile + j * vs, dv, vpack + j * dv);
       }
+      AttendTile(df, sh, sq, t0, t1, a, b, kpack, d, vpack, dv, qs, acc, m, l, sc);
+    } else {
+      AttendTile(df, sh, sq, t0, t1, a, b, ktile, ks, vtile, vs, qs, acc, m, l, sc);
     }
   }
 }

@@ -59,9 +59,15 @@ inline void AttnKeyRange(const AttnShape& sh, const AttnSeq& sq, size_t t, size_
   if (sh.window && pos + 1 > sh.window) *lo = pos + 1 - sh.window;
 }
 
-// Floats of kernel workspace for `rows` query rows: the scaled Q rows and one
-// row of scores.
-inline size_t AttnWorkspaceFloats(size_t rows, size_t d) { return rows * d + kAttnTileKeys + kAttnMaxLanes; }
+// From this many rows per task a K/V tile is packed (widened) into contiguous
+// fp32 rows before the rows read it; fewer rows (decode) read it in place.
+constexpr size_t kAttnPackRows = 8;
+
+// Floats of kernel workspace for `rows` query rows: the scaled Q rows, one row
+// of scores and a packed K/V tile.
+inline size_t AttnWorkspaceFloats(size_t rows, size_t d, size_t dv) {
+  return rows * d + kAttnTileKeys + kAttnMaxLanes + kAttnTileKeys * (d + dv);
+}
 
 }  // namespace detail
 }  // namespace tilekit
