@@ -30,6 +30,8 @@
 
 #include "tilekit/tilekit.h"
 
+#include "tilekit/attention/attention-impl.h"
+#include "tilekit/attention/kv_cache-impl.h"
 #include "tilekit/convert/convert-impl.h"
 #include "tilekit/cpu/report-impl.h"
 #include "tilekit/epilogue/apply-impl.h"

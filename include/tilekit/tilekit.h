@@ -9,6 +9,9 @@
 #ifndef TILEKIT_TILEKIT_H_
 #define TILEKIT_TILEKIT_H_
 
+#include "tilekit/attention/attention.h"
+#include "tilekit/attention/heads.h"
+#include "tilekit/attention/kv_cache.h"
 #include "tilekit/base/aligned_buffer.h"
 #include "tilekit/base/api.h"
 #include "tilekit/base/bf16.h"

@@ -33,6 +33,7 @@
 #if HWY_ONCE
 namespace tilekit {
 namespace detail {
+HWY_EXPORT(AttendRows);
 HWY_EXPORT(ConvertF32ToBf16);
 HWY_EXPORT(ConvertBf16ToF32);
 HWY_EXPORT(CompiledHwyTarget);

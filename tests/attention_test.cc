@@ -1,0 +1,766 @@
+// Flash attention against an fp64 softmax(QKᵀ)V reference with the same masks,
+// on every path: plain strided K/V and the paged cache (fp32 and bf16), GQA/MQA,
+// head dims, causal offsets, windows, softcap, additive masks, invariants
+// (chunked == one-shot, decode == prefill, paged == contiguous), bad input,
+// determinism over thread counts.
+//
+// Error bound of one output element (fp32 arithmetic, unit roundoff u = 2^-24),
+// derived per row from the fp64 reference:
+//  - a logit s_j = scale · Σ_c q_c k_jc: |δs_j| <= (d + 2) u · scale Σ_c |q_c k_jc|
+//    (+ the softcap: Tanh 4 ULP, its division and product, ~7 u |s|);
+//  - p_j = exp(s_j − m): relative error δp <= max_j |δs_j| + 2 u |s_j − m| + 1 ULP (Exp) + 1 u;
+//    the rescales exp(m_old − m_new) add the same per tile, at most S / 64 + 1 of them;
+//  - o = Σ p_j v_j / Σ p_j: with n the kept keys, sums of n terms add n u relative
+//    to Σ p_j |v_j| and Σ p_j; so |δo_c| <= (δp_tot + (n + 4) u) (Σ p_j |v_jc| / Σ p_j + |o_c|).
+// bf16 K/V: the reference uses the rounded K/V the cache holds (the rounding is
+// the storage format's, not the kernel's); a bf16 output adds u_bf16 |o_c| (2^-8, round to nearest).
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <thread>
+#include <vector>
+
+#include "harness.h"
+
+namespace tilekit {
+namespace {
+
+using testing::PathTest;
+constexpr double kU = testing::kF32Eps;
+constexpr float kInf = std::numeric_limits<float>::infinity();
+
+bool UnderQemu() {
+  const char* m = std::getenv("TILEKIT_EXPECT_ISA");
+  return m && *m;
+}
+
+struct Case {
+  size_t t = 1, s = 1, hq = 1, hkv = 1, d = 16, dv = 16;
+  bool causal = false;
+  size_t window = 0;
+  float softcap = 0.f;
+  bool additive = false;
+  bool kv_bf16 = false;
+  bool out_bf16 = false;
+};
+
+std::string Describe(const Case& c) {
+  char buf[200];
+  std::snprintf(buf, sizeof(buf), "T=%zu S=%zu Hq=%zu Hkv=%zu d=%zu dv=%zu causal=%d window=%zu softcap=%g mask=%d kv_bf16=%d out_bf16=%d",
+                c.t, c.s, c.hq, c.hkv, c.d, c.dv, c.causal, c.window, c.softcap, c.additive, c.kv_bf16, c.out_bf16);
+  return buf;
+}
+
+float RoundBf16(float x) { return bf16_to_f32(f32_to_bf16(x)); }
+
+// Random data of one case; K/V already rounded to bf16 when the case stores bf16.
+struct Data {
+  std::vector<float> q, k, v, mask;
+  size_t q_stride, k_stride, v_stride;
+};
+
+Data MakeData(const Case& c, testing::Rng& rng) {
+  Data x;
+  // Token strides wider than the rows: Q, K, V as slices of a fused projection.
+  x.q_stride = c.hq * c.d + 3;
+  x.k_stride = c.hkv * c.d + 5;
+  x.v_stride = c.hkv * c.dv + 1;
+  x.q.resize(c.t * x.q_stride);
+  x.k.resize(c.s * x.k_stride);
+  x.v.resize(c.s * x.v_stride);
+  rng.fill(x.q.data(), x.q.size(), -2.f, 2.f);
+  rng.fill(x.k.data(), x.k.size(), -2.f, 2.f);
+  rng.fill(x.v.data(), x.v.size());
+  if (c.kv_bf16) {
+    for (float& f : x.k) f = RoundBf16(f);
+    for (float& f : x.v) f = RoundBf16(f);
+  }
+  if (c.additive) {
+    x.mask.resize(c.t * c.s);
+    for (float& f : x.mask) f = rng.below(5) == 0 ? -kInf : rng.uniform(-2.f, 2.f);
+  }
+  return x;
+}
+
+AttentionParams Params(const Case& c, const Data& x) {
+  AttentionParams p;
+  p.mask.causal = c.causal;
+  p.mask.window = c.window;
+  p.mask.softcap = c.softcap;
+  if (c.additive) p.mask.additive = matrix(x.mask.data(), c.t, c.s);
+  return p;
+}
+
+// fp64 reference rows and their error bounds.
+struct Reference {
+  std::vector<double> o, bound, lse;
+};
+
+Reference Reference64(const Case& c, const Data& x) {
+  Reference ref;
+  ref.o.assign(c.t * c.hq * c.dv, 0.0);
+  ref.bound.assign(ref.o.size(), 0.0);
+  ref.lse.assign(c.t * c.hq, -INFINITY);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(c.d));
+  const size_t group = c.hq / c.hkv;
+  std::vector<double> s(c.s), sabs(c.s);
+  std::vector<bool> kept(c.s);
+  for (size_t t = 0; t < c.t; ++t) {
+    const size_t pos = c.s - c.t + t;
+    for (size_t h = 0; h < c.hq; ++h) {
+      const size_t hk = h / group;
+      double m = -INFINITY, ds = 0;
+      size_t n = 0;
+      for (size_t j = 0; j < c.s; ++j) {
+        kept[j] = !((c.causal && j > pos) || (c.window && pos - j >= c.window && pos >= j));
+        if (c.window && j > pos && !c.causal) kept[j] = true;
+        if (!kept[j]) continue;
+        double dot = 0, dabs = 0;
+        for (size_t e = 0; e < c.d; ++e) {
+          const double a = x.q[t * x.q_stride + h * c.d + e], b = x.k[j * x.k_stride + hk * c.d + e];
+          dot += a * b;
+          dabs += std::fabs(a * b);
+        }
+        double sj = dot * scale;
+        double err = (c.d + 2) * kU * dabs * scale;
+        if (c.softcap > 0) {
+          sj = c.softcap * std::tanh(sj / c.softcap);
+          err += 7 * kU * std::fabs(sj);
+        }
+        if (c.additive) {
+          const float mk = x.mask[t * c.s + j];
+          if (mk == -kInf) {
+            kept[j] = false;
+            continue;
+          }
+          sj += mk;
+          err += kU * std::fabs(sj);
+        }
+        s[j] = sj;
+        ds = std::max(ds, err);
+        m = std::max(m, sj);
+        ++n;
+      }
+      if (n == 0) continue;  // zeros, lse -inf
+      double l = 0, spread = 0;
+      for (size_t j = 0; j < c.s; ++j) {
+        if (!kept[j]) continue;
+        l += std::exp(s[j] - m);
+        spread = std::max(spread, m - s[j]);
+      }
+      ref.lse[t * c.hq + h] = m + std::log(l);
+      const size_t tiles = c.s / 64 + 2;
+      const double dp = (2 * ds + 2 * kU * spread + 3 * kU) * tiles;
+      for (size_t e = 0; e < c.dv; ++e) {
+        double num = 0, abs_num = 0;
+        for (size_t j = 0; j < c.s; ++j) {
+          if (!kept[j]) continue;
+          const double p = std::exp(s[j] - m), vv = x.v[j * x.v_stride + hk * c.dv + e];
+          num += p * vv;
+          abs_num += p * std::fabs(vv);
+        }
+        const double o = num / l;
+        ref.o[(t * c.hq + h) * c.dv + e] = o;
+        double b = (dp + (n + 4) * kU) * (abs_num / l + std::fabs(o));
+        if (c.out_bf16) b += std::fabs(o) * testing::kBf16Eps * (1 + 2 * kU) + 1e-30;
+        ref.bound[(t * c.hq + h) * c.dv + e] = b;
+      }
+    }
+  }
+  return ref;
+}
+
+// The output of a case as fp32 [T][Hq][dv] (packed), whatever it was written as.
+struct Output {
+  std::vector<float> f32;
+  std::vector<bf16> b16;
+  std::vector<float> lse;
+  size_t stride;
+  std::vector<float> Values(const Case& c) const {
+    std::vector<float> o(c.t * c.hq * c.dv);
+    for (size_t t = 0; t < c.t; ++t) {
+      for (size_t i = 0; i < c.hq * c.dv; ++i) {
+        o[t * c.hq * c.dv + i] = c.out_bf16 ? bf16_to_f32(b16[t * stride + i]) : f32[t * stride + i];
+      }
+    }
+    return o;
+  }
+};
+
+Output MakeOutput(const Case& c) {
+  Output out;
+  out.stride = c.hq * c.dv + 2;
+  if (c.out_bf16) {
+    out.b16.assign(c.t * out.stride, bf16{testing::kPoisonBf16});
+  } else {
+    out.f32.assign(c.t * out.stride, testing::PoisonF32());
+  }
+  out.lse.assign(c.t * c.hq, testing::PoisonF32());
+  return out;
+}
+
+Status RunPlain(const Case& c, const Data& x, Output* out, Executor* ex = nullptr) {
+  AttentionParams p = Params(c, x);
+  p.executor = ex;
+  const auto q = heads_view<const float>(x.q.data(), c.t, c.hq, c.d, x.q_stride);
+  if (c.kv_bf16) {
+    std::vector<bf16> kb(x.k.size()), vb(x.v.size());
+    for (size_t i = 0; i < kb.size(); ++i) kb[i] = f32_to_bf16(x.k[i]);
+    for (size_t i = 0; i < vb.size(); ++i) vb[i] = f32_to_bf16(x.v[i]);
+    const auto k = heads_view<const bf16>(kb.data(), c.s, c.hkv, c.d, x.k_stride);
+    const auto v = heads_view<const bf16>(vb.data(), c.s, c.hkv, c.dv, x.v_stride);
+    if (c.out_bf16) {
+      return attention(q, k, v, heads_view(out->b16.data(), c.t, c.hq, c.dv, out->stride), p, out->lse.data());
+    }
+    return attention(q, k, v, heads_view(out->f32.data(), c.t, c.hq, c.dv, out->stride), p, out->lse.data());
+  }
+  const auto k = heads_view<const float>(x.k.data(), c.s, c.hkv, c.d, x.k_stride);
+  const auto v = heads_view<const float>(x.v.data(), c.s, c.hkv, c.dv, x.v_stride);
+  if (c.out_bf16) {
+    return attention(q, k, v, heads_view(out->b16.data(), c.t, c.hq, c.dv, out->stride), p, out->lse.data());
+  }
+  return attention(q, k, v, heads_view(out->f32.data(), c.t, c.hq, c.dv, out->stride), p, out->lse.data());
+}
+
+// A paged cache holding the case's K/V in shuffled blocks, the blocks past the
+// sequence (and the unused rows of its last block) filled with NaN.
+struct Paged {
+  KvCache cache;
+  std::vector<uint32_t> table;
+  KvSequence seq;
+};
+
+void FillNaN(KvCache& cache, uint32_t block) {
+  const KvCacheConfig& c = cache.config();
+  for (size_t layer = 0; layer < c.layers; ++layer) {
+    std::memset(cache.key_rows(layer, block), 0xFF, cache.k_block_bytes());
+    std::memset(cache.value_rows(layer, block), 0xFF, cache.v_block_bytes());
+  }
+}
+
+void MakePaged(const Case& c, const Data& x, size_t block_tokens, size_t layer, Paged* pg, testing::Rng& rng) {
+  KvCacheConfig cfg;
+  cfg.layers = layer + 1;
+  cfg.kv_heads = c.hkv;
+  cfg.head_dim = c.d;
+  cfg.v_head_dim = c.dv;
+  cfg.block_tokens = block_tokens;
+  const size_t used = (c.s + block_tokens - 1) / block_tokens;
+  cfg.num_blocks = used + 3;
+  cfg.dtype = c.kv_bf16 ? KvDtype::kBf16 : KvDtype::kF32;
+  ASSERT_EQ(pg->cache.init(cfg), Status::kOk) << last_error();
+  for (uint32_t b = 0; b < cfg.num_blocks; ++b) FillNaN(pg->cache, b);
+  // Take blocks in a scrambled order: the table, not the pool order, decides.
+  std::vector<uint32_t> all;
+  for (size_t i = 0; i < cfg.num_blocks; ++i) {
+    uint32_t id;
+    ASSERT_EQ(pg->cache.allocate_block(&id), Status::kOk);
+    all.push_back(id);
+  }
+  std::shuffle(all.begin(), all.end(), rng.engine());
+  pg->table.assign(all.begin(), all.begin() + used + 1);  // one spare block of NaN past the end
+  pg->seq = KvSequence{pg->table.data(), pg->table.size(), c.s};
+  const auto k = heads_view<const float>(x.k.data(), c.s, c.hkv, c.d, x.k_stride);
+  const auto v = heads_view<const float>(x.v.data(), c.s, c.hkv, c.dv, x.v_stride);
+  ASSERT_EQ(kv_cache_write(pg->cache, layer, pg->seq, 0, k, v), Status::kOk) << last_error();
+}
+
+Status RunPaged(const Case& c, const Data& x, const Paged& pg, size_t layer, Output* out, Executor* ex = nullptr) {
+  AttentionParams p = Params(c, x);
+  p.executor = ex;
+  const auto q = heads_view<const float>(x.q.data(), c.t, c.hq, c.d, x.q_stride);
+  if (c.out_bf16) {
+    return attention(q, pg.cache, layer, pg.seq, heads_view(out->b16.data(), c.t, c.hq, c.dv, out->stride), p,
+                     out->lse.data());
+  }
+  return attention(q, pg.cache, layer, pg.seq, heads_view(out->f32.data(), c.t, c.hq, c.dv, out->stride), p,
+                   out->lse.data());
+}
+
+void Check(const Case& c, const Reference& ref, const Output& out, const char* what) {
+  const std::vector<float> o = out.Values(c);
+  for (size_t i = 0; i < o.size(); ++i) {
+    ASSERT_TRUE(testing::WithinBound(std::fabs(o[i] - ref.o[i]), ref.bound[i] + 1e-37, what))
+        << Describe(c) << " element " << i << " (t=" << i / (c.hq * c.dv) << ") got " << o[i] << " want " << ref.o[i];
+  }
+  for (size_t i = 0; i < ref.lse.size(); ++i) {
+    if (std::isinf(ref.lse[i])) {
+      ASSERT_EQ(out.lse[i], -kInf) << Describe(c) << " row " << i;
+    } else {
+      ASSERT_NEAR(out.lse[i], ref.lse[i], 1e-4 * (1 + std::fabs(ref.lse[i]))) << Describe(c) << " row " << i;
+    }
+  }
+  // The padding between tokens stays untouched.
+  for (size_t t = 0; t < c.t; ++t) {
+    if (c.out_bf16) {
+      ASSERT_EQ(out.b16[t * out.stride + c.hq * c.dv].bits, testing::kPoisonBf16);
+    } else {
+      uint32_t bits;
+      std::memcpy(&bits, &out.f32[t * out.stride + c.hq * c.dv], 4);
+      ASSERT_EQ(bits, 0x7FA5A5A5u);
+    }
+  }
+}
+
+void RunCase(const Case& c, uint64_t stream, bool paged = true) {
+  SCOPED_TRACE(Describe(c));
+  testing::Rng rng(stream);
+  const Data x = MakeData(c, rng);
+  const Reference ref = Reference64(c, x);
+  Output plain = MakeOutput(c);
+  ASSERT_EQ(RunPlain(c, x, &plain), Status::kOk) << last_error();
+  Check(c, ref, plain, "plain");
+  if (!paged || c.additive) return;
+  Paged pg;
+  MakePaged(c, x, 16, 1, &pg, rng);
+  Output out = MakeOutput(c);
+  ASSERT_EQ(RunPaged(c, x, pg, 1, &out), Status::kOk) << last_error();
+  Check(c, ref, out, "paged");
+  // Paged == contiguous: same keys, same tiles up to block boundaries.
+  const std::vector<float> a = plain.Values(c), b = out.Values(c);
+  for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], b[i], ref.bound[i] * 2 + 1e-37) << i;
+}
+
+class AttentionTest : public PathTest {};
+
+TEST_P(AttentionTest, ShapesAgainstFp64) {
+  TILEKIT_SEED_TRACE();
+  const std::vector<size_t> sizes = {1, 2, 7, 31, 32, 33, 63, 64, 65, 127, 129, 300};
+  testing::Rng pick(11);
+  const size_t pairs = UnderQemu() ? 10 : 40;
+  for (size_t i = 0; i < pairs; ++i) {
+    Case c;
+    c.s = sizes[pick.below(sizes.size())];
+    c.t = std::min(c.s, sizes[pick.below(sizes.size())]);
+    if (i % 7 == 6) c.t = 1 + pick.below(c.s);  // random
+    const size_t ratios[] = {1, 2, 4, 8};
+    c.hkv = 1 + pick.below(2);
+    c.hq = c.hkv * ratios[pick.below(4)];
+    c.d = c.dv = 16 + pick.below(3) * 16 + (i % 3 == 0 ? 1 : 0);
+    c.causal = i % 2 == 0;
+    RunCase(c, 100 + i);
+  }
+}
+
+TEST_P(AttentionTest, HeadDimsAndRatios) {
+  TILEKIT_SEED_TRACE();
+  const size_t dims[] = {64, 80, 96, 128, 256, 17, 33};
+  size_t i = 0;
+  for (size_t d : dims) {
+    Case c;
+    c.t = 5;
+    c.s = 70;
+    c.hq = 8;
+    c.hkv = (i % 3 == 0) ? 1 : (i % 3 == 1 ? 2 : 8);  // MQA, GQA 4, MHA
+    c.d = d;
+    c.dv = i % 2 ? d : 48 + i;  // v_head_dim != head_dim too
+    c.causal = true;
+    RunCase(c, 200 + i++);
+  }
+}
+
+TEST_P(AttentionTest, MasksWindowSoftcapAdditive) {
+  TILEKIT_SEED_TRACE();
+  size_t i = 0;
+  for (size_t window : {1, 5, 64, 100}) {
+    Case c;
+    c.t = 40;
+    c.s = 129;
+    c.hq = 4;
+    c.hkv = 2;
+    c.d = c.dv = 32;
+    c.causal = true;
+    c.window = window;
+    RunCase(c, 300 + i++);
+  }
+  Case sc;
+  sc.t = 33;
+  sc.s = 65;
+  sc.hq = 2;
+  sc.d = sc.dv = 40;
+  sc.causal = true;
+  sc.softcap = 3.f;
+  RunCase(sc, 310);
+  for (bool causal : {false, true}) {
+    Case m = sc;
+    m.softcap = i % 2 ? 0.f : 5.f;
+    m.causal = causal;
+    m.additive = true;
+    RunCase(m, 320 + i++);
+  }
+  Case nc;  // no mask at all, T > S allowed without positions
+  nc.t = 50;
+  nc.s = 7;
+  nc.hq = 3;
+  nc.hkv = 1;
+  nc.d = nc.dv = 24;
+  RunCase(nc, 330, /*paged=*/false);
+}
+
+TEST_P(AttentionTest, Bf16CacheAndOutput) {
+  TILEKIT_SEED_TRACE();
+  size_t i = 0;
+  for (bool out_bf16 : {false, true}) {
+    for (size_t t : {1, 9, 64}) {
+      Case c;
+      c.t = UnderQemu() ? t / 2 + 1 : t;  // emulated bf16 widening is slow: keep each qemu leg near 10 s
+      c.s = UnderQemu() ? 129 : 300;
+      c.hq = 8;
+      c.hkv = 2;
+      c.d = c.dv = 64 + (i % 2);
+      c.causal = true;
+      c.kv_bf16 = true;
+      c.out_bf16 = out_bf16;
+      RunCase(c, 400 + i++);
+    }
+  }
+}
+
+TEST_P(AttentionTest, FullyMaskedRowsAreZeroNotNaN) {
+  Case c;
+  c.t = 6;
+  c.s = 40;
+  c.hq = 2;
+  c.d = c.dv = 16;
+  c.additive = true;
+  testing::Rng rng(500);
+  Data x = MakeData(c, rng);
+  for (size_t j = 0; j < c.s; ++j) x.mask[2 * c.s + j] = -kInf;  // row 2: every key masked
+  for (size_t j = 0; j < c.s; ++j) x.mask[4 * c.s + j] = j == 39 ? 0.f : -kInf;
+  // Masked keys' V is NaN: a masked probability must never meet it.
+  for (size_t j = 0; j < 39; ++j) {
+    bool all_masked = true;
+    for (size_t t = 0; t < c.t; ++t) all_masked &= x.mask[t * c.s + j] == -kInf || t == 2;
+    if (all_masked) {
+      for (size_t e = 0; e < c.dv; ++e) x.v[j * x.v_stride + e] = NAN;
+    }
+  }
+  const Reference ref = Reference64(c, x);
+  Output out = MakeOutput(c);
+  ASSERT_EQ(RunPlain(c, x, &out), Status::kOk) << last_error();
+  Check(c, ref, out, "masked");
+  for (size_t e = 0; e < c.hq * c.dv; ++e) EXPECT_EQ(out.f32[2 * out.stride + e], 0.f);
+  EXPECT_EQ(out.lse[2 * c.hq], -kInf);
+}
+
+TEST_P(AttentionTest, NaNOutsideTheRangeNeverLeaksAndInsideItPropagates) {
+  TILEKIT_SEED_TRACE();
+  Case c;
+  c.t = 3;
+  c.s = 50;
+  c.hq = 4;
+  c.hkv = 2;
+  c.d = c.dv = 32;
+  c.causal = true;
+  c.window = 20;
+  testing::Rng rng(600);
+  Data x = MakeData(c, rng);
+  // Keys before every query's window: NaN in plain K/V.
+  for (size_t j = 0; j < 25; ++j) {
+    for (size_t e = 0; e < x.k_stride; ++e) x.k[j * x.k_stride + e] = NAN;
+    for (size_t e = 0; e < x.v_stride; ++e) x.v[j * x.v_stride + e] = NAN;
+  }
+  const Reference ref = Reference64(c, x);
+  Output out = MakeOutput(c);
+  ASSERT_EQ(RunPlain(c, x, &out), Status::kOk) << last_error();
+  Check(c, ref, out, "window");
+  // Paged: NaN blocks past the length (MakePaged fills them) with a decode step.
+  Case d = c;
+  d.window = 0;
+  d.t = 1;
+  testing::Rng rng2(601);
+  Data y = MakeData(d, rng2);
+  Paged pg;
+  MakePaged(d, y, 16, 0, &pg, rng2);
+  Output o2 = MakeOutput(d);
+  ASSERT_EQ(RunPaged(d, y, pg, 0, &o2), Status::kOk);
+  Check(d, Reference64(d, y), o2, "paged NaN tail");
+  // NaN inside the attended range reaches that query's output.
+  y.v[(d.s - 1) * y.v_stride + 0] = NAN;
+  Output o3 = MakeOutput(d);
+  ASSERT_EQ(RunPlain(d, y, &o3), Status::kOk);
+  EXPECT_TRUE(std::isnan(o3.f32[0]));
+  y.v[(d.s - 1) * y.v_stride] = 0.f;
+  y.k[3 * y.k_stride] = NAN;
+  ASSERT_EQ(RunPlain(d, y, &o3), Status::kOk);
+  EXPECT_TRUE(std::isnan(o3.f32[0]));
+}
+
+TEST_P(AttentionTest, ChunkedPrefillAndDecodeMatchOneShot) {
+  TILEKIT_SEED_TRACE();
+  Case full;
+  full.t = full.s = UnderQemu() ? 70 : 140;
+  full.hq = 8;
+  full.hkv = 2;
+  full.d = full.dv = 64;
+  full.causal = true;
+  testing::Rng rng(700);
+  const Data x = MakeData(full, rng);
+  const Reference ref = Reference64(full, x);
+  Paged pg;
+  MakePaged(full, x, 16, 0, &pg, rng);
+  // Prefill in chunks (17 tokens, then decode steps of one): each call sees
+  // the prefix written so far.
+  std::vector<float> rows(full.t * full.hq * full.dv);
+  for (size_t done = 0; done < full.t;) {
+    const size_t n = done < 60 ? std::min<size_t>(17, full.t - done) : 1;
+    Case c = full;
+    c.t = n;
+    c.s = done + n;
+    KvSequence seq = pg.seq;
+    seq.length = c.s;
+    Output out = MakeOutput(c);
+    AttentionParams p = Params(c, x);
+    const auto q = heads_view<const float>(x.q.data() + done * x.q_stride, n, c.hq, c.d, x.q_stride);
+    ASSERT_EQ(attention(q, pg.cache, 0, seq, heads_view(out.f32.data(), n, c.hq, c.dv, out.stride), p, out.lse.data()),
+              Status::kOk)
+        << last_error();
+    const std::vector<float> v = out.Values(c);
+    std::copy(v.begin(), v.end(), rows.begin() + done * full.hq * full.dv);
+    done += n;
+  }
+  for (size_t i = 0; i < rows.size(); ++i) {
+    ASSERT_TRUE(testing::WithinBound(std::fabs(rows[i] - ref.o[i]), ref.bound[i], "chunked")) << i;
+  }
+}
+
+TEST_P(AttentionTest, ThreadsAreBitwiseIdentical) {
+  TILEKIT_SEED_TRACE();
+  ThreadPool two(2), three(3);
+  for (size_t t : {1, 4, 40}) {
+    Case c;
+    c.t = t;
+    c.s = UnderQemu() ? 1100 : 1500;  // several key chunks of 512 for the small T
+    if (UnderQemu() && t == 40) c.s = 300;
+    c.hq = 4;
+    c.hkv = 1;
+    c.d = c.dv = 32;
+    c.causal = true;
+    c.kv_bf16 = t == 4;
+    testing::Rng rng(800 + t);
+    const Data x = MakeData(c, rng);
+    Paged pg;
+    MakePaged(c, x, 16, 0, &pg, rng);
+    Output one = MakeOutput(c), o2 = MakeOutput(c), o3 = MakeOutput(c);
+    ASSERT_EQ(RunPaged(c, x, pg, 0, &one), Status::kOk);
+    ASSERT_EQ(RunPaged(c, x, pg, 0, &o2, &two), Status::kOk);
+    ASSERT_EQ(RunPaged(c, x, pg, 0, &o3, &three), Status::kOk);
+    EXPECT_EQ(std::memcmp(one.f32.data(), o2.f32.data(), one.f32.size() * 4), 0) << "T=" << t;
+    EXPECT_EQ(std::memcmp(one.f32.data(), o3.f32.data(), one.f32.size() * 4), 0) << "T=" << t;
+    EXPECT_EQ(std::memcmp(one.lse.data(), o2.lse.data(), one.lse.size() * 4), 0);
+    Check(c, Reference64(c, x), one, "threads");
+  }
+}
+
+TEST_P(AttentionTest, BatchDecodeOfDifferentLengths) {
+  TILEKIT_SEED_TRACE();
+  const size_t lengths[] = {1, 33, 300, 129, 7};
+  const size_t n = 5;
+  KvCacheConfig cfg;
+  cfg.kv_heads = 2;
+  cfg.head_dim = cfg.v_head_dim = 32;
+  cfg.block_tokens = 8;
+  cfg.num_blocks = 200;
+  cfg.dtype = KvDtype::kBf16;
+  KvCache cache;
+  ASSERT_EQ(cache.init(cfg), Status::kOk);
+  for (uint32_t b = 0; b < cfg.num_blocks; ++b) FillNaN(cache, b);
+  std::vector<Case> cases(n);
+  std::vector<Data> data(n);
+  std::vector<std::vector<uint32_t>> tables(n);
+  std::vector<Output> outs(n);
+  std::vector<AttentionBatchItem> items(n);
+  testing::Rng rng(900);
+  for (size_t i = 0; i < n; ++i) {
+    Case& c = cases[i];
+    c.t = i == 2 ? 3 : 1;  // one sequence verifies 3 speculative tokens
+    c.s = lengths[i];
+    c.hq = 8;
+    c.hkv = 2;
+    c.d = c.dv = 32;
+    c.causal = true;
+    c.kv_bf16 = true;
+    data[i] = MakeData(c, rng);
+    for (size_t b = 0; b * 8 < c.s; ++b) {
+      uint32_t id;
+      ASSERT_EQ(cache.allocate_block(&id), Status::kOk);
+      tables[i].push_back(id);
+    }
+    const KvSequence seq{tables[i].data(), tables[i].size(), c.s};
+    ASSERT_EQ(kv_cache_write(cache, 0, seq, 0, heads_view<const float>(data[i].k.data(), c.s, 2, 32, data[i].k_stride),
+                             heads_view<const float>(data[i].v.data(), c.s, 2, 32, data[i].v_stride)),
+              Status::kOk);
+    outs[i] = MakeOutput(c);
+    items[i] = AttentionBatchItem{heads_view<const float>(data[i].q.data(), c.t, 8, 32, data[i].q_stride), seq,
+                                  heads_view(outs[i].f32.data(), c.t, 8, 32, outs[i].stride), outs[i].lse.data()};
+  }
+  AttentionParams p;
+  p.mask.causal = true;
+  ThreadPool two(2);
+  p.executor = &two;
+  ASSERT_EQ(attention_batch(cache, 0, items.data(), n, p), Status::kOk) << last_error();
+  for (size_t i = 0; i < n; ++i) Check(cases[i], Reference64(cases[i], data[i]), outs[i], "batch");
+}
+
+TEST_P(AttentionTest, MergeOfTwoHalvesIsTheWhole) {
+  TILEKIT_SEED_TRACE();
+  Case c;
+  c.t = 3;
+  c.s = 90;
+  c.hq = 4;
+  c.hkv = 2;
+  c.d = c.dv = 24;
+  testing::Rng rng(1000);
+  const Data x = MakeData(c, rng);
+  const Reference ref = Reference64(c, x);
+  const size_t split = 41;
+  Case a = c, b = c;
+  a.s = split;
+  b.s = c.s - split;
+  Data xa = x, xb = x;
+  xb.k.erase(xb.k.begin(), xb.k.begin() + split * x.k_stride);
+  xb.v.erase(xb.v.begin(), xb.v.begin() + split * x.v_stride);
+  Output oa = MakeOutput(a), ob = MakeOutput(b);
+  ASSERT_EQ(RunPlain(a, xa, &oa), Status::kOk);
+  ASSERT_EQ(RunPlain(b, xb, &ob), Status::kOk);
+  ASSERT_EQ(attention_merge(heads_view<const float>(oa.f32.data(), 3, 4, 24, oa.stride), oa.lse.data(),
+                            heads_view<const float>(ob.f32.data(), 3, 4, 24, ob.stride), ob.lse.data(),
+                            heads_view(oa.f32.data(), 3, 4, 24, oa.stride), oa.lse.data()),
+            Status::kOk)
+      << last_error();
+  for (size_t i = 0; i < ref.o.size(); ++i) {
+    // Two partial results, each within its bound, merged with a few more roundings.
+    EXPECT_NEAR(oa.Values(c)[i], ref.o[i], 2 * ref.bound[i] + 8 * kU * std::fabs(ref.o[i])) << i;
+  }
+  float lse_inf[1] = {-kInf}, o1[2] = {1, 2}, o2[2] = {3, 4}, o3[2] = {7, 7}, l3[1] = {7};
+  ASSERT_EQ(attention_merge(heads_view<const float>(o1, 1, 1, 2), lse_inf, heads_view<const float>(o2, 1, 1, 2),
+                            lse_inf, heads_view(o3, 1, 1, 2), l3),
+            Status::kOk);
+  EXPECT_EQ(o3[0], 0.f);
+  EXPECT_EQ(l3[0], -kInf);
+}
+
+TEST_P(AttentionTest, ConcurrentCallsFromTwoHostThreads) {
+  TILEKIT_SEED_TRACE();
+  Case c;
+  c.t = 1;
+  c.s = 600;
+  c.hq = 4;
+  c.hkv = 2;
+  c.d = c.dv = 32;
+  c.causal = true;
+  testing::Rng rng(1100);
+  const Data x = MakeData(c, rng);
+  Paged pg;
+  MakePaged(c, x, 16, 0, &pg, rng);
+  Output want = MakeOutput(c);
+  ASSERT_EQ(RunPaged(c, x, pg, 0, &want), Status::kOk);
+  ThreadPool pool(2);
+  std::atomic<int> mismatches{0};
+  const Isa path = GetParam();
+  auto worker = [&] {
+    ASSERT_EQ(set_max_isa(path), Status::kOk);  // the cap is per process; idempotent here
+    for (int i = 0; i < 20; ++i) {
+      Output o = MakeOutput(c);
+      if (RunPaged(c, x, pg, 0, &o, &pool) != Status::kOk ||
+          std::memcmp(o.f32.data(), want.f32.data(), o.f32.size() * 4) != 0) {
+        ++mismatches;
+      }
+    }
+  };
+  std::thread a(worker), b(worker);
+  a.join();
+  b.join();
+  EXPECT_EQ(mismatches.load(), 0);
+}
+
+TEST_P(AttentionTest, BadInputIsReportedAndOutputUntouched) {
+  Case c;
+  c.t = 2;
+  c.s = 4;
+  c.hq = 4;
+  c.hkv = 2;
+  c.d = c.dv = 8;
+  testing::Rng rng(1200);
+  Data x = MakeData(c, rng);
+  std::vector<float> out(c.t * c.hq * c.dv, 7.f), lse(c.t * c.hq, 7.f);
+  auto q = heads_view<const float>(x.q.data(), c.t, c.hq, c.d, x.q_stride);
+  auto k = heads_view<const float>(x.k.data(), c.s, c.hkv, c.d, x.k_stride);
+  auto v = heads_view<const float>(x.v.data(), c.s, c.hkv, c.dv, x.v_stride);
+  auto o = heads_view(out.data(), c.t, c.hq, c.dv);
+  const auto expect = [&](Status got, Status want, const char* text) {
+    EXPECT_EQ(got, want) << text << ": " << last_error();
+    EXPECT_NE(std::string(last_error()).find(text), std::string::npos) << last_error();
+  };
+  auto q3 = q;
+  q3.heads = 3;
+  q3.stride = x.q_stride;
+  auto o3 = o;
+  o3.heads = 3;
+  expect(attention(q3, k, v, o3), Status::kShapeMismatch, "not a multiple");
+  auto kd = k;
+  kd.dim = 7;
+  expect(attention(q, kd, v, o), Status::kShapeMismatch, "head_dim");
+  auto q0 = q;
+  q0.tokens = 0;
+  auto o0 = o;
+  o0.tokens = 0;
+  expect(attention(q0, k, v, o0), Status::kInvalidArgument, "must both be > 0");
+  auto qn = q;
+  qn.data = nullptr;
+  expect(attention(qn, k, v, o), Status::kNullPointer, "q is null");
+  auto ov = heads_view(const_cast<float*>(x.q.data()), c.t, c.hq, c.dv, x.q_stride);
+  expect(attention(q, k, v, ov), Status::kAliasing, "q overlaps out");
+  expect(attention(q, k, v, o, {}, out.data() + 3), Status::kAliasing, "lse overlaps");
+  AttentionParams bad;
+  bad.mask.softcap = -1.f;
+  expect(attention(q, k, v, o, bad), Status::kInvalidArgument, "softcap");
+  AttentionParams causal;
+  causal.mask.causal = true;
+  auto qlong = heads_view<const float>(x.q.data(), 1, c.hq, c.d, 0);
+  (void)qlong;
+  auto ks = k;
+  ks.tokens = 1;
+  auto vs = v;
+  vs.tokens = 1;
+  expect(attention(q, ks, vs, o, causal), Status::kShapeMismatch, "T <= S");
+  AttentionParams am;
+  std::vector<float> mask(3 * 4);
+  am.mask.additive = matrix(mask.data(), 3, 4);
+  expect(attention(q, k, v, o, am), Status::kShapeMismatch, "additive mask");
+  for (float f : out) ASSERT_EQ(f, 7.f);
+  for (float f : lse) ASSERT_EQ(f, 7.f);
+
+  // The cache: positions beyond the blocks, bad block ids, wrong layer, head mismatch.
+  KvCacheConfig cfg;
+  cfg.kv_heads = 2;
+  cfg.head_dim = 8;
+  cfg.block_tokens = 2;
+  cfg.num_blocks = 4;
+  KvCache cache;
+  size_t bytes = 0;
+  ASSERT_EQ(KvCache::bytes_needed(cfg, &bytes), Status::kOk);
+  EXPECT_EQ(bytes, 4u * 2 * 2 * (8 + 8) * 4);
+  ASSERT_EQ(cache.init(cfg), Status::kOk);
+  EXPECT_EQ(cache.bytes(), bytes);
+  uint32_t table[2] = {0, 1};
+  KvSequence seq{table, 2, 4};
+  expect(attention(q, cache, 0, KvSequence{table, 1, 4}, o), Status::kInvalidArgument, "beyond");
+  uint32_t bad_table[2] = {0, 9};
+  expect(attention(q, cache, 0, KvSequence{bad_table, 2, 4}, o), Status::kInvalidArgument, "the pool has");
+  expect(attention(q, cache, 1, seq, o), Status::kInvalidArgument, "layer");
+  expect(kv_cache_write(cache, 0, seq, 3, k, v), Status::kInvalidArgument, "beyond");
+  auto k1 = heads_view<const float>(x.k.data(), c.s, 1, 8, x.k_stride);
+  expect(kv_cache_write(cache, 0, seq, 0, k1, v), Status::kShapeMismatch, "the cache holds");
+  KvCache uninit;
+  expect(attention(q, uninit, 0, seq, o), Status::kInvalidArgument, "not initialised");
+  cfg.kv_heads = 0;
+  expect(KvCache::bytes_needed(cfg, &bytes), Status::kInvalidArgument, "must be > 0");
+  for (float f : out) ASSERT_EQ(f, 7.f);
+}
+
+TILEKIT_INSTANTIATE_PATHS(AttentionTest);
+
+}  // namespace
+}  // namespace tilekit

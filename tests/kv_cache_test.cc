@@ -1,0 +1,166 @@
+// The paged KV cache: its size before allocation, block management (sharing,
+// reuse), and writes from strided views cast to the cache dtype, on every path.
+#include <cstring>
+#include <vector>
+
+#include "harness.h"
+
+namespace tilekit {
+namespace {
+
+using testing::PathTest;
+
+KvCacheConfig SmallConfig(KvDtype dtype) {
+  KvCacheConfig cfg;
+  cfg.layers = 2;
+  cfg.kv_heads = 3;
+  cfg.head_dim = 17;
+  cfg.v_head_dim = 9;
+  cfg.block_tokens = 4;
+  cfg.num_blocks = 6;
+  cfg.dtype = dtype;
+  return cfg;
+}
+
+TEST(KvCacheBlocks, SizeIsKnownBeforeAllocation) {
+  const KvCacheConfig cfg = SmallConfig(KvDtype::kBf16);
+  size_t bytes = 0;
+  ASSERT_EQ(KvCache::bytes_needed(cfg, &bytes), Status::kOk);
+  EXPECT_EQ(bytes, size_t{6} * 2 * 4 * 3 * (17 + 9) * 2);  // blocks × layers × tokens × heads × (d + dv) × 2 B
+  KvCache cache;
+  ASSERT_EQ(cache.init(cfg), Status::kOk);
+  EXPECT_EQ(cache.bytes(), bytes);
+  KvCacheConfig bad = cfg;
+  bad.block_tokens = 0;
+  EXPECT_EQ(KvCache::bytes_needed(bad, &bytes), Status::kInvalidArgument);
+  bad = cfg;
+  bad.num_blocks = SIZE_MAX / 4;
+  EXPECT_NE(KvCache::bytes_needed(bad, &bytes), Status::kOk);
+}
+
+TEST(KvCacheBlocks, AllocateShareRelease) {
+  KvCache cache;
+  KvCacheConfig cfg = SmallConfig(KvDtype::kF32);
+  cfg.num_blocks = 2;
+  ASSERT_EQ(cache.init(cfg), Status::kOk);
+  uint32_t a, b, c;
+  ASSERT_EQ(cache.allocate_block(&a), Status::kOk);
+  ASSERT_EQ(cache.allocate_block(&b), Status::kOk);
+  EXPECT_NE(a, b);
+  EXPECT_EQ(cache.allocate_block(&c), Status::kOutOfMemory);
+  ASSERT_EQ(cache.share_block(a), Status::kOk);  // a prefix shared by two sequences
+  ASSERT_EQ(cache.release_block(a), Status::kOk);
+  EXPECT_EQ(cache.free_blocks(), 0u);
+  ASSERT_EQ(cache.release_block(a), Status::kOk);
+  EXPECT_EQ(cache.free_blocks(), 1u);
+  EXPECT_EQ(cache.release_block(a), Status::kInvalidArgument);
+  ASSERT_EQ(cache.allocate_block(&c), Status::kOk);
+  EXPECT_EQ(c, a);
+}
+
+class KvCacheTest : public PathTest {};
+
+// Writes tokens in pieces as a sequence grows block by block; what was stored
+// never moves, and every row reads back as the cast of its source.
+TEST_P(KvCacheTest, WritesGrowBlockByBlockAndCast) {
+  TILEKIT_SEED_TRACE();
+  for (KvDtype dtype : {KvDtype::kF32, KvDtype::kBf16}) {
+    const KvCacheConfig cfg = SmallConfig(dtype);
+    KvCache cache;
+    ASSERT_EQ(cache.init(cfg), Status::kOk);
+    const size_t tokens = 21, ks = 3 * 17 + 2, vs = 3 * 9 + 5;  // strided: slices of a fused QKV
+    testing::Rng rng(static_cast<uint64_t>(dtype) + 1);
+    std::vector<float> k(tokens * ks), v(tokens * vs);
+    rng.fill(k.data(), k.size());
+    rng.fill(v.data(), v.size());
+    std::vector<uint32_t> table;
+    for (size_t done = 0; done < tokens;) {
+      const size_t n = std::min<size_t>(done == 0 ? 7 : 1 + done % 3, tokens - done);
+      while (table.size() * cfg.block_tokens < done + n) {
+        uint32_t id;
+        ASSERT_EQ(cache.allocate_block(&id), Status::kOk);
+        table.push_back(id);
+      }
+      const KvSequence seq{table.data(), table.size(), done};
+      ASSERT_EQ(kv_cache_write(cache, 1, seq, done, heads_view<const float>(k.data() + done * ks, n, 3, 17, ks),
+                               heads_view<const float>(v.data() + done * vs, n, 3, 9, vs)),
+                Status::kOk)
+          << last_error();
+      done += n;
+    }
+    for (size_t t = 0; t < tokens; ++t) {
+      const uint32_t block = table[t / cfg.block_tokens];
+      const size_t slot = t % cfg.block_tokens;
+      for (size_t i = 0; i < 3 * 17; ++i) {
+        const float want = dtype == KvDtype::kBf16 ? bf16_to_f32(f32_to_bf16(k[t * ks + i])) : k[t * ks + i];
+        float got;
+        if (dtype == KvDtype::kBf16) {
+          got = bf16_to_f32(reinterpret_cast<const bf16*>(cache.key_rows(1, block))[slot * 51 + i]);
+        } else {
+          got = reinterpret_cast<const float*>(cache.key_rows(1, block))[slot * 51 + i];
+        }
+        ASSERT_EQ(got, want) << "t=" << t << " i=" << i;
+      }
+      for (size_t i = 0; i < 3 * 9; ++i) {
+        const float want = dtype == KvDtype::kBf16 ? bf16_to_f32(f32_to_bf16(v[t * vs + i])) : v[t * vs + i];
+        float got;
+        if (dtype == KvDtype::kBf16) {
+          got = bf16_to_f32(reinterpret_cast<const bf16*>(cache.value_rows(1, block))[slot * 27 + i]);
+        } else {
+          got = reinterpret_cast<const float*>(cache.value_rows(1, block))[slot * 27 + i];
+        }
+        ASSERT_EQ(got, want) << "t=" << t << " i=" << i;
+      }
+    }
+  }
+}
+
+TEST_P(KvCacheTest, Bf16SourcesWidenIntoAnF32Cache) {
+  KvCache cache;
+  KvCacheConfig cfg = SmallConfig(KvDtype::kF32);
+  ASSERT_EQ(cache.init(cfg), Status::kOk);
+  uint32_t id;
+  ASSERT_EQ(cache.allocate_block(&id), Status::kOk);
+  std::vector<bf16> k(2 * 51), v(2 * 27);
+  for (size_t i = 0; i < k.size(); ++i) k[i] = f32_to_bf16(0.5f + i);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = f32_to_bf16(-1.5f - i);
+  const KvSequence seq{&id, 1, 0};
+  ASSERT_EQ(kv_cache_write(cache, 0, seq, 2, heads_view<const bf16>(k.data(), 2, 3, 17),
+                           heads_view<const bf16>(v.data(), 2, 3, 9)),
+            Status::kOk);
+  const float* kr = reinterpret_cast<const float*>(cache.key_rows(0, id));
+  const float* vr = reinterpret_cast<const float*>(cache.value_rows(0, id));
+  for (size_t i = 0; i < k.size(); ++i) ASSERT_EQ(kr[2 * 51 + i], bf16_to_f32(k[i]));
+  for (size_t i = 0; i < v.size(); ++i) ASSERT_EQ(vr[2 * 27 + i], bf16_to_f32(v[i]));
+}
+
+TEST_P(KvCacheTest, BadWritesAreReportedAndTheCacheUntouched) {
+  KvCache cache;
+  ASSERT_EQ(cache.init(SmallConfig(KvDtype::kF32)), Status::kOk);
+  uint32_t id;
+  ASSERT_EQ(cache.allocate_block(&id), Status::kOk);
+  std::memset(cache.key_rows(0, id), 0, cache.k_block_bytes());
+  std::vector<float> k(5 * 51, 1.f), v(5 * 27, 1.f);
+  const KvSequence seq{&id, 1, 0};
+  const auto kk = heads_view<const float>(k.data(), 5, 3, 17), vv = heads_view<const float>(v.data(), 5, 3, 9);
+  EXPECT_EQ(kv_cache_write(cache, 0, seq, 0, kk, vv), Status::kInvalidArgument);  // 5 tokens > one block of 4
+  EXPECT_NE(std::string(last_error()).find("beyond"), std::string::npos) << last_error();
+  EXPECT_EQ(kv_cache_write(cache, 2, seq, 0, heads_view<const float>(k.data(), 1, 3, 17),
+                           heads_view<const float>(v.data(), 1, 3, 9)),
+            Status::kInvalidArgument);  // layer 2 of 2
+  EXPECT_EQ(kv_cache_write(cache, 0, seq, 0, heads_view<const float>(k.data(), 1, 3, 17),
+                           heads_view<const float>(v.data(), 2, 3, 9)),
+            Status::kShapeMismatch);
+  EXPECT_EQ(kv_cache_write(cache, 0, KvSequence{nullptr, 1, 0}, 0, heads_view<const float>(k.data(), 1, 3, 17),
+                           heads_view<const float>(v.data(), 1, 3, 9)),
+            Status::kNullPointer);
+  const auto* inside = reinterpret_cast<const float*>(cache.key_rows(0, id));
+  EXPECT_EQ(kv_cache_write(cache, 0, seq, 0, heads_view(inside, 1, 3, 17), heads_view<const float>(v.data(), 1, 3, 9)),
+            Status::kAliasing);
+  for (size_t i = 0; i < 4 * 51; ++i) ASSERT_EQ(reinterpret_cast<const float*>(cache.key_rows(0, id))[i], 0.f);
+}
+
+TILEKIT_INSTANTIATE_PATHS(KvCacheTest);
+
+}  // namespace
+}  // namespace tilekit
