@@ -35,5 +35,6 @@
 #include "tilekit/epilogue/apply-impl.h"
 #include "tilekit/gemm/gemm-impl.h"
 #include "tilekit/gemm/packed_weights-impl.h"
+#include "tilekit/ops/rms_norm-impl.h"
 
 #endif  // TILEKIT_IMPLEMENTATION_H_

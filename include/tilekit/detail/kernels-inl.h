@@ -3,3 +3,4 @@
 #include "tilekit/convert/convert-inl.h"
 #include "tilekit/cpu/target-inl.h"
 #include "tilekit/gemm/gemm-inl.h"
+#include "tilekit/ops/rms_norm-inl.h"

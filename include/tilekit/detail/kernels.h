@@ -43,6 +43,7 @@ HWY_EXPORT(GemmDotMR);
 HWY_EXPORT(GemmDotRange);
 HWY_EXPORT(GemmEpilogueTile);
 HWY_EXPORT(ApplyEpilogueRows);
+HWY_EXPORT(RmsNormRows);
 }  // namespace detail
 }  // namespace tilekit
 #endif  // HWY_ONCE
