@@ -36,5 +36,6 @@
 #include "tilekit/gemm/gemm-impl.h"
 #include "tilekit/gemm/packed_weights-impl.h"
 #include "tilekit/ops/rms_norm-impl.h"
+#include "tilekit/ops/rope-impl.h"
 
 #endif  // TILEKIT_IMPLEMENTATION_H_

@@ -23,6 +23,7 @@
 #include "tilekit/gemm/gemm.h"
 #include "tilekit/gemm/packed_weights.h"
 #include "tilekit/ops/rms_norm.h"
+#include "tilekit/ops/rope.h"
 #include "tilekit/threading/executor.h"
 
 #ifdef TILEKIT_ALL_INLINE

@@ -4,3 +4,4 @@
 #include "tilekit/cpu/target-inl.h"
 #include "tilekit/gemm/gemm-inl.h"
 #include "tilekit/ops/rms_norm-inl.h"
+#include "tilekit/ops/rope-inl.h"

@@ -44,6 +44,7 @@ HWY_EXPORT(GemmDotRange);
 HWY_EXPORT(GemmEpilogueTile);
 HWY_EXPORT(ApplyEpilogueRows);
 HWY_EXPORT(RmsNormRows);
+HWY_EXPORT(RopeTokens);
 }  // namespace detail
 }  // namespace tilekit
 #endif  // HWY_ONCE
