@@ -5,3 +5,4 @@
 #include "tilekit/gemm/gemm-inl.h"
 #include "tilekit/ops/rms_norm-inl.h"
 #include "tilekit/ops/rope-inl.h"
+#include "tilekit/ops/softmax-inl.h"

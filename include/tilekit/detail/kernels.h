@@ -45,6 +45,7 @@ HWY_EXPORT(GemmEpilogueTile);
 HWY_EXPORT(ApplyEpilogueRows);
 HWY_EXPORT(RmsNormRows);
 HWY_EXPORT(RopeTokens);
+HWY_EXPORT(SoftmaxRows);
 }  // namespace detail
 }  // namespace tilekit
 #endif  // HWY_ONCE

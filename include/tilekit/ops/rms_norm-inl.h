@@ -32,6 +32,7 @@ struct RmsNormJob {
 
 #include "tilekit/base/bf16.h"
 #include "tilekit/epilogue/epilogue-inl.h"  // LoadRowF32, StoreRow, LoadPartial
+#include "tilekit/ops/rows-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace tilekit {
@@ -39,46 +40,23 @@ namespace detail {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-// v rounded to bf16 and widened back: the value a bf16 store would keep.
-template <class DF>
-HWY_INLINE hn::Vec<DF> RoundTripBf16(DF df, hn::Vec<DF> v) {
-  return hn::BitCast(df, hn::ShiftLeft<16>(RoundToBf16Bits(df, v)));
-}
-template <typename T, class DF>
-HWY_INLINE hn::Vec<DF> AsStored(DF df, hn::Vec<DF> v) {
-  if constexpr (kIsBf16<T>) {
-    return RoundTripBf16(df, v);
-  } else {
-    return v;
-  }
-}
-
 // Σ v(i)² over a row of n elements, v(i, m) giving the fp32 vector of the m
-// (<= Lanes) elements at i. Four accumulators: a row of 4096 fp32 is 16 KiB,
-// streamed at one vector load per FMA; four independent chains hide the FMA
-// latency (4 cycles) so the loop runs at load speed. Fixed order per path.
+// elements at i (partial loads are zero-filled, adding nothing).
 template <class DF, class RowVec>
 HWY_INLINE float SumOfSquares(DF df, size_t n, const RowVec& v) {
-  const size_t N = hn::Lanes(df);
-  auto a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
-  size_t i = 0;
-  for (; i + 4 * N <= n; i += 4 * N) {
-    const auto v0 = v(i, N), v1 = v(i + N, N), v2 = v(i + 2 * N, N), v3 = v(i + 3 * N, N);
-    a0 = hn::MulAdd(v0, v0, a0);
-    a1 = hn::MulAdd(v1, v1, a1);
-    a2 = hn::MulAdd(v2, v2, a2);
-    a3 = hn::MulAdd(v3, v3, a3);
-  }
-  for (; i < n; i += N) {
-    const auto vi = v(i, HWY_MIN(N, n - i));  // partial loads are zero-filled
-    a0 = hn::MulAdd(vi, vi, a0);
-  }
-  return hn::GetLane(hn::SumOfLanes(df, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3))));
+  const auto sum = FoldRow(
+      df, n, hn::Zero(df),
+      [&](hn::Vec<DF> acc, size_t i, size_t m) HWY_ATTR {
+        const auto vi = v(i, m);
+        return hn::MulAdd(vi, vi, acc);
+      },
+      [](hn::Vec<DF> a, hn::Vec<DF> b) HWY_ATTR { return hn::Add(a, b); });
+  return hn::GetLane(hn::SumOfLanes(df, sum));
 }
 
 // y = (x·r) · w over one row, x read from `src` (the input, or the stored h).
 template <class DF, typename X, typename Y>
-HWY_INLINE void ScaleRow(DF df, const X* src, float r, const RmsNormJob& job, Y* y) {
+HWY_INLINE void NormalizeRow(DF df, const X* src, float r, const RmsNormJob& job, Y* y) {
   const size_t N = hn::Lanes(df);
   const auto vr = hn::Set(df, r);
   const auto one = hn::Set(df, 1.f);
@@ -105,7 +83,7 @@ HWY_NOINLINE void RmsNormRowsT(const RmsNormJob& job, size_t begin, size_t end) 
     Y* y = job.y.row<Y>(t, h);
     if (!job.residual.data) {
       const float ss = SumOfSquares(df, job.dim, [&](size_t i, size_t m) HWY_ATTR { return LoadRowF32(df, x + i, m); });
-      ScaleRow(df, x, InverseRms(ss, job), job, y);
+      NormalizeRow(df, x, InverseRms(ss, job), job, y);
       continue;
     }
     // h = x + residual, stored to the residual as it is summed; the second
@@ -116,7 +94,7 @@ HWY_NOINLINE void RmsNormRowsT(const RmsNormJob& job, size_t begin, size_t end) 
       StoreRow(df, sum, res + i, m);
       return sum;
     });
-    ScaleRow(df, static_cast<const X*>(res), InverseRms(ss, job), job, y);
+    NormalizeRow(df, static_cast<const X*>(res), InverseRms(ss, job), job, y);
   }
 }
 
