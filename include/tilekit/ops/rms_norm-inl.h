@@ -55,19 +55,34 @@ HWY_INLINE float SumOfSquares(DF df, size_t n, const RowVec& v) {
 }
 
 // y = (x·r) · w over one row, x read from `src` (the input, or the stored h).
-template <class DF, typename X, typename Y>
-HWY_INLINE void NormalizeRow(DF df, const X* src, float r, const RmsNormJob& job, Y* y) {
+// The options are template flags so the loop carries no per-vector test;
+// full vectors run apart from the tail.
+template <bool kOffset, bool kRoundBefore, class DF, typename X, typename Y>
+HWY_INLINE void NormalizeRow(DF df, const X* src, float r, const float* HWY_RESTRICT weight, size_t n, Y* y) {
   const size_t N = hn::Lanes(df);
   const auto vr = hn::Set(df, r);
   const auto one = hn::Set(df, 1.f);
-  for (size_t i = 0; i < job.dim; i += N) {
-    const size_t m = HWY_MIN(N, job.dim - i);
+  const auto step = [&](size_t i, size_t m) HWY_ATTR {
     auto nrm = hn::Mul(LoadRowF32(df, src + i, m), vr);
-    if (job.round_before_weight) nrm = AsStored<X>(df, nrm);
-    auto w = LoadPartial(df, job.weight + i, m);
-    if (job.weight_offset) w = hn::Add(w, one);
+    if constexpr (kRoundBefore) nrm = AsStored<X>(df, nrm);
+    auto w = LoadPartial(df, weight + i, m);
+    if constexpr (kOffset) w = hn::Add(w, one);
     StoreRow(df, hn::Mul(nrm, w), y + i, m);
+  };
+  size_t i = 0;
+  for (; i + N <= n; i += N) step(i, N);
+  if (i < n) step(i, n - i);
+}
+
+template <class DF, typename X, typename Y>
+HWY_INLINE void NormalizeRow(DF df, const X* src, float r, const RmsNormJob& job, Y* y) {
+  const bool round_before = kIsBf16<X> && job.round_before_weight;
+  if (job.weight_offset) {
+    if (round_before) return NormalizeRow<true, true>(df, src, r, job.weight, job.dim, y);
+    return NormalizeRow<true, false>(df, src, r, job.weight, job.dim, y);
   }
+  if (round_before) return NormalizeRow<false, true>(df, src, r, job.weight, job.dim, y);
+  NormalizeRow<false, false>(df, src, r, job.weight, job.dim, y);
 }
 
 HWY_INLINE float InverseRms(float sum_of_squares, const RmsNormJob& job) {
