@@ -66,26 +66,9 @@ std::vector<double> ReferenceInvFreq(const RopeConfig& c, size_t max_positions, 
   return inv;
 }
 
-float ToF32(float v) { return v; }
-float ToF32(bf16 v) { return bf16_to_f32(v); }
-template <typename T>
-T FromF32(float v) {
-  if constexpr (kIsBf16<T>) {
-    return f32_to_bf16(v);
-  } else {
-    return v;
-  }
-}
-template <typename T>
-uint32_t Bits(T v) {
-  if constexpr (kIsBf16<T>) {
-    return v.bits;
-  } else {
-    uint32_t u;
-    std::memcpy(&u, &v, 4);
-    return u;
-  }
-}
+using testing::Bits;
+using testing::FromF32;
+using testing::ToF32;
 
 struct Shape {
   size_t tokens, q_heads, k_heads, head_dim, rotary_dim;
@@ -97,9 +80,9 @@ void CheckRope(const RopeConfig& cfg_in, const Shape& sh, uint64_t stream, Execu
   RopeConfig cfg = cfg_in;
   cfg.head_dim = sh.head_dim;
   cfg.rotary_dim = sh.rotary_dim;
-  SCOPED_TRACE(::testing::Message() << "pairing=" << static_cast<int>(cfg.pairing) << " scaling="
-                                    << static_cast<int>(cfg.scaling) << " tokens=" << sh.tokens << " heads="
-                                    << sh.q_heads << "+" << sh.k_heads << " head_dim=" << sh.head_dim
+  SCOPED_TRACE(::testing::Message() << "pairing=" << static_cast<int>(cfg.pairing)
+                                    << " scaling=" << static_cast<int>(cfg.scaling) << " tokens=" << sh.tokens
+                                    << " heads=" << sh.q_heads << "+" << sh.k_heads << " head_dim=" << sh.head_dim
                                     << " rotary=" << sh.rotary_dim << " dtype=" << (kIsBf16<T> ? "bf16" : "f32"));
   testing::Rng rng(stream);
   const size_t max_positions = 300;
@@ -185,8 +168,8 @@ class RopeTest : public PathTest {};
 TEST_P(RopeTest, EveryPairingScalingAndPartialRotary) {
   TILEKIT_SEED_TRACE();
   uint64_t stream = 0;
-  const std::vector<Shape> shapes = {{5, 4, 2, 64, 64}, {3, 2, 1, 64, 32}, {4, 3, 1, 18, 18}, {2, 1, 1, 80, 34},
-                                     {3, 2, 2, 128, 128}, {1, 1, 0, 6, 4}};
+  const std::vector<Shape> shapes = {{5, 4, 2, 64, 64}, {3, 2, 1, 64, 32},   {4, 3, 1, 18, 18},
+                                     {2, 1, 1, 80, 34}, {3, 2, 2, 128, 128}, {1, 1, 0, 6, 4}};
   for (const RopeConfig& c : Configs()) {
     for (const Shape& sh : shapes) {
       CheckRope<float>(c, sh, ++stream);
@@ -238,38 +221,37 @@ TEST_P(RopeTest, BadInputIsReportedAndOutputUntouched) {
   RopeConfig c;
   c.head_dim = 8;
   RopeTable table;
-  auto expect = [](Status got, Status want, const char* detail) {
-    EXPECT_EQ(got, want) << last_error();
-    EXPECT_NE(std::string(last_error()).find(detail), std::string::npos) << last_error();
-  };
   c.rotary_dim = 3;
-  expect(make_rope_table(c, 16, &table), Status::kInvalidArgument, "rotary_dim=3");
+  EXPECT_TRUE(testing::FailsWith(make_rope_table(c, 16, &table), Status::kInvalidArgument, "rotary_dim=3"));
   c.rotary_dim = 10;
-  expect(make_rope_table(c, 16, &table), Status::kInvalidArgument, "rotary_dim=10");
+  EXPECT_TRUE(testing::FailsWith(make_rope_table(c, 16, &table), Status::kInvalidArgument, "rotary_dim=10"));
   c.rotary_dim = 0;
   c.scaling = RopeScaling::kYarn;
   c.factor = 4;
-  expect(make_rope_table(c, 16, &table), Status::kInvalidArgument, "original_max_positions");
+  EXPECT_TRUE(testing::FailsWith(make_rope_table(c, 16, &table), Status::kInvalidArgument, "original_max_positions"));
   c.scaling = RopeScaling::kNone;
-  expect(make_rope_table(c, 0, &table), Status::kInvalidArgument, "max_positions");
+  EXPECT_TRUE(testing::FailsWith(make_rope_table(c, 0, &table), Status::kInvalidArgument, "max_positions"));
   EXPECT_EQ(table.max_positions(), 0u);
   std::vector<float> qk(4 * 16, 1.5f);
   const int32_t pos[4] = {0, 1, 2, 3};
   auto q = heads_view(qk.data(), 4, 1, 8, 16);
   auto k = heads_view(qk.data() + 8, 4, 1, 8, 16);
-  expect(rope(q, k, pos, table, nullptr), Status::kInvalidArgument, "table is empty");
+  EXPECT_TRUE(testing::FailsWith(rope(q, k, pos, table, nullptr), Status::kInvalidArgument, "table is empty"));
   ASSERT_EQ(make_rope_table(c, 16, &table), Status::kOk);
   const int32_t past[4] = {0, 1, 16, 3}, negative[4] = {0, -1, 2, 3};
-  expect(rope(q, k, past, table, nullptr), Status::kInvalidArgument, "positions[2]=16");
-  expect(rope(q, k, negative, table, nullptr), Status::kInvalidArgument, "positions[1]=-1");
-  expect(rope(q, k, nullptr, table, nullptr), Status::kNullPointer, "positions");
-  expect(rope(heads_view(qk.data(), 4, 1, 6, 16), k, pos, table, nullptr), Status::kShapeMismatch, "head_dim");
-  expect(rope(q, heads_view(qk.data() + 8, 3, 1, 8, 16), pos, table, nullptr), Status::kShapeMismatch, "tokens");
+  EXPECT_TRUE(testing::FailsWith(rope(q, k, past, table, nullptr), Status::kInvalidArgument, "positions[2]=16"));
+  EXPECT_TRUE(testing::FailsWith(rope(q, k, negative, table, nullptr), Status::kInvalidArgument, "positions[1]=-1"));
+  EXPECT_TRUE(testing::FailsWith(rope(q, k, nullptr, table, nullptr), Status::kNullPointer, "positions"));
+  EXPECT_TRUE(testing::FailsWith(rope(heads_view(qk.data(), 4, 1, 6, 16), k, pos, table, nullptr),
+                                 Status::kShapeMismatch, "head_dim"));
+  EXPECT_TRUE(testing::FailsWith(rope(q, heads_view(qk.data() + 8, 3, 1, 8, 16), pos, table, nullptr),
+                                 Status::kShapeMismatch, "tokens"));
   // Two heads of 8 in a token stride of 12: the heads run into the next token.
-  expect(rope(heads_view(qk.data(), 4, 2, 8, 12), HeadsView<float>{}, pos, table, nullptr), Status::kBadLeadingDim,
-         "token_stride=12");
+  EXPECT_TRUE(testing::FailsWith(rope(heads_view(qk.data(), 4, 2, 8, 12), HeadsView<float>{}, pos, table, nullptr),
+                                 Status::kBadLeadingDim, "token_stride=12"));
   // K starting inside Q's heads.
-  expect(rope(q, heads_view(qk.data() + 4, 4, 1, 8, 16), pos, table, nullptr), Status::kAliasing, "overlap");
+  EXPECT_TRUE(testing::FailsWith(rope(q, heads_view(qk.data() + 4, 4, 1, 8, 16), pos, table, nullptr),
+                                 Status::kAliasing, "overlap"));
   for (float v : qk) EXPECT_EQ(v, 1.5f);
   // Q alone, and interleaved Q/K slices, are fine.
   EXPECT_EQ(rope(q, HeadsView<float>{}, pos, table, nullptr), Status::kOk) << last_error();

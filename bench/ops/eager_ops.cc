@@ -71,7 +71,8 @@ void DivRowScalar(const float* x, const float* s, float* out, size_t n, size_t r
 }
 void Gather(const float* table, const int32_t* positions, float* out, size_t head_dim, size_t t0, size_t t1) {
   for (size_t t = t0; t < t1; ++t)
-    for (size_t j = 0; j < head_dim; ++j) out[t * head_dim + j] = table[static_cast<size_t>(positions[t]) * head_dim + j];
+    for (size_t j = 0; j < head_dim; ++j)
+      out[t * head_dim + j] = table[static_cast<size_t>(positions[t]) * head_dim + j];
 }
 void RotateHalf(const float* x, size_t ld, float* out, size_t heads, size_t head_dim, size_t t0, size_t t1) {
   const size_t half = head_dim / 2;
@@ -83,13 +84,15 @@ void RotateHalf(const float* x, size_t ld, float* out, size_t heads, size_t head
       for (size_t j = 0; j < half; ++j) o[half + j] = xi[j];
     }
 }
-void MulHeads(const float* x, size_t ld, const float* c, float* out, size_t heads, size_t head_dim, size_t t0, size_t t1) {
+void MulHeads(const float* x, size_t ld, const float* c, float* out, size_t heads, size_t head_dim, size_t t0,
+              size_t t1) {
   for (size_t t = t0; t < t1; ++t)
     for (size_t h = 0; h < heads; ++h)
       for (size_t j = 0; j < head_dim; ++j)
         out[(t * heads + h) * head_dim + j] = x[t * ld + h * head_dim + j] * c[t * head_dim + j];
 }
-void AddHeads(const float* a, const float* b, float* out, size_t ld, size_t heads, size_t head_dim, size_t t0, size_t t1) {
+void AddHeads(const float* a, const float* b, float* out, size_t ld, size_t heads, size_t head_dim, size_t t0,
+              size_t t1) {
   for (size_t t = t0; t < t1; ++t)
     for (size_t h = 0; h < heads; ++h)
       for (size_t j = 0; j < head_dim; ++j) {

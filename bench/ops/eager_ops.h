@@ -36,8 +36,10 @@ void DivRowScalar(const float* x, const float* s, float* out, size_t n, size_t r
 // products broadcast over heads (x: [tokens][heads][head_dim] at token stride ld).
 void Gather(const float* table, const int32_t* positions, float* out, size_t head_dim, size_t t0, size_t t1);
 void RotateHalf(const float* x, size_t ld, float* out, size_t heads, size_t head_dim, size_t t0, size_t t1);
-void MulHeads(const float* x, size_t ld, const float* c, float* out, size_t heads, size_t head_dim, size_t t0, size_t t1);
-void AddHeads(const float* a, const float* b, float* out, size_t ld, size_t heads, size_t head_dim, size_t t0, size_t t1);
+void MulHeads(const float* x, size_t ld, const float* c, float* out, size_t heads, size_t head_dim, size_t t0,
+              size_t t1);
+void AddHeads(const float* a, const float* b, float* out, size_t ld, size_t heads, size_t head_dim, size_t t0,
+              size_t t1);
 
 }  // namespace eager
 }  // namespace tilekit_bench

@@ -20,14 +20,15 @@ std::function<void()> MakeOnednnLayerNorm(bool bf16, size_t m, size_t n, int thr
   const memory::desc md({static_cast<memory::dim>(m), static_cast<memory::dim>(n)},
                         bf16 ? memory::data_type::bf16 : memory::data_type::f32, memory::format_tag::ab);
   const dnnl::layer_normalization_forward::desc d(dnnl::prop_kind::forward_inference, md, 1e-6f,
-                                                   dnnl::normalization_flags::use_scale);
+                                                  dnnl::normalization_flags::use_scale);
   const dnnl::layer_normalization_forward::primitive_desc pd(d, inst->engine);
   inst->prim = dnnl::layer_normalization_forward(pd);
   inst->src = memory(md, inst->engine, x);
   inst->dst = memory(md, inst->engine, y);
   inst->scale = memory(pd.query_md(dnnl::query::exec_arg_md, DNNL_ARG_SCALE), inst->engine, scale);
   return [inst] {
-    inst->prim.execute(inst->stream, {{DNNL_ARG_SRC, inst->src}, {DNNL_ARG_DST, inst->dst}, {DNNL_ARG_SCALE, inst->scale}});
+    inst->prim.execute(inst->stream,
+                       {{DNNL_ARG_SRC, inst->src}, {DNNL_ARG_DST, inst->dst}, {DNNL_ARG_SCALE, inst->scale}});
     inst->stream.wait();
   };
 }

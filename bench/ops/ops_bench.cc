@@ -3,8 +3,6 @@
 // and a copy of the same bytes (`ceiling`), in one binary, on 1 and 2 threads.
 // Rows: <kernel>/<library>/<dtype>/M:<m>/N:<n>/threads:<t>; counter GB/s =
 // bytes each call must move (bench/README.md) / time, for every library alike.
-#include "tilekit/tilekit.h"
-
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>
@@ -14,8 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "../bench_main.h"
+#include "bench_main.h"
 #include "eager_ops.h"
+#include "tilekit/tilekit.h"
 #ifdef TILEKIT_BENCH_HAS_ONEDNN
 #include "onednn_layer_norm.h"
 #endif
@@ -27,10 +26,14 @@ using tilekit::bf16;
 enum class Kernel { kRmsNorm, kAddRmsNorm, kRope, kSoftmax };
 const char* KernelName(Kernel k) {
   switch (k) {
-    case Kernel::kRmsNorm: return "rms_norm";
-    case Kernel::kAddRmsNorm: return "add_rms_norm";
-    case Kernel::kRope: return "rope";
-    case Kernel::kSoftmax: return "softmax";
+    case Kernel::kRmsNorm:
+      return "rms_norm";
+    case Kernel::kAddRmsNorm:
+      return "add_rms_norm";
+    case Kernel::kRope:
+      return "rope";
+    case Kernel::kSoftmax:
+      return "softmax";
   }
   return "";
 }
@@ -50,10 +53,14 @@ struct Case {
   size_t bytes() const {
     const size_t mn = m * n * elem();
     switch (kernel) {
-      case Kernel::kRmsNorm: return 2 * mn;     // x in, y out
-      case Kernel::kAddRmsNorm: return 4 * mn;  // x, residual in; residual, y out
-      case Kernel::kRope: return 2 * mn;        // Q and K in and out
-      case Kernel::kSoftmax: return 2 * mn;     // x in, y out
+      case Kernel::kRmsNorm:
+        return 2 * mn;  // x in, y out
+      case Kernel::kAddRmsNorm:
+        return 4 * mn;  // x, residual in; residual, y out
+      case Kernel::kRope:
+        return 2 * mn;  // Q and K in and out
+      case Kernel::kSoftmax:
+        return 2 * mn;  // x in, y out
     }
     return 0;
   }
@@ -91,7 +98,8 @@ void Check(tilekit::Status s) {
 }
 
 // One library's call for a case, over buffers it allocates into `keep`.
-using Maker = std::function<std::function<void()>(const Case&, tilekit::ThreadPool&, std::vector<tilekit::AlignedBuffer>&)>;
+using Maker =
+    std::function<std::function<void()>(const Case&, tilekit::ThreadPool&, std::vector<tilekit::AlignedBuffer>&)>;
 
 std::function<void()> MakeTilekit(const Case& c, tilekit::ThreadPool& pool, std::vector<tilekit::AlignedBuffer>& keep) {
   const size_t mn = c.m * c.n;
@@ -136,13 +144,15 @@ std::function<void()> MakeTilekit(const Case& c, tilekit::ThreadPool& pool, std:
       const auto yv = tilekit::rows_of(tilekit::matrix(static_cast<bf16*>(y), c.m, c.n));
       Check(c.kernel == Kernel::kRmsNorm
                 ? tilekit::rms_norm(xv, w, yv, opt)
-                : tilekit::add_rms_norm(xv, tilekit::rows_of(tilekit::matrix(static_cast<bf16*>(res), c.m, c.n)), w, yv, opt));
+                : tilekit::add_rms_norm(xv, tilekit::rows_of(tilekit::matrix(static_cast<bf16*>(res), c.m, c.n)), w, yv,
+                                        opt));
     } else {
       const auto xv = tilekit::rows_of(tilekit::matrix<const float>(static_cast<float*>(x), c.m, c.n));
       const auto yv = tilekit::rows_of(tilekit::matrix(static_cast<float*>(y), c.m, c.n));
       Check(c.kernel == Kernel::kRmsNorm
                 ? tilekit::rms_norm(xv, w, yv, opt)
-                : tilekit::add_rms_norm(xv, tilekit::rows_of(tilekit::matrix(static_cast<float*>(res), c.m, c.n)), w, yv, opt));
+                : tilekit::add_rms_norm(xv, tilekit::rows_of(tilekit::matrix(static_cast<float*>(res), c.m, c.n)), w,
+                                        yv, opt));
     }
   };
 }
@@ -168,16 +178,19 @@ std::function<void()> MakeEager(const Case& c, tilekit::ThreadPool& pool, std::v
     float* b = static_cast<float*>(Alloc(keep, c.m * kQHeads * kHeadDim * 4, 0.f));
     return [=] {
       const size_t tokens = c.m;
-      if (c.bf16) ForRows(*p, tokens, [&](size_t r0, size_t r1) { e::ToF32(static_cast<bf16*>(qkv), qkv_f, kQkvRow, r0, r1); });
+      if (c.bf16)
+        ForRows(*p, tokens, [&](size_t r0, size_t r1) { e::ToF32(static_cast<bf16*>(qkv), qkv_f, kQkvRow, r0, r1); });
       ForRows(*p, tokens, [&](size_t r0, size_t r1) { e::Gather(cos_t, positions, cos, kHeadDim, r0, r1); });
       ForRows(*p, tokens, [&](size_t r0, size_t r1) { e::Gather(sin_t, positions, sin, kHeadDim, r0, r1); });
       for (auto [x, heads] : {std::make_pair(qkv_f, kQHeads), std::make_pair(qkv_f + kQHeads * kHeadDim, kKHeads)}) {
         ForRows(*p, tokens, [&](size_t r0, size_t r1) { e::MulHeads(x, kQkvRow, cos, a, heads, kHeadDim, r0, r1); });
         ForRows(*p, tokens, [&](size_t r0, size_t r1) { e::RotateHalf(x, kQkvRow, rot, heads, kHeadDim, r0, r1); });
-        ForRows(*p, tokens, [&](size_t r0, size_t r1) { e::MulHeads(rot, heads * kHeadDim, sin, b, heads, kHeadDim, r0, r1); });
+        ForRows(*p, tokens,
+                [&](size_t r0, size_t r1) { e::MulHeads(rot, heads * kHeadDim, sin, b, heads, kHeadDim, r0, r1); });
         ForRows(*p, tokens, [&](size_t r0, size_t r1) { e::AddHeads(a, b, x, kQkvRow, heads, kHeadDim, r0, r1); });
       }
-      if (c.bf16) ForRows(*p, tokens, [&](size_t r0, size_t r1) { e::ToBf16(qkv_f, static_cast<bf16*>(qkv), kQkvRow, r0, r1); });
+      if (c.bf16)
+        ForRows(*p, tokens, [&](size_t r0, size_t r1) { e::ToBf16(qkv_f, static_cast<bf16*>(qkv), kQkvRow, r0, r1); });
     };
   }
   void* x = Alloc(keep, mn * c.elem(), 0.5f);
@@ -233,7 +246,8 @@ std::function<void()> MakeCeiling(const Case& c, tilekit::ThreadPool& pool, std:
   const float* src = static_cast<float*>(Alloc(keep, floats * 4, 1.f));
   float* dst = static_cast<float*>(Alloc(keep, floats * 4, 0.f));
   tilekit::ThreadPool* p = &pool;
-  return [=] { ForRows(*p, rows, [&](size_t r0, size_t r1) { tilekit_bench::eager::Copy(src, dst, per_row, r0, r1); }); };
+  return
+      [=] { ForRows(*p, rows, [&](size_t r0, size_t r1) { tilekit_bench::eager::Copy(src, dst, per_row, r0, r1); }); };
 }
 
 #ifdef TILEKIT_BENCH_HAS_ONEDNN
@@ -243,7 +257,8 @@ std::function<void()> MakeOnednn(const Case& c, tilekit::ThreadPool&, std::vecto
   void* y = Alloc(keep, mn * c.elem(), 0.f);
   float* w = static_cast<float*>(Alloc(keep, c.n * 4, 1.f));
   if (c.bf16) {
-    for (size_t i = 0; i < mn; ++i) static_cast<bf16*>(x)[i] = tilekit::f32_to_bf16(0.5f + static_cast<float>(i % 17) * 0.01f);
+    for (size_t i = 0; i < mn; ++i)
+      static_cast<bf16*>(x)[i] = tilekit::f32_to_bf16(0.5f + static_cast<float>(i % 17) * 0.01f);
   }
   return tilekit_bench::MakeOnednnLayerNorm(c.bf16, c.m, c.n, c.threads, x, y, w);
 }
@@ -264,8 +279,8 @@ void Register(const Case& c, const std::string& library, Maker make) {
       call();
       benchmark::ClobberMemory();
     }
-    state.counters["GB/s"] = benchmark::Counter(static_cast<double>(c.bytes()) / 1e9,
-                                                benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["GB/s"] =
+        benchmark::Counter(static_cast<double>(c.bytes()) / 1e9, benchmark::Counter::kIsIterationInvariantRate);
   }));
 }
 

@@ -30,7 +30,8 @@ Status rms_norm_impl(const char* op, HeadsView<const X> x, HeadsView<X> residual
   if (has_residual && (s = check_view(op, "residual", residual)) != Status::kOk) return s;
   if ((s = check_same_shape(op, "x", x, "y", y)) != Status::kOk) return s;
   if (has_residual && (s = check_same_shape(op, "x", x, "residual", residual)) != Status::kOk) return s;
-  if (std::isnan(opt.eps) || opt.eps < 0.f) return fail(Status::kInvalidArgument, "%s: eps=%g must be >= 0", op, opt.eps);
+  if (std::isnan(opt.eps) || opt.eps < 0.f)
+    return fail(Status::kInvalidArgument, "%s: eps=%g must be >= 0", op, opt.eps);
   if (x.head_dim == 0) return fail(Status::kInvalidArgument, "%s: rows of width 0 (head_dim = 0)", op);
   if (x.tokens == 0 || x.heads == 0) return Status::kOk;
   if (!weight) return fail(Status::kNullPointer, "%s: weight is null", op);
@@ -56,8 +57,9 @@ Status rms_norm_impl(const char* op, HeadsView<const X> x, HeadsView<X> residual
   job.weight_offset = opt.weight_offset;
   job.round_before_weight = opt.rounding == Bf16Rounding::kBeforeWeight;
   const size_t row_bytes = x.head_dim * (sizeof(X) * (has_residual ? 3 : 1) + sizeof(Y));
-  run_chunks(opt.executor, x.tokens * x.heads, row_bytes,
-             [&job](size_t begin, size_t end) { TILEKIT_DISPATCH(RmsNormRows)(job, begin, end); });
+  run_chunks(opt.executor, x.tokens * x.heads, row_bytes, [&job](size_t begin, size_t end) {
+    TILEKIT_DISPATCH(RmsNormRows)(job, begin, end);
+  });
   return Status::kOk;
 }
 

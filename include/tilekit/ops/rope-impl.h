@@ -23,7 +23,8 @@ inline Status check_rope_config(const char* op, const RopeConfig& c, size_t max_
   if (max_positions == 0 || max_positions > static_cast<size_t>(INT32_MAX) + 1) {
     return fail(Status::kInvalidArgument, "%s: max_positions=%zu must be in [1, 2^31]", op, max_positions);
   }
-  if (!(c.theta > 1.0) || !std::isfinite(c.theta)) return fail(Status::kInvalidArgument, "%s: theta=%g must be > 1", op, c.theta);
+  if (!(c.theta > 1.0) || !std::isfinite(c.theta))
+    return fail(Status::kInvalidArgument, "%s: theta=%g must be > 1", op, c.theta);
   if (c.scaling == RopeScaling::kNone) return Status::kOk;
   if (!(c.factor > 0.0) || !std::isfinite(c.factor)) {
     return fail(Status::kInvalidArgument, "%s: factor=%g must be > 0", op, c.factor);
@@ -54,7 +55,8 @@ inline void compute_inv_freq(const RopeConfig& c, size_t max_positions, std::vec
     base *= std::pow(c.factor * len / l0 - (c.factor - 1.0), static_cast<double>(d) / static_cast<double>(d - 2));
   }
   inv->resize(half);
-  for (size_t i = 0; i < half; ++i) (*inv)[i] = 1.0 / std::pow(base, static_cast<double>(2 * i) / static_cast<double>(d));
+  for (size_t i = 0; i < half; ++i)
+    (*inv)[i] = 1.0 / std::pow(base, static_cast<double>(2 * i) / static_cast<double>(d));
   *attention = 1.0;
   const double kTwoPi = 6.283185307179586476925286766559;
   switch (c.scaling) {
@@ -110,7 +112,8 @@ bool heads_disjoint(const HeadsView<T>& a, const HeadsView<T>& b) {
   // b's offset within a's period of token_stride elements.
   const size_t period = a.token_stride, shift = static_cast<size_t>((distance / sizeof(T)) % period);
   const size_t offset = pb >= pa ? shift : (period - shift) % period;
-  const size_t a_extent = (a.heads - 1) * a.head_stride + a.head_dim, b_extent = (b.heads - 1) * b.head_stride + b.head_dim;
+  const size_t a_extent = (a.heads - 1) * a.head_stride + a.head_dim,
+               b_extent = (b.heads - 1) * b.head_stride + b.head_dim;
   return a_extent <= offset && offset + b_extent <= period;
 }
 
@@ -150,8 +153,9 @@ Status rope_impl(HeadsView<T> q, HeadsView<T> k, const int32_t* positions, const
   job.rotary_dim = table.rotary_dim();
   job.interleaved = table.pairing() == RopePairing::kInterleaved;
   const size_t token_bytes = (job.q_heads + job.k_heads) * table.rotary_dim() * sizeof(T) * 2;
-  run_chunks(executor, q.tokens, token_bytes,
-             [&job](size_t begin, size_t end) { TILEKIT_DISPATCH(RopeTokens)(job, begin, end); });
+  run_chunks(executor, q.tokens, token_bytes, [&job](size_t begin, size_t end) {
+    TILEKIT_DISPATCH(RopeTokens)(job, begin, end);
+  });
   return Status::kOk;
 }
 
@@ -185,7 +189,8 @@ TILEKIT_API Status make_rope_table(const RopeConfig& config, size_t max_position
   for (size_t p = 0; p < max_positions; ++p) {
     for (size_t i = 0; i < rot / 2; ++i) {
       const double angle = static_cast<double>(p) * inv[i];
-      const float c = static_cast<float>(std::cos(angle) * attention), sn = static_cast<float>(std::sin(angle) * attention);
+      const float c = static_cast<float>(std::cos(angle) * attention),
+                  sn = static_cast<float>(std::sin(angle) * attention);
       if (interleaved) {
         cos[p * width + 2 * i] = cos[p * width + 2 * i + 1] = c;
         sin[p * width + 2 * i] = -sn;

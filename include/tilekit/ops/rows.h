@@ -22,8 +22,7 @@ struct StridedRows {
 
   template <typename T>
   static StridedRows of(const HeadsView<T>& v) {
-    return StridedRows{const_cast<void*>(static_cast<const void*>(v.data)), v.token_stride, v.head_stride,
-                       kIsBf16<T>};
+    return StridedRows{const_cast<void*>(static_cast<const void*>(v.data)), v.token_stride, v.head_stride, kIsBf16<T>};
   }
   template <typename T>
   T* row(size_t token, size_t head) const {

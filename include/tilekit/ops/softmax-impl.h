@@ -15,13 +15,15 @@ TILEKIT_API Status softmax(MatrixView<const float> x, MatrixView<float> y, const
   const MatrixView<const float>& mask = options.mask;
   const bool has_mask = mask.data != nullptr;
   Status s;
-  if ((s = detail::check_view(op, "x", x)) != Status::kOk || (s = detail::check_view(op, "y", y)) != Status::kOk) return s;
+  if ((s = detail::check_view(op, "x", x)) != Status::kOk || (s = detail::check_view(op, "y", y)) != Status::kOk)
+    return s;
   if (has_mask && (s = detail::check_view(op, "mask", mask)) != Status::kOk) return s;
   if (x.rows != y.rows || x.cols != y.cols || (has_mask && (mask.rows != x.rows || mask.cols != x.cols))) {
     return fail(Status::kShapeMismatch, "%s: x is %zu x %zu, y %zu x %zu, mask %zu x %zu", op, x.rows, x.cols, y.rows,
                 y.cols, mask.rows, mask.cols);
   }
-  if (!std::isfinite(options.scale)) return fail(Status::kInvalidArgument, "%s: scale=%g is not finite", op, options.scale);
+  if (!std::isfinite(options.scale))
+    return fail(Status::kInvalidArgument, "%s: scale=%g is not finite", op, options.scale);
   if (x.cols == 0 && x.rows) return fail(Status::kInvalidArgument, "%s: rows of width 0", op);
   if (x.rows == 0) return Status::kOk;
   const HeadsView<const float> xv = rows_of(x), mv = rows_of(mask);
@@ -41,7 +43,8 @@ TILEKIT_API Status softmax(MatrixView<const float> x, MatrixView<float> y, const
   job.y_ld = y.ld;
   job.scale = options.scale;
   detail::run_chunks(options.executor, x.rows, x.cols * sizeof(float) * (has_mask ? 3 : 2),
-                     [&job](size_t begin, size_t end) { TILEKIT_DISPATCH(detail::SoftmaxRows)(job, begin, end); });
+                     [&job](size_t begin, size_t end) { TILEKIT_DISPATCH(detail::SoftmaxRows)
+                                                        (job, begin, end); });
   return Status::kOk;
 }
 

@@ -19,9 +19,9 @@
 namespace tilekit {
 
 struct SoftmaxOptions {
-  float scale = 1.f;              // finite
-  MatrixView<const float> mask;   // additive, M × N with its own ld; data null: none
-  Executor* executor = nullptr;   // null: the calling thread
+  float scale = 1.f;             // finite
+  MatrixView<const float> mask;  // additive, M × N with its own ld; data null: none
+  Executor* executor = nullptr;  // null: the calling thread
 };
 
 TILEKIT_API Status softmax(MatrixView<const float> x, MatrixView<float> y, const SoftmaxOptions& options = {});
