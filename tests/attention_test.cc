@@ -695,12 +695,13 @@ TEST_P(AttentionTest, BadInputIsReportedAndOutputUntouched) {
   };
   auto q3 = q;
   q3.heads = 3;
-  q3.stride = x.q_stride;
+  q3.token_stride = x.q_stride;
   auto o3 = o;
   o3.heads = 3;
   expect(attention(q3, k, v, o3), Status::kShapeMismatch, "not a multiple");
   auto kd = k;
-  kd.dim = 7;
+  kd.head_dim = 7;
+  kd.head_stride = 7;
   expect(attention(q, kd, v, o), Status::kShapeMismatch, "head_dim");
   auto q0 = q;
   q0.tokens = 0;

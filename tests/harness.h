@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <string>
@@ -143,6 +144,44 @@ inline float PoisonF32() {
   return f;
 }
 constexpr uint16_t kPoisonBf16 = 0x7FA5;
+
+// fp32 and bf16 elements alike: widen, round, poison, raw bits.
+inline float ToF32(float v) { return v; }
+inline float ToF32(bf16 v) { return bf16_to_f32(v); }
+template <typename T>
+T FromF32(float v) {
+  if constexpr (kIsBf16<T>) {
+    return f32_to_bf16(v);
+  } else {
+    return v;
+  }
+}
+template <typename T>
+T Poison() {
+  if constexpr (kIsBf16<T>) {
+    return bf16{kPoisonBf16};
+  } else {
+    return PoisonF32();
+  }
+}
+template <typename T>
+uint32_t Bits(T v) {
+  if constexpr (kIsBf16<T>) {
+    return v.bits;
+  } else {
+    uint32_t u;
+    std::memcpy(&u, &v, 4);
+    return u;
+  }
+}
+
+// A call that must fail with `want` and a last_error() containing `detail`.
+inline ::testing::AssertionResult FailsWith(Status got, Status want, const char* detail) {
+  const std::string error = last_error();
+  if (got == want && error.find(detail) != std::string::npos) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "got \"" << status_name(got) << "\" (" << error << "), want \""
+                                       << status_name(want) << "\" with \"" << detail << "\"";
+}
 
 // Sizes that exercise tails: 1, primes, powers of two and their neighbours,
 // multiples of common vector lengths ±1.

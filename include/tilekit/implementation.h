@@ -37,5 +37,8 @@
 #include "tilekit/epilogue/apply-impl.h"
 #include "tilekit/gemm/gemm-impl.h"
 #include "tilekit/gemm/packed_weights-impl.h"
+#include "tilekit/ops/rms_norm-impl.h"
+#include "tilekit/ops/rope-impl.h"
+#include "tilekit/ops/softmax-impl.h"
 
 #endif  // TILEKIT_IMPLEMENTATION_H_

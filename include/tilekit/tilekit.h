@@ -25,6 +25,9 @@
 #include "tilekit/epilogue/epilogue.h"
 #include "tilekit/gemm/gemm.h"
 #include "tilekit/gemm/packed_weights.h"
+#include "tilekit/ops/rms_norm.h"
+#include "tilekit/ops/rope.h"
+#include "tilekit/ops/softmax.h"
 #include "tilekit/threading/executor.h"
 
 #ifdef TILEKIT_ALL_INLINE

@@ -308,12 +308,12 @@ Status attn_check_qo(const char* op, const HeadsView<const float>& q, const Head
   if (hkv == 0 || q.heads == 0 || q.heads % hkv != 0) {
     return fail(Status::kShapeMismatch, "%s: %zu query heads are not a multiple of %zu KV heads", op, q.heads, hkv);
   }
-  if (q.dim != d || d == 0) {
-    return fail(Status::kShapeMismatch, "%s: q has head_dim %zu, k has %zu", op, q.dim, d);
+  if (q.head_dim != d || d == 0) {
+    return fail(Status::kShapeMismatch, "%s: q has head_dim %zu, k has %zu", op, q.head_dim, d);
   }
-  if (out.tokens != q.tokens || out.heads != q.heads || out.dim != dv || dv == 0) {
+  if (out.tokens != q.tokens || out.heads != q.heads || out.head_dim != dv || dv == 0) {
     return fail(Status::kShapeMismatch, "%s: out is %zu x %zu x %zu, expected %zu x %zu x %zu (T x Hq x dv)", op,
-                out.tokens, out.heads, out.dim, q.tokens, q.heads, dv);
+                out.tokens, out.heads, out.head_dim, q.tokens, q.heads, dv);
   }
   if ((st = attn_check_params(op, p, q.tokens, s)) != Status::kOk) return st;
   const size_t lse_bytes = q.tokens * q.heads * sizeof(float);
@@ -347,7 +347,7 @@ inline AttnShape attn_shape(size_t hq, size_t hkv, size_t d, size_t dv, const At
 inline AttnSeq attn_seq(const HeadsView<const float>& q, size_t s, const AttentionParams& p) {
   AttnSeq sq;
   sq.q = q.data;
-  sq.q_stride = q.stride;
+  sq.q_stride = q.token_stride;
   sq.t = q.tokens;
   sq.s = s;
   sq.mask = p.mask.additive.data;
@@ -367,22 +367,22 @@ Status attention_plain(const HeadsView<const float>& q, const HeadsView<const TK
     return fail(Status::kShapeMismatch, "%s: k is %zu tokens x %zu heads, v %zu x %zu", op, k.tokens, k.heads,
                 v.tokens, v.heads);
   }
-  if ((st = attn_check_qo(op, q, out, lse, k.heads, k.dim, v.dim, k.tokens, p, &out_bytes)) != Status::kOk) return st;
+  if ((st = attn_check_qo(op, q, out, lse, k.heads, k.head_dim, v.head_dim, k.tokens, p, &out_bytes)) != Status::kOk) return st;
   const size_t lse_bytes = lse ? q.tokens * q.heads * sizeof(float) : 0;
   if (ranges_overlap(k.data, k_bytes, out.data, out_bytes) || ranges_overlap(v.data, v_bytes, out.data, out_bytes) ||
       ranges_overlap(k.data, k_bytes, lse, lse_bytes) || ranges_overlap(v.data, v_bytes, lse, lse_bytes)) {
     return fail(Status::kAliasing, "%s: k or v overlaps out or lse", op);
   }
-  const AttnShape sh = attn_shape(q.heads, k.heads, k.dim, v.dim, p);
+  const AttnShape sh = attn_shape(q.heads, k.heads, k.head_dim, v.head_dim, p);
   AttnCallBuffers& buf = attn_call_buffers();
   buf.seqs.assign(1, attn_seq(q, k.tokens, p));
   AttnKv& kv = buf.seqs[0].kv;
   kv.k = reinterpret_cast<const unsigned char*>(k.data);
   kv.v = reinterpret_cast<const unsigned char*>(v.data);
-  kv.k_stride = k.stride * sizeof(TKV);
-  kv.v_stride = v.stride * sizeof(TKV);
+  kv.k_stride = k.token_stride * sizeof(TKV);
+  kv.v_stride = v.token_stride * sizeof(TKV);
   kv.bf16 = kIsBf16<TKV>;
-  buf.outs.assign(1, AttnOutput{out.data, out.stride, lse});
+  buf.outs.assign(1, AttnOutput{out.data, out.token_stride, lse});
   return attn_execute(op, sh, buf.seqs.data(), buf.outs.data(), 1, kIsBf16<TO>, p.executor);
 }
 
@@ -425,7 +425,7 @@ Status attn_add_cached(const char* op, const KvCache& cache, size_t layer, const
   AttnCallBuffers& buf = attn_call_buffers();
   buf.seqs.push_back(attn_seq(q, seq.length, p));
   buf.seqs.back().kv = attn_cache_kv(cache, layer, seq);
-  buf.outs.push_back(AttnOutput{out.data, out.stride, lse});
+  buf.outs.push_back(AttnOutput{out.data, out.token_stride, lse});
   return Status::kOk;
 }
 
@@ -480,8 +480,8 @@ TILEKIT_API Status attention_batch(const KvCache& cache, size_t layer, const Att
   }
   for (size_t i = 0; i < count; ++i) {
     for (size_t j = 0; j < i; ++j) {
-      const size_t bi = items[i].out.tokens * items[i].out.stride * sizeof(float);
-      const size_t bj = items[j].out.tokens * items[j].out.stride * sizeof(float);
+      const size_t bi = items[i].out.tokens * items[i].out.token_stride * sizeof(float);
+      const size_t bj = items[j].out.tokens * items[j].out.token_stride * sizeof(float);
       if (detail::ranges_overlap(items[i].out.data, bi, items[j].out.data, bj)) {
         return fail(Status::kAliasing, "%s: the outputs of items %zu and %zu overlap", op, j, i);
       }
@@ -515,14 +515,14 @@ TILEKIT_API Status attention_merge(HeadsView<const float> a, const float* lse_a,
   if ((st = detail::check_heads(op, "b", b, &b_bytes)) != Status::kOk) return st;
   if ((st = detail::check_heads(op, "out", out, &o_bytes)) != Status::kOk) return st;
   if (!lse_a || !lse_b || !lse_out) return fail(Status::kNullPointer, "%s: an lse is null", op);
-  if (a.tokens != b.tokens || a.heads != b.heads || a.dim != b.dim || out.tokens != a.tokens ||
-      out.heads != a.heads || out.dim != a.dim) {
+  if (a.tokens != b.tokens || a.heads != b.heads || a.head_dim != b.head_dim || out.tokens != a.tokens ||
+      out.heads != a.heads || out.head_dim != a.head_dim) {
     return fail(Status::kShapeMismatch, "%s: a is %zu x %zu x %zu, b %zu x %zu x %zu, out %zu x %zu x %zu", op,
-                a.tokens, a.heads, a.dim, b.tokens, b.heads, b.dim, out.tokens, out.heads, out.dim);
+                a.tokens, a.heads, a.head_dim, b.tokens, b.heads, b.head_dim, out.tokens, out.heads, out.head_dim);
   }
   const size_t lse_bytes = a.tokens * a.heads * sizeof(float);
   const auto same = [](const void* x, const void* y, size_t sx, size_t sy) { return x == y && sx == sy; };
-  const bool out_is_a = same(out.data, a.data, out.stride, a.stride), out_is_b = same(out.data, b.data, out.stride, b.stride);
+  const bool out_is_a = same(out.data, a.data, out.token_stride, a.token_stride), out_is_b = same(out.data, b.data, out.token_stride, b.token_stride);
   if ((!out_is_a && detail::ranges_overlap(a.data, a_bytes, out.data, o_bytes)) ||
       (!out_is_b && detail::ranges_overlap(b.data, b_bytes, out.data, o_bytes)) ||
       (lse_out != lse_a && detail::ranges_overlap(lse_a, lse_bytes, lse_out, lse_bytes)) ||
@@ -530,15 +530,15 @@ TILEKIT_API Status attention_merge(HeadsView<const float> a, const float* lse_a,
       detail::ranges_overlap(lse_out, lse_bytes, out.data, o_bytes)) {
     return fail(Status::kAliasing, "%s: out or lse_out overlaps an input other than in place", op);
   }
-  float* scratch = detail::thread_workspace(a.dim);
-  if (!scratch && a.dim) return fail(Status::kOutOfMemory, "%s: cannot allocate %zu floats", op, a.dim);
+  float* scratch = detail::thread_workspace(a.head_dim);
+  if (!scratch && a.head_dim) return fail(Status::kOutOfMemory, "%s: cannot allocate %zu floats", op, a.head_dim);
   const float ones[2] = {1.f, 1.f};
   for (size_t t = 0; t < a.tokens; ++t) {
     for (size_t h = 0; h < a.heads; ++h) {
       const size_t i = t * a.heads + h;
       const float* rows[2] = {a.row(t, h), b.row(t, h)};
       const float m[2] = {lse_a[i], lse_b[i]};
-      detail::attn_merge_rows(rows, m, ones, 2, a.dim, out.row(t, h), lse_out + i, scratch);
+      detail::attn_merge_rows(rows, m, ones, 2, a.head_dim, out.row(t, h), lse_out + i, scratch);
     }
   }
   return Status::kOk;

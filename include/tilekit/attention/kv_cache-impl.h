@@ -116,10 +116,10 @@ Status write_kv(const char* op, KvCache& cache, size_t layer, const KvSequence& 
   if ((s = check_heads(op, "v", v, &v_bytes)) != Status::kOk) return s;
   if (cache.empty()) return fail(Status::kInvalidArgument, "%s: the cache is not initialised", op);
   const KvCacheConfig& c = cache.config();
-  if (k.heads != c.kv_heads || v.heads != c.kv_heads || k.dim != c.head_dim || v.dim != c.v_head_dim) {
+  if (k.heads != c.kv_heads || v.heads != c.kv_heads || k.head_dim != c.head_dim || v.head_dim != c.v_head_dim) {
     return fail(Status::kShapeMismatch,
                 "%s: k is %zu heads x %zu, v %zu heads x %zu; the cache holds %zu heads x %zu (K) and x %zu (V)", op,
-                k.heads, k.dim, v.heads, v.dim, c.kv_heads, c.head_dim, c.v_head_dim);
+                k.heads, k.head_dim, v.heads, v.head_dim, c.kv_heads, c.head_dim, c.v_head_dim);
   }
   if (k.tokens != v.tokens) {
     return fail(Status::kShapeMismatch, "%s: k has %zu tokens, v %zu", op, k.tokens, v.tokens);
@@ -140,8 +140,8 @@ Status write_kv(const char* op, KvCache& cache, size_t layer, const KvSequence& 
     const size_t slot = p % bt;
     unsigned char* kd = cache.key_rows(layer, block) + slot * k_row * kv_dtype_bytes(c.dtype);
     unsigned char* vd = cache.value_rows(layer, block) + slot * v_row * kv_dtype_bytes(c.dtype);
-    const T* ks = k.data + t * k.stride;
-    const T* vs = v.data + t * v.stride;
+    const T* ks = k.data + t * k.token_stride;
+    const T* vs = v.data + t * v.token_stride;
     if (std::is_same<T, float>::value == !to_bf16) {  // same type: a copy
       std::memcpy(kd, ks, k_row * sizeof(T));
       std::memcpy(vd, vs, v_row * sizeof(T));

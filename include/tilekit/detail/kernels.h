@@ -44,6 +44,9 @@ HWY_EXPORT(GemmDotMR);
 HWY_EXPORT(GemmDotRange);
 HWY_EXPORT(GemmEpilogueTile);
 HWY_EXPORT(ApplyEpilogueRows);
+HWY_EXPORT(RmsNormRows);
+HWY_EXPORT(RopeTokens);
+HWY_EXPORT(SoftmaxRows);
 }  // namespace detail
 }  // namespace tilekit
 #endif  // HWY_ONCE

@@ -1,0 +1,131 @@
+// Per-target RMSNorm rows (ops/rms_norm.h): the plain norm and the fused
+// residual add, for fp32 and bf16 rows.
+
+// The job a call hands the kernel: target-independent, defined once.
+#ifndef TILEKIT_OPS_RMS_NORM_JOB_H_
+#define TILEKIT_OPS_RMS_NORM_JOB_H_
+#include "tilekit/ops/rows.h"
+namespace tilekit {
+namespace detail {
+struct RmsNormJob {
+  StridedRows x, y;
+  StridedRows residual;  // data null: no residual add
+  const float* weight = nullptr;
+  size_t heads = 1, dim = 0;
+  float eps = 0;
+  bool weight_offset = false, round_before_weight = false;
+};
+}  // namespace detail
+}  // namespace tilekit
+#endif  // TILEKIT_OPS_RMS_NORM_JOB_H_
+
+#if defined(TILEKIT_OPS_RMS_NORM_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef TILEKIT_OPS_RMS_NORM_INL_H_
+#undef TILEKIT_OPS_RMS_NORM_INL_H_
+#else
+#define TILEKIT_OPS_RMS_NORM_INL_H_
+#endif
+
+#include <hwy/highway.h>
+
+#include <cmath>
+
+#include "tilekit/base/bf16.h"
+#include "tilekit/epilogue/epilogue-inl.h"  // LoadRowF32, StoreRow, LoadPartial
+#include "tilekit/ops/rows-inl.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace tilekit {
+namespace detail {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// Σ v(i)² over a row of n elements, v(i, m) giving the fp32 vector of the m
+// elements at i (partial loads are zero-filled, adding nothing).
+template <class DF, class RowVec>
+HWY_INLINE float SumOfSquares(DF df, size_t n, const RowVec& v) {
+  const auto sum = FoldRow(
+      df, n, hn::Zero(df),
+      [&](hn::Vec<DF> acc, size_t i, size_t m) HWY_ATTR {
+        const auto vi = v(i, m);
+        return hn::MulAdd(vi, vi, acc);
+      },
+      [](hn::Vec<DF> a, hn::Vec<DF> b) HWY_ATTR { return hn::Add(a, b); });
+  return hn::GetLane(hn::SumOfLanes(df, sum));
+}
+
+// y = (x·r) · w over one row, x read from `src` (the input, or the stored h).
+// The options are template flags so the loop carries no per-vector test;
+// full vectors run apart from the tail.
+template <bool kOffset, bool kRoundBefore, class DF, typename X, typename Y>
+HWY_INLINE void NormalizeRow(DF df, const X* src, float r, const float* HWY_RESTRICT weight, size_t n, Y* y) {
+  const size_t N = hn::Lanes(df);
+  const auto vr = hn::Set(df, r);
+  const auto one = hn::Set(df, 1.f);
+  const auto step = [&](size_t i, size_t m) HWY_ATTR {
+    auto nrm = hn::Mul(LoadRowF32(df, src + i, m), vr);
+    if constexpr (kRoundBefore) nrm = AsStored<X>(df, nrm);
+    auto w = LoadPartial(df, weight + i, m);
+    if constexpr (kOffset) w = hn::Add(w, one);
+    StoreRow(df, hn::Mul(nrm, w), y + i, m);
+  };
+  size_t i = 0;
+  for (; i + N <= n; i += N) step(i, N);
+  if (i < n) step(i, n - i);
+}
+
+template <class DF, typename X, typename Y>
+HWY_INLINE void NormalizeRow(DF df, const X* src, float r, const RmsNormJob& job, Y* y) {
+  const bool round_before = kIsBf16<X> && job.round_before_weight;
+  if (job.weight_offset) {
+    if (round_before) return NormalizeRow<true, true>(df, src, r, job.weight, job.dim, y);
+    return NormalizeRow<true, false>(df, src, r, job.weight, job.dim, y);
+  }
+  if (round_before) return NormalizeRow<false, true>(df, src, r, job.weight, job.dim, y);
+  NormalizeRow<false, false>(df, src, r, job.weight, job.dim, y);
+}
+
+HWY_INLINE float InverseRms(float sum_of_squares, const RmsNormJob& job) {
+  return 1.0f / std::sqrt(sum_of_squares / static_cast<float>(job.dim) + job.eps);
+}
+
+template <typename X, typename Y>
+HWY_NOINLINE void RmsNormRowsT(const RmsNormJob& job, size_t begin, size_t end) {
+  const hn::ScalableTag<float> df;
+  for (size_t row = begin; row < end; ++row) {
+    const size_t t = row / job.heads, h = row % job.heads;
+    const X* x = job.x.row<const X>(t, h);
+    Y* y = job.y.row<Y>(t, h);
+    if (!job.residual.data) {
+      const float ss = SumOfSquares(df, job.dim, [&](size_t i, size_t m) HWY_ATTR { return LoadRowF32(df, x + i, m); });
+      NormalizeRow(df, x, InverseRms(ss, job), job, y);
+      continue;
+    }
+    // h = x + residual, stored to the residual as it is summed; the second
+    // pass reads h back from L1/L2 (a row is at most tens of KiB).
+    X* res = job.residual.row<X>(t, h);
+    const float ss = SumOfSquares(df, job.dim, [&](size_t i, size_t m) HWY_ATTR {
+      const auto sum = AsStored<X>(df, hn::Add(LoadRowF32(df, x + i, m), LoadRowF32(df, res + i, m)));
+      StoreRow(df, sum, res + i, m);
+      return sum;
+    });
+    NormalizeRow(df, static_cast<const X*>(res), InverseRms(ss, job), job, y);
+  }
+}
+
+// Rows [begin, end) of the job (row = token · heads + head).
+inline void RmsNormRows(const RmsNormJob& job, size_t begin, size_t end) {
+  if (job.x.bf16) {
+    if (job.y.bf16) return RmsNormRowsT<bf16, bf16>(job, begin, end);
+    return RmsNormRowsT<bf16, float>(job, begin, end);
+  }
+  if (job.y.bf16) return RmsNormRowsT<float, bf16>(job, begin, end);
+  return RmsNormRowsT<float, float>(job, begin, end);
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace detail
+}  // namespace tilekit
+HWY_AFTER_NAMESPACE();
+
+#endif  // TILEKIT_OPS_RMS_NORM_INL_H_
