@@ -176,6 +176,33 @@ TEST_P(RmsNormTest, PerHeadSliceOfFusedQkvInPlace) {
   }
 }
 
+// Slices of one buffer whose rows interleave (K in, V out of a fused QKV row)
+// share no element: allowed. Shifted by one element into K's gap they do.
+TEST_P(RmsNormTest, InterleavedSlicesOfOneBuffer) {
+  TILEKIT_SEED_TRACE();
+  testing::Rng rng(12);
+  const size_t tokens = 4, hd = 16, row = 4 * hd;  // [q | q | k | v]
+  std::vector<float> qkv(tokens * row), w(hd);
+  rng.fill(qkv.data(), qkv.size());
+  rng.fill(w.data(), hd);
+  const std::vector<float> before = qkv;
+  const auto k = heads_view<const float>(qkv.data() + 2 * hd, tokens, 1, hd, row);
+  const auto v = heads_view(qkv.data() + 3 * hd, tokens, 1, hd, row);
+  ASSERT_EQ(rms_norm(k, w.data(), v), Status::kOk) << last_error();
+  for (size_t t = 0; t < tokens; ++t) {
+    double ss = 0;
+    for (size_t i = 0; i < hd; ++i) ss += std::pow(before[t * row + 2 * hd + i], 2);
+    for (size_t i = 0; i < hd; ++i) {
+      const double ref = before[t * row + 2 * hd + i] / std::sqrt(ss / hd + 1e-6) * w[i];
+      ASSERT_TRUE(testing::WithinBound(std::fabs(qkv[t * row + 3 * hd + i] - ref),
+                                       ((hd + 2) * kF32Eps / 2 + 4 * kF32Eps) * std::fabs(ref) + 1e-30));
+      ASSERT_EQ(qkv[t * row + i], before[t * row + i]);  // q untouched
+    }
+  }
+  EXPECT_TRUE(testing::FailsWith(rms_norm(k, w.data(), heads_view(qkv.data() + 3 * hd - 1, tokens, 1, hd, row)),
+                                 Status::kAliasing, "y overlaps x"));
+}
+
 // The two rounding orders bit for bit against scalar code written in the
 // order HF's LlamaRMSNorm and GemmaRMSNorm run. Inputs are small multiples of
 // 1/4, so the sum of squares is exact in fp32 in any order and r is the same

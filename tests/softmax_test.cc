@@ -166,6 +166,14 @@ TEST_P(SoftmaxTest, BadInputIsReportedAndOutputUntouched) {
   EXPECT_TRUE(testing::FailsWith(softmax(xv, yv, opt), Status::kAliasing, "mask overlaps y"));
   EXPECT_TRUE(testing::FailsWith(softmax(matrix<const float>(x.data(), 3, n), matrix(x.data() + 1, 3, n)),
                                  Status::kAliasing, "overlaps x"));
+  // Column blocks of one buffer: x the left 8 columns, y the right 8; disjoint.
+  std::vector<float> xy(4 * 2 * n, 0.5f);
+  EXPECT_EQ(softmax(matrix<const float>(xy.data(), 4, n, 2 * n), matrix(xy.data() + n, 4, n, 2 * n)), Status::kOk)
+      << last_error();
+  EXPECT_EQ(xy[n], 1.f / n);
+  EXPECT_TRUE(
+      testing::FailsWith(softmax(matrix<const float>(xy.data(), 4, n, 2 * n), matrix(xy.data() + n - 1, 4, n, 2 * n)),
+                         Status::kAliasing, "overlaps x"));
   for (float v : y) EXPECT_EQ(v, 7.f);
   for (float v : x) EXPECT_EQ(v, 1.f);
 }

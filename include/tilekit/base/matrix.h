@@ -172,6 +172,22 @@ bool views_overlap(const HeadsView<A>& a, const HeadsView<B>& b) {
   return ranges_overlap(a.data, a_bytes, b.data, b_bytes);
 }
 
+// Whether two views share no byte. Exact for views with the same token stride
+// in bytes (slices of one fused QKV row: each must fit in the other's gap
+// within a token's period); otherwise judged on their spans.
+template <typename A, typename B>
+bool views_disjoint(const HeadsView<A>& a, const HeadsView<B>& b) {
+  if (!views_overlap(a, b)) return true;
+  const size_t period = a.token_stride * sizeof(A);
+  if (a.tokens < 2 || b.tokens < 2 || period != b.token_stride * sizeof(B)) return false;
+  const uintptr_t pa = reinterpret_cast<uintptr_t>(a.data), pb = reinterpret_cast<uintptr_t>(b.data);
+  const size_t shift = static_cast<size_t>((pb >= pa ? pb - pa : pa - pb) % period);
+  const size_t offset = pb >= pa ? shift : (period - shift) % period;  // b's start within a's period
+  const size_t a_extent = ((a.heads - 1) * a.head_stride + a.head_dim) * sizeof(A);
+  const size_t b_extent = ((b.heads - 1) * b.head_stride + b.head_dim) * sizeof(B);
+  return a_extent <= offset && offset + b_extent <= period;
+}
+
 }  // namespace detail
 }  // namespace tilekit
 

@@ -37,9 +37,9 @@ Status rms_norm_impl(const char* op, HeadsView<const X> x, HeadsView<X> residual
   if (!weight) return fail(Status::kNullPointer, "%s: weight is null", op);
   // y == x exactly is the in-place norm; any other overlap would read values
   // another row (or this one) already overwrote.
-  if (!same_view(x, y) && views_overlap(x, y)) return fail(Status::kAliasing, "%s: y overlaps x without being x", op);
-  if (has_residual && (views_overlap(residual, x) || views_overlap(residual, y))) {
-    return fail(Status::kAliasing, "%s: residual overlaps %s", op, views_overlap(residual, x) ? "x" : "y");
+  if (!same_view(x, y) && !views_disjoint(x, y)) return fail(Status::kAliasing, "%s: y overlaps x without being x", op);
+  if (has_residual && (!views_disjoint(residual, x) || !views_disjoint(residual, y))) {
+    return fail(Status::kAliasing, "%s: residual overlaps %s", op, views_disjoint(residual, x) ? "y" : "x");
   }
   const HeadsView<const float> w = heads_view(weight, 1, 1, x.head_dim);
   if (views_overlap(w, y) || (has_residual && views_overlap(w, residual))) {

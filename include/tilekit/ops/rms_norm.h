@@ -23,7 +23,8 @@
 //
 // In place: y may be x itself (same data, strides and dtype). Any other
 // overlap between outputs, or between an output and an input, is an error
-// (Status::kAliasing). Rows are split over options.executor, each row computed
+// (Status::kAliasing); views whose rows interleave without sharing an element
+// (K in, V out of one fused QKV row: same token stride) are fine. Rows are split over options.executor, each row computed
 // whole by one thread: results do not depend on the thread count.
 #ifndef TILEKIT_OPS_RMS_NORM_H_
 #define TILEKIT_OPS_RMS_NORM_H_

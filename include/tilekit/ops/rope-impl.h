@@ -98,25 +98,6 @@ inline void compute_inv_freq(const RopeConfig& c, size_t max_positions, std::vec
   }
 }
 
-// Whether two views of the same element type share no element. Exact for
-// views with the same token stride (Q and K slices of one fused QKV row: each
-// must fit in the other's gap within a token's period); otherwise judged on
-// their spans.
-template <typename T>
-bool heads_disjoint(const HeadsView<T>& a, const HeadsView<T>& b) {
-  if (!views_overlap(a, b)) return true;
-  if (a.tokens < 2 || b.tokens < 2 || a.token_stride != b.token_stride) return false;
-  const uintptr_t pa = reinterpret_cast<uintptr_t>(a.data), pb = reinterpret_cast<uintptr_t>(b.data);
-  const uintptr_t distance = pb >= pa ? pb - pa : pa - pb;
-  if (distance % sizeof(T)) return false;
-  // b's offset within a's period of token_stride elements.
-  const size_t period = a.token_stride, shift = static_cast<size_t>((distance / sizeof(T)) % period);
-  const size_t offset = pb >= pa ? shift : (period - shift) % period;
-  const size_t a_extent = (a.heads - 1) * a.head_stride + a.head_dim,
-               b_extent = (b.heads - 1) * b.head_stride + b.head_dim;
-  return a_extent <= offset && offset + b_extent <= period;
-}
-
 template <typename T>
 Status rope_impl(HeadsView<T> q, HeadsView<T> k, const int32_t* positions, const RopeTable& table, Executor* executor) {
   const char* op = "rope";
@@ -139,7 +120,7 @@ Status rope_impl(HeadsView<T> q, HeadsView<T> k, const int32_t* positions, const
                   table.max_positions());
     }
   }
-  if (has_k && q.heads && !heads_disjoint(q, k)) return fail(Status::kAliasing, "%s: q and k overlap", op);
+  if (has_k && q.heads && !views_disjoint(q, k)) return fail(Status::kAliasing, "%s: q and k overlap", op);
 
   RopeJob job;
   job.q = StridedRows::of(q);

@@ -28,10 +28,10 @@ TILEKIT_API Status softmax(MatrixView<const float> x, MatrixView<float> y, const
   if (x.rows == 0) return Status::kOk;
   const HeadsView<const float> xv = rows_of(x), mv = rows_of(mask);
   const HeadsView<float> yv = rows_of(y);
-  if (!detail::same_view(xv, yv) && detail::views_overlap(xv, yv)) {
+  if (!detail::same_view(xv, yv) && !detail::views_disjoint(xv, yv)) {
     return fail(Status::kAliasing, "%s: y overlaps x without being x", op);
   }
-  if (has_mask && detail::views_overlap(mv, yv)) return fail(Status::kAliasing, "%s: mask overlaps y", op);
+  if (has_mask && !detail::views_disjoint(mv, yv)) return fail(Status::kAliasing, "%s: mask overlaps y", op);
 
   detail::SoftmaxJob job;
   job.x = x.data;
@@ -43,8 +43,10 @@ TILEKIT_API Status softmax(MatrixView<const float> x, MatrixView<float> y, const
   job.y_ld = y.ld;
   job.scale = options.scale;
   detail::run_chunks(options.executor, x.rows, x.cols * sizeof(float) * (has_mask ? 3 : 2),
-                     [&job](size_t begin, size_t end) { TILEKIT_DISPATCH(detail::SoftmaxRows)
-                                                        (job, begin, end); });
+                     [&job](size_t begin, size_t end) {
+                       TILEKIT_DISPATCH(detail::SoftmaxRows)
+                       (job, begin, end);
+                     });
   return Status::kOk;
 }
 

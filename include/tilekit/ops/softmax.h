@@ -6,7 +6,7 @@
 //     maximum is subtracted), as in PyTorch;
 //   - exp is Highway's hn::Exp (contrib/math, at most 1 ULP of error).
 // y may be x itself (same data and ld); any other overlap with x or the mask
-// is an error. Rows are split over options.executor, each computed whole by one
+// is an error (column blocks of one buffer, same ld, do not overlap). Rows are split over options.executor, each computed whole by one
 // thread: results do not depend on the thread count.
 #ifndef TILEKIT_OPS_SOFTMAX_H_
 #define TILEKIT_OPS_SOFTMAX_H_
