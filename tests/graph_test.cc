@@ -315,7 +315,9 @@ void RunAgainstReference(WeightType type, RopePairing pairing, size_t steps, uin
   }
   // bf16 weights: the bound (~1/40 tight here, led by the softmax's worst
   // case) exceeds most top-two gaps, so only fp32 must decide its tokens.
-  if (type == WeightType::kF32) EXPECT_LE(ambiguous, 1) << "greedy choices within rounding: the test proves little";
+  if (type == WeightType::kF32) {
+    EXPECT_LE(ambiguous, 1) << "greedy choices within rounding: the test proves little";
+  }
 }
 
 TEST_P(GraphLlama, Fp32LogitsAndGreedyTokensMatchTheReference) { RunAgainstReference(WeightType::kF32, RopePairing::kInterleaved, 64, 1); }

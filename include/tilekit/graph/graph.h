@@ -124,6 +124,9 @@ class Graph {
   // Errors (an unknown tensor, mismatched columns) are kept and returned by
   // build(); the calls return kNoTensor then.
 
+  // A tensor the caller fills before each run (input_data()), e.g. hidden
+  // states from elsewhere; its rows are the step's tokens.
+  TensorId input(size_t cols);
   // Rows of `table` ([vocab][dim], kept by the caller) picked by the step's
   // token ids.
   TensorId embedding(const float* table, size_t vocab, size_t dim);
@@ -152,6 +155,8 @@ class Graph {
   Status build(const GraphConfig& config);
   Status run(const Step& step, Executor* executor = nullptr);
 
+  // Where an input tensor's rows go (max_tokens rows of cols floats); valid after build.
+  float* input_data(TensorId t) const { return built_ && t < tensors_.size() ? data(t) : nullptr; }
   // The rows of the last run (tokens or sequences).
   MatrixView<const float> output(TensorId t) const;
   size_t cols(TensorId t) const { return t < tensors_.size() ? tensors_[t].cols : 0; }
@@ -159,7 +164,7 @@ class Graph {
   bool built() const { return built_; }
 
  private:
-  enum class Op : uint8_t { kEmbedding, kLinear, kRmsNorm, kAddRmsNorm, kAdd, kRope, kKvWrite, kAttention, kLastTokens };
+  enum class Op : uint8_t { kInput, kEmbedding, kLinear, kRmsNorm, kAddRmsNorm, kAdd, kRope, kKvWrite, kAttention, kLastTokens };
 
   struct Tensor {
     size_t cols = 0;
@@ -283,6 +288,13 @@ inline TensorId Graph::add_node(Node node) {
       return kNoTensor;                                                         \
     }                                                                           \
   } while (0)
+
+inline TensorId Graph::input(size_t cols) {
+  TILEKIT_GRAPH_REQUIRE(!built_ && cols, "graph: an input needs columns");
+  Node n{Op::kInput};
+  n.out = new_tensor(cols, Rows::kTokens);
+  return add_node(std::move(n));
+}
 
 inline TensorId Graph::embedding(const float* table, size_t vocab, size_t dim) {
   TILEKIT_GRAPH_REQUIRE(!built_ && table && vocab && dim, "graph: embedding needs a table of vocab x dim > 0");
@@ -665,7 +677,7 @@ inline Status Graph::build(const GraphConfig& config) {
   positions_.assign(config.max_tokens, 0);
   items_.assign(config.max_sequences, AttentionBatchItem{});
   stats_.kernel_nodes = 0;
-  for (const Node& n : nodes_) stats_.kernel_nodes += !n.dead && n.op != Op::kEmbedding && n.op != Op::kLastTokens;
+  for (const Node& n : nodes_) stats_.kernel_nodes += !n.dead && n.op != Op::kInput && n.op != Op::kEmbedding && n.op != Op::kLastTokens;
   built_ = true;
   return Status::kOk;
 }
@@ -737,6 +749,7 @@ inline Status Graph::run(const Step& step, Executor* executor) {
 inline Status Graph::run_node(Node& n, const Step& step, Executor* ex) {
   const size_t rows = n.a != kNoTensor ? rows_at(tensors_[n.a].rows) : step_tokens_;
   switch (n.op) {
+    case Op::kInput: return Status::kOk;
     case Op::kEmbedding: {
       const MatrixView<float> y = view(n.out);
       for (size_t t = 0; t < y.rows; ++t) {

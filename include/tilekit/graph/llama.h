@@ -127,6 +127,25 @@ class KvSlot {
   size_t max_tokens_ = 0, length_ = 0;
 };
 
+// One decoder layer on the residual stream x (returns the new stream): the
+// graph LlamaModel builds per layer, for engines and benchmarks that compose
+// layers themselves. The rope table must outlive the graph.
+inline TensorId add_llama_layer(Graph& g, const LlamaConfig& c, const LlamaLayerWeights& lw, size_t layer,
+                                const RopeTable& rope, TensorId x) {
+  const size_t qd = c.heads * c.head_dim(), kvd = c.kv_heads * c.head_dim();
+  TensorId h = g.rms_norm(x, lw.attn_norm, c.norm_eps);
+  const TensorId q = g.linear(h, weights_nk(lw.wq, qd, c.dim));
+  const TensorId k = g.linear(h, weights_nk(lw.wk, kvd, c.dim));
+  const TensorId v = g.linear(h, weights_nk(lw.wv, kvd, c.dim));
+  g.rope(q, k, &rope);
+  g.kv_write(k, v, layer);
+  const TensorId att = g.attention(q, c.heads, layer);
+  x = g.add(g.linear(att, weights_nk(lw.wo, c.dim, qd)), x);
+  h = g.rms_norm(x, lw.ffn_norm, c.norm_eps);
+  const TensorId ff = g.gate_up_swiglu(h, weights_nk(lw.w1, c.hidden, c.dim), weights_nk(lw.w3, c.hidden, c.dim));
+  return g.add(g.linear(ff, weights_nk(lw.w2, c.dim, c.hidden)), x);
+}
+
 class LlamaModel {
  public:
   Status build(const LlamaConfig& config, const LlamaWeights& weights, const LlamaOptions& options);
@@ -175,7 +194,7 @@ inline Status LlamaModel::build(const LlamaConfig& c, const LlamaWeights& w, con
     return fail(Status::kInvalidArgument, "llama: max_tokens %zu, max_sequences %zu", o.max_tokens, o.max_sequences);
   }
   config_ = c;
-  const size_t d = c.head_dim(), qd = c.heads * d, kvd = c.kv_heads * d;
+  const size_t d = c.head_dim();
   RopeConfig rc = c.rope;
   rc.head_dim = d;
   if ((st = make_rope_table(rc, c.max_seq_len, &rope_)) != Status::kOk) return st;
@@ -191,20 +210,7 @@ inline Status LlamaModel::build(const LlamaConfig& c, const LlamaWeights& w, con
 
   Graph& g = graph_;
   TensorId x = g.embedding(w.embedding, c.vocab, c.dim);
-  for (size_t l = 0; l < c.layers; ++l) {
-    const LlamaLayerWeights& lw = w.layers[l];
-    TensorId h = g.rms_norm(x, lw.attn_norm, c.norm_eps);
-    const TensorId q = g.linear(h, weights_nk(lw.wq, qd, c.dim));
-    const TensorId k = g.linear(h, weights_nk(lw.wk, kvd, c.dim));
-    const TensorId v = g.linear(h, weights_nk(lw.wv, kvd, c.dim));
-    g.rope(q, k, &rope_);
-    g.kv_write(k, v, l);
-    const TensorId att = g.attention(q, c.heads, l);
-    x = g.add(g.linear(att, weights_nk(lw.wo, c.dim, qd)), x);
-    h = g.rms_norm(x, lw.ffn_norm, c.norm_eps);
-    const TensorId ff = g.gate_up_swiglu(h, weights_nk(lw.w1, c.hidden, c.dim), weights_nk(lw.w3, c.hidden, c.dim));
-    x = g.add(g.linear(ff, weights_nk(lw.w2, c.dim, c.hidden)), x);
-  }
+  for (size_t l = 0; l < c.layers; ++l) x = add_llama_layer(g, c, w.layers[l], l, rope_, x);
   if (!o.all_logits) x = g.last_tokens(x);
   const TensorId h = g.rms_norm(x, w.final_norm, c.norm_eps);
   logits_ = g.linear(h, weights_nk(c.tied_embeddings ? w.embedding : w.classifier, c.vocab, c.dim));
