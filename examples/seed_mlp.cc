@@ -6,6 +6,7 @@
 // all cores; the machine is shared, so read the ratios, not the milliseconds.
 //
 //   build/release/examples/seed_mlp [threads] [repetitions]
+#include "tilekit/graph/graph.h"
 #include "tilekit/tilekit.h"
 
 #include <algorithm>
@@ -62,39 +63,45 @@ double MedianMs(const std::function<void()>& run, int reps) {
   return ms[ms.size() / 2];
 }
 
-// tilekit: weights packed once; bias and ReLU fused into each GEMM's store.
+// tilekit: the MLP as a three-node graph (input -> linear+bias+relu ->
+// linear+bias+relu -> linear+bias): weights packed once at build, bias and
+// ReLU fused into each GEMM's store, activations in one planned arena.
 struct TilekitMlp {
-  std::vector<tilekit::PackedWeights> packed;
-  std::vector<std::vector<float>> act;
+  tilekit::Graph graph;
   tilekit::ThreadPool pool;
-  const Model& model;
-  TilekitMlp(const Model& m, tilekit::WeightType type, size_t batch, size_t threads) : pool(threads), model(m) {
+  tilekit::TensorId in = tilekit::kNoTensor, out_id = tilekit::kNoTensor;
+  std::vector<float> result;
+  TilekitMlp(const Model& m, tilekit::WeightType type, size_t batch, size_t threads) : pool(threads) {
+    tilekit::TensorId t = in = graph.input(kLayers[0].in);
     for (size_t l = 0; l < 3; ++l) {
-      packed.emplace_back();
-      if (tilekit::pack_weights(tilekit::weights_kn(m.w[l].data(), kLayers[l].in, kLayers[l].out), type,
-                                &packed.back()) != tilekit::Status::kOk) {
-        std::fprintf(stderr, "pack: %s\n", tilekit::last_error());
-        std::exit(1);
-      }
-      act.emplace_back(batch * kLayers[l].out);
+      tilekit::LinearOptions o;
+      o.bias = m.b[l].data();
+      o.activation = kLayers[l].relu ? tilekit::Activation::kRelu : tilekit::Activation::kNone;
+      t = graph.linear(t, tilekit::weights_kn(m.w[l].data(), kLayers[l].in, kLayers[l].out), o);
+    }
+    graph.mark_output(out_id = t);
+    tilekit::GraphConfig gc;
+    gc.max_tokens = batch;
+    gc.weights = type;
+    gc.pack_executor = &pool;
+    if (graph.build(gc) != tilekit::Status::kOk) {
+      std::fprintf(stderr, "graph: %s\n", tilekit::last_error());
+      std::exit(1);
     }
   }
   void run(const float* x, size_t batch) {
-    tilekit::GemmOptions opt;
-    opt.executor = &pool;
-    const float* in = x;
-    for (size_t l = 0; l < 3; ++l) {
-      tilekit::Epilogue ep = tilekit::Epilogue().with_bias(model.b[l].data());
-      if (kLayers[l].relu) ep.with(tilekit::Activation::kRelu);
-      if (tilekit::gemm(tilekit::matrix(in, batch, kLayers[l].in), packed[l],
-                        tilekit::matrix(act[l].data(), batch, kLayers[l].out), ep, opt) != tilekit::Status::kOk) {
-        std::fprintf(stderr, "gemm: %s\n", tilekit::last_error());
-        std::exit(1);
-      }
-      in = act[l].data();
+    std::copy(x, x + batch * kLayers[0].in, graph.input_data(in));
+    const tilekit::SequenceStep rows{nullptr, 0, 0, batch};
+    if (graph.run(tilekit::Step{nullptr, &rows, 1}, &pool) != tilekit::Status::kOk) {
+      std::fprintf(stderr, "graph: %s\n", tilekit::last_error());
+      std::exit(1);
     }
   }
-  const std::vector<float>& out() const { return act.back(); }
+  const std::vector<float>& out() {
+    const tilekit::MatrixView<const float> y = graph.output(out_id);
+    result.assign(y.data, y.data + y.rows * y.cols);
+    return result;
+  }
 };
 
 #if TILEKIT_EXAMPLE_HAVE_ONEDNN

@@ -1,0 +1,601 @@
+// The graph executor and the Llama model on every path, against a plain fp64
+// forward written from the Llama formulas (no tilekit kernels) that carries a
+// first-order running error bound beside each value: logits within that bound
+// and the same greedy tokens, bf16 weights, chunked prefill, batched decode,
+// threads, allocation-freedom, bad input and checkpoints.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "harness.h"
+#include "tilekit/graph/llama2c.h"
+#include "tilekit/tilekit.h"
+
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"  // the counting operator new below uses malloc
+
+static std::atomic<size_t> g_allocations{0};
+void* operator new(size_t n) {
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }  // NOLINT: pairs with the malloc above
+void operator delete(void* p, size_t) noexcept { std::free(p); }
+
+namespace tilekit {
+namespace {
+
+using testing::FailsWith;
+using testing::kBf16Eps;
+using testing::kF32Eps;
+using testing::PathTest;
+using testing::Rng;
+using testing::WithinBound;
+
+constexpr double kU = kF32Eps;
+double Gamma(size_t n) { return n * kU / (1 - n * kU); }
+
+// A random model in llama2.c's layout (so checkpoints and models share it).
+struct RandomModel {
+  LlamaConfig config;
+  std::vector<float> data;
+  LlamaWeights weights;
+  RandomModel(const LlamaConfig& c, uint64_t stream) : config(c) {
+    Rng rng(stream);
+    size_t count = 0;
+    EXPECT_TRUE(llama2c_floats(c, &count));
+    data.resize(count);
+    llama2c_weights(c, data.data(), &weights);
+    // Variance 1/fan-in keeps activations O(1); norm weights near 1.
+    auto fill = [&](const float* p, size_t n, float scale, float lo = -1.f) {
+      float* q = data.data() + (p - data.data());
+      for (size_t i = 0; i < n; ++i) q[i] = lo < 0 ? rng.uniform(-scale, scale) : rng.uniform(lo, lo + scale);
+    };
+    const size_t D = c.dim, H = c.hidden, qd = c.heads * c.head_dim(), kvd = c.kv_heads * c.head_dim();
+    fill(weights.embedding, c.vocab * D, 1.f);
+    for (const LlamaLayerWeights& l : weights.layers) {
+      fill(l.attn_norm, D, 1.f, 0.5f);
+      fill(l.ffn_norm, D, 1.f, 0.5f);
+      fill(l.wq, qd * D, std::sqrt(3.f / D));
+      fill(l.wk, kvd * D, std::sqrt(3.f / D));
+      fill(l.wv, kvd * D, std::sqrt(3.f / D));
+      fill(l.wo, D * qd, std::sqrt(3.f / qd));
+      fill(l.w1, H * D, std::sqrt(3.f / D));
+      fill(l.w3, H * D, std::sqrt(3.f / D));
+      fill(l.w2, D * H, std::sqrt(3.f / H));
+    }
+    fill(weights.final_norm, D, 1.f, 0.5f);
+    if (!c.tied_embeddings) fill(weights.classifier, c.vocab * D, std::sqrt(3.f / D));
+  }
+};
+
+// Values with their error bounds.
+struct EV {
+  std::vector<double> v, e;
+  explicit EV(size_t n = 0) : v(n, 0.0), e(n, 0.0) {}
+};
+
+// The fp64 forward of one sequence, one token at a time, from the formulas:
+// rmsnorm, x·Wᵀ, RoPE, causal softmax attention, SwiGLU, residuals. Beside
+// each value, e holds a bound on the standard deviation of an fp32
+// computation's error, propagated to first order under the probabilistic
+// model of rounding (Higham & Mary 2019: each rounding an independent,
+// mean-zero error of at most u relative): an inner product of n terms adds
+// u·√n·Σ|x·w| (each partial sum <= Σ|x·w|) and passes on Σ w²·σ_x²; bf16
+// weights (and A, where the path rounds it) add 2^-8·√Σ(x·w)²; exp, division
+// and the fp32 RoPE table a few ulps. The softmax weights move by at most
+// p·2·max|Δs| (worst case, as their errors are correlated). The worst-case
+// (componentwise) bound is about 10^11 times the errors seen through two
+// layers (|W| sums every input error with the same sign); errors stay below
+// kSigmas standard deviations (a normal tail of ~1e-9).
+constexpr double kSigmas = 6;
+
+class Reference {
+ public:
+  Reference(const LlamaConfig& c, const LlamaWeights& w, double w_rel, double a_rel)
+      : c_(c), w_(w), w_rel_(w_rel), a_rel_(a_rel), k_(c.layers), v_(c.layers) {}
+
+  // Feeds the token at the next position; returns the logits with bounds.
+  EV step(int token) {
+    const size_t D = c_.dim, hs = c_.head_dim(), kvd = c_.kv_heads * hs, pos = len_++;
+    EV x(D);
+    for (size_t i = 0; i < D; ++i) x.v[i] = w_.embedding[token * D + i];
+    for (size_t l = 0; l < c_.layers; ++l) {
+      const LlamaLayerWeights& lw = w_.layers[l];
+      EV h = norm(x, lw.attn_norm);
+      EV q = linear(h, lw.wq, c_.heads * hs), k = linear(h, lw.wk, kvd), v = linear(h, lw.wv, kvd);
+      rope(&q, pos);
+      rope(&k, pos);
+      k_[l].push_back(k);
+      v_[l].push_back(v);
+      EV o = attend(q, l);
+      add(&x, linear(o, lw.wo, D));
+      h = norm(x, lw.ffn_norm);
+      EV g = linear(h, lw.w1, c_.hidden), u = linear(h, lw.w3, c_.hidden), a(c_.hidden);
+      for (size_t i = 0; i < c_.hidden; ++i) {
+        const double s = g.v[i] / (1 + std::exp(-g.v[i]));
+        a.v[i] = s * u.v[i];
+        a.e[i] = std::sqrt(std::pow(1.1 * g.e[i] * u.v[i], 2) + std::pow(s * u.e[i], 2) + std::pow(8 * kU * a.v[i], 2));
+      }
+      add(&x, linear(a, lw.w2, D));
+    }
+    const EV h = norm(x, w_.final_norm);
+    return linear(h, c_.tied_embeddings ? w_.embedding : w_.classifier, c_.vocab);
+  }
+
+ private:
+  EV norm(const EV& x, const float* w) const {
+    const size_t n = x.v.size();
+    double ss = 0, xe = 0;
+    for (size_t i = 0; i < n; ++i) ss += x.v[i] * x.v[i], xe += x.v[i] * x.v[i] * x.e[i] * x.e[i];
+    const double r = 1 / std::sqrt(ss / n + c_.norm_eps);
+    // d r / r = -Σ x·dx / (Σx² + n·eps)
+    const double r_rel = std::sqrt(n) * kU + 4 * kU + std::sqrt(xe) / (ss + n * c_.norm_eps);
+    EV y(n);
+    for (size_t i = 0; i < n; ++i) {
+      y.v[i] = x.v[i] * r * w[i];
+      y.e[i] = std::hypot(std::fabs(w[i]) * r * std::hypot(x.e[i], x.v[i] * r_rel), 2 * kU * y.v[i]);
+    }
+    return y;
+  }
+  // y = x·Wᵀ, W: [n][k].
+  EV linear(const EV& x, const float* w, size_t n) const {
+    const size_t k = x.v.size();
+    const double round2 = w_rel_ * w_rel_ + a_rel_ * a_rel_;
+    EV y(n);
+    for (size_t j = 0; j < n; ++j) {
+      double s = 0, mag = 0, sq = 0, prop = 0;
+      for (size_t i = 0; i < k; ++i) {
+        const double wi = w[j * k + i], p = x.v[i] * wi;
+        s += p;
+        mag += std::fabs(p);
+        sq += p * p;
+        prop += x.e[i] * x.e[i] * wi * wi;
+      }
+      y.v[j] = s;
+      y.e[j] = std::sqrt(prop + round2 * sq + k * kU * kU * mag * mag + kU * kU * s * s);
+    }
+    return y;
+  }
+  static void add(EV* x, const EV& y) {
+    for (size_t i = 0; i < x->v.size(); ++i) {
+      x->v[i] += y.v[i];
+      x->e[i] = std::sqrt(x->e[i] * x->e[i] + y.e[i] * y.e[i] + kU * kU * x->v[i] * x->v[i]);
+    }
+  }
+  void rope(EV* x, size_t pos) const {
+    const size_t hs = c_.head_dim(), half = hs / 2;
+    for (size_t h = 0; h < x->v.size() / hs; ++h) {
+      for (size_t i = 0; i < half; ++i) {
+        const size_t a = h * hs + (c_.rope.pairing == RopePairing::kInterleaved ? 2 * i : i);
+        const size_t b = a + (c_.rope.pairing == RopePairing::kInterleaved ? 1 : half);
+        const double ang = pos * std::pow(c_.rope.theta, -2.0 * i / hs), co = std::cos(ang), si = std::sin(ang);
+        const double xa = x->v[a], xb = x->v[b], ea = x->e[a], eb = x->e[b];
+        const double err = 4 * kU * (std::fabs(xa) + std::fabs(xb));
+        x->v[a] = xa * co - xb * si;
+        x->v[b] = xa * si + xb * co;
+        x->e[a] = std::sqrt(ea * ea * co * co + eb * eb * si * si + err * err);
+        x->e[b] = std::sqrt(ea * ea * si * si + eb * eb * co * co + err * err);
+      }
+    }
+  }
+  EV attend(const EV& q, size_t l) const {
+    const size_t hs = c_.head_dim(), S = k_[l].size(), group = c_.heads / c_.kv_heads;
+    const double scale = 1 / std::sqrt(static_cast<double>(hs));
+    EV o(c_.heads * hs);
+    std::vector<double> s(S), p(S);
+    for (size_t h = 0; h < c_.heads; ++h) {
+      const size_t kh = h / group;
+      double mx = -1e300, es_max = 0;
+      for (size_t j = 0; j < S; ++j) {
+        const EV& k = k_[l][j];
+        double dot = 0, mag = 0, prop = 0;
+        for (size_t i = 0; i < hs; ++i) {
+          const double qi = q.v[h * hs + i], ki = k.v[kh * hs + i];
+          dot += qi * ki;
+          mag += std::fabs(qi * ki);
+          prop += q.e[h * hs + i] * q.e[h * hs + i] * ki * ki + qi * qi * k.e[kh * hs + i] * k.e[kh * hs + i];
+        }
+        s[j] = dot * scale;
+        es_max = std::max(es_max, scale * std::sqrt(prop + hs * kU * kU * mag * mag) + 2 * kU * std::fabs(s[j]));
+        mx = std::max(mx, s[j]);
+      }
+      double sum = 0;
+      for (size_t j = 0; j < S; ++j) sum += p[j] = std::exp(s[j] - mx);
+      // Softmax moves each weight by at most p·2·max|Δs|; exp, the online
+      // rescales (one per key at most) and the division round a few ulps each.
+      const double p_rel = 2 * es_max + 2 * std::sqrt(S) * kU + (16 + 2.0 * S) * kU;
+      for (size_t i = 0; i < hs; ++i) {
+        double acc = 0, mag = 0, prop = 0;
+        for (size_t j = 0; j < S; ++j) {
+          const double pj = p[j] / sum, vj = v_[l][j].v[kh * hs + i];
+          acc += pj * vj;
+          mag += pj * std::fabs(vj);
+          prop += pj * pj * v_[l][j].e[kh * hs + i] * v_[l][j].e[kh * hs + i];
+        }
+        o.v[h * hs + i] = acc;
+        o.e[h * hs + i] = std::hypot(std::sqrt(prop), p_rel * mag);
+      }
+    }
+    return o;
+  }
+
+  LlamaConfig c_;
+  const LlamaWeights& w_;
+  double w_rel_, a_rel_;
+  size_t len_ = 0;
+  std::vector<std::vector<EV>> k_, v_;
+};
+
+LlamaConfig TinyConfig(RopePairing pairing = RopePairing::kInterleaved) {
+  LlamaConfig c;
+  c.dim = 48;
+  c.hidden = 112;
+  c.layers = 2;
+  c.heads = 6;
+  c.kv_heads = 3;  // GQA; kv width 24 keeps every GEMM on the path's panels
+  c.vocab = 97;
+  c.max_seq_len = 96;
+  c.rope.pairing = pairing;
+  c.rope.theta = 10000.0;
+  return c;
+}
+
+size_t ArgMax(const float* x, size_t n) {
+  size_t best = 0;
+  for (size_t i = 1; i < n; ++i) if (x[i] > x[best]) best = i;
+  return best;
+}
+
+// Logits against the reference; returns the reference's greedy token, and
+// checks tilekit's agrees where the reference's top two are further apart than
+// their bounds (else the choice is within rounding and not asserted).
+size_t CheckLogits(const float* got, const EV& ref, const char* what, int* ambiguous) {
+  size_t best = 0, second = ref.v.size() > 1 ? 1 : 0;
+  for (size_t j = 0; j < ref.v.size(); ++j) {
+    EXPECT_TRUE(WithinBound(std::fabs(got[j] - ref.v[j]), kSigmas * ref.e[j], what)) << "logit " << j;
+    if (ref.v[j] > ref.v[best]) second = best, best = j;
+    else if (j != best && ref.v[j] > ref.v[second]) second = j;
+  }
+  const size_t mine = ArgMax(got, ref.v.size());
+  if (ref.v[best] - ref.v[second] > kSigmas * (ref.e[best] + ref.e[second])) {
+    EXPECT_EQ(mine, best) << what;
+  } else {
+    ++*ambiguous;
+    if (std::getenv("GRAPH_TEST_VERBOSE")) {
+      double worst = 0;
+      for (size_t j = 0; j < ref.v.size(); ++j) worst = std::max(worst, std::fabs(got[j] - ref.v[j]) / (kSigmas * ref.e[j]));
+      std::printf("gap %g, bounds %g %g, top %g, worst err/bound %g\n", ref.v[best] - ref.v[second], ref.e[best],
+                  ref.e[second], ref.v[best], worst);
+    }
+  }
+  return best;
+}
+
+std::vector<int32_t> Prompt(size_t n, size_t vocab, uint64_t stream) {
+  Rng rng(stream);
+  std::vector<int32_t> p(n);
+  for (int32_t& t : p) t = static_cast<int32_t>(rng.below(vocab));
+  return p;
+}
+
+class GraphLlama : public PathTest {};
+TILEKIT_INSTANTIATE_PATHS(GraphLlama);
+
+void RunAgainstReference(WeightType type, RopePairing pairing, size_t steps, uint64_t stream) {
+  TILEKIT_SEED_TRACE();
+  const RandomModel m(TinyConfig(pairing), stream);
+  LlamaOptions o;
+  o.max_tokens = 16;
+  o.weights = type;
+  LlamaModel model;
+  ASSERT_EQ(model.build(m.config, m.weights, o), Status::kOk) << last_error();
+  const bool bf = type == WeightType::kBf16;
+  Reference ref(m.config, m.weights, bf ? kBf16Eps : 0.0,
+                bf && active_panel_layout(WeightType::kBf16).rounds_a_to_bf16() ? kBf16Eps : 0.0);
+  KvSlot slot;
+  ASSERT_EQ(slot.init(model.cache(), m.config.max_seq_len), Status::kOk);
+  const std::vector<int32_t> prompt = Prompt(9, m.config.vocab, stream + 1);
+  EV logits;
+  for (int32_t t : prompt) logits = ref.step(t);
+  ASSERT_EQ(model.forward(slot, prompt.data(), prompt.size()), Status::kOk) << last_error();
+  int ambiguous = 0;
+  int32_t next = static_cast<int32_t>(CheckLogits(model.logits().data, logits, "prefill", &ambiguous));
+  for (size_t s = 0; s < steps; ++s) {
+    ASSERT_EQ(model.forward(slot, &next, 1), Status::kOk) << last_error();
+    logits = ref.step(next);
+    next = static_cast<int32_t>(CheckLogits(model.logits().data, logits, "decode", &ambiguous));
+    if (::testing::Test::HasFailure()) return;
+  }
+  // bf16 weights: the bound (~1/40 tight here, led by the softmax's worst
+  // case) exceeds most top-two gaps, so only fp32 must decide its tokens.
+  if (type == WeightType::kF32) {
+    EXPECT_LE(ambiguous, 1) << "greedy choices within rounding: the test proves little";
+  }
+}
+
+TEST_P(GraphLlama, Fp32LogitsAndGreedyTokensMatchTheReference) { RunAgainstReference(WeightType::kF32, RopePairing::kInterleaved, 64, 1); }
+TEST_P(GraphLlama, Bf16WeightsWithinTheirBound) { RunAgainstReference(WeightType::kBf16, RopePairing::kHalfSplit, 16, 2); }
+
+// Every logit of a prompt run in chunks equals the one-shot run's, bitwise.
+TEST_P(GraphLlama, ChunkedPrefillEqualsOneShot) {
+  TILEKIT_SEED_TRACE();
+  const RandomModel m(TinyConfig(), 3);
+  LlamaOptions o;
+  o.max_tokens = 40;
+  o.all_logits = true;
+  LlamaModel one, chunked;
+  ASSERT_EQ(one.build(m.config, m.weights, o), Status::kOk);
+  ASSERT_EQ(chunked.build(m.config, m.weights, o), Status::kOk);
+  const std::vector<int32_t> prompt = Prompt(37, m.config.vocab, 4);
+  KvSlot a, b;
+  ASSERT_EQ(a.init(one.cache(), 96), Status::kOk);
+  ASSERT_EQ(b.init(chunked.cache(), 96), Status::kOk);
+  ASSERT_EQ(one.forward(a, prompt.data(), prompt.size()), Status::kOk);
+  const size_t V = m.config.vocab;
+  const std::vector<float> whole(one.logits().data, one.logits().data + prompt.size() * V);
+  Reference ref(m.config, m.weights, 0, 0);
+  size_t at = 0;
+  for (size_t chunk : {5, 1, 13, 18}) {
+    ASSERT_EQ(chunked.forward(b, prompt.data() + at, chunk), Status::kOk) << last_error();
+    for (size_t t = 0; t < chunk; ++t) {
+      const EV r = ref.step(prompt[at + t]);
+      for (size_t j = 0; j < V; ++j) {
+        const float x = chunked.logits().data[t * V + j], y = whole[(at + t) * V + j];
+        ASSERT_TRUE(WithinBound(std::fabs(x - r.v[j]), kSigmas * r.e[j], "chunked")) << "token " << at + t;
+        ASSERT_TRUE(WithinBound(std::fabs(y - r.v[j]), kSigmas * r.e[j], "one-shot")) << "token " << at + t;
+      }
+    }
+    at += chunk;
+  }
+}
+
+// Three sequences of different lengths decoded in one step give each the
+// logits it gets decoded alone.
+TEST_P(GraphLlama, DecodeBatchEqualsEachAlone) {
+  TILEKIT_SEED_TRACE();
+  const RandomModel m(TinyConfig(), 5);
+  LlamaOptions o;
+  o.max_tokens = 16;
+  o.max_sequences = 3;
+  LlamaModel batched, alone;
+  ASSERT_EQ(batched.build(m.config, m.weights, o), Status::kOk);
+  ASSERT_EQ(alone.build(m.config, m.weights, o), Status::kOk);
+  const size_t V = m.config.vocab;
+  KvSlot sb[3], sa[3];
+  int32_t next[3];
+  const size_t lengths[3] = {5, 11, 3};
+  for (int s = 0; s < 3; ++s) {
+    ASSERT_EQ(sb[s].init(batched.cache(), 96), Status::kOk);
+    ASSERT_EQ(sa[s].init(alone.cache(), 96), Status::kOk);
+    const std::vector<int32_t> p = Prompt(lengths[s], V, 10 + s);
+    ASSERT_EQ(batched.forward(sb[s], p.data(), p.size()), Status::kOk);
+    ASSERT_EQ(alone.forward(sa[s], p.data(), p.size()), Status::kOk);
+    next[s] = static_cast<int32_t>(ArgMax(alone.logits().data, V));
+  }
+  for (int step = 0; step < 4; ++step) {
+    SequenceStep seqs[3];
+    for (int s = 0; s < 3; ++s) {
+      ASSERT_EQ(sb[s].grow(batched.cache(), 1), Status::kOk);
+      seqs[s] = sb[s].step(1);
+    }
+    ASSERT_EQ(batched.forward(Step{next, seqs, 3}), Status::kOk) << last_error();
+    for (int s = 0; s < 3; ++s) sb[s].advance(1);
+    for (int s = 0; s < 3; ++s) {
+      ASSERT_EQ(alone.forward(sa[s], &next[s], 1), Status::kOk);
+      for (size_t j = 0; j < V; ++j) {
+        ASSERT_EQ(testing::Bits(batched.logits().data[s * V + j]), testing::Bits(alone.logits().data[j]))
+            << "sequence " << s << " step " << step << " logit " << j;
+      }
+      next[s] = static_cast<int32_t>(ArgMax(alone.logits().data, V));
+    }
+  }
+}
+
+TEST_P(GraphLlama, OneAndTwoThreadsBitwise) {
+  TILEKIT_SEED_TRACE();
+  const RandomModel m(TinyConfig(), 6);
+  LlamaOptions o;
+  o.max_tokens = 40;
+  o.all_logits = true;
+  ThreadPool pool(2);
+  LlamaModel m1, m2;
+  ASSERT_EQ(m1.build(m.config, m.weights, o), Status::kOk);
+  o.pack_executor = &pool;
+  ASSERT_EQ(m2.build(m.config, m.weights, o), Status::kOk);
+  KvSlot a, b;
+  ASSERT_EQ(a.init(m1.cache(), 96), Status::kOk);
+  ASSERT_EQ(b.init(m2.cache(), 96), Status::kOk);
+  std::vector<int32_t> tokens = Prompt(40, m.config.vocab, 7);
+  for (size_t n : {40, 1, 1, 7}) {
+    ASSERT_EQ(m1.forward(a, tokens.data(), n), Status::kOk);
+    ASSERT_EQ(m2.forward(b, tokens.data(), n, &pool), Status::kOk);
+    const MatrixView<const float> x = m1.logits(), y = m2.logits();
+    ASSERT_EQ(x.rows, n);
+    for (size_t i = 0; i < x.rows * x.cols; ++i) ASSERT_EQ(testing::Bits(x.data[i]), testing::Bits(y.data[i])) << i;
+  }
+}
+
+TEST_P(GraphLlama, NoAllocationAcrossStepsOfAnySize) {
+  TILEKIT_SEED_TRACE();
+  const RandomModel m(TinyConfig(), 8);
+  LlamaOptions o;
+  o.max_tokens = 12;
+  o.max_sequences = 3;
+  LlamaModel model;
+  ASSERT_EQ(model.build(m.config, m.weights, o), Status::kOk);
+  KvSlot slots[3];
+  for (KvSlot& s : slots) ASSERT_EQ(s.init(model.cache(), m.config.max_seq_len), Status::kOk);
+  const std::vector<int32_t> tokens = Prompt(12, m.config.vocab, 9);
+  Rng rng(10);
+  auto step = [&](size_t seqs, size_t each) {
+    SequenceStep st[3];
+    for (size_t s = 0; s < seqs; ++s) {
+      if (slots[s].length() + each > m.config.max_seq_len) slots[s].release(model.cache());
+      ASSERT_EQ(slots[s].grow(model.cache(), each), Status::kOk);
+      st[s] = slots[s].step(each);
+    }
+    ASSERT_EQ(model.forward(Step{tokens.data(), st, seqs}), Status::kOk) << last_error();
+    for (size_t s = 0; s < seqs; ++s) slots[s].advance(each);
+  };
+  // Warm-up: the largest step, and the longest contexts the steps below reach.
+  step(3, 4);
+  step(1, 12);
+  for (KvSlot& s : slots) s.release(model.cache());
+  for (size_t i = 0; i < 90; ++i) step(3, 1);
+  for (KvSlot& s : slots) s.release(model.cache());
+  const size_t before = g_allocations.load();
+  for (int i = 0; i < 100; ++i) {
+    const size_t seqs = 1 + rng.below(3);
+    step(seqs, 1 + rng.below(12 / seqs));
+  }
+  EXPECT_EQ(g_allocations.load(), before);
+}
+
+TEST(GraphLlamaInput, BadConfigsAndStepsAreRefused) {
+  const RandomModel m(TinyConfig(), 11);
+  LlamaOptions o;
+  o.max_tokens = 4;
+  {
+    LlamaConfig c = m.config;
+    c.heads = 5;
+    LlamaModel model;
+    EXPECT_TRUE(FailsWith(model.build(c, m.weights, o), Status::kInvalidArgument, "heads do not divide dim"));
+  }
+  {
+    LlamaConfig c = m.config;
+    c.kv_heads = 4;
+    LlamaModel model;
+    EXPECT_TRUE(FailsWith(model.build(c, m.weights, o), Status::kInvalidArgument, "kv heads do not divide"));
+  }
+  LlamaModel model;
+  ASSERT_EQ(model.build(m.config, m.weights, o), Status::kOk);
+  KvSlot slot;
+  ASSERT_EQ(slot.init(model.cache(), m.config.max_seq_len), Status::kOk);
+  const std::vector<int32_t> tokens = Prompt(5, m.config.vocab, 12);
+  EXPECT_TRUE(FailsWith(model.forward(slot, tokens.data(), 5), Status::kInvalidArgument, "built for at most 4"));
+  const int32_t bad[2] = {3, static_cast<int32_t>(m.config.vocab)};
+  EXPECT_TRUE(FailsWith(model.forward(slot, bad, 2), Status::kInvalidArgument, "outside the vocabulary"));
+  const int32_t negative = -1;
+  EXPECT_TRUE(FailsWith(model.forward(slot, &negative, 1), Status::kInvalidArgument, "outside the vocabulary"));
+  const SequenceStep no_blocks{nullptr, 0, 0, 1};
+  EXPECT_TRUE(FailsWith(model.forward(Step{tokens.data(), &no_blocks, 1}), Status::kInvalidArgument, "blocks cannot hold"));
+  // Still usable after refusals.
+  EXPECT_EQ(model.forward(slot, tokens.data(), 4), Status::kOk) << last_error();
+}
+
+TEST(GraphLlamaInput, Llama2cCheckpoints) {
+  LlamaConfig c = TinyConfig();
+  c.tied_embeddings = false;
+  const RandomModel m(c, 13);
+  const std::string path = ::testing::TempDir() + "graph_test_model.bin";
+  Llama2cHeader h{48, 112, 2, 6, 3, -97, 96};
+  ASSERT_EQ(save_llama2c(path.c_str(), h, m.data.data(), m.data.size()), Status::kOk);
+  Llama2cCheckpoint ck;
+  ASSERT_EQ(load_llama2c(path.c_str(), &ck), Status::kOk) << last_error();
+  EXPECT_FALSE(ck.config.tied_embeddings);
+  EXPECT_EQ(ck.config.vocab, 97u);
+  EXPECT_EQ(ck.config.rope.pairing, RopePairing::kInterleaved);
+  EXPECT_EQ(ck.data, m.data);
+  EXPECT_EQ(ck.weights.classifier - ck.data.data(), m.weights.classifier - m.data.data());
+  // Truncated, and one float too many.
+  ASSERT_EQ(save_llama2c(path.c_str(), h, m.data.data(), m.data.size() - 1), Status::kOk);
+  EXPECT_TRUE(FailsWith(load_llama2c(path.c_str(), &ck), Status::kShapeMismatch, "truncated"));
+  std::vector<float> longer = m.data;
+  longer.push_back(1.f);
+  ASSERT_EQ(save_llama2c(path.c_str(), h, longer.data(), longer.size()), Status::kOk);
+  EXPECT_TRUE(FailsWith(load_llama2c(path.c_str(), &ck), Status::kShapeMismatch, "header says"));
+  // A header that does not fit: kv heads not dividing heads, a zero size.
+  h.n_kv_heads = 4;
+  ASSERT_EQ(save_llama2c(path.c_str(), h, m.data.data(), m.data.size()), Status::kOk);
+  EXPECT_TRUE(FailsWith(load_llama2c(path.c_str(), &ck), Status::kInvalidArgument, "kv heads do not divide"));
+  h.n_kv_heads = 3, h.dim = 0;
+  ASSERT_EQ(save_llama2c(path.c_str(), h, m.data.data(), m.data.size()), Status::kOk);
+  EXPECT_TRUE(FailsWith(load_llama2c(path.c_str(), &ck), Status::kInvalidArgument, "size <= 0"));
+  EXPECT_TRUE(FailsWith(load_llama2c("/nonexistent/graph_test.bin", &ck), Status::kInvalidArgument, "cannot open"));
+  std::remove(path.c_str());
+}
+
+// The graph API for another shape: the seed MLP's three linears (bias, ReLU
+// fused), an unfused add, add_rms_norm, and the plan: the arena is smaller
+// than every tensor in its own buffer.
+class GraphApi : public PathTest {};
+TILEKIT_INSTANTIATE_PATHS(GraphApi);
+
+TEST_P(GraphApi, MlpAddAndNormAgainstReference) {
+  TILEKIT_SEED_TRACE();
+  Rng rng(20);
+  const size_t V = 13, D = 40, H1 = 56, H2 = 72, O = 10;
+  std::vector<float> table(V * D), w1(D * H1), b1(H1), w2(H1 * H2), b2(H2), w3(H2 * O), b3(O), g(O);
+  for (auto* v : {&table, &w1, &b1, &w2, &b2, &w3, &b3, &g}) rng.fill(v->data(), v->size());
+  Graph graph;
+  const TensorId x = graph.embedding(table.data(), V, D);
+  const TensorId h1 = graph.linear(x, weights_kn(w1.data(), D, H1), {b1.data(), Activation::kRelu});
+  const TensorId h2 = graph.linear(h1, weights_kn(w2.data(), H1, H2), {b2.data(), Activation::kRelu});
+  const TensorId y = graph.linear(h2, weights_kn(w3.data(), H2, O), {b3.data()});
+  TensorId r = graph.add(y, y);  // unfused: y is read twice
+  const TensorId n = graph.add_rms_norm(y, &r, g.data(), 1e-5f);
+  graph.mark_output(r);
+  graph.mark_output(n);
+  GraphConfig gc;
+  gc.max_tokens = 9;
+  ASSERT_EQ(graph.build(gc), Status::kOk) << last_error();
+  EXPECT_LT(graph.stats().arena_bytes, graph.stats().intermediate_bytes);
+  EXPECT_EQ(graph.stats().folded_adds, 0u);
+  const int32_t ids[9] = {0, 3, 12, 5, 5, 7, 1, 2, 11};
+  for (size_t tokens : {9, 1, 4}) {
+    SequenceStep s{nullptr, 0, 0, tokens};
+    ASSERT_EQ(graph.run(Step{ids, &s, 1}), Status::kOk) << last_error();
+    for (size_t t = 0; t < tokens; ++t) {
+      // fp64 forward with a first-order bound, as in Reference.
+      EV a(D);
+      for (size_t i = 0; i < D; ++i) a.v[i] = table[ids[t] * D + i];
+      auto lin = [](const EV& in, const std::vector<float>& w, const std::vector<float>& b, size_t n, bool relu) {
+        const size_t k = in.v.size();
+        EV out(n);
+        for (size_t j = 0; j < n; ++j) {
+          double s = b[j], mag = std::fabs(b[j]), prop = 0;
+          for (size_t i = 0; i < k; ++i) {
+            s += in.v[i] * w[i * n + j];
+            mag += std::fabs(in.v[i] * w[i * n + j]);
+            prop += in.e[i] * std::fabs(w[i * n + j]);
+          }
+          out.v[j] = relu ? std::max(s, 0.0) : s;
+          out.e[j] = prop + Gamma(k + 1) * mag + kU * std::fabs(s);
+        }
+        return out;
+      };
+      const EV z = lin(lin(lin(a, w1, b1, H1, true), w2, b2, H2, true), w3, b3, O, false);
+      const float* got_r = graph.output(r).data + t * O;
+      const float* got_n = graph.output(n).data + t * O;
+      double ss = 0, se = 0;
+      for (size_t j = 0; j < O; ++j) {
+        const double v = 3 * z.v[j], e = 3 * z.e[j] + 3 * kU * std::fabs(v);
+        ASSERT_TRUE(WithinBound(std::fabs(got_r[j] - v), e, "y + y + y")) << t << " " << j;
+        ss += v * v;
+        se += std::fabs(v) * e;
+      }
+      const double rs = 1 / std::sqrt(ss / O + 1e-5), r_rel = Gamma(O) + 4 * kU + se / (ss + O * 1e-5);
+      for (size_t j = 0; j < O; ++j) {
+        const double v = 3 * z.v[j], e = 3 * z.e[j] + 3 * kU * std::fabs(v);
+        const double want = v * rs * g[j];
+        const double bound = std::fabs(g[j]) * rs * (e + std::fabs(v) * r_rel) + 2 * kU * std::fabs(want);
+        ASSERT_TRUE(WithinBound(std::fabs(got_n[j] - want), bound, "rmsnorm")) << t << " " << j;
+      }
+    }
+  }
+  // Errors of the description come back from build.
+  Graph bad;
+  const TensorId e = bad.embedding(table.data(), V, D);
+  EXPECT_EQ(bad.linear(e, weights_kn(w2.data(), H1, H2)), kNoTensor);
+  EXPECT_TRUE(FailsWith(bad.build(gc), Status::kShapeMismatch, "for an input of 40 columns"));
+}
+
+}  // namespace
+}  // namespace tilekit
