@@ -436,13 +436,15 @@ class CountingExecutor final : public Executor {
 
 // An engine passes its pool to every call: calls too small to pay for waking
 // another thread (1 × 64 × 64 took 0.3-0.5 µs alone, 1.3-4.1 µs split over
-// two) run on the calling thread, whatever their shape.
+// two; 1 × 256 × 256 and 32 × 128 × 128 ran about half as fast split) run on
+// the calling thread, whatever their shape.
 TEST_P(GemmTest, SmallCallsStayOnTheCallingThread) {
   TILEKIT_SEED_TRACE();
   testing::Rng rng(31);
   CountingExecutor pool(2);
   for (const auto& shape : {std::array<size_t, 3>{1, 64, 64}, std::array<size_t, 3>{16, 64, 64},
-                            std::array<size_t, 3>{4, 100, 30}, std::array<size_t, 3>{1, 10, 200}}) {
+                            std::array<size_t, 3>{4, 100, 30}, std::array<size_t, 3>{1, 10, 200},
+                            std::array<size_t, 3>{1, 256, 256}, std::array<size_t, 3>{32, 128, 128}}) {
     GemmCase g = Case(shape[0], shape[1], shape[2]);
     Problem p(g, rng);
     PackedWeights pw;
@@ -508,12 +510,12 @@ TEST_P(GemmTest, OneAndTwoThreadsAreBitwiseEqual) {
   // shapes with several K blocks (split N, split M). Each is large enough to be
   // split (the count of executor runs checks it): smaller calls stay on the
   // calling thread (SmallCallsStayOnTheCallingThread).
-  for (const auto& shape : {std::array<size_t, 3>{1, 300, 1000}, std::array<size_t, 3>{200, 10, 700},
-                            std::array<size_t, 3>{64, 130, 333}, std::array<size_t, 3>{13, 70, 700},
+  for (const auto& shape : {std::array<size_t, 3>{1, 300, 2000}, std::array<size_t, 3>{200, 10, 1100},
+                            std::array<size_t, 3>{64, 130, 333}, std::array<size_t, 3>{13, 70, 2400},
                             std::array<size_t, 3>{40, 300, 700}, std::array<size_t, 3>{200, 20, 600},
                             // dot-product columns: M = 1 and 12 split columns, 9 and 50 rows
-                            std::array<size_t, 3>{1, 13, 6000}, std::array<size_t, 3>{12, 10, 5000},
-                            std::array<size_t, 3>{9, 7, 9000}, std::array<size_t, 3>{50, 10, 1100}}) {
+                            std::array<size_t, 3>{1, 13, 42000}, std::array<size_t, 3>{12, 10, 18000},
+                            std::array<size_t, 3>{9, 7, 36000}, std::array<size_t, 3>{50, 10, 4400}}) {
     for (int dt = 0; dt < 3; ++dt) {
       GemmCase g = Case(shape[0], shape[1], shape[2]);
       g.w_bf16 = dt > 0;  // fp32 A with bf16 weights, and all bf16
@@ -582,7 +584,7 @@ TEST_P(GemmTest, NoHeapAllocationAfterWarmUp) {
   testing::Rng rng(20);
   for (bool w_bf16 : {false, true})
   for (size_t n : {size_t{100}, size_t{10}}) {  // 10: narrow weights
-    GemmCase g = Case(64, n, 1000);  // K: enough work to be split over the pool
+    GemmCase g = Case(64, n, 3600);  // K: enough work to be split over the pool
     g.a_bf16 = true;  // the path that needs the A workspace
     g.w_bf16 = w_bf16;
     Problem p(g, rng);

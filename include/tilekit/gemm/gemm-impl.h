@@ -157,16 +157,19 @@ inline ArchGemm arch_gemm(const PanelLayout& layout) {
   return ArchGemm();
 }
 
-// Waking another thread and waiting for it costs a few microseconds (1 × 64 ×
-// 64: 0.3-0.5 µs on one thread, 1.3-4.1 µs split over two). A call is split
-// only when each thread's share is worth more than that, judged by a crude
-// time estimate in units of ~10 ps: one unit per flop (~100 GFLOP/s per core)
-// or ten per weight byte (~10 GB/s per core), whichever bounds the call.
-constexpr size_t kMinSplitWorkPerThread = size_t{1} << 19;  // ~5 µs
+// Waking another thread and waiting for it costs microseconds, more in a
+// loaded VM where the other vCPU may be busy (1 × 64 × 64: 0.3-0.5 µs on one
+// thread, 1.3-4.1 µs split over two; warm 1 × 256 × 256 and 32 × 128 × 128,
+// ~6 and ~13 µs alone, ran 0.53× and 0.49× as fast split over two threads with
+// the limit at ~5 µs). A call is split only when each thread's share is worth
+// ~20 µs, judged by a crude estimate in units of ~10 ps: one per flop
+// (~100 GFLOP/s per core) or four per weight byte (~25 GB/s: warm weights of a
+// small layer stream from L2/L3, cold ones are larger and split anyway).
+constexpr size_t kMinSplitWorkPerThread = size_t{2} << 20;  // ~20 µs
 
 inline bool worth_splitting(size_t m, size_t n, size_t k, size_t weight_bytes, size_t threads) {
   const double flops = 2.0 * static_cast<double>(m) * static_cast<double>(k) * static_cast<double>(n);
-  const double work = std::max(flops, 10.0 * static_cast<double>(weight_bytes));
+  const double work = std::max(flops, 4.0 * static_cast<double>(weight_bytes));
   return work >= static_cast<double>(kMinSplitWorkPerThread) * static_cast<double>(threads);
 }
 
