@@ -176,10 +176,22 @@ inline Isa active_isa() {
 
 }  // namespace cpu
 
-// Caps the path in code, like TILEKIT_MAX_ISA (the lower of the two wins). Meant
-// to be called before first use; calling it while kernels run on other threads
-// is safe, but they may finish on the old path. A cap above what the CPU has
-// changes nothing.
+// Caps the path in code, like TILEKIT_MAX_ISA (the lower of the two wins). A cap
+// above what the CPU has changes nothing.
+//
+// With kernels running on other threads (tests/concurrency_test.cc checks it
+// under ThreadSanitizer):
+//  - the cap is one atomic; setting it while kernels run is not a data race;
+//  - every entry point reads the active path once, when it starts, and runs
+//    entirely on that path, its executor's threads included (a GEMM checks the
+//    packed layout, picks its tile height, loops and epilogue for that one
+//    path). A call that started before set_max_isa() returned may finish on
+//    the old path; a call that starts after it (on any thread, once the store
+//    is visible there: relaxed order, so "after" means ordered by the caller's
+//    own synchronisation) runs on the new one;
+//  - weights packed before the change keep their layout: a GEMM on a path
+//    whose layout differs refuses them (Status::kWrongPacking) and leaves C
+//    untouched.
 inline Status set_max_isa(Isa isa) {
   if (!isa_on_this_arch(isa)) {
     return fail(Status::kInvalidArgument, "ISA '%s' is not a path of this architecture; valid names: %s",
