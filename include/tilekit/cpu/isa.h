@@ -36,15 +36,20 @@ enum class Isa : int {
 };
 constexpr int kNumIsa = 9;
 
+// Any value of the enum is accepted (an int cast to Isa): one that is not a
+// path is "unknown", and no path of any architecture.
+inline bool isa_is_path(Isa isa) { return static_cast<int>(isa) >= 0 && static_cast<int>(isa) < kNumIsa; }
+
 inline const char* isa_name(Isa isa) {
   static const char* const kNames[kNumIsa] = {
       "scalar", "avx2", "avx512", "avx512_bf16", "amx",
       "neon", "neon_bf16", "sve", "sve_bf16"};
-  return kNames[static_cast<int>(isa)];
+  return isa_is_path(isa) ? kNames[static_cast<int>(isa)] : "unknown";
 }
 
 // Whether a path belongs to the architecture this code was compiled for.
 inline bool isa_on_this_arch(Isa isa) {
+  if (!isa_is_path(isa)) return false;
   if (isa == Isa::kScalar) return true;
   const bool x86 = isa <= Isa::kAmx;
   return x86 ? TILEKIT_ARCH_X86 : TILEKIT_ARCH_ARM64;
@@ -194,8 +199,8 @@ inline Isa active_isa() {
 //    untouched.
 inline Status set_max_isa(Isa isa) {
   if (!isa_on_this_arch(isa)) {
-    return fail(Status::kInvalidArgument, "ISA '%s' is not a path of this architecture; valid names: %s",
-                isa_name(isa), valid_isa_names().c_str());
+    return fail(Status::kInvalidArgument, "ISA '%s' (%d) is not a path of this architecture; valid names: %s",
+                isa_name(isa), static_cast<int>(isa), valid_isa_names().c_str());
   }
   cpu::detail::api_cap().store(static_cast<int>(isa), std::memory_order_relaxed);
   return Status::kOk;
