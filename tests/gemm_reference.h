@@ -24,6 +24,10 @@ inline double ActivateRef(Activation a, double x) {
   return x;
 }
 
+// The activations of one weight matrix (SwiGLU needs a gate/up pair).
+constexpr Activation kActivations[] = {Activation::kNone, Activation::kRelu, Activation::kGeluErf,
+                                       Activation::kGeluTanh, Activation::kSilu};
+
 // Largest |f'(x)| of each activation (GELU's derivative peaks at ~1.13, SiLU's
 // at ~1.1): how an input error grows through it.
 inline double ActivationLipschitz(Activation a) {

@@ -77,8 +77,7 @@ TEST_P(GuardTest, ConvertBf16ToF32) {
   });
 }
 
-constexpr Activation kActivations[] = {Activation::kNone, Activation::kRelu, Activation::kGeluErf,
-                                       Activation::kGeluTanh, Activation::kSilu};
+using testing::kActivations;
 
 // C (rows × cols, ld = cols or cols + 1), bias and residual each against a guard.
 TEST_P(GuardTest, ApplyEpilogue) {

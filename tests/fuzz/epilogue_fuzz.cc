@@ -7,6 +7,7 @@
 // EpilogueRef, the GEMM's bound with an exact accumulator); padding between
 // rows untouched. A refused call leaves C as it was.
 #include "../gemm_reference.h"
+#include "../guarded_buffer.h"  // SpanElements
 #include "fuzz.h"
 
 namespace tilekit {
@@ -49,7 +50,11 @@ void Run(FuzzedDataProvider& in) {
     case 0: if (cols) cv.ld = cols - 1, must_fail = true; break;
     case 1: if (rows >= 2 && cols) cv.rows = fuzz::HugeDim(in), must_fail = true; break;
     case 2: if (ep.bias && rows && cols) ep.bias = c.data() + (rows - 1) * ld, must_fail = true; break;
-    case 3: if (ep.residual && rows && cols) ep.residual = c.data() + 1, ep.ld_residual = ld, must_fail = true; break;
+    case 3:  // one element along: overlaps C when C spans two or more
+      if (ep.residual && testing::SpanElements(rows, cols, ld) >= 2) {
+        ep.residual = c.data() + 1, ep.ld_residual = ld, must_fail = true;
+      }
+      break;
     case 4: if (rows && cols) cv.data = nullptr, must_fail = true; break;
     default: break;
   }

@@ -84,7 +84,7 @@ void Run(const Call& call, fuzz::Values& values) {
   Weights w;
   w.k = call.k;
   for (size_t s = 0; s < sources; ++s) w.off[s] = w.ntot, w.ntot += n_src[s];
-  w.kn.resize(w.k * w.ntot);
+  w.kn.resize(w.k * w.ntot + 1);  // + 1: never empty, so column offsets into it are defined
   values.fill(w.kn, call.type == WeightType::kBf16);
   w.nk.resize(sources);
   for (size_t s = 0; s < sources; ++s) {

@@ -59,7 +59,12 @@ void Run(FuzzedDataProvider& in) {
   if (gate_up) must_fail |= src[0].k != src[1].k || src[0].n != src[1].n;
   // A huge K with any column: the packed bytes overflow (with N = 0 there is
   // nothing to pack, and 0 bytes is a valid answer).
-  for (const Source& x : src) must_fail |= huge_k && x.n > 0;
+  bool any_n = false;
+  for (const Source& x : src) any_n |= x.n > 0;
+  must_fail |= huge_k && any_n;
+  // K near SIZE_MAX without columns: 0 bytes, or refused because K padded to
+  // the layout's alignment would wrap. Either answer is right.
+  const bool either = huge_k && !any_n;
 
   // The destination holds weights already: a refused call must keep them.
   std::vector<float> old_w(4 * 3, 0.5f);
@@ -76,7 +81,7 @@ void Run(FuzzedDataProvider& in) {
   const Status s = pack_weights(ws.data(), count, type, kind, &pw, opt);
   TILEKIT_FUZZ_CHECK(s == ps, "pack_weights %s, packed_weights_size %s", status_name(s), status_name(ps));
   if (s != Status::kOk) {
-    TILEKIT_FUZZ_CHECK(must_fail, "valid sources refused: %s", status_name(s));
+    TILEKIT_FUZZ_CHECK(must_fail || either, "valid sources refused: %s", status_name(s));
     TILEKIT_FUZZ_CHECK(pw.bytes() == old_size && old_bytes.unchanged(), "refused pack (%s) changed the destination",
                        status_name(s));
     return;

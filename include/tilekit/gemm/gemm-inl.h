@@ -328,7 +328,8 @@ struct SlicePrefetch {
     return t;
   }
   const unsigned char* L1Target(size_t tile) const {
-    if (stream) return slice + kStreamAhead;
+    // K = 0 packs no bytes: no slice (null), nothing ahead of it.
+    if (stream) return slice ? slice + kStreamAhead : slice;
     return tile == last_tile ? next_slice : slice;
   }
 };
