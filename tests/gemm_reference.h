@@ -24,6 +24,10 @@ inline double ActivateRef(Activation a, double x) {
   return x;
 }
 
+// The activations of one weight matrix (SwiGLU needs a gate/up pair).
+constexpr Activation kActivations[] = {Activation::kNone, Activation::kRelu, Activation::kGeluErf,
+                                       Activation::kGeluTanh, Activation::kSilu};
+
 // Largest |f'(x)| of each activation (GELU's derivative peaks at ~1.13, SiLU's
 // at ~1.1): how an input error grows through it.
 inline double ActivationLipschitz(Activation a) {
@@ -33,6 +37,34 @@ inline double ActivationLipschitz(Activation a) {
 // Error of the vector activation itself, relative to |x|: A&S erf (1.5e-7
 // absolute, times |x|/2), Exp/Tanh (<= 4 ulp) and a few roundings around them.
 constexpr double kActivationRelError = 4e-7;
+
+// The epilogue of one element (epilogue/epilogue.h's order) in fp64, from an
+// accumulator `acc` known within `acc_err`, and the bound on the path's result:
+// v = act(alpha·acc + beta·c_old + bias) (+ residual, clamp, output rounding).
+// The residual and clamp steps, shared with SwiGLU's pair.
+inline void FinishEpilogueRef(const Epilogue& ep, double residual, bool c_bf16, double* v, double* err) {
+  if (ep.residual) {
+    *err += kF32Eps * (std::fabs(*v) + std::fabs(residual));
+    *v += residual;
+  }
+  if (ep.clamps()) *v = std::min<double>(std::max<double>(*v, ep.clamp_min), ep.clamp_max);
+  // Output rounding: half an ulp of the stored type.
+  *err += (c_bf16 ? kBf16Eps : kF32Eps) * std::fabs(*v);
+}
+
+inline void EpilogueRef(const Epilogue& ep, double acc, double acc_err, double c_old, double bias, double residual,
+                        bool c_bf16, double* v, double* err) {
+  const double u = kF32Eps;
+  const double pre = ep.alpha * acc + ep.beta * c_old + (ep.bias ? bias : 0.0);
+  *v = ActivateRef(ep.activation, pre);
+  // alpha·acc + beta·C_old + bias: three roundings of terms of this size.
+  const double terms = std::fabs(ep.alpha * acc) + std::fabs(ep.beta * c_old) + (ep.bias ? std::fabs(bias) : 0.0);
+  *err = ActivationLipschitz(ep.activation) * (acc_err + 3 * u * terms) +
+         (ep.activation == Activation::kNone || ep.activation == Activation::kRelu
+              ? 0.0
+              : kActivationRelError * std::fabs(pre));
+  FinishEpilogueRef(ep, residual, c_bf16, v, err);
+}
 
 struct GemmCase {
   size_t m = 0, n = 0, k = 0;
@@ -86,6 +118,7 @@ struct GemmReference {
       }
       for (size_t j = 0; j < g.n; ++j) {
         const double cold = ep.beta != 0 ? static_cast<double>(c_old[i * ldc_old + j]) : 0.0;
+        const double res = ep.residual ? ep.residual[i * ep.ld_residual + j] : 0.0;
         double v, err;
         if (g.gate_up) {
           const double gate = ep.alpha * dot[j], up = ep.alpha * dot[g.n + j];
@@ -94,25 +127,11 @@ struct GemmReference {
           v = sg * up + ep.beta * cold;
           err = 1.13 * eg * (std::fabs(up) + eu) + std::fabs(sg) * eu +
                 kActivationRelError * std::fabs(gate * up) + 2 * u * std::fabs(sg * up);
+          FinishEpilogueRef(ep, res, g.c_bf16, &v, &err);
         } else {
-          const double pre = ep.alpha * dot[j] + ep.beta * cold + (ep.bias ? ep.bias[j] : 0.0);
-          v = ActivateRef(ep.activation, pre);
-          // alpha·acc + beta·C_old + bias: three roundings of terms of this size.
-          const double terms = std::fabs(ep.alpha * dot[j]) + std::fabs(ep.beta * cold) +
-                               (ep.bias ? std::fabs(ep.bias[j]) : 0.0);
-          err = ActivationLipschitz(ep.activation) * (std::fabs(ep.alpha) * dot_err * mag[j] + 3 * u * terms) +
-                (ep.activation == Activation::kNone || ep.activation == Activation::kRelu
-                     ? 0.0
-                     : kActivationRelError * std::fabs(pre));
+          EpilogueRef(ep, dot[j], std::fabs(ep.alpha) * dot_err * mag[j], cold, ep.bias ? ep.bias[j] : 0.0, res,
+                      g.c_bf16, &v, &err);
         }
-        if (ep.residual) {
-          const double r = ep.residual[i * ep.ld_residual + j];
-          err += u * (std::fabs(v) + std::fabs(r));
-          v += r;
-        }
-        if (ep.clamps()) v = std::min<double>(std::max<double>(v, ep.clamp_min), ep.clamp_max);
-        // Output rounding: half an ulp of the stored type.
-        err += (g.c_bf16 ? kBf16Eps : u) * std::fabs(v);
         out[i * g.n + j] = v;
         bound[i * g.n + j] = err + 1e-30;
       }

@@ -160,8 +160,7 @@ GemmCase Case(size_t m, size_t n, size_t k) {
 }
 
 // The activations of one weight matrix, and with the gate/up pair's SwiGLU.
-constexpr Activation kActivations[] = {Activation::kNone, Activation::kRelu, Activation::kGeluErf,
-                                       Activation::kGeluTanh, Activation::kSilu};
+using testing::kActivations;
 constexpr Activation kActivationsAndSwiGlu[] = {Activation::kNone,     Activation::kRelu, Activation::kGeluErf,
                                                 Activation::kGeluTanh, Activation::kSilu, Activation::kSwiGlu};
 

@@ -225,7 +225,7 @@ TILEKIT_AMX_TARGET void amx_gemv_range(const GemmPlan& p, size_t p0, size_t p1, 
   bf16* a_row = reinterpret_cast<bf16*>(ws);
   ARowToBf16(static_cast<const TA*>(p.a), p.k, a_row);
   float* out = ws + k_pad / 2;  // kAmxGemvPanels × 32 floats (the workspace holds 32 × 32 more)
-  const auto epilogue_tile = TILEKIT_DISPATCH(::tilekit::detail::GemmEpilogueTile);
+  const auto epilogue_tile = TILEKIT_DISPATCH_ON(p.isa, ::tilekit::detail::GemmEpilogueTile);
   using Kernel = void (*)(const uint32_t*, size_t, const unsigned char*, size_t, float*);
   static constexpr Kernel kKernels[] = {&AmxGemvPanels<1>, &AmxGemvPanels<2>, &AmxGemvPanels<3>, &AmxGemvPanels<4>,
                                         &AmxGemvPanels<5>, &AmxGemvPanels<6>, &AmxGemvPanels<7>, &AmxGemvPanels<8>};
@@ -251,7 +251,7 @@ TILEKIT_AMX_TARGET inline void amx_gemm_range(const GemmPlan& p, size_t r0, size
   bf16* a_ws = reinterpret_cast<bf16*>(ws);
   float* partials = ws + layout.a_floats;
   float* tile_out = partials + layout.partial_floats;
-  const auto epilogue_tile = TILEKIT_DISPATCH(::tilekit::detail::GemmEpilogueTile);
+  const auto epilogue_tile = TILEKIT_DISPATCH_ON(p.isa, ::tilekit::detail::GemmEpilogueTile);
   const size_t tile_rows = amx_tile_rows(p.m), k_pad = round_up(p.k, kStepK);
   const TileConfig cfg = AmxGemmConfig(tile_rows);
   load_tile_config(cfg);

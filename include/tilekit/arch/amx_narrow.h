@@ -235,7 +235,7 @@ TILEKIT_AMX_TARGET void NarrowRange(const GemmPlan& p, size_t r0, size_t r1, flo
   // Columns 16-31 of `out` are read by the epilogue (two vectors per row) but
   // never stored: give them a defined value.
   std::memset(out, 0, kNarrowOutFloats * sizeof(float));
-  const auto epilogue_tile = TILEKIT_DISPATCH(::tilekit::detail::GemmEpilogueTile);
+  const auto epilogue_tile = TILEKIT_DISPATCH_ON(p.isa, ::tilekit::detail::GemmEpilogueTile);
   const SegmentPlan& seg = p.segments[0];
   bool prefetch_b = true;  // the first block meets the weights cold
   size_t r = r0;
@@ -297,8 +297,8 @@ TILEKIT_AMX_TARGET void NarrowGemv(const GemmPlan& p, float* ws) {
                                    _mm512_add_ps(_mm512_add_ps(acc[4], acc[5]), _mm512_add_ps(acc[6], acc[7])));
   std::memset(out, 0, 2 * kNarrowNR * sizeof(float));
   _mm512_storeu_ps(out, sum);
-  TILEKIT_DISPATCH(::tilekit::detail::GemmEpilogueTile)(out, 2 * kNarrowNR, 1, p.segments[0], 0, 0, p.segments[0].n,
-                                                         p.c_bf16);
+  TILEKIT_DISPATCH_ON(p.isa, ::tilekit::detail::GemmEpilogueTile)(out, 2 * kNarrowNR, 1, p.segments[0], 0, 0,
+                                                                  p.segments[0].n, p.c_bf16);
 }
 
 // One thread's share: rows [r0, r1) of the one panel (the GemmRangeFn contract).

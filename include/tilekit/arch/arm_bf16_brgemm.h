@@ -57,7 +57,7 @@ inline Status arm_bf16_brgemm(const Bf16BrgemmTerm* terms, size_t count, size_t 
   }
   if (!terms && count) return fail(Status::kNullPointer, "arm_bf16_brgemm: terms is null");
   if (!c && rows) return fail(Status::kNullPointer, "arm_bf16_brgemm: C is null");
-  const arch::BfmmlaKernel kern = arch::ActiveBfmmlaKernel();
+  const arch::BfmmlaKernel kern = arch::BfmmlaKernelOn(isa);
   const size_t nr = kern.nr;
   if (ldc < nr) return fail(Status::kBadLeadingDim, "arm_bf16_brgemm: C has ldc=%zu < nr=%zu", ldc, nr);
   size_t c_bytes;

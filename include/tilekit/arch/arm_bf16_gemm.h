@@ -44,7 +44,7 @@ struct BfmmlaBlocking {
 };
 
 inline size_t BfmmlaWorkspaceFloats(const detail::GemmPlan& p) {
-  const BfmmlaBlocking blk(p, ActiveBfmmlaKernel().nr);
+  const BfmmlaBlocking blk(p, BfmmlaKernelOn(p.isa).nr);
   return blk.a_elems() / 2 + blk.c_floats(p);
 }
 
@@ -55,8 +55,8 @@ inline size_t BfmmlaWorkspaceFloats(const detail::GemmPlan& p) {
 // shared epilogue (GemmEpilogueTile) stores its valid rows and columns to C.
 template <typename TA>
 void BfmmlaGemmRangeT(const detail::GemmPlan& p, size_t r0, size_t r1, size_t p0, size_t p1, float* ws) {
-  const BfmmlaKernel kern = ActiveBfmmlaKernel();
-  auto* const epilogue = &TILEKIT_DISPATCH(detail::GemmEpilogueTile);
+  const BfmmlaKernel kern = BfmmlaKernelOn(p.isa);
+  auto* const epilogue = &TILEKIT_DISPATCH_ON(p.isa, detail::GemmEpilogueTile);
   const BfmmlaBlocking blk(p, kern.nr);
   const size_t nr = kern.nr;
   uint16_t* const a_ws = reinterpret_cast<uint16_t*>(ws);

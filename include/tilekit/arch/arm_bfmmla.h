@@ -24,12 +24,12 @@
 namespace tilekit {
 namespace arch {
 
-// The micro-kernel build for the active path: SVE on sve_bf16, NEON on
-// neon_bf16. Only those paths pack kArmBfmmla panels (active_panel_layout) and
-// only they run the batch-reduce GEMM, so a CPU without BF16 never gets here.
-// Not cached: the SVE build's nr reads the vector length.
-inline BfmmlaKernel ActiveBfmmlaKernel() {
-  return cpu::active_isa() == Isa::kSveBf16 ? sve_bf16::Kernel() : neon_bf16::Kernel();
+// The micro-kernel build for path `isa`: SVE on sve_bf16, NEON on neon_bf16.
+// Only those paths pack kArmBfmmla panels (active_panel_layout) and only they
+// run the batch-reduce GEMM, so a CPU without BF16 never gets here. Not
+// cached: the SVE build's nr reads the vector length.
+inline BfmmlaKernel BfmmlaKernelOn(Isa isa) {
+  return isa == Isa::kSveBf16 ? sve_bf16::Kernel() : neon_bf16::Kernel();
 }
 
 // BFCVTN, the fp32 -> bf16 conversion of A packing, is itself a BF16

@@ -22,7 +22,14 @@
       (HWY_CHOSEN_TARGET_SHIFT(allowed) | HWY_CHOSEN_TARGET_MASK_SCALAR) &      \
       HWY_CHOSEN_TARGET_MASK_TARGETS))
 
-#define TILEKIT_DISPATCH(FUNC_NAME) \
-  (*(HWY_DISPATCH_TABLE(FUNC_NAME)[TILEKIT_HWY_TABLE_INDEX(::tilekit::cpu::active_hwy_targets())]))
+// The kernel of path `isa`. A call that dispatches more than once (the GEMM:
+// layout check, tile height, loops, the epilogue inside an arch kernel, on
+// every executor thread) reads cpu::active_isa() once and passes it here, so
+// a set_max_isa() from another thread cannot make it mix two paths.
+#define TILEKIT_DISPATCH_ON(isa, FUNC_NAME) \
+  (*(HWY_DISPATCH_TABLE(FUNC_NAME)[TILEKIT_HWY_TABLE_INDEX(::tilekit::cpu::hwy_targets_allowed(isa))]))
+
+// The kernel of the active path: for a call that dispatches once.
+#define TILEKIT_DISPATCH(FUNC_NAME) TILEKIT_DISPATCH_ON(::tilekit::cpu::active_isa(), FUNC_NAME)
 
 #endif  // TILEKIT_CPU_DISPATCH_H_

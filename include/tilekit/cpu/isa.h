@@ -36,15 +36,20 @@ enum class Isa : int {
 };
 constexpr int kNumIsa = 9;
 
+// Any value of the enum is accepted (an int cast to Isa): one that is not a
+// path is "unknown", and no path of any architecture.
+inline bool isa_is_path(Isa isa) { return static_cast<int>(isa) >= 0 && static_cast<int>(isa) < kNumIsa; }
+
 inline const char* isa_name(Isa isa) {
   static const char* const kNames[kNumIsa] = {
       "scalar", "avx2", "avx512", "avx512_bf16", "amx",
       "neon", "neon_bf16", "sve", "sve_bf16"};
-  return kNames[static_cast<int>(isa)];
+  return isa_is_path(isa) ? kNames[static_cast<int>(isa)] : "unknown";
 }
 
 // Whether a path belongs to the architecture this code was compiled for.
 inline bool isa_on_this_arch(Isa isa) {
+  if (!isa_is_path(isa)) return false;
   if (isa == Isa::kScalar) return true;
   const bool x86 = isa <= Isa::kAmx;
   return x86 ? TILEKIT_ARCH_X86 : TILEKIT_ARCH_ARM64;
@@ -176,14 +181,26 @@ inline Isa active_isa() {
 
 }  // namespace cpu
 
-// Caps the path in code, like TILEKIT_MAX_ISA (the lower of the two wins). Meant
-// to be called before first use; calling it while kernels run on other threads
-// is safe, but they may finish on the old path. A cap above what the CPU has
-// changes nothing.
+// Caps the path in code, like TILEKIT_MAX_ISA (the lower of the two wins). A cap
+// above what the CPU has changes nothing.
+//
+// With kernels running on other threads (tests/concurrency_test.cc checks it
+// under ThreadSanitizer):
+//  - the cap is one atomic; setting it while kernels run is not a data race;
+//  - every entry point reads the active path once, when it starts, and runs
+//    entirely on that path, its executor's threads included (a GEMM checks the
+//    packed layout, picks its tile height, loops and epilogue for that one
+//    path). A call that started before set_max_isa() returned may finish on
+//    the old path; a call that starts after it (on any thread, once the store
+//    is visible there: relaxed order, so "after" means ordered by the caller's
+//    own synchronisation) runs on the new one;
+//  - weights packed before the change keep their layout: a GEMM on a path
+//    whose layout differs refuses them (Status::kWrongPacking) and leaves C
+//    untouched.
 inline Status set_max_isa(Isa isa) {
   if (!isa_on_this_arch(isa)) {
-    return fail(Status::kInvalidArgument, "ISA '%s' is not a path of this architecture; valid names: %s",
-                isa_name(isa), valid_isa_names().c_str());
+    return fail(Status::kInvalidArgument, "ISA '%s' (%d) is not a path of this architecture; valid names: %s",
+                isa_name(isa), static_cast<int>(isa), valid_isa_names().c_str());
   }
   cpu::detail::api_cap().store(static_cast<int>(isa), std::memory_order_relaxed);
   return Status::kOk;

@@ -17,6 +17,7 @@
 #include "tilekit/cpu/dispatch.h"
 #include "tilekit/epilogue/check.h"
 #include "tilekit/gemm/gemm.h"
+#include "tilekit/gemm/packed_weights-impl.h"  // packing_layout_on
 #include "tilekit/gemm/plan.h"
 
 namespace tilekit {
@@ -130,11 +131,12 @@ inline void dot_block(GemmPlan& p) {
 }
 inline size_t no_workspace(const GemmPlan&) { return 0; }
 
-inline ArchGemm arch_gemm(const PanelLayout& layout) {
+inline ArchGemm arch_gemm(const PanelLayout& layout, Isa isa) {
   switch (layout.kind) {
     case PanelKind::kVector: break;
     case PanelKind::kDot:
-      return ArchGemm{TILEKIT_DISPATCH(GemmDotMR)(), &dot_block, TILEKIT_DISPATCH(GemmDotRange), &no_workspace,
+      return ArchGemm{TILEKIT_DISPATCH_ON(isa, GemmDotMR)(), &dot_block, TILEKIT_DISPATCH_ON(isa, GemmDotRange),
+                      &no_workspace,
                       /*rows_first=*/true};
     case PanelKind::kAmx:
 #if TILEKIT_ARCH_X86
@@ -144,7 +146,7 @@ inline ArchGemm arch_gemm(const PanelLayout& layout) {
       }
       return ArchGemm{arch::kAmxMR, &arch::amx_gemm_block, &arch::amx_gemm_range, &arch::amx_gemm_workspace_floats};
 #else
-      break;  // never chosen: active_panel_layout() gives kAmx only on the amx path
+      break;  // never chosen: panel_layout_on() gives kAmx only on the amx path
 #endif
     case PanelKind::kArmBfmmla:
 #if TILEKIT_ARCH_ARM64
@@ -237,14 +239,17 @@ Status run_gemm(const char* gemm, const MatrixView<const TA>& a, const PackedWei
   if (a.cols != b.k()) {
     return fail(Status::kShapeMismatch, "%s: A has K=%zu columns, weights have K=%zu rows", gemm, a.cols, b.k());
   }
-  const PanelLayout want = packing_layout(b.type(), b.n(), b.segments().size(),
-                                         b.has_gate_up() ? PackKind::kGateUp : PackKind::kSeparate);
+  // The path, read once: the layout check, the tile height, the loops and the
+  // epilogue (on every executor thread, through the plan) all use it.
+  const Isa isa = cpu::active_isa();
+  const PanelLayout want = packing_layout_on(isa, b.type(), b.n(), b.segments().size(),
+                                            b.has_gate_up() ? PackKind::kGateUp : PackKind::kSeparate);
   if (!(b.layout() == want)) {
     return fail(Status::kWrongPacking,
                 "%s: weights were packed for path %s (%s layout, nr=%u) but the active path %s reads the %s layout "
                 "with nr=%u; pack them again on this path",
                 gemm, isa_name(b.packed_for()), panel_kind_name(b.layout().kind), unsigned{b.layout().nr},
-                isa_name(cpu::active_isa()), panel_kind_name(want.kind), unsigned{want.nr});
+                isa_name(isa), panel_kind_name(want.kind), unsigned{want.nr});
   }
   const size_t segments = b.segments().size();
   if (segments > kMaxSegments) {
@@ -279,8 +284,9 @@ Status run_gemm(const char* gemm, const MatrixView<const TA>& a, const PackedWei
   }
   if (a.rows == 0 || b.n() == 0) return Status::kOk;
 
-  const ArchGemm arch = arch_gemm(b.layout());
-  const size_t mr = arch.mr ? arch.mr : TILEKIT_DISPATCH(GemmMR)();
+  const ArchGemm arch = arch_gemm(b.layout(), isa);
+  const size_t mr = arch.mr ? arch.mr : TILEKIT_DISPATCH_ON(isa, GemmMR)();
+  plan.isa = isa;
   plan.m = a.rows;
   plan.k = a.cols;
   plan.a = a.data;
@@ -311,7 +317,7 @@ Status run_gemm(const char* gemm, const MatrixView<const TA>& a, const PackedWei
 
   GemmJob job;
   job.plan = &plan;
-  job.range = arch.range ? arch.range : TILEKIT_DISPATCH(GemmRange);
+  job.range = arch.range ? arch.range : TILEKIT_DISPATCH_ON(isa, GemmRange);
   job.threads = 1;
   job.panels = b.panels();
   job.mr = mr;

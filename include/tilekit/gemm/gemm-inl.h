@@ -328,7 +328,8 @@ struct SlicePrefetch {
     return t;
   }
   const unsigned char* L1Target(size_t tile) const {
-    if (stream) return slice + kStreamAhead;
+    // K = 0 packs no bytes: no slice (null), nothing ahead of it.
+    if (stream) return slice ? slice + kStreamAhead : slice;
     return tile == last_tile ? next_slice : slice;
   }
 };
@@ -562,7 +563,9 @@ HWY_INLINE void GemmRangeT(const GemmPlan& p, size_t r0, size_t r1, size_t p0, s
                                    pf.L2Target(tile)};
             const TileOut out{out_cols.seg, ic + ir, out_cols.col, out_cols.cols};
             if (flags & kLastK) PrefetchEpilogueInputs<TC>(out, mr);
-            float* partial = c_ws + ((pb - jc) * row_blocks + tile) * kGemmMR * nr;
+            // No workspace (one K block, A read in place): no partial sums,
+            // and no offset from a null pointer.
+            float* partial = c_ws ? c_ws + ((pb - jc) * row_blocks + tile) * kGemmMR * nr : nullptr;
             if (p.pack_a) {
               const float* a_panel = a_ws + tile * p.k * kGemmMR + pc * kGemmMR;
               RunTile<true, TB, TC>(mr, kc, a_panel, 0, b, partial, flags, out, std::make_index_sequence<kGemmMR>());

@@ -14,23 +14,24 @@
 
 namespace tilekit {
 
-// The layout the active path's kernels read. bf16 weights on the amx path get
-// the AMX layout (fp32 weights stay on the vector kernel: AMX has no fp32
+namespace detail {
+
+// The layout path `isa`'s kernels read. bf16 weights on the amx path get the
+// AMX layout (fp32 weights stay on the vector kernel: AMX has no fp32
 // multiply). Its epilogue runs on the AVX-512 target's 16-lane vectors (a panel
 // = 2 vectors); a build without that target keeps the vector layout.
-TILEKIT_API PanelLayout active_panel_layout(WeightType type) {
+inline PanelLayout panel_layout_on(Isa isa, WeightType type) {
   PanelLayout l;
-  l.lanes = static_cast<uint32_t>(TILEKIT_DISPATCH(detail::GemmPanelLanes)());
+  l.lanes = static_cast<uint32_t>(TILEKIT_DISPATCH_ON(isa, detail::GemmPanelLanes)());
   l.nr = 2 * l.lanes;
   l.type = type;
-  if (type == WeightType::kBf16 && cpu::active_isa() == Isa::kAmx && l.lanes == 16) {
+  if (type == WeightType::kBf16 && isa == Isa::kAmx && l.lanes == 16) {
     l.kind = PanelKind::kAmx;
     l.k_align = 32;
   }
 #if TILEKIT_ARCH_ARM64
   // BFMMLA on paths with BF16 (NEON or SVE); its panels keep nr = 2·lanes, the
   // width GemmEpilogueTile stores, so lanes records the SVE vector length.
-  const Isa isa = cpu::active_isa();
   if (type == WeightType::kBf16 && (isa == Isa::kNeonBf16 || isa == Isa::kSveBf16)) {
     l.kind = PanelKind::kArmBfmmla;
     l.k_align = 4;
@@ -39,18 +40,18 @@ TILEKIT_API PanelLayout active_panel_layout(WeightType type) {
   return l;
 }
 
-// The layout pack_weights gives these weights on the active path: the path's
-// panels (active_panel_layout), or for one narrow matrix dot-product columns
-// (bf16 on the amx path: a single 16-column AMX panel).
-TILEKIT_API PanelLayout packing_layout(WeightType type, size_t n, size_t segments, PackKind kind) {
-  PanelLayout l = active_panel_layout(type);
+// The layout pack_weights gives these weights on path `isa`: the path's
+// panels, or for one narrow matrix dot-product columns (bf16 on the amx path:
+// a single 16-column AMX panel).
+inline PanelLayout packing_layout_on(Isa isa, WeightType type, size_t n, size_t segments, PackKind kind) {
+  PanelLayout l = panel_layout_on(isa, type);
   const size_t padded = (n + l.nr - 1) / l.nr * l.nr;
   if (segments == 1 && kind == PackKind::kSeparate && n > 0 && n <= kDotMaxN && 4 * (padded - n) >= padded) {
     if (l.kind == PanelKind::kAmx) {  // one 16-column panel: a single B tile (arch/amx_narrow.h)
       l.nr = 16;
       return l;
     }
-    const PanelLayout vector = active_panel_layout(WeightType::kF32);  // lanes of the vector kernels
+    const PanelLayout vector = panel_layout_on(isa, WeightType::kF32);  // lanes of the vector kernels
     l = PanelLayout();
     l.kind = PanelKind::kDot;
     l.lanes = vector.lanes;
@@ -61,7 +62,6 @@ TILEKIT_API PanelLayout packing_layout(WeightType type, size_t n, size_t segment
   return l;
 }
 
-namespace detail {
 // Source column for column c (0 <= c < nr = 2·half) of panel `pl` within a
 // segment: a gate/up panel holds `half` gate columns, then the same up columns.
 struct ColumnSource {
@@ -75,6 +75,13 @@ inline ColumnSource column_source(const WeightSource* parts, size_t s, const Pac
   return {&parts[s], pl * nr + c};
 }
 }  // namespace detail
+
+TILEKIT_API PanelLayout active_panel_layout(WeightType type) {
+  return detail::panel_layout_on(cpu::active_isa(), type);
+}
+TILEKIT_API PanelLayout packing_layout(WeightType type, size_t n, size_t segments, PackKind kind) {
+  return detail::packing_layout_on(cpu::active_isa(), type, n, segments, kind);
+}
 
 struct PackAccess {
   // Validates the sources and computes everything but the packed bytes.
@@ -102,8 +109,10 @@ struct PackAccess {
     PackedWeights p;
     p.k_ = k;
     const size_t segments = kind == PackKind::kGateUp ? 1 : count;
-    p.layout_ = packing_layout(type, parts[0].n, segments, kind);
+    // One read of the path: the layout and the path it is recorded under agree
+    // even if set_max_isa() runs meanwhile.
     p.isa_ = cpu::active_isa();
+    p.layout_ = detail::packing_layout_on(p.isa_, type, parts[0].n, segments, kind);
     if (p.layout_.nr > kMaxNr) {  // no path has wider panels; the fill's tables are sized for them
       return fail(Status::kUnsupported, "pack_weights: panels of %u columns, at most %zu", unsigned{p.layout_.nr},
                   kMaxNr);

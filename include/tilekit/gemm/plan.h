@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstddef>
 
+#include "tilekit/cpu/isa.h"
 #include "tilekit/epilogue/epilogue.h"
 
 namespace tilekit {
@@ -26,6 +27,7 @@ struct SegmentPlan {
 };
 
 struct GemmPlan {
+  Isa isa = Isa::kScalar;  // the path the call runs on, read once when it started
   size_t m = 0, k = 0;
   const void* a = nullptr;  // float or bf16, row-major, lda
   size_t lda = 0;

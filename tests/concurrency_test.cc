@@ -1,0 +1,267 @@
+// Kernels called from several host threads at once, built to be run under
+// ThreadSanitizer (the tsan leg of scripts/test) as well as natively:
+//  - the first calls of the process racing dispatch initialisation;
+//  - concurrent GEMMs, conversions and epilogues, each host thread with its own
+//    ThreadPool or all sharing one, bitwise equal to single-threaded results;
+//  - set_max_isa() changing the path while other threads run kernels: every
+//    call runs on one path (cpu/isa.h), so its result is within the bound of
+//    whichever path it took, or it refuses weights packed for another layout
+//    and leaves C untouched;
+//  - pack_weights of different weights at once through one shared executor.
+//
+// Plain TESTs, not PathTest: the path list would initialise dispatch while
+// gtest registers the tests, before the first test can race it.
+#include <atomic>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "gemm_reference.h"
+#include "harness.h"
+
+namespace tilekit {
+namespace {
+
+constexpr int kHostThreads = 4;
+
+// Starts `threads` threads at once (a spin barrier, so they reach their first
+// call together) and joins them.
+template <typename Fn>
+void RunTogether(int threads, Fn fn) {
+  std::atomic<int> ready{0};
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      ready.fetch_add(1);
+      while (ready.load() < threads) std::this_thread::yield();
+      fn(t);
+    });
+  }
+  for (std::thread& th : pool) th.join();
+}
+
+// One GEMM problem with fp32 data, its packed weights and (once computed) the
+// single-threaded result on the path active when it was made.
+struct Problem {
+  size_t m, n, k;
+  std::vector<float> a, w, bias;
+  PackedWeights pw;
+  std::vector<float> want;
+
+  Problem(size_t m_, size_t n_, size_t k_, testing::Rng& rng) : m(m_), n(n_), k(k_), a(m * k), w(k * n), bias(n) {
+    rng.fill(a.data(), a.size());
+    rng.fill(w.data(), w.size());
+    rng.fill(bias.data(), bias.size());
+  }
+  Epilogue epilogue() const { return Epilogue().with_bias(bias.data()).with(Activation::kGeluTanh); }
+  Status run(std::vector<float>& c, Executor* ex) const {
+    c.assign(m * n, testing::PoisonF32());
+    GemmOptions opt;
+    opt.executor = ex;
+    return gemm(matrix(a.data(), m, k), pw, matrix(c.data(), m, n), epilogue(), opt);
+  }
+};
+
+std::vector<Problem> MakeProblems(testing::Rng& rng) {
+  std::vector<Problem> ps;
+  // M = 1 (GEMV), narrow N (dot-product columns), row tiles with tails, and a
+  // shape worth splitting over threads.
+  for (const auto& s : {std::array<size_t, 3>{1, 90, 64}, std::array<size_t, 3>{7, 10, 70},
+                        std::array<size_t, 3>{33, 70, 64}, std::array<size_t, 3>{64, 128, 128}}) {
+    ps.emplace_back(s[0], s[1], s[2], rng);
+  }
+  return ps;
+}
+
+// Must run first in the process: nothing has read the CPU or dispatched yet.
+TEST(Concurrency, FirstCallsRaceDispatchInitialisation) {
+  TILEKIT_SEED_TRACE();
+  testing::Rng rng(1);
+  std::vector<float> in(100);
+  rng.fill(in.data(), in.size());
+  std::vector<float> w(16 * 24);
+  rng.fill(w.data(), w.size());
+  std::atomic<int> failures{0};
+  std::vector<Isa> seen(kHostThreads);
+  RunTogether(kHostThreads, [&](int t) {
+    seen[t] = cpu::active_isa();  // cpu::features(), TILEKIT_MAX_ISA, cpuinfo: first use
+    std::vector<bf16> out(in.size());
+    if (convert_f32_to_bf16(in.data(), out.data(), in.size()) != Status::kOk) ++failures;
+    for (size_t i = 0; i < in.size(); ++i) failures += out[i].bits != f32_to_bf16(in[i]).bits;
+    PackedWeights pw;
+    if (pack_weights(weights_kn(w.data(), 16, 24), WeightType::kF32, &pw) != Status::kOk) ++failures;
+    std::vector<float> a(3 * 16, 1.f), c(3 * 24);
+    if (gemm(matrix(a.data(), 3, 16), pw, matrix(c.data(), 3, 24)) != Status::kOk) ++failures;
+  });
+  EXPECT_EQ(failures.load(), 0);
+  for (Isa isa : seen) EXPECT_EQ(isa, seen[0]);
+}
+
+// Each host thread runs every problem many times, with its own pool, a pool
+// shared by all, or none; every result equals the single-threaded one bitwise.
+TEST(Concurrency, GemmFromSeveralThreadsOwnAndSharedPools) {
+  TILEKIT_SEED_TRACE();
+  testing::Rng rng(2);
+  std::vector<Problem> ps = MakeProblems(rng);
+  for (Problem& p : ps) {
+    ASSERT_EQ(pack_weights(weights_kn(p.w.data(), p.k, p.n), WeightType::kF32, &p.pw), Status::kOk);
+    ASSERT_EQ(p.run(p.want, nullptr), Status::kOk);
+  }
+  ThreadPool shared(2);
+  std::atomic<int> mismatches{0};
+  RunTogether(kHostThreads, [&](int t) {
+    ThreadPool own(2);
+    Executor* ex = t % 3 == 0 ? &own : t % 3 == 1 ? static_cast<Executor*>(&shared) : nullptr;
+    std::vector<float> c;
+    for (int r = 0; r < 6; ++r) {
+      for (size_t i = 0; i < ps.size(); ++i) {
+        const Problem& p = ps[(i + t) % ps.size()];
+        if (p.run(c, ex) != Status::kOk || std::memcmp(c.data(), p.want.data(), c.size() * 4) != 0) ++mismatches;
+      }
+    }
+  });
+  EXPECT_EQ(mismatches.load(), 0);
+}
+
+// Conversions and separate epilogue passes at once, on buffers of their own.
+TEST(Concurrency, ConvertAndEpilogueFromSeveralThreads) {
+  TILEKIT_SEED_TRACE();
+  testing::Rng rng(3);
+  const size_t rows = 9, cols = 77;
+  std::vector<float> src(rows * cols), bias(cols);
+  rng.fill(src.data(), src.size(), -3.f, 3.f);
+  rng.fill(bias.data(), bias.size());
+  const Epilogue ep = Epilogue().with_bias(bias.data()).with(Activation::kSilu).with_clamp(-1.f, 2.f);
+  std::vector<float> want_ep(src);
+  ASSERT_EQ(apply_epilogue(matrix(want_ep.data(), rows, cols), ep), Status::kOk);
+  std::atomic<int> mismatches{0};
+  RunTogether(kHostThreads, [&](int) {
+    std::vector<bf16> h(src.size());
+    std::vector<float> back(src.size());
+    for (int r = 0; r < 20; ++r) {
+      if (convert_f32_to_bf16(src.data(), h.data(), src.size()) != Status::kOk ||
+          convert_bf16_to_f32(h.data(), back.data(), h.size()) != Status::kOk) {
+        ++mismatches;
+      }
+      for (size_t i = 0; i < src.size(); ++i) mismatches += back[i] != bf16_to_f32(f32_to_bf16(src[i]));
+      std::vector<float> c(src);
+      if (apply_epilogue(matrix(c.data(), rows, cols), ep) != Status::kOk ||
+          std::memcmp(c.data(), want_ep.data(), c.size() * 4) != 0) {
+        ++mismatches;
+      }
+    }
+  });
+  EXPECT_EQ(mismatches.load(), 0);
+}
+
+// One thread moves the cap over every path while the others run GEMMs (with a
+// pool, so the executor's threads run the call too) and conversions. A GEMM
+// either succeeds, within the fp64 bound (the paths differ in summation order
+// only: fp32 weights), or refuses weights packed for another layout without
+// touching C; conversions match the scalar reference on any path.
+TEST(Concurrency, SetMaxIsaWhileKernelsRun) {
+  TILEKIT_SEED_TRACE();
+  testing::Rng rng(4);
+  const std::vector<Isa> paths = testing::AvailablePaths();
+  std::vector<Problem> ps = MakeProblems(rng);
+  std::vector<testing::GemmReference> refs(ps.size());
+  for (size_t i = 0; i < ps.size(); ++i) {
+    Problem& p = ps[i];
+    testing::GemmCase g;
+    g.m = p.m, g.n = p.n, g.k = p.k;
+    g.ep = p.epilogue();
+    refs[i].compute(g, p.a.data(), p.k, p.w.data(), nullptr, p.n);
+  }
+  // Packed on the best path; weaker paths with another layout must refuse them.
+  clear_max_isa();
+  for (Problem& p : ps) ASSERT_EQ(pack_weights(weights_kn(p.w.data(), p.k, p.n), WeightType::kF32, &p.pw), Status::kOk);
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> wrong{0}, ran{0}, refused{0};
+  ThreadPool shared(2);
+  std::thread changer([&] {
+    for (int r = 0; !stop.load(); ++r) {
+      if (r % (static_cast<int>(paths.size()) + 1) == 0) {
+        clear_max_isa();
+      } else {
+        EXPECT_EQ(set_max_isa(paths[r % paths.size()]), Status::kOk);
+      }
+      std::this_thread::yield();
+    }
+  });
+  RunTogether(kHostThreads - 1, [&](int t) {
+    std::vector<float> c;
+    std::vector<float> x(50);
+    std::vector<bf16> h(50);
+    for (size_t i = 0; i < x.size(); ++i) x[i] = 0.37f * static_cast<float>(i) - 7.f;
+    for (int r = 0; r < 40; ++r) {
+      for (size_t i = 0; i < ps.size(); ++i) {
+        const Problem& p = ps[(i + t) % ps.size()];
+        const Status s = p.run(c, t == 0 ? nullptr : &shared);
+        if (s == Status::kWrongPacking) {
+          ++refused;
+          for (float v : c) wrong += !std::isnan(v);  // still the poison
+          continue;
+        }
+        if (s != Status::kOk) {
+          ++wrong;
+          continue;
+        }
+        ++ran;
+        const testing::GemmReference& ref = refs[(i + t) % ps.size()];
+        for (size_t e = 0; e < c.size(); ++e) wrong += !(std::fabs(c[e] - ref.out[e]) <= ref.bound[e]);
+      }
+      wrong += convert_f32_to_bf16(x.data(), h.data(), x.size()) != Status::kOk;
+      for (size_t i = 0; i < x.size(); ++i) wrong += h[i].bits != f32_to_bf16(x[i]).bits;
+    }
+  });
+  stop.store(true);
+  changer.join();
+  clear_max_isa();
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_GT(ran.load(), 0);
+  RecordProperty("gemm_ran", ran.load());
+  RecordProperty("gemm_refused", refused.load());
+}
+
+// Several host threads pack different weights through one shared executor; each
+// gets the bytes a single-threaded pack gives.
+TEST(Concurrency, PackWeightsWithASharedExecutor) {
+  TILEKIT_SEED_TRACE();
+  testing::Rng rng(5);
+  struct Job {
+    std::vector<float> w;
+    size_t k, n;
+    WeightType type;
+    PackedWeights want;
+  };
+  std::vector<Job> jobs;
+  for (int j = 0; j < kHostThreads; ++j) {
+    Job job;
+    job.k = 40 + 13 * j;
+    job.n = 50 + 31 * j;
+    job.type = j % 2 ? WeightType::kBf16 : WeightType::kF32;
+    job.w.resize(job.k * job.n);
+    rng.fill(job.w.data(), job.w.size());
+    ASSERT_EQ(pack_weights(weights_kn(job.w.data(), job.k, job.n), job.type, &job.want), Status::kOk);
+    jobs.push_back(std::move(job));
+  }
+  ThreadPool shared(3);
+  std::atomic<int> mismatches{0};
+  RunTogether(kHostThreads, [&](int t) {
+    const Job& job = jobs[t];
+    PackOptions opt;
+    opt.executor = &shared;
+    for (int r = 0; r < 5; ++r) {
+      PackedWeights pw;
+      if (pack_weights(weights_kn(job.w.data(), job.k, job.n), job.type, &pw, opt) != Status::kOk ||
+          pw.bytes() != job.want.bytes() || std::memcmp(pw.panel(0), job.want.panel(0), pw.bytes()) != 0) {
+        ++mismatches;
+      }
+    }
+  });
+  EXPECT_EQ(mismatches.load(), 0);
+}
+
+}  // namespace
+}  // namespace tilekit

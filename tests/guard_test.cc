@@ -1,0 +1,219 @@
+// Every kernel's tails against guard pages, on every path, in the build users
+// get (Release; ASan's redzones are not in it, and its 8-byte granularity can
+// miss a masked store that spills a few lanes): each operand is placed flush
+// against a PROT_NONE page, once after its end and once before its start, so a
+// tail that reads or writes one element too far faults (tests/guarded_buffer.h).
+// Results are checked too (fp64 reference or the scalar conversion), so a
+// kernel that stops short fails as well.
+//
+// A new kernel: one TEST_P that allocates its operands with GuardedBuffer and
+// loops over GuardSweep (sizes × both guard sides).
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <vector>
+
+#include "gemm_reference.h"
+#include "guarded_buffer.h"
+#include "harness.h"
+
+namespace tilekit {
+namespace {
+
+using testing::Guard;
+using testing::GuardedBuffer;
+
+// Tails: 1, primes, multiples of 16 (every vector length here is a divisor)
+// ± 1, up to `max`. O(n) kernels also get the 4 KiB-page neighbours.
+std::vector<size_t> GuardTails(size_t max) {
+  std::vector<size_t> sizes;
+  for (size_t s : {1, 2, 3, 5, 7, 13, 15, 16, 17, 31, 32, 33, 47, 63, 64, 65, 127, 129, 1023, 1025, 4095, 4096,
+                   4097}) {
+    if (s <= max) sizes.push_back(s);
+  }
+  return sizes;
+}
+
+// Runs body(n, guard) for every size and both guard sides, tracing both.
+void GuardSweep(const std::vector<size_t>& sizes, const std::function<void(size_t, Guard)>& body) {
+  for (size_t n : sizes) {
+    for (Guard g : {Guard::kAfter, Guard::kBefore}) {
+      SCOPED_TRACE(::testing::Message() << "n=" << n << " guard " << testing::GuardName(g));
+      body(n, g);
+      if (::testing::Test::HasFatalFailure()) return;
+    }
+  }
+}
+
+uint32_t Bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+
+class GuardTest : public testing::PathTest {};
+
+TEST_P(GuardTest, ConvertF32ToBf16) {
+  TILEKIT_SEED_TRACE();
+  testing::Rng rng(1);
+  GuardSweep(GuardTails(4097), [&](size_t n, Guard g) {
+    GuardedBuffer<float> in(n, g);
+    GuardedBuffer<bf16> out(n, g);
+    rng.fill(in.data(), n, -100.f, 100.f);
+    ASSERT_EQ(convert_f32_to_bf16(in.data(), out.data(), n), Status::kOk) << last_error();
+    for (size_t i = 0; i < n; ++i) ASSERT_EQ(out[i].bits, f32_to_bf16(in[i]).bits) << i;
+  });
+}
+
+TEST_P(GuardTest, ConvertBf16ToF32) {
+  TILEKIT_SEED_TRACE();
+  testing::Rng rng(2);
+  GuardSweep(GuardTails(4097), [&](size_t n, Guard g) {
+    GuardedBuffer<bf16> in(n, g);
+    GuardedBuffer<float> out(n, g);
+    for (size_t i = 0; i < n; ++i) in[i] = f32_to_bf16(rng.uniform(-100.f, 100.f));
+    ASSERT_EQ(convert_bf16_to_f32(in.data(), out.data(), n), Status::kOk) << last_error();
+    for (size_t i = 0; i < n; ++i) ASSERT_EQ(Bits(out[i]), Bits(bf16_to_f32(in[i]))) << i;
+  });
+}
+
+using testing::kActivations;
+
+// C (rows × cols, ld = cols or cols + 1), bias and residual each against a guard.
+TEST_P(GuardTest, ApplyEpilogue) {
+  TILEKIT_SEED_TRACE();
+  testing::Rng rng(3);
+  GuardSweep(GuardTails(129), [&](size_t n, Guard g) {
+    for (size_t rows : {1, 3}) {
+      const size_t ld = n + rng.below(2);
+      const size_t span = testing::SpanElements(rows, n, ld);
+      GuardedBuffer<float> c(span, g), bias(n, g), res(span, g);
+      rng.fill(c.data(), span, -3.f, 3.f);
+      rng.fill(bias.data(), n);
+      rng.fill(res.data(), span);
+      const std::vector<float> before(c.data(), c.data() + span);
+      Epilogue ep = Epilogue().with_scale(0.75f).with_bias(bias.data()).with_residual(res.data(), ld);
+      ep.activation = kActivations[rng.below(5)];
+      if (rng.below(2)) ep.with_clamp(-1.f, 1.5f);
+      ASSERT_EQ(apply_epilogue(matrix(c.data(), rows, n, ld), ep), Status::kOk) << last_error();
+      for (size_t i = 0; i < rows; ++i) {
+        for (size_t j = 0; j < ld && i * ld + j < span; ++j) {
+          const size_t at = i * ld + j;
+          if (j >= n) {
+            ASSERT_EQ(Bits(c[at]), Bits(before[at])) << "padding written at " << i << "," << j;
+            continue;
+          }
+          double want, bound;
+          testing::EpilogueRef(ep, before[at], 0, 0, bias[j], res[at], false, &want, &bound);
+          ASSERT_TRUE(testing::WithinBound(std::fabs(c[at] - want), bound + 1e-30, activation_name(ep.activation)))
+              << i << "," << j;
+        }
+      }
+    }
+  });
+}
+
+// A (fp32 or bf16), C (fp32 or bf16), bias and residual each against a guard,
+// for N across the tails (narrow dot-product columns up to 16, the path's
+// panels above), M = 1 (the GEMV kernels), 2 and 13 (row tiles and their
+// tail), K across a vector's width. Packed weights are tilekit's own buffer.
+template <typename TA, typename TC>
+void GemmAgainstGuards(size_t m, size_t n, size_t k, Guard g, bool w_bf16, bool gate_up, testing::Rng& rng) {
+  testing::GemmCase gc;
+  gc.m = m, gc.n = n, gc.k = k;
+  gc.a_bf16 = kIsBf16<TA>, gc.c_bf16 = kIsBf16<TC>, gc.w_bf16 = w_bf16, gc.gate_up = gate_up;
+  const size_t lda = k + rng.below(2), ldc = n + rng.below(2), wn = gate_up ? 2 * n : n;
+  const auto round = [&](float v) { return gc.a_bf16 ? bf16_to_f32(f32_to_bf16(v)) : v; };
+  std::vector<float> a(m * lda), w(k * wn), c_old(m * ldc);
+  for (float& v : a) v = round(rng.uniform());
+  for (float& v : w) v = w_bf16 ? bf16_to_f32(f32_to_bf16(rng.uniform())) : rng.uniform();
+  for (float& v : c_old) v = gc.c_bf16 ? bf16_to_f32(f32_to_bf16(rng.uniform())) : rng.uniform();
+  GuardedBuffer<TA> ga(testing::SpanElements(m, k, lda), g);
+  GuardedBuffer<TC> gcm(testing::SpanElements(m, n, ldc), g);
+  GuardedBuffer<float> bias(n, g), res(testing::SpanElements(m, n, ldc), g);
+  for (size_t i = 0; i < ga.size(); ++i) {
+    if constexpr (kIsBf16<TA>) ga[i] = f32_to_bf16(a[i]); else ga[i] = a[i];
+  }
+  for (size_t i = 0; i < gcm.size(); ++i) {
+    if constexpr (kIsBf16<TC>) gcm[i] = f32_to_bf16(c_old[i]); else gcm[i] = c_old[i];
+  }
+  rng.fill(bias.data(), n);
+  rng.fill(res.data(), res.size());
+  gc.ep.residual = res.data();
+  gc.ep.ld_residual = ldc;
+  gc.ep.beta = rng.below(2) ? 0.5f : 0.f;  // beta reads C: its tail too
+  if (gate_up) {
+    gc.ep.activation = Activation::kSwiGlu;
+  } else {
+    gc.ep.bias = bias.data();
+    gc.ep.activation = kActivations[rng.below(5)];
+  }
+  const WeightType type = w_bf16 ? WeightType::kBf16 : WeightType::kF32;
+  PackedWeights pw;
+  if (gate_up) {
+    ASSERT_EQ(pack_weights_gate_up(weights_kn(w.data(), k, n, wn), weights_kn(w.data() + n, k, n, wn), type, &pw),
+              Status::kOk);
+  } else {
+    ASSERT_EQ(pack_weights(weights_kn(w.data(), k, n), type, &pw), Status::kOk);
+  }
+  ASSERT_EQ(gemm(MatrixView<const TA>{ga.data(), m, k, lda}, pw, MatrixView<TC>{gcm.data(), m, n, ldc}, gc.ep),
+            Status::kOk)
+      << last_error();
+  gc.a_rounded = !gc.a_bf16 && pw.layout().rounds_a_to_bf16();
+  gc.odd_rounded_sums = pw.layout().kind == PanelKind::kArmBfmmla;
+  testing::GemmReference ref;
+  ref.compute(gc, a.data(), lda, w.data(), c_old.data(), ldc);
+  for (size_t i = 0; i < m; ++i) {
+    for (size_t j = 0; j < n; ++j) {
+      float got;
+      if constexpr (kIsBf16<TC>) got = bf16_to_f32(gcm[i * ldc + j]); else got = gcm[i * ldc + j];
+      ASSERT_TRUE(testing::WithinBound(std::fabs(got - ref.out[i * n + j]), ref.bound[i * n + j]))
+          << "C[" << i << "][" << j << "] m=" << m << " k=" << k << " A " << (gc.a_bf16 ? "bf16" : "f32") << " C "
+          << (gc.c_bf16 ? "bf16" : "f32") << " W " << (w_bf16 ? "bf16" : "f32") << (gate_up ? " gate_up" : "");
+    }
+  }
+}
+
+TEST_P(GuardTest, Gemm) {
+  TILEKIT_SEED_TRACE();
+  testing::Rng rng(4);
+  int variant = 0;
+  GuardSweep(GuardTails(65), [&](size_t n, Guard g) {
+    for (size_t m : {1, 2, 13}) {
+      for (size_t k : {1, 17, 33}) {
+        // Every dtype mix of A and C; the weight type and a gate/up pair in turn.
+        const int v = variant++;
+        const bool w_bf16 = v & 1, gate_up = v % 5 == 0;
+        GemmAgainstGuards<float, float>(m, n, k, g, w_bf16, gate_up, rng);
+        GemmAgainstGuards<float, bf16>(m, n, k, g, w_bf16, gate_up, rng);
+        GemmAgainstGuards<bf16, float>(m, n, k, g, w_bf16, gate_up, rng);
+        GemmAgainstGuards<bf16, bf16>(m, n, k, g, w_bf16, gate_up, rng);
+        if (::testing::Test::HasFatalFailure()) return;
+      }
+    }
+  });
+}
+
+// The allocator itself: one element past either end is on the guard page.
+TEST(GuardedBuffer, OnePastTheGuardedEndFaults) {
+  ::testing::FLAGS_gtest_death_test_style = "threadsafe";
+  EXPECT_DEATH(
+      {
+        GuardedBuffer<float> b(5, Guard::kAfter);
+        static_cast<volatile float*>(b.data())[5] = 1.f;
+      },
+      "");
+  EXPECT_DEATH(
+      {
+        GuardedBuffer<float> b(5, Guard::kBefore);
+        static_cast<volatile float*>(b.data())[-1] = 1.f;
+      },
+      "");
+  GuardedBuffer<float> after(5, Guard::kAfter), before(5, Guard::kBefore);
+  after[0] = after[4] = before[0] = before[4] = 1.f;  // the elements themselves are writable
+}
+
+TILEKIT_INSTANTIATE_PATHS(GuardTest);
+
+}  // namespace
+}  // namespace tilekit
