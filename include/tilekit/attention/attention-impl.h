@@ -55,6 +55,7 @@ struct AttnMergeTask {
 };
 
 struct AttnJob {
+  Isa isa = Isa::kScalar;
   AttnShape shape;
   const AttnSeq* seqs = nullptr;
   const AttnOutput* outs = nullptr;
@@ -150,8 +151,8 @@ inline void attn_run_task(void* context, size_t index) {
   float* acc = direct ? ws + kernel_floats : job.partials + task.slot * job.slot_floats;
   float* m = acc + rows * sh.dv;
   float* l = m + rows;
-  TILEKIT_DISPATCH(AttendRows)(sh, job.seqs[task.seq], task.kv_head, task.t0, task.t1, task.j0, task.j1, acc, m, l,
-                               ws);
+  TILEKIT_DISPATCH_ON(job.isa, AttendRows)(sh, job.seqs[task.seq], task.kv_head, task.t0, task.t1, task.j0, task.j1,
+                                           acc, m, l, ws);
   if (!direct) return;
   if (job.out_bf16) {
     attn_store_rows<bf16>(job, task.seq, task.kv_head, task.t0, task.t1, acc, m, l);
@@ -250,6 +251,7 @@ inline Status attn_execute(const char* op, const AttnShape& sh, const AttnSeq* s
     return x.cost != y.cost ? x.cost > y.cost : x.slot < y.slot;
   });
   AttnJob job;
+  job.isa = cpu::active_isa();  // once per call: every task runs the same path
   job.shape = sh;
   job.seqs = seqs;
   job.outs = outs;

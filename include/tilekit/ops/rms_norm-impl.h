@@ -57,8 +57,9 @@ Status rms_norm_impl(const char* op, HeadsView<const X> x, HeadsView<X> residual
   job.weight_offset = opt.weight_offset;
   job.round_before_weight = opt.rounding == Bf16Rounding::kBeforeWeight;
   const size_t row_bytes = x.head_dim * (sizeof(X) * (has_residual ? 3 : 1) + sizeof(Y));
-  run_chunks(opt.executor, x.tokens * x.heads, row_bytes, [&job](size_t begin, size_t end) {
-    TILEKIT_DISPATCH(RmsNormRows)(job, begin, end);
+  const Isa isa = cpu::active_isa();  // once per call: every chunk runs the same path
+  run_chunks(opt.executor, x.tokens * x.heads, row_bytes, [&job, isa](size_t begin, size_t end) {
+    TILEKIT_DISPATCH_ON(isa, RmsNormRows)(job, begin, end);
   });
   return Status::kOk;
 }

@@ -134,8 +134,9 @@ Status rope_impl(HeadsView<T> q, HeadsView<T> k, const int32_t* positions, const
   job.rotary_dim = table.rotary_dim();
   job.interleaved = table.pairing() == RopePairing::kInterleaved;
   const size_t token_bytes = (job.q_heads + job.k_heads) * table.rotary_dim() * sizeof(T) * 2;
-  run_chunks(executor, q.tokens, token_bytes, [&job](size_t begin, size_t end) {
-    TILEKIT_DISPATCH(RopeTokens)(job, begin, end);
+  const Isa isa = cpu::active_isa();  // once per call: every chunk runs the same path
+  run_chunks(executor, q.tokens, token_bytes, [&job, isa](size_t begin, size_t end) {
+    TILEKIT_DISPATCH_ON(isa, RopeTokens)(job, begin, end);
   });
   return Status::kOk;
 }

@@ -42,10 +42,10 @@ TILEKIT_API Status softmax(MatrixView<const float> x, MatrixView<float> y, const
   job.mask_ld = mask.ld;
   job.y_ld = y.ld;
   job.scale = options.scale;
+  const Isa isa = cpu::active_isa();  // once per call: every chunk runs the same path
   detail::run_chunks(options.executor, x.rows, x.cols * sizeof(float) * (has_mask ? 3 : 2),
-                     [&job](size_t begin, size_t end) {
-                       TILEKIT_DISPATCH(detail::SoftmaxRows)
-                       (job, begin, end);
+                     [&job, isa](size_t begin, size_t end) {
+                       TILEKIT_DISPATCH_ON(isa, detail::SoftmaxRows)(job, begin, end);
                      });
   return Status::kOk;
 }
