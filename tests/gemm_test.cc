@@ -10,18 +10,7 @@
 #include "gemm_reference.h"
 #include "tilekit/cpu/hwy_targets.h"
 
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"  // the counting operator new below uses malloc
-
-// Counts heap allocations so a test can prove a warmed-up call makes none.
-static std::atomic<size_t> g_allocations{0};
-// (operator new[] and the aligned forms forward to these by default.)
-void* operator new(size_t n) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }  // NOLINT: pairs with the malloc above
-void operator delete(void* p, size_t) noexcept { std::free(p); }
+#include "count_allocations.h"
 
 namespace tilekit {
 namespace {
