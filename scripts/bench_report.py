@@ -94,7 +94,8 @@ def load_rows(results_dir):
             if cv.get(b["run_name"]) is not None:
                 row["cv_pct"] = 100.0 * cv[b["run_name"]]
             label = parse_label(b.get("label", ""))
-            row.update(gflops=b.get("GFLOP/s"), gbps=b.get("GB/s"), model=label.get("model", ""),
+            row.update(gflops=b.get("GFLOP/s"), gbps=b.get("GB/s"), us_per_layer=b.get("us_per_layer"),
+                       x_bound=b.get("x_bound"), model=label.get("model", ""),
                        detail=label.get("detail", label.get("path", label.get("what", ""))),
                        settings=" | ".join(x for x in (context.get("settings", ""), context.get("peer_config", "")) if x))
             if "weights" not in row and "weights" in label:
@@ -327,8 +328,15 @@ def family_tables(rows):
             parts = r["run_name"].split("/")
             case = "/".join([parts[2]] + [p for p in parts[3:] if ":" in p and not p.startswith(("min_time", "repeats"))])
             cases.setdefault(case, {})[r["library"]] = r
-        metric = "gflops" if any(r.get("gflops") for r in mine) and kernel.startswith("attention") else "gbps"
-        unit = "GFLOP/s" if metric == "gflops" else "GB/s"
+        # GFLOP/s for attention and for rows that have no GB/s (graph_prefill),
+        # the executor's µs per layer for graph_overhead.
+        if any(r.get("us_per_layer") is not None for r in mine):
+            metric, unit = "us_per_layer", "µs per layer outside kernels"
+        elif any(r.get("gflops") for r in mine) and (kernel.startswith("attention") or
+                                                      not any(r.get("gbps") for r in mine)):
+            metric, unit = "gflops", "GFLOP/s"
+        else:
+            metric, unit = "gbps", "GB/s"
         ratio_cols = [(c, p) for c in candidates for p in peers]
         out += ["", f"## {kernel}, {unit}", "",
                 "| case | " + " | ".join(libs) + "".join(f" | {c} / {p}" for c, p in ratio_cols) + " |",

@@ -1,15 +1,19 @@
 // The API as an engine writes it: the natural calls compile (every entry point
 // takes writable and read-only views alike), the API header brings no Highway
 // with it, and Status is [[nodiscard]] (status_nodiscard_check.cc, compiled by
-// a test that expects the compiler to refuse it).
+// a test that expects the compiler to refuse it). The graph headers come first:
+// they must compile on their own, with nothing included before them.
+#include "tilekit/graph/llama2c.h"
 #include "tilekit/tilekit.h"
 
 #if defined(HIGHWAY_HWY_FOREACH_TARGET_H_) || defined(HWY_HIGHWAY_INCLUDED) || defined(HWY_TARGETS)
-#error "tilekit/tilekit.h included Highway: it must declare, not compile, the kernels"
+#error "tilekit/tilekit.h or tilekit/graph/ included Highway: it must declare, not compile, the kernels"
 #endif
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -59,6 +63,35 @@ TEST(Api, NaturalCallsCompileAndRun) {
   float* c_ptr = c.data();
   EXPECT_EQ(apply_epilogue(matrix(c_ptr, m, 3 * n), Epilogue().with_scale(2.f)), Status::kOk);
   EXPECT_EQ(c[0], k * 0.25f);
+}
+
+// The graph as an engine writes it, from its header alone: a description
+// error is kept and returned by build() (the first one), a good graph runs.
+TEST(Api, GraphFromItsHeader) {
+  {
+    Graph g;
+    const TensorId x = g.input(4);
+    EXPECT_EQ(g.add(x, 7), kNoTensor);
+    EXPECT_EQ(g.attention(x, 3, 0), kNoTensor);  // a later error does not replace the first
+    GraphConfig gc;
+    gc.max_tokens = 1;
+    EXPECT_EQ(g.build(gc), Status::kInvalidArgument);
+    EXPECT_NE(std::string(last_error()).find("unknown tensor 7"), std::string::npos) << last_error();
+  }
+  Graph g;
+  const std::vector<float> w(4 * 4, 0.5f);
+  const TensorId x = g.input(4);
+  const TensorId y = g.add(g.linear(x, weights_nk(w.data(), 4, 4)), x);
+  g.mark_output(y);
+  GraphConfig gc;
+  gc.max_tokens = 2;
+  ASSERT_EQ(g.build(gc), Status::kOk) << last_error();
+  std::fill(g.input_data(x), g.input_data(x) + 8, 1.f);
+  const SequenceStep seq{nullptr, 0, 0, 2};
+  ASSERT_EQ(g.run(Step{nullptr, &seq, 1}), Status::kOk) << last_error();
+  const MatrixView<const float> out = g.output(y);
+  ASSERT_EQ(out.rows, 2u);
+  for (size_t i = 0; i < 8; ++i) EXPECT_EQ(out.data[i], 3.f);  // 4 · 0.5 + 1
 }
 
 }  // namespace

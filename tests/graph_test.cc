@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include "harness.h"
 #include "tilekit/graph/llama2c.h"
 #include "tilekit/tilekit.h"
@@ -485,7 +487,8 @@ TEST(GraphLlamaInput, Llama2cCheckpoints) {
   LlamaConfig c = TinyConfig();
   c.tied_embeddings = false;
   const RandomModel m(c, 13);
-  const std::string path = ::testing::TempDir() + "graph_test_model.bin";
+  // One file per process: ctest runs the qemu legs of this binary at once.
+  const std::string path = ::testing::TempDir() + "graph_test_model." + std::to_string(getpid()) + ".bin";
   Llama2cHeader h{48, 112, 2, 6, 3, -97, 96};
   ASSERT_EQ(save_llama2c(path.c_str(), h, m.data.data(), m.data.size()), Status::kOk);
   Llama2cCheckpoint ck;

@@ -24,7 +24,7 @@
 #if TILEKIT_BENCH_HAVE_ONEDNN
 #include <omp.h>
 
-#include <oneapi/dnnl/dnnl.hpp>
+#include "onednn_unfused.h"
 #endif
 
 namespace {
@@ -201,73 +201,9 @@ void ReadCeiling(benchmark::State& state, size_t threads) {
 }
 
 #if TILEKIT_BENCH_HAVE_ONEDNN
-// ---- oneDNN, unfused -----------------------------------------------------------
-// Per query head: scores = scale · Q_h K_hᵀ (+ causal mask, a binary post-op),
-// softmax in place, O_h = P V_h. Strided memory descriptors read Q/K/V/O in the
-// same [tokens][heads][dim] layout as tilekit (no copies); GQA maps q-head h to
-// KV head h / (Hq / Hkv). bf16: Q/K/V bf16, scores and P bf16, O fp32.
-class OnednnUnfused {
-  using memory = dnnl::memory;
-  using dt = memory::data_type;
-
- public:
-  OnednnUnfused(const AttnCase& c, bool causal) : c_(c), engine_(dnnl::engine::kind::cpu, 0), stream_(engine_) {
-    const memory::dim t = c.t, s = c.s, d = kD, hq = kHq, hkv = c.hkv;
-    const dt in = c.bf16 ? dt::bf16 : dt::f32;
-    q_md_ = memory::desc({t, d}, in, {hq * d, 1});
-    k_md_ = memory::desc({d, s}, in, {1, hkv * d});  // Kᵀ, read in place
-    v_md_ = memory::desc({s, d}, in, {hkv * d, 1});
-    o_md_ = memory::desc({t, d}, dt::f32, {hq * d, 1});
-    s_md_ = memory::desc({t, s}, in, {s, 1});
-    dnnl::primitive_attr attr;
-    attr.set_output_scales(0, {1.f / std::sqrt(static_cast<float>(kD))});
-    if (causal) {
-      mask_md_ = memory::desc({t, s}, dt::f32, {s, 1});
-      dnnl::post_ops po;
-      po.append_binary(dnnl::algorithm::binary_add, mask_md_);
-      attr.set_post_ops(po);
-      mask_.assign(c.t * c.s, 0.f);
-      for (size_t i = 0; i < c.t; ++i) {
-        for (size_t j = c.s - c.t + i + 1; j < c.s; ++j) mask_[i * c.s + j] = -INFINITY;
-      }
-    }
-    mm1_ = dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(q_md_, k_md_, s_md_), attr, engine_));
-    softmax_ = dnnl::softmax_forward(dnnl::softmax_forward::primitive_desc(
-        dnnl::softmax_forward::desc(dnnl::prop_kind::forward_inference, s_md_, 1), engine_));
-    mm2_ = dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(s_md_, v_md_, o_md_), engine_));
-    scores_.resize(c.t * c.s * (c.bf16 ? 2 : 4));
-  }
-  // q: [T][Hq][d], k, v: [S][Hkv][d] (f32 or bf16 per case), o: [T][Hq][d] f32.
-  void Run(const void* q, const void* k, const void* v, float* o) {
-    const size_t e = c_.bf16 ? 2 : 4, group = kHq / c_.hkv;
-    memory sm(s_md_, engine_, scores_.data());
-    memory mask;
-    if (!mask_.empty()) mask = memory(mask_md_, engine_, mask_.data());
-    for (size_t h = 0; h < kHq; ++h) {
-      const size_t hk = h / group;
-      memory qm(q_md_, engine_, const_cast<char*>(static_cast<const char*>(q) + h * kD * e));
-      memory km(k_md_, engine_, const_cast<char*>(static_cast<const char*>(k) + hk * kD * e));
-      memory vm(v_md_, engine_, const_cast<char*>(static_cast<const char*>(v) + hk * kD * e));
-      memory om(o_md_, engine_, o + h * kD);
-      std::unordered_map<int, memory> args1{{DNNL_ARG_SRC, qm}, {DNNL_ARG_WEIGHTS, km}, {DNNL_ARG_DST, sm}};
-      if (!mask_.empty()) args1[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] = mask;
-      mm1_.execute(stream_, args1);
-      softmax_.execute(stream_, {{DNNL_ARG_SRC, sm}, {DNNL_ARG_DST, sm}});
-      mm2_.execute(stream_, {{DNNL_ARG_SRC, sm}, {DNNL_ARG_WEIGHTS, vm}, {DNNL_ARG_DST, om}});
-    }
-    stream_.wait();
-  }
-
- private:
-  AttnCase c_;
-  dnnl::engine engine_;
-  dnnl::stream stream_;
-  memory::desc q_md_, k_md_, v_md_, o_md_, s_md_, mask_md_;
-  dnnl::matmul mm1_, mm2_;
-  dnnl::softmax_forward softmax_;
-  std::vector<float> mask_;
-  std::vector<char> scores_;
-};
+// ---- oneDNN, unfused (onednn_unfused.h) ------------------------------------
+using tilekit_bench::OnednnUnfused;
+tilekit_bench::UnfusedShape Unfused(const AttnCase& c) { return {c.t, c.s, kHq, c.hkv, kD, c.bf16}; }
 
 void OnednnPrefill(benchmark::State& state, AttnCase c) {
   omp_set_num_threads(static_cast<int>(c.threads));
@@ -276,7 +212,7 @@ void OnednnPrefill(benchmark::State& state, AttnCase c) {
   Fill(k, 2);
   Fill(v, 3);
   const std::vector<bf16> qb = ToBf16(q), kb = ToBf16(k), vb = ToBf16(v);
-  OnednnUnfused att(c, /*causal=*/true);
+  OnednnUnfused att(Unfused(c), /*causal=*/true);
   for (auto _ : state) {
     if (c.bf16) {
       att.Run(qb.data(), kb.data(), vb.data(), o.data());
@@ -305,7 +241,7 @@ void OnednnDecode(benchmark::State& state, AttnCase c) {
   const std::vector<bf16> qb = ToBf16(q);
   AttnCase one = c;
   one.batch = 1;
-  OnednnUnfused att(one, /*causal=*/false);  // one query at the last position sees every key
+  OnednnUnfused att(Unfused(one), /*causal=*/false);  // one query at the last position sees every key
   size_t copy = 0;
   for (auto _ : state) {
     for (size_t b = 0; b < c.batch; ++b) {

@@ -32,6 +32,12 @@ void MulBroadcast(const float* x, const float* w, float* out, size_t n, size_t r
 void Add(const float* a, const float* b, float* out, size_t n, size_t r0, size_t r1) {
   for (size_t i = r0 * n; i < r1 * n; ++i) out[i] = a[i] + b[i];
 }
+void Mul(const float* a, const float* b, float* out, size_t n, size_t r0, size_t r1) {
+  for (size_t i = r0 * n; i < r1 * n; ++i) out[i] = a[i] * b[i];
+}
+void Silu(const float* x, float* out, size_t n, size_t r0, size_t r1) {
+  for (size_t i = r0 * n; i < r1 * n; ++i) out[i] = x[i] / (1.f + std::exp(-x[i]));
+}
 void Copy(const float* a, float* out, size_t n, size_t r0, size_t r1) {
   for (size_t i = r0 * n; i < r1 * n; ++i) out[i] = a[i];
 }

@@ -22,6 +22,8 @@ void MulRowScalar(const float* x, const float* s, float* out, size_t n, size_t r
 void MulBroadcast(const float* x, const float* w, float* out, size_t n, size_t r0, size_t r1);
 void Add(const float* a, const float* b, float* out, size_t n, size_t r0, size_t r1);
 void Copy(const float* a, float* out, size_t n, size_t r0, size_t r1);
+void Mul(const float* a, const float* b, float* out, size_t n, size_t r0, size_t r1);
+void Silu(const float* x, float* out, size_t n, size_t r0, size_t r1);  // x / (1 + exp(-x))
 void ToF32(const tilekit::bf16* x, float* out, size_t n, size_t r0, size_t r1);
 void ToBf16(const float* x, tilekit::bf16* out, size_t n, size_t r0, size_t r1);
 // Softmax's passes.

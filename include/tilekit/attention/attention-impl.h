@@ -195,8 +195,14 @@ inline void attn_run_merge(void* context, size_t index) {
   }
 }
 
-inline void attn_run(Executor* ex, size_t tasks, Executor::TaskFn fn, AttnJob* job) {
-  if (ex && ex->num_threads() > 1 && tasks > 1) {
+// Splits over the executor only when the call is worth waking it (gemm's
+// rule: each thread's share above kMinSplitWorkPerThread, ~5 µs): a decode
+// step of a small model otherwise paid a pool wake-up per layer for a few
+// hundred nanoseconds of attention. `work` is in gemm's units (one per flop,
+// ten per byte read, whichever is larger).
+inline void attn_run(Executor* ex, size_t tasks, Executor::TaskFn fn, AttnJob* job, double work) {
+  if (ex && ex->num_threads() > 1 && tasks > 1 &&
+      work >= static_cast<double>(kMinSplitWorkPerThread) * static_cast<double>(ex->num_threads())) {
     ex->run(tasks, fn, job);
   } else {
     for (size_t i = 0; i < tasks; ++i) fn(job, i);
@@ -267,8 +273,16 @@ inline Status attn_execute(const char* op, const AttnShape& sh, const AttnSeq* s
     }
     job.partials = buf.partials.as<float>();
   }
-  attn_run(ex, buf.tasks.size(), &attn_run_task, &job);
-  if (!buf.merges.empty()) attn_run(ex, buf.merges.size(), &attn_run_merge, &job);
+  // Each (row, key) of a task: a d-long dot product and a dv-long update per
+  // query head of the group; each key's K and V rows read once per task.
+  double key_rows = 0, keys = 0;
+  for (const AttnTask& t : buf.tasks) {
+    key_rows += static_cast<double>(t.cost);
+    keys += static_cast<double>(t.j1 - t.j0);
+  }
+  const double work = std::max(2.0 * key_rows * sh.group * (sh.d + sh.dv), 10.0 * keys * (sh.d + sh.dv) * sizeof(float));
+  attn_run(ex, buf.tasks.size(), &attn_run_task, &job, work);
+  if (!buf.merges.empty()) attn_run(ex, buf.merges.size(), &attn_run_merge, &job, work);
   if (job.out_of_memory.load()) return fail(Status::kOutOfMemory, "%s: cannot allocate the workspace", op);
   return Status::kOk;
 }

@@ -44,6 +44,7 @@
 #define TILEKIT_GRAPH_GRAPH_H_
 
 #include <algorithm>
+#include <cstdarg>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -209,6 +210,8 @@ class Graph {
 
   TensorId new_tensor(size_t cols, Rows rows);
   bool valid(TensorId t, const char* op);
+  // Keeps the first description error (returned by build()); returns false.
+  __attribute__((format(printf, 3, 4))) bool record(Status code, const char* format, ...);
   size_t keep(const float* data, size_t n);
   TensorId add_node(Node node);
   size_t rows_at(Rows r) const { return r == Rows::kTokens ? step_tokens_ : step_seqs_; }
@@ -250,20 +253,20 @@ inline TensorId Graph::new_tensor(size_t cols, Rows rows) {
   return static_cast<TensorId>(tensors_.size() - 1);
 }
 
-inline bool Graph::valid(TensorId t, const char* op) {
-  if (built_) {
-    if (error_ == Status::kOk) {
-      error_ = fail(Status::kInvalidArgument, "graph: %s added after build", op);
-      std::snprintf(error_text_, sizeof(error_text_), "%s", last_error());
-    }
-    return false;
-  }
-  if (t < tensors_.size()) return true;
-  if (error_ == Status::kOk) {
-    error_ = fail(Status::kInvalidArgument, "graph: %s reads an unknown tensor %u", op, t);
-    std::snprintf(error_text_, sizeof(error_text_), "%s", last_error());
-  }
+inline bool Graph::record(Status code, const char* format, ...) {
+  if (error_ != Status::kOk) return false;
+  va_list args;
+  va_start(args, format);
+  std::vsnprintf(error_text_, sizeof(error_text_), format, args);
+  va_end(args);
+  error_ = fail(code, "%s", error_text_);
   return false;
+}
+
+inline bool Graph::valid(TensorId t, const char* op) {
+  if (built_) return record(Status::kInvalidArgument, "graph: %s added after build", op);
+  if (t < tensors_.size()) return true;
+  return record(Status::kInvalidArgument, "graph: %s reads an unknown tensor %u", op, t);
 }
 
 inline size_t Graph::keep(const float* data, size_t n) {
@@ -278,15 +281,14 @@ inline TensorId Graph::add_node(Node node) {
   return out;
 }
 
-#define TILEKIT_GRAPH_REQUIRE(cond, ...)                                        \
-  do {                                                                          \
-    if (!(cond)) {                                                              \
-      if (error_ == Status::kOk) {                                              \
-        error_ = fail(Status::kShapeMismatch, __VA_ARGS__);                     \
-        std::snprintf(error_text_, sizeof(error_text_), "%s", last_error());    \
-      }                                                                         \
-      return kNoTensor;                                                         \
-    }                                                                           \
+// A description check of a call that returns a tensor: on failure, records
+// the error and returns kNoTensor.
+#define TILEKIT_GRAPH_REQUIRE(cond, ...)          \
+  do {                                            \
+    if (!(cond)) {                                \
+      record(Status::kShapeMismatch, __VA_ARGS__); \
+      return kNoTensor;                           \
+    }                                             \
   } while (0)
 
 inline TensorId Graph::input(size_t cols) {
@@ -384,25 +386,14 @@ inline TensorId Graph::add(TensorId a, TensorId b) {
   return add_node(std::move(n));
 }
 
-#undef TILEKIT_GRAPH_REQUIRE
-#define TILEKIT_GRAPH_REQUIRE(cond, ...)                                        \
-  do {                                                                          \
-    if (!(cond)) {                                                              \
-      if (error_ == Status::kOk) {                                              \
-        error_ = fail(Status::kShapeMismatch, __VA_ARGS__);                     \
-        std::snprintf(error_text_, sizeof(error_text_), "%s", last_error());    \
-      }                                                                         \
-      return;                                                                   \
-    }                                                                           \
-  } while (0)
-
 inline void Graph::rope(TensorId q, TensorId k, const RopeTable* table) {
   if (!valid(q, "rope") || !valid(k, "rope")) return;
-  TILEKIT_GRAPH_REQUIRE(table && table->head_dim() && tensors_[q].cols % table->head_dim() == 0 &&
-                            tensors_[k].cols % table->head_dim() == 0 && tensors_[q].rows == Rows::kTokens &&
-                            tensors_[k].rows == Rows::kTokens,
-                        "graph: rope of %zu and %zu columns by heads of %zu", tensors_[q].cols, tensors_[k].cols,
-                        table ? table->head_dim() : 0);
+  if (!table || !table->head_dim() || tensors_[q].cols % table->head_dim() || tensors_[k].cols % table->head_dim() ||
+      tensors_[q].rows != Rows::kTokens || tensors_[k].rows != Rows::kTokens) {
+    record(Status::kShapeMismatch, "graph: rope of %zu and %zu columns by heads of %zu", tensors_[q].cols,
+           tensors_[k].cols, table ? table->head_dim() : 0);
+    return;
+  }
   Node n{Op::kRope};
   n.a = q;
   n.b = k;
@@ -412,8 +403,10 @@ inline void Graph::rope(TensorId q, TensorId k, const RopeTable* table) {
 
 inline void Graph::kv_write(TensorId k, TensorId v, size_t layer) {
   if (!valid(k, "kv_write") || !valid(v, "kv_write")) return;
-  TILEKIT_GRAPH_REQUIRE(tensors_[k].rows == Rows::kTokens && tensors_[v].rows == Rows::kTokens,
-                        "graph: kv_write reads per-token tensors");
+  if (tensors_[k].rows != Rows::kTokens || tensors_[v].rows != Rows::kTokens) {
+    record(Status::kShapeMismatch, "graph: kv_write reads per-token tensors");
+    return;
+  }
   Node n{Op::kKvWrite};
   n.a = k;
   n.b = v;
@@ -421,17 +414,10 @@ inline void Graph::kv_write(TensorId k, TensorId v, size_t layer) {
   nodes_.push_back(std::move(n));
 }
 
-#undef TILEKIT_GRAPH_REQUIRE
-
 inline TensorId Graph::attention(TensorId q, size_t heads, size_t layer, float scale) {
   if (!valid(q, "attention")) return kNoTensor;
-  if (!heads || tensors_[q].cols % heads || tensors_[q].rows != Rows::kTokens) {
-    if (error_ == Status::kOk) {
-      error_ = fail(Status::kShapeMismatch, "graph: attention of %zu columns in %zu heads", tensors_[q].cols, heads);
-      std::snprintf(error_text_, sizeof(error_text_), "%s", last_error());
-    }
-    return kNoTensor;
-  }
+  TILEKIT_GRAPH_REQUIRE(heads && tensors_[q].cols % heads == 0 && tensors_[q].rows == Rows::kTokens,
+                        "graph: attention of %zu columns in %zu heads", tensors_[q].cols, heads);
   Node n{Op::kAttention};
   n.a = q;
   n.heads = heads;
@@ -440,6 +426,8 @@ inline TensorId Graph::attention(TensorId q, size_t heads, size_t layer, float s
   n.out = new_tensor(tensors_[q].cols, Rows::kTokens);
   return add_node(std::move(n));
 }
+
+#undef TILEKIT_GRAPH_REQUIRE
 
 inline TensorId Graph::last_tokens(TensorId x) {
   if (!valid(x, "last_tokens")) return kNoTensor;
@@ -612,7 +600,10 @@ inline void Graph::plan() {
     Node& n = nodes_[i];
     if (n.dead) continue;
     switch (n.op) {
-      case Op::kLinear: share(n.out, n.residual, i); break;
+      case Op::kLinear:
+        // Not over the GEMM's own input (x + x·W): gemm refuses A overlapping C.
+        if (n.residual == kNoTensor || !same_storage(n.residual, n.a)) share(n.out, n.residual, i);
+        break;
       case Op::kAdd: share(n.out, n.a, i) || share(n.out, n.b, i); break;
       case Op::kRmsNorm: share(n.out, n.a, i); break;
       case Op::kAddRmsNorm: share(n.out2, n.b, i); break;
