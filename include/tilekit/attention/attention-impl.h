@@ -22,9 +22,13 @@ namespace tilekit {
 
 namespace detail {
 
-// Query rows per task: a block of tokens × the q-heads of one KV head. 32 rows
-// re-read each K/V tile from L1/L2 32 times per load from memory.
-constexpr size_t kAttnRowsPerTask = 32;
+// Query rows per task: a block of tokens × the q-heads of one KV head. Each
+// task widens every K/V tile it reads once (from L3 or memory when the head's
+// K/V exceed L2: 1 MiB at S = 1024, d = 128, fp32), so the rows per task are
+// what that read is amortised over: at 32 rows the tile copy took a third of
+// an L = 1024 prefill; 128 rows keep Qᵀ (64 KiB at d = 128) and the scores of
+// a tile (32 KiB) in L2.
+constexpr size_t kAttnRowsPerTask = 128;
 // Up to this many query tokens (decode, speculative and small chunks) the keys
 // are split into chunks of kAttnSplitKeys (rounded up to whole cache blocks), so
 // that one sequence with few heads still feeds every core. The chunking

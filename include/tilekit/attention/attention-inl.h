@@ -47,14 +47,71 @@ HWY_INLINE hn::Vec<DF> LoadKvRow(DF df, const uint16_t* HWY_RESTRICT p) {
 HWY_INLINE float KvToF32(float x) { return x; }
 HWY_INLINE float KvToF32(uint16_t x) { return bf16_to_f32(bf16{x}); }
 
+// Keys [a, *b) of one tile (*b clipped to a's cache block): K and V of key a,
+// KV head kv_head.
+template <typename KT>
+HWY_INLINE void TileAt(const AttnKv& kv, size_t kv_head, size_t d, size_t dv, size_t a, size_t* b,
+                       const KT** ktile, const KT** vtile) {
+  const unsigned char *kb, *vb;
+  if (kv.blocks) {
+    *b = std::min(*b, (a / kv.block_tokens + 1) * kv.block_tokens);
+    const size_t block = kv.blocks[a / kv.block_tokens], slot = a % kv.block_tokens;
+    kb = kv.k + block * kv.block_stride + slot * kv.k_stride;
+    vb = kv.v + block * kv.block_stride + slot * kv.v_stride;
+  } else {
+    kb = kv.k + a * kv.k_stride;
+    vb = kv.v + a * kv.v_stride;
+  }
+  *ktile = reinterpret_cast<const KT*>(kb) + kv_head * d;
+  *vtile = reinterpret_cast<const KT*>(vb) + kv_head * dv;
+}
+
+// The K/V rows of the tile after the current one, pulled into L2 a key at a
+// time while the current tile computes: each key's row of one head is 256-512
+// bytes in its own 4 KiB page (token stride Hkv · d), where the hardware
+// prefetchers do not follow.
+struct NextTile {
+  const unsigned char* k = nullptr;
+  const unsigned char* v = nullptr;
+  size_t k_stride = 0, v_stride = 0, k_bytes = 0, v_bytes = 0, n = 0;
+  HWY_INLINE void Fetch(size_t j) const {
+    if (j >= n) return;
+    const unsigned char* kr = k + j * k_stride;
+    const unsigned char* vr = v + j * v_stride;
+    for (size_t b = 0; b < k_bytes; b += 64) __builtin_prefetch(kr + b, 0, 2);
+    for (size_t b = 0; b < v_bytes; b += 64) __builtin_prefetch(vr + b, 0, 2);
+  }
+};
+
+// The tile after [.., b) within [.., hi): its keys' rows, or none past hi.
+template <typename KT>
+HWY_INLINE NextTile NextTileAt(const AttnKv& kv, size_t kv_head, size_t d, size_t dv, size_t b, size_t hi) {
+  NextTile nt;
+  if (b >= hi) return nt;
+  size_t e = std::min(b + kAttnTileKeys, hi);
+  const KT *kt, *vt;
+  TileAt(kv, kv_head, d, dv, b, &e, &kt, &vt);
+  nt.k = reinterpret_cast<const unsigned char*>(kt);
+  nt.v = reinterpret_cast<const unsigned char*>(vt);
+  nt.k_stride = kv.k_stride;
+  nt.v_stride = kv.v_stride;
+  nt.k_bytes = d * sizeof(KT);
+  nt.v_bytes = dv * sizeof(KT);
+  nt.n = e - b;
+  return nt;
+}
+
 // out[i] = q · k_i for n keys ks elements apart. Four keys at a time: four
 // independent FMA chains, and the Q vector loaded once for all four.
 template <class DF, typename KT>
 HWY_INLINE void AttnScores(DF df, const float* HWY_RESTRICT q, size_t d, const KT* HWY_RESTRICT k, size_t ks,
-                           size_t n, float* HWY_RESTRICT out) {
+                           size_t n, float* HWY_RESTRICT out, const NextTile* next) {
   const size_t L = hn::Lanes(df);
   size_t i = 0;
   for (; i + 4 <= n; i += 4) {
+    if (next) {
+      for (size_t j = i; j < i + 4; ++j) next->Fetch(j);
+    }
     const KT* k0 = k + i * ks;
     const KT* k1 = k0 + ks;
     const KT* k2 = k1 + ks;
@@ -80,6 +137,9 @@ HWY_INLINE void AttnScores(DF df, const float* HWY_RESTRICT q, size_t d, const K
     out[i + 1] = s1;
     out[i + 2] = s2;
     out[i + 3] = s3;
+  }
+  if (next) {
+    for (size_t j = i; j < kAttnTileKeys; ++j) next->Fetch(j);
   }
   for (; i < n; ++i) {
     const KT* k0 = k + i * ks;
@@ -143,12 +203,13 @@ template <class DF, typename T>
 HWY_INLINE void AttendTile(DF df, const AttnShape& sh, const AttnSeq& sq, size_t t0, size_t t1, size_t a, size_t b,
                            const T* HWY_RESTRICT ktile, size_t ks, const T* HWY_RESTRICT vtile, size_t vs,
                            const float* HWY_RESTRICT qs, float* HWY_RESTRICT acc, float* HWY_RESTRICT m,
-                           float* HWY_RESTRICT l, float* HWY_RESTRICT sc) {
+                           float* HWY_RESTRICT l, float* HWY_RESTRICT sc, const NextTile& next) {
   const size_t L = hn::Lanes(df);
   const size_t G = sh.group, d = sh.d, dv = sh.dv;
   const float kNegInf = -std::numeric_limits<float>::infinity();
   size_t keep[kAttnTileKeys];
   float p[kAttnTileKeys];
+  bool fetched = false;
   for (size_t t = t0; t < t1; ++t) {
     size_t lo, hi;
     AttnKeyRange(sh, sq, t, &lo, &hi);
@@ -159,7 +220,8 @@ HWY_INLINE void AttendTile(DF df, const AttnShape& sh, const AttnSeq& sq, size_t
     const float* mask = sq.mask ? sq.mask + t * sq.mask_ld + lo : nullptr;
     for (size_t g = 0; g < G; ++g) {
       const size_t r = (t - t0) * G + g;
-      AttnScores(df, qs + r * d, d, ktile + (lo - a) * ks, ks, n, sc);
+      AttnScores(df, qs + r * d, d, ktile + (lo - a) * ks, ks, n, sc, fetched ? nullptr : &next);
+      fetched = true;  // the first row's pass over the tile pulls in the next
       for (size_t i = n; i < n_padded; ++i) sc[i] = 0.f;
       if (sh.softcap > 0.f) {
         const auto cap = hn::Set(df, sh.softcap);
@@ -204,25 +266,6 @@ HWY_INLINE void AttendTile(DF df, const AttnShape& sh, const AttnSeq& sq, size_t
       AttnAccumulate(df, arow, dv, alpha, p, keep, kept, vtile + (lo - a) * vs, vs);
     }
   }
-}
-
-// Keys [a, *b) of one tile (*b clipped to a's cache block): K and V of key a,
-// KV head kv_head.
-template <typename KT>
-HWY_INLINE void TileAt(const AttnKv& kv, size_t kv_head, size_t d, size_t dv, size_t a, size_t* b,
-                       const KT** ktile, const KT** vtile) {
-  const unsigned char *kb, *vb;
-  if (kv.blocks) {
-    *b = std::min(*b, (a / kv.block_tokens + 1) * kv.block_tokens);
-    const size_t block = kv.blocks[a / kv.block_tokens], slot = a % kv.block_tokens;
-    kb = kv.k + block * kv.block_stride + slot * kv.k_stride;
-    vb = kv.v + block * kv.block_stride + slot * kv.v_stride;
-  } else {
-    kb = kv.k + a * kv.k_stride;
-    vb = kv.v + a * kv.v_stride;
-  }
-  *ktile = reinterpret_cast<const KT*>(kb) + kv_head * d;
-  *vtile = reinterpret_cast<const KT*>(vb) + kv_head * dv;
 }
 
 // ---- The tiled path (tasks of kAttnPackRows rows or more) ---------------------
@@ -281,14 +324,16 @@ static_assert(kAttnKeys <= 8, "ScoresBlock declares 8 key accumulators");
 // st[j][0, R) for the n keys of a packed tile (k rows of d floats).
 template <class DF>
 HWY_INLINE void ScoresTile(DF df, const float* HWY_RESTRICT qt, size_t R, size_t d, const float* HWY_RESTRICT k,
-                           size_t n, float* HWY_RESTRICT st) {
+                           size_t n, float* HWY_RESTRICT st, const NextTile& next) {
   const size_t L = hn::Lanes(df);
   size_t j = 0;
   for (; j + kAttnKeys <= n; j += kAttnKeys) {
+    for (size_t i = 0; i < kAttnKeys; ++i) next.Fetch(j + i);
     size_t r = 0;
     for (; r + 2 * L <= R; r += 2 * L) ScoresBlock<kAttnKeys, 2>(df, qt + r, R, d, k + j * d, st + j * R + r);
     if (r < R) ScoresBlock<kAttnKeys, 1>(df, qt + r, R, d, k + j * d, st + j * R + r);
   }
+  for (size_t i = j; i < kAttnTileKeys; ++i) next.Fetch(i);
   for (; j < n; ++j) {
     size_t r = 0;
     for (; r + 2 * L <= R; r += 2 * L) ScoresBlock<1, 2>(df, qt + r, R, d, k + j * d, st + j * R + r);
@@ -403,11 +448,13 @@ HWY_INLINE void SoftmaxTile(DF df, const AttnShape& sh, const AttnSeq& sq, size_
   for (size_t r = 0; r < R; r += L) {
     const auto vlo = hn::LoadU(df, lo + r), vhi = hn::LoadU(df, hi + r);
     auto mx = neg_inf;
+    auto nan = hn::Zero(df);  // lanes that met a NaN logit: Max and Exp would drop it
     for (size_t j = 0; j < n; ++j) {
       const auto key = hn::Set(df, static_cast<float>(a + j));  // exact below 2^24 keys
       const auto keep = hn::And(hn::Ge(key, vlo), hn::Lt(key, vhi));
       const auto s = hn::IfThenElse(keep, hn::LoadU(df, st + j * R + r), neg_inf);
       hn::StoreU(s, df, st + j * R + r);
+      nan = hn::IfThenElse(hn::IsNaN(s), s, nan);
       mx = hn::Max(mx, s);
     }
     const auto m_old = hn::LoadU(df, m + r);
@@ -423,7 +470,8 @@ HWY_INLINE void SoftmaxTile(DF df, const AttnShape& sh, const AttnSeq& sq, size_
     }
     const auto al = hn::IfThenZeroElse(hn::Eq(m_old, neg_inf), hn::Exp(df, hn::Sub(m_old, base)));
     hn::StoreU(al, df, alpha + r);
-    hn::StoreU(hn::MulAdd(hn::LoadU(df, l + r), al, sum), df, l + r);
+    // A NaN logit makes the row's sum NaN, and so its output and lse.
+    hn::StoreU(hn::Add(hn::MulAdd(hn::LoadU(df, l + r), al, sum), nan), df, l + r);
     hn::StoreU(m_new, df, m + r);
   }
 }
@@ -487,7 +535,7 @@ HWY_INLINE void AttendTiled(DF df, const AttnShape& sh, const AttnSeq& sq, size_
       WidenRow(df, ktile + j * ks, d, kpack + j * d);
       WidenRow(df, vtile + j * vs, dv, vpack + j * dv);
     }
-    ScoresTile(df, qt, R, d, kpack, n, st);
+    ScoresTile(df, qt, R, d, kpack, n, st, NextTileAt<KT>(kv, kv_head, d, dv, b, hi_all));
     SoftmaxTile(df, sh, sq, t0, rows, R, a, n, lo, hi, st, m, l, alpha);
     // P·V: kMR rows at a time over the keys all of them keep; each row alone
     // over the keys only it keeps (the causal diagonal); with an additive
@@ -570,7 +618,7 @@ void AttendRowsT(const AttnShape& sh, const AttnSeq& sq, size_t kv_head, size_t 
     const KT *ktile, *vtile;
     TileAt(kv, kv_head, d, dv, a, &b, &ktile, &vtile);
     AttendTile(df, sh, sq, t0, t1, a, b, ktile, kv.k_stride / sizeof(KT), vtile, kv.v_stride / sizeof(KT), qs, acc,
-               m, l, sc);
+               m, l, sc, NextTileAt<KT>(kv, kv_head, d, dv, b, hi_all));
   }
 }
 
