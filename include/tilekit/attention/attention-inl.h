@@ -568,15 +568,24 @@ HWY_INLINE void AttendTiled(DF df, const AttnShape& sh, const AttnSeq& sq, size_
   }
 }
 
+// KV heads [h0, h1), each with its rows [t0, t1) × group (head-major: the
+// rows of head h0 first). Tiled path: head by head. Row by row (decode): tile
+// by tile, every head within a tile, so the K/V rows of a token's heads (one
+// contiguous run of the cache; a head alone is 256-512 bytes of each 4 KiB
+// page) are read, and prefetched a tile ahead, close together in time.
 template <typename KT>
-void AttendRowsT(const AttnShape& sh, const AttnSeq& sq, size_t kv_head, size_t t0, size_t t1, size_t j0, size_t j1,
-                 float* HWY_RESTRICT acc, float* HWY_RESTRICT m, float* HWY_RESTRICT l, float* HWY_RESTRICT ws) {
+void AttendRowsT(const AttnShape& sh, const AttnSeq& sq, size_t h0, size_t h1, size_t t0, size_t t1, size_t j0,
+                 size_t j1, float* HWY_RESTRICT acc, float* HWY_RESTRICT m, float* HWY_RESTRICT l,
+                 float* HWY_RESTRICT ws) {
   const hn::ScalableTag<float> df;
   const size_t L = hn::Lanes(df);
   const size_t G = sh.group, d = sh.d, dv = sh.dv;
-  const size_t rows = (t1 - t0) * G;
-  if (rows >= kAttnPackRows) {
-    AttendTiled<decltype(df), KT>(df, sh, sq, kv_head, t0, t1, j0, j1, acc, m, l, ws);
+  const size_t rh = (t1 - t0) * G, rows = rh * (h1 - h0);
+  if (rh >= kAttnPackRows) {
+    for (size_t h = h0; h < h1; ++h) {
+      const size_t r0 = (h - h0) * rh;
+      AttendTiled<decltype(df), KT>(df, sh, sq, h, t0, t1, j0, j1, acc + r0 * dv, m + r0, l + r0, ws);
+    }
     return;
   }
   const float kNegInf = -std::numeric_limits<float>::infinity();
@@ -584,13 +593,15 @@ void AttendRowsT(const AttnShape& sh, const AttnSeq& sq, size_t kv_head, size_t 
   float* HWY_RESTRICT sc = ws + rows * d;  // one row of scores, padded to whole vectors
 
   const auto vscale = hn::Set(df, sh.scale);
-  for (size_t t = t0; t < t1; ++t) {
-    for (size_t g = 0; g < G; ++g) {
-      const float* src = sq.q + t * sq.q_stride + (kv_head * G + g) * d;
-      float* dst = qs + ((t - t0) * G + g) * d;
-      size_t c = 0;
-      for (; c + L <= d; c += L) hn::StoreU(hn::Mul(hn::LoadU(df, src + c), vscale), df, dst + c);
-      for (; c < d; ++c) dst[c] = src[c] * sh.scale;
+  for (size_t h = h0; h < h1; ++h) {
+    for (size_t t = t0; t < t1; ++t) {
+      for (size_t g = 0; g < G; ++g) {
+        const float* src = sq.q + t * sq.q_stride + (h * G + g) * d;
+        float* dst = qs + ((h - h0) * rh + (t - t0) * G + g) * d;
+        size_t c = 0;
+        for (; c + L <= d; c += L) hn::StoreU(hn::Mul(hn::LoadU(df, src + c), vscale), df, dst + c);
+        for (; c < d; ++c) dst[c] = src[c] * sh.scale;
+      }
     }
   }
   for (size_t r = 0; r < rows; ++r) {
@@ -613,21 +624,25 @@ void AttendRowsT(const AttnShape& sh, const AttnSeq& sq, size_t kv_head, size_t 
   }
 
   const AttnKv& kv = sq.kv;
+  const size_t ks = kv.k_stride / sizeof(KT), vs = kv.v_stride / sizeof(KT);
   for (size_t a = lo_all, b; a < hi_all; a = b) {
     b = std::min(a + kAttnTileKeys, hi_all);
-    const KT *ktile, *vtile;
-    TileAt(kv, kv_head, d, dv, a, &b, &ktile, &vtile);
-    AttendTile(df, sh, sq, t0, t1, a, b, ktile, kv.k_stride / sizeof(KT), vtile, kv.v_stride / sizeof(KT), qs, acc,
-               m, l, sc, NextTileAt<KT>(kv, kv_head, d, dv, b, hi_all));
+    for (size_t h = h0; h < h1; ++h) {
+      const KT *ktile, *vtile;
+      TileAt(kv, h, d, dv, a, &b, &ktile, &vtile);
+      const size_t r0 = (h - h0) * rh;
+      AttendTile(df, sh, sq, t0, t1, a, b, ktile, ks, vtile, vs, qs + r0 * d, acc + r0 * dv, m + r0, l + r0, sc,
+                 NextTileAt<KT>(kv, h, d, dv, b, hi_all));
+    }
   }
 }
 
-inline void AttendRows(const AttnShape& sh, const AttnSeq& sq, size_t kv_head, size_t t0, size_t t1, size_t j0,
+inline void AttendRows(const AttnShape& sh, const AttnSeq& sq, size_t h0, size_t h1, size_t t0, size_t t1, size_t j0,
                        size_t j1, float* acc, float* m, float* l, float* ws) {
   if (sq.kv.bf16) {
-    AttendRowsT<uint16_t>(sh, sq, kv_head, t0, t1, j0, j1, acc, m, l, ws);
+    AttendRowsT<uint16_t>(sh, sq, h0, h1, t0, t1, j0, j1, acc, m, l, ws);
   } else {
-    AttendRowsT<float>(sh, sq, kv_head, t0, t1, j0, j1, acc, m, l, ws);
+    AttendRowsT<float>(sh, sq, h0, h1, t0, t1, j0, j1, acc, m, l, ws);
   }
 }
 
