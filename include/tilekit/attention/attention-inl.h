@@ -197,6 +197,85 @@ HWY_INLINE void WidenRow(DF df, const T* HWY_RESTRICT src, size_t n, float* HWY_
   for (; c < n; ++c) dst[c] = KvToF32(src[c]);
 }
 
+// Register budget (32 vector registers on AVX-512, NEON, SVE; 16 on AVX2 and
+// below): scores kAttnKeys × 2 accumulators + 2 Q vectors + a broadcast; P·V
+// kAttnMR × kAttnNV accumulators + kAttnNV V vectors + a broadcast.
+#if HWY_ARCH_X86 && HWY_TARGET > HWY_AVX3
+constexpr size_t kAttnKeys = 4, kAttnNV = 2;
+#else
+constexpr size_t kAttnKeys = 8, kAttnNV = 4;
+#endif
+constexpr size_t kAttnMR = 4;
+
+#define TILEKIT_ATTN_PV_LOAD(I)                                             \
+  if constexpr (kMR > I) {                                                  \
+    const auto va = hn::Set(df, alpha[I]);                                  \
+    o##I##0 = hn::Mul(hn::LoadU(df, acc + I * dv), va);                     \
+    if constexpr (kNV > 1) o##I##1 = hn::Mul(hn::LoadU(df, acc + I * dv + L), va);     \
+    if constexpr (kNV > 2) o##I##2 = hn::Mul(hn::LoadU(df, acc + I * dv + 2 * L), va); \
+    if constexpr (kNV > 3) o##I##3 = hn::Mul(hn::LoadU(df, acc + I * dv + 3 * L), va); \
+  }
+#define TILEKIT_ATTN_PV_FMA(I)                                          \
+  if constexpr (kMR > I) {                                              \
+    const auto pb = hn::Set(df, p[j * R + I]);                          \
+    o##I##0 = hn::MulAdd(pb, v0, o##I##0);                              \
+    if constexpr (kNV > 1) o##I##1 = hn::MulAdd(pb, v1, o##I##1);       \
+    if constexpr (kNV > 2) o##I##2 = hn::MulAdd(pb, v2, o##I##2);       \
+    if constexpr (kNV > 3) o##I##3 = hn::MulAdd(pb, v3, o##I##3);       \
+  }
+#define TILEKIT_ATTN_PV_STORE(I)                                         \
+  if constexpr (kMR > I) {                                               \
+    hn::StoreU(o##I##0, df, acc + I * dv);                               \
+    if constexpr (kNV > 1) hn::StoreU(o##I##1, df, acc + I * dv + L);     \
+    if constexpr (kNV > 2) hn::StoreU(o##I##2, df, acc + I * dv + 2 * L); \
+    if constexpr (kNV > 3) hn::StoreU(o##I##3, df, acc + I * dv + 3 * L); \
+  }
+
+// acc[i][0, kNV · L) = acc[i] · alpha[i] + Σ_{j in [j0, j1)} p[j][i] · v[j]
+// for kMR rows (acc rows dv floats apart, p rows R apart, v rows vs apart).
+template <size_t kMR, size_t kNV, class DF, typename VT>
+HWY_INLINE void PvBlock(DF df, float* HWY_RESTRICT acc, size_t dv, const float* HWY_RESTRICT alpha,
+                        const float* HWY_RESTRICT p, size_t R, const VT* HWY_RESTRICT v, size_t vs, size_t j0,
+                        size_t j1) {
+  const size_t L = hn::Lanes(df);
+  auto o00 = hn::Zero(df), o01 = o00, o02 = o00, o03 = o00, o10 = o00, o11 = o00, o12 = o00, o13 = o00;
+  auto o20 = o00, o21 = o00, o22 = o00, o23 = o00, o30 = o00, o31 = o00, o32 = o00, o33 = o00;
+  TILEKIT_ATTN_PV_LOAD(0) TILEKIT_ATTN_PV_LOAD(1) TILEKIT_ATTN_PV_LOAD(2) TILEKIT_ATTN_PV_LOAD(3)
+  for (size_t j = j0; j < j1; ++j) {
+    const VT* row = v + j * vs;
+    const auto v0 = LoadKvRow(df, row);
+    const auto v1 = kNV > 1 ? LoadKvRow(df, row + L) : v0;
+    const auto v2 = kNV > 2 ? LoadKvRow(df, row + 2 * L) : v0;
+    const auto v3 = kNV > 3 ? LoadKvRow(df, row + 3 * L) : v0;
+    TILEKIT_ATTN_PV_FMA(0) TILEKIT_ATTN_PV_FMA(1) TILEKIT_ATTN_PV_FMA(2) TILEKIT_ATTN_PV_FMA(3)
+  }
+  TILEKIT_ATTN_PV_STORE(0) TILEKIT_ATTN_PV_STORE(1) TILEKIT_ATTN_PV_STORE(2) TILEKIT_ATTN_PV_STORE(3)
+}
+#undef TILEKIT_ATTN_PV_LOAD
+#undef TILEKIT_ATTN_PV_FMA
+#undef TILEKIT_ATTN_PV_STORE
+static_assert(kAttnMR <= 4 && kAttnNV <= 4, "PvBlock declares 4 x 4 accumulators");
+
+// acc[i][0, dv) = acc[i] · alpha[i] + Σ_{j in [j0, j1)} p[j][i] · v[j] for
+// kMR rows: whole register tiles across dv, then single vectors, then the
+// columns past the last whole vector.
+template <size_t kMR, class DF, typename VT>
+HWY_INLINE void PvRows(DF df, float* HWY_RESTRICT acc, size_t dv, const float* HWY_RESTRICT alpha,
+                       const float* HWY_RESTRICT p, size_t R, const VT* HWY_RESTRICT v, size_t vs, size_t j0,
+                       size_t j1) {
+  const size_t L = hn::Lanes(df);
+  size_t c = 0;
+  for (; c + kAttnNV * L <= dv; c += kAttnNV * L) PvBlock<kMR, kAttnNV>(df, acc + c, dv, alpha, p, R, v + c, vs, j0, j1);
+  for (; c + L <= dv; c += L) PvBlock<kMR, 1>(df, acc + c, dv, alpha, p, R, v + c, vs, j0, j1);
+  for (; c < dv; ++c) {
+    for (size_t i = 0; i < kMR; ++i) {
+      float x = acc[i * dv + c] * alpha[i];
+      for (size_t j = j0; j < j1; ++j) x += p[j * R + i] * KvToF32(v[j * vs + c]);
+      acc[i * dv + c] = x;
+    }
+  }
+}
+
 // The rows of tokens [t0, t1) against keys [a, b) of one tile: K rows ks, V
 // rows vs elements apart from key a (fp32 or bf16).
 template <class DF, typename T>
@@ -209,6 +288,11 @@ HWY_INLINE void AttendTile(DF df, const AttnShape& sh, const AttnSeq& sq, size_t
   const float kNegInf = -std::numeric_limits<float>::infinity();
   size_t keep[kAttnTileKeys];
   float p[kAttnTileKeys];
+  // One token (decode) without an additive mask: its G rows keep the same
+  // keys, so P·V runs as register tiles of kAttnMR rows over the group's p
+  // (pg[key][g]), each V row read once per tile instead of once per row.
+  const bool grouped = t1 - t0 == 1 && !sq.mask && G <= kAttnPackRows;
+  float pg[kAttnTileKeys * kAttnPackRows], alpha_g[kAttnPackRows];
   bool fetched = false;
   for (size_t t = t0; t < t1; ++t) {
     size_t lo, hi;
@@ -244,6 +328,10 @@ HWY_INLINE void AttendTile(DF df, const AttnShape& sh, const AttnSeq& sq, size_t
         mx = s > mx ? s : mx;
       }
       float* arow = acc + r * dv;
+      if (grouped) {  // a row that adds nothing: p = 0, acc kept (alpha 1)
+        alpha_g[g] = 1.f;
+        for (size_t i = 0; i < n; ++i) pg[i * G + g] = 0.f;
+      }
       if (nan) {
         l[r] = std::numeric_limits<float>::quiet_NaN();
         continue;
@@ -263,7 +351,21 @@ HWY_INLINE void AttendTile(DF df, const AttnShape& sh, const AttnSeq& sq, size_t
       }
       l[r] = l[r] * alpha + sum;
       m[r] = m_new;
-      AttnAccumulate(df, arow, dv, alpha, p, keep, kept, vtile + (lo - a) * vs, vs);
+      if (grouped) {
+        alpha_g[g] = alpha;
+        for (size_t i = 0; i < kept; ++i) pg[keep[i] * G + g] = p[i];
+      } else {
+        AttnAccumulate(df, arow, dv, alpha, p, keep, kept, vtile + (lo - a) * vs, vs);
+      }
+    }
+    if (grouped) {
+      const size_t r0 = (t - t0) * G;
+      const T* v0 = vtile + (lo - a) * vs;
+      size_t g = 0;
+      for (; g + kAttnMR <= G; g += kAttnMR) {
+        PvRows<kAttnMR>(df, acc + (r0 + g) * dv, dv, alpha_g + g, pg + g, G, v0, vs, 0, n);
+      }
+      for (; g < G; ++g) PvRows<1>(df, acc + (r0 + g) * dv, dv, alpha_g + g, pg + g, G, v0, vs, 0, n);
     }
   }
 }
@@ -276,17 +378,7 @@ HWY_INLINE void AttendTile(DF df, const AttnShape& sh, const AttnSeq& sq, size_t
 // sums, and K stays in its packed [key][d] rows. The online softmax then runs
 // down the keys with one lane per row (max, exp, sum in key order), and P·V
 // is a kMR rows × kNV vectors register tile over each key's V row, every V
-// row read once per kMR rows instead of once per row.
-//
-// Register budget (32 vector registers on AVX-512, NEON, SVE; 16 on AVX2 and
-// below): scores kKeys × 2 accumulators + 2 Q vectors + a broadcast; P·V
-// kMR × kNV accumulators + kNV V vectors + a broadcast.
-#if HWY_ARCH_X86 && HWY_TARGET > HWY_AVX3
-constexpr size_t kAttnKeys = 4, kAttnNV = 2;
-#else
-constexpr size_t kAttnKeys = 8, kAttnNV = 4;
-#endif
-constexpr size_t kAttnMR = 4;
+// row read once per kMR rows instead of once per row (PvRows, above).
 
 #define TILEKIT_ATTN_KEY(I)                                     \
   if constexpr (kKeys > I) {                                    \
@@ -338,75 +430,6 @@ HWY_INLINE void ScoresTile(DF df, const float* HWY_RESTRICT qt, size_t R, size_t
     size_t r = 0;
     for (; r + 2 * L <= R; r += 2 * L) ScoresBlock<1, 2>(df, qt + r, R, d, k + j * d, st + j * R + r);
     if (r < R) ScoresBlock<1, 1>(df, qt + r, R, d, k + j * d, st + j * R + r);
-  }
-}
-
-#define TILEKIT_ATTN_PV_LOAD(I)                                             \
-  if constexpr (kMR > I) {                                                  \
-    const auto va = hn::Set(df, alpha[I]);                                  \
-    o##I##0 = hn::Mul(hn::LoadU(df, acc + I * dv), va);                     \
-    if constexpr (kNV > 1) o##I##1 = hn::Mul(hn::LoadU(df, acc + I * dv + L), va);     \
-    if constexpr (kNV > 2) o##I##2 = hn::Mul(hn::LoadU(df, acc + I * dv + 2 * L), va); \
-    if constexpr (kNV > 3) o##I##3 = hn::Mul(hn::LoadU(df, acc + I * dv + 3 * L), va); \
-  }
-#define TILEKIT_ATTN_PV_FMA(I)                                          \
-  if constexpr (kMR > I) {                                              \
-    const auto pb = hn::Set(df, p[j * R + I]);                          \
-    o##I##0 = hn::MulAdd(pb, v0, o##I##0);                              \
-    if constexpr (kNV > 1) o##I##1 = hn::MulAdd(pb, v1, o##I##1);       \
-    if constexpr (kNV > 2) o##I##2 = hn::MulAdd(pb, v2, o##I##2);       \
-    if constexpr (kNV > 3) o##I##3 = hn::MulAdd(pb, v3, o##I##3);       \
-  }
-#define TILEKIT_ATTN_PV_STORE(I)                                         \
-  if constexpr (kMR > I) {                                               \
-    hn::StoreU(o##I##0, df, acc + I * dv);                               \
-    if constexpr (kNV > 1) hn::StoreU(o##I##1, df, acc + I * dv + L);     \
-    if constexpr (kNV > 2) hn::StoreU(o##I##2, df, acc + I * dv + 2 * L); \
-    if constexpr (kNV > 3) hn::StoreU(o##I##3, df, acc + I * dv + 3 * L); \
-  }
-
-// acc[i][0, kNV · L) = acc[i] · alpha[i] + Σ_{j in [j0, j1)} p[j][i] · v[j]
-// for kMR rows (acc rows dv floats apart, p rows R apart, v rows vs apart).
-template <size_t kMR, size_t kNV, class DF>
-HWY_INLINE void PvBlock(DF df, float* HWY_RESTRICT acc, size_t dv, const float* HWY_RESTRICT alpha,
-                        const float* HWY_RESTRICT p, size_t R, const float* HWY_RESTRICT v, size_t vs, size_t j0,
-                        size_t j1) {
-  const size_t L = hn::Lanes(df);
-  auto o00 = hn::Zero(df), o01 = o00, o02 = o00, o03 = o00, o10 = o00, o11 = o00, o12 = o00, o13 = o00;
-  auto o20 = o00, o21 = o00, o22 = o00, o23 = o00, o30 = o00, o31 = o00, o32 = o00, o33 = o00;
-  TILEKIT_ATTN_PV_LOAD(0) TILEKIT_ATTN_PV_LOAD(1) TILEKIT_ATTN_PV_LOAD(2) TILEKIT_ATTN_PV_LOAD(3)
-  for (size_t j = j0; j < j1; ++j) {
-    const float* row = v + j * vs;
-    const auto v0 = hn::LoadU(df, row);
-    const auto v1 = kNV > 1 ? hn::LoadU(df, row + L) : v0;
-    const auto v2 = kNV > 2 ? hn::LoadU(df, row + 2 * L) : v0;
-    const auto v3 = kNV > 3 ? hn::LoadU(df, row + 3 * L) : v0;
-    TILEKIT_ATTN_PV_FMA(0) TILEKIT_ATTN_PV_FMA(1) TILEKIT_ATTN_PV_FMA(2) TILEKIT_ATTN_PV_FMA(3)
-  }
-  TILEKIT_ATTN_PV_STORE(0) TILEKIT_ATTN_PV_STORE(1) TILEKIT_ATTN_PV_STORE(2) TILEKIT_ATTN_PV_STORE(3)
-}
-#undef TILEKIT_ATTN_PV_LOAD
-#undef TILEKIT_ATTN_PV_FMA
-#undef TILEKIT_ATTN_PV_STORE
-static_assert(kAttnMR <= 4 && kAttnNV <= 4, "PvBlock declares 4 x 4 accumulators");
-
-// acc[i][0, dv) = acc[i] · alpha[i] + Σ_{j in [j0, j1)} p[j][i] · v[j] for
-// kMR rows: whole register tiles across dv, then single vectors, then the
-// columns past the last whole vector.
-template <size_t kMR, class DF>
-HWY_INLINE void PvRows(DF df, float* HWY_RESTRICT acc, size_t dv, const float* HWY_RESTRICT alpha,
-                       const float* HWY_RESTRICT p, size_t R, const float* HWY_RESTRICT v, size_t vs, size_t j0,
-                       size_t j1) {
-  const size_t L = hn::Lanes(df);
-  size_t c = 0;
-  for (; c + kAttnNV * L <= dv; c += kAttnNV * L) PvBlock<kMR, kAttnNV>(df, acc + c, dv, alpha, p, R, v + c, vs, j0, j1);
-  for (; c + L <= dv; c += L) PvBlock<kMR, 1>(df, acc + c, dv, alpha, p, R, v + c, vs, j0, j1);
-  for (; c < dv; ++c) {
-    for (size_t i = 0; i < kMR; ++i) {
-      float x = acc[i * dv + c] * alpha[i];
-      for (size_t j = j0; j < j1; ++j) x += p[j * R + i] * v[j * vs + c];
-      acc[i * dv + c] = x;
-    }
   }
 }
 
