@@ -12,6 +12,10 @@
 //    the rescales exp(m_old − m_new) add the same per tile, at most S / 64 + 1 of them;
 //  - o = Σ p_j v_j / Σ p_j: with n the kept keys, sums of n terms add n u relative
 //    to Σ p_j |v_j| and Σ p_j; so |δo_c| <= (δp_tot + (n + 4) u) (Σ p_j |v_jc| / Σ p_j + |o_c|).
+// The bounds hold for any order of the sums, so they cover both kernel paths:
+// row by row (a logit as L partial sums reduced across lanes) and tiled (a
+// logit as one FMA chain over d; a row's P·V over the keys its 4-row block
+// shares, then over the causal diagonal's keys only it keeps).
 // bf16 K/V: the reference uses the rounded K/V the cache holds (the rounding is
 // the storage format's, not the kernel's); a bf16 output adds u_bf16 |o_c| (2^-8, round to nearest).
 #include <atomic>
@@ -465,26 +469,32 @@ TEST_P(AttentionTest, NaNOutsideTheRangeNeverLeaksAndInsideItPropagates) {
   Output out = MakeOutput(c);
   ASSERT_EQ(RunPlain(c, x, &out), Status::kOk) << last_error();
   Check(c, ref, out, "window");
-  // Paged: NaN blocks past the length (MakePaged fills them) with a decode step.
-  Case d = c;
-  d.window = 0;
-  d.t = 1;
-  testing::Rng rng2(601);
-  Data y = MakeData(d, rng2);
-  Paged pg;
-  MakePaged(d, y, 16, 0, &pg, rng2);
-  Output o2 = MakeOutput(d);
-  ASSERT_EQ(RunPaged(d, y, pg, 0, &o2), Status::kOk);
-  Check(d, Reference64(d, y), o2, "paged NaN tail");
-  // NaN inside the attended range reaches that query's output.
-  y.v[(d.s - 1) * y.v_stride + 0] = NAN;
-  Output o3 = MakeOutput(d);
-  ASSERT_EQ(RunPlain(d, y, &o3), Status::kOk);
-  EXPECT_TRUE(std::isnan(o3.f32[0]));
-  y.v[(d.s - 1) * y.v_stride] = 0.f;
-  y.k[3 * y.k_stride] = NAN;
-  ASSERT_EQ(RunPlain(d, y, &o3), Status::kOk);
-  EXPECT_TRUE(std::isnan(o3.f32[0]));
+  // Paged: NaN blocks past the length (MakePaged fills them) with a decode step:
+  // 2 rows per task (row by row) and 8 (the tiled path, kAttnPackRows).
+  for (size_t hq : {4, 8}) {
+    Case d = c;
+    d.window = 0;
+    d.t = 1;
+    d.hq = hq;
+    d.hkv = hq == 4 ? 2 : 1;
+    testing::Rng rng2(601);
+    Data y = MakeData(d, rng2);
+    Paged pg;
+    MakePaged(d, y, 16, 0, &pg, rng2);
+    Output o2 = MakeOutput(d);
+    ASSERT_EQ(RunPaged(d, y, pg, 0, &o2), Status::kOk);
+    Check(d, Reference64(d, y), o2, "paged NaN tail");
+    // NaN inside the attended range reaches that query's output.
+    y.v[(d.s - 1) * y.v_stride + 0] = NAN;
+    Output o3 = MakeOutput(d);
+    ASSERT_EQ(RunPlain(d, y, &o3), Status::kOk);
+    EXPECT_TRUE(std::isnan(o3.f32[0]));
+    y.v[(d.s - 1) * y.v_stride] = 0.f;
+    y.k[3 * y.k_stride] = NAN;
+    ASSERT_EQ(RunPlain(d, y, &o3), Status::kOk);
+    EXPECT_TRUE(std::isnan(o3.f32[0])) << "Hq=" << hq;
+    EXPECT_TRUE(std::isnan(o3.lse[0])) << "Hq=" << hq;
+  }
 }
 
 TEST_P(AttentionTest, ChunkedPrefillAndDecodeMatchOneShot) {

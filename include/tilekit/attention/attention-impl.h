@@ -22,9 +22,13 @@ namespace tilekit {
 
 namespace detail {
 
-// Query rows per task: a block of tokens × the q-heads of one KV head. 32 rows
-// re-read each K/V tile from L1/L2 32 times per load from memory.
-constexpr size_t kAttnRowsPerTask = 32;
+// Query rows per task: a block of tokens × the q-heads of one KV head. Each
+// task widens every K/V tile it reads once (from L3 or memory when the head's
+// K/V exceed L2: 1 MiB at S = 1024, d = 128, fp32), so the rows per task are
+// what that read is amortised over: at 32 rows the tile copy took a third of
+// an L = 1024 prefill; 128 rows keep Qᵀ (64 KiB at d = 128) and the scores of
+// a tile (32 KiB) in L2.
+constexpr size_t kAttnRowsPerTask = 128;
 // Up to this many query tokens (decode, speculative and small chunks) the keys
 // are split into chunks of kAttnSplitKeys (rounded up to whole cache blocks), so
 // that one sequence with few heads still feeds every core. The chunking
@@ -42,7 +46,7 @@ struct AttnOutput {
 };
 
 struct AttnTask {
-  size_t seq, kv_head, t0, t1, j0, j1;
+  size_t seq, h0, h1, t0, t1, j0, j1;  // KV heads [h0, h1), head-major rows
   size_t slot;   // partial-result slot, or kNoSlot: normalise straight into the output
   size_t cost;   // keys × rows, for ordering
 };
@@ -51,7 +55,7 @@ constexpr size_t kNoSlot = SIZE_MAX;
 // A query block whose keys were split: its partial results occupy `count`
 // consecutive slots from `first`, in key order.
 struct AttnMergeTask {
-  size_t seq, kv_head, t0, t1, first, count;
+  size_t seq, h0, h1, t0, t1, first, count;
 };
 
 struct AttnJob {
@@ -123,15 +127,18 @@ void attn_merge_rows(const float* const* acc, const float* m, const float* l, si
 }
 
 template <typename TO>
-void attn_store_rows(const AttnJob& job, size_t seq, size_t kv_head, size_t t0, size_t t1, const float* acc,
+void attn_store_rows(const AttnJob& job, size_t seq, size_t h0, size_t h1, size_t t0, size_t t1, const float* acc,
                      const float* m, const float* l) {
   const AttnShape& sh = job.shape;
   const AttnOutput& o = job.outs[seq];
-  for (size_t t = t0; t < t1; ++t) {
-    for (size_t g = 0; g < sh.group; ++g) {
-      const size_t r = (t - t0) * sh.group + g, h = kv_head * sh.group + g;
-      TO* row = static_cast<TO*>(o.out) + t * o.stride + h * sh.dv;
-      attn_store_row(acc + r * sh.dv, m[r], l[r], sh.dv, row, o.lse ? o.lse + t * sh.hq + h : nullptr);
+  const size_t rh = (t1 - t0) * sh.group;
+  for (size_t kv_head = h0; kv_head < h1; ++kv_head) {
+    for (size_t t = t0; t < t1; ++t) {
+      for (size_t g = 0; g < sh.group; ++g) {
+        const size_t r = (kv_head - h0) * rh + (t - t0) * sh.group + g, h = kv_head * sh.group + g;
+        TO* row = static_cast<TO*>(o.out) + t * o.stride + h * sh.dv;
+        attn_store_row(acc + r * sh.dv, m[r], l[r], sh.dv, row, o.lse ? o.lse + t * sh.hq + h : nullptr);
+      }
     }
   }
 }
@@ -140,7 +147,7 @@ inline void attn_run_task(void* context, size_t index) {
   AttnJob& job = *static_cast<AttnJob*>(context);
   const AttnTask& task = job.tasks[index];
   const AttnShape& sh = job.shape;
-  const size_t rows = (task.t1 - task.t0) * sh.group;
+  const size_t rows = (task.t1 - task.t0) * sh.group * (task.h1 - task.h0);
   const size_t kernel_floats = AttnWorkspaceFloats(rows, sh.d, sh.dv);
   const bool direct = task.slot == kNoSlot;
   float* ws = thread_workspace(kernel_floats + (direct ? rows * (sh.dv + 2) : 0));
@@ -151,13 +158,13 @@ inline void attn_run_task(void* context, size_t index) {
   float* acc = direct ? ws + kernel_floats : job.partials + task.slot * job.slot_floats;
   float* m = acc + rows * sh.dv;
   float* l = m + rows;
-  TILEKIT_DISPATCH_ON(job.isa, AttendRows)(sh, job.seqs[task.seq], task.kv_head, task.t0, task.t1, task.j0, task.j1,
-                                           acc, m, l, ws);
+  TILEKIT_DISPATCH_ON(job.isa, AttendRows)(sh, job.seqs[task.seq], task.h0, task.h1, task.t0, task.t1, task.j0,
+                                           task.j1, acc, m, l, ws);
   if (!direct) return;
   if (job.out_bf16) {
-    attn_store_rows<bf16>(job, task.seq, task.kv_head, task.t0, task.t1, acc, m, l);
+    attn_store_rows<bf16>(job, task.seq, task.h0, task.h1, task.t0, task.t1, acc, m, l);
   } else {
-    attn_store_rows<float>(job, task.seq, task.kv_head, task.t0, task.t1, acc, m, l);
+    attn_store_rows<float>(job, task.seq, task.h0, task.h1, task.t0, task.t1, acc, m, l);
   }
 }
 
@@ -165,11 +172,11 @@ template <typename TO>
 void attn_merge_block(const AttnJob& job, const AttnMergeTask& mt, float* scratch) {
   const AttnShape& sh = job.shape;
   const AttnOutput& o = job.outs[mt.seq];
-  const size_t rows = (mt.t1 - mt.t0) * sh.group;
+  const size_t rh = (mt.t1 - mt.t0) * sh.group, rows = rh * (mt.h1 - mt.h0);
   const float* acc[kAttnMaxChunks];
   float m[kAttnMaxChunks], l[kAttnMaxChunks];
   for (size_t r = 0; r < rows; ++r) {
-    const size_t t = mt.t0 + r / sh.group, h = mt.kv_head * sh.group + r % sh.group;
+    const size_t t = mt.t0 + r % rh / sh.group, h = (mt.h0 + r / rh) * sh.group + r % sh.group;
     for (size_t i = 0; i < mt.count; ++i) {
       const float* slot = job.partials + (mt.first + i) * job.slot_floats;
       acc[i] = slot + r * sh.dv;
@@ -229,7 +236,10 @@ inline Status attn_execute(const char* op, const AttnShape& sh, const AttnSeq* s
     }
     for (size_t t0 = 0; t0 < sq.t; t0 += tokens_per_task) {
       const size_t t1 = std::min(sq.t, t0 + tokens_per_task);
-      rows_max = std::max(rows_max, (t1 - t0) * sh.group);
+      // Few rows per head (decode, the row-by-row kernel): one task takes
+      // every KV head of its key chunk (see AttendRowsT).
+      const size_t heads_per_task = (t1 - t0) * sh.group < kAttnPackRows ? sh.hkv : 1;
+      rows_max = std::max(rows_max, (t1 - t0) * sh.group * heads_per_task);
       // The keys this block sees (the union of its rows' ranges).
       size_t lo = sq.s, hi = 0;
       for (size_t t = t0; t < t1; ++t) {
@@ -242,12 +252,13 @@ inline Status attn_execute(const char* op, const AttnShape& sh, const AttnSeq* s
       }
       const size_t c0 = lo < hi ? lo / chunk : 0, c1 = lo < hi ? (hi + chunk - 1) / chunk : 1;
       const size_t n = c1 - c0;
-      for (size_t h = 0; h < sh.hkv; ++h) {
-        if (n > 1) buf.merges.push_back(AttnMergeTask{si, h, t0, t1, slots, n});
+      for (size_t h = 0; h < sh.hkv; h += heads_per_task) {
+        const size_t h1 = std::min(sh.hkv, h + heads_per_task);
+        if (n > 1) buf.merges.push_back(AttnMergeTask{si, h, h1, t0, t1, slots, n});
         for (size_t c = c0; c < c1; ++c) {
           const size_t j0 = std::max(lo, c * chunk), j1 = std::min(hi, (c + 1) * chunk);
-          const size_t cost = (j1 > j0 ? j1 - j0 : 0) * (t1 - t0) + 1;
-          buf.tasks.push_back(AttnTask{si, h, t0, t1, j0, std::max(j0, j1), n > 1 ? slots++ : kNoSlot, cost});
+          const size_t cost = (j1 > j0 ? j1 - j0 : 0) * (t1 - t0) * (h1 - h) + 1;
+          buf.tasks.push_back(AttnTask{si, h, h1, t0, t1, j0, std::max(j0, j1), n > 1 ? slots++ : kNoSlot, cost});
         }
       }
     }

@@ -47,14 +47,71 @@ HWY_INLINE hn::Vec<DF> LoadKvRow(DF df, const uint16_t* HWY_RESTRICT p) {
 HWY_INLINE float KvToF32(float x) { return x; }
 HWY_INLINE float KvToF32(uint16_t x) { return bf16_to_f32(bf16{x}); }
 
+// Keys [a, *b) of one tile (*b clipped to a's cache block): K and V of key a,
+// KV head kv_head.
+template <typename KT>
+HWY_INLINE void TileAt(const AttnKv& kv, size_t kv_head, size_t d, size_t dv, size_t a, size_t* b,
+                       const KT** ktile, const KT** vtile) {
+  const unsigned char *kb, *vb;
+  if (kv.blocks) {
+    *b = std::min(*b, (a / kv.block_tokens + 1) * kv.block_tokens);
+    const size_t block = kv.blocks[a / kv.block_tokens], slot = a % kv.block_tokens;
+    kb = kv.k + block * kv.block_stride + slot * kv.k_stride;
+    vb = kv.v + block * kv.block_stride + slot * kv.v_stride;
+  } else {
+    kb = kv.k + a * kv.k_stride;
+    vb = kv.v + a * kv.v_stride;
+  }
+  *ktile = reinterpret_cast<const KT*>(kb) + kv_head * d;
+  *vtile = reinterpret_cast<const KT*>(vb) + kv_head * dv;
+}
+
+// The K/V rows of the tile after the current one, pulled into L2 a key at a
+// time while the current tile computes: each key's row of one head is 256-512
+// bytes in its own 4 KiB page (token stride Hkv · d), where the hardware
+// prefetchers do not follow.
+struct NextTile {
+  const unsigned char* k = nullptr;
+  const unsigned char* v = nullptr;
+  size_t k_stride = 0, v_stride = 0, k_bytes = 0, v_bytes = 0, n = 0;
+  HWY_INLINE void Fetch(size_t j) const {
+    if (j >= n) return;
+    const unsigned char* kr = k + j * k_stride;
+    const unsigned char* vr = v + j * v_stride;
+    for (size_t b = 0; b < k_bytes; b += 64) __builtin_prefetch(kr + b, 0, 2);
+    for (size_t b = 0; b < v_bytes; b += 64) __builtin_prefetch(vr + b, 0, 2);
+  }
+};
+
+// The tile after [.., b) within [.., hi): its keys' rows, or none past hi.
+template <typename KT>
+HWY_INLINE NextTile NextTileAt(const AttnKv& kv, size_t kv_head, size_t d, size_t dv, size_t b, size_t hi) {
+  NextTile nt;
+  if (b >= hi) return nt;
+  size_t e = std::min(b + kAttnTileKeys, hi);
+  const KT *kt, *vt;
+  TileAt(kv, kv_head, d, dv, b, &e, &kt, &vt);
+  nt.k = reinterpret_cast<const unsigned char*>(kt);
+  nt.v = reinterpret_cast<const unsigned char*>(vt);
+  nt.k_stride = kv.k_stride;
+  nt.v_stride = kv.v_stride;
+  nt.k_bytes = d * sizeof(KT);
+  nt.v_bytes = dv * sizeof(KT);
+  nt.n = e - b;
+  return nt;
+}
+
 // out[i] = q · k_i for n keys ks elements apart. Four keys at a time: four
 // independent FMA chains, and the Q vector loaded once for all four.
 template <class DF, typename KT>
 HWY_INLINE void AttnScores(DF df, const float* HWY_RESTRICT q, size_t d, const KT* HWY_RESTRICT k, size_t ks,
-                           size_t n, float* HWY_RESTRICT out) {
+                           size_t n, float* HWY_RESTRICT out, const NextTile* next) {
   const size_t L = hn::Lanes(df);
   size_t i = 0;
   for (; i + 4 <= n; i += 4) {
+    if (next) {
+      for (size_t j = i; j < i + 4; ++j) next->Fetch(j);
+    }
     const KT* k0 = k + i * ks;
     const KT* k1 = k0 + ks;
     const KT* k2 = k1 + ks;
@@ -80,6 +137,9 @@ HWY_INLINE void AttnScores(DF df, const float* HWY_RESTRICT q, size_t d, const K
     out[i + 1] = s1;
     out[i + 2] = s2;
     out[i + 3] = s3;
+  }
+  if (next) {
+    for (size_t j = i; j < kAttnTileKeys; ++j) next->Fetch(j);
   }
   for (; i < n; ++i) {
     const KT* k0 = k + i * ks;
@@ -137,18 +197,103 @@ HWY_INLINE void WidenRow(DF df, const T* HWY_RESTRICT src, size_t n, float* HWY_
   for (; c < n; ++c) dst[c] = KvToF32(src[c]);
 }
 
+// Register budget (32 vector registers on AVX-512, NEON, SVE; 16 on AVX2 and
+// below): scores kAttnKeys × 2 accumulators + 2 Q vectors + a broadcast; P·V
+// kAttnMR × kAttnNV accumulators + kAttnNV V vectors + a broadcast.
+#if HWY_ARCH_X86 && HWY_TARGET > HWY_AVX3
+constexpr size_t kAttnKeys = 4, kAttnNV = 2;
+#else
+constexpr size_t kAttnKeys = 8, kAttnNV = 4;
+#endif
+constexpr size_t kAttnMR = 4;
+
+#define TILEKIT_ATTN_PV_LOAD(I)                                             \
+  if constexpr (kMR > I) {                                                  \
+    const auto va = hn::Set(df, alpha[I]);                                  \
+    o##I##0 = hn::Mul(hn::LoadU(df, acc + I * dv), va);                     \
+    if constexpr (kNV > 1) o##I##1 = hn::Mul(hn::LoadU(df, acc + I * dv + L), va);     \
+    if constexpr (kNV > 2) o##I##2 = hn::Mul(hn::LoadU(df, acc + I * dv + 2 * L), va); \
+    if constexpr (kNV > 3) o##I##3 = hn::Mul(hn::LoadU(df, acc + I * dv + 3 * L), va); \
+  }
+#define TILEKIT_ATTN_PV_FMA(I)                                          \
+  if constexpr (kMR > I) {                                              \
+    const auto pb = hn::Set(df, p[j * R + I]);                          \
+    o##I##0 = hn::MulAdd(pb, v0, o##I##0);                              \
+    if constexpr (kNV > 1) o##I##1 = hn::MulAdd(pb, v1, o##I##1);       \
+    if constexpr (kNV > 2) o##I##2 = hn::MulAdd(pb, v2, o##I##2);       \
+    if constexpr (kNV > 3) o##I##3 = hn::MulAdd(pb, v3, o##I##3);       \
+  }
+#define TILEKIT_ATTN_PV_STORE(I)                                         \
+  if constexpr (kMR > I) {                                               \
+    hn::StoreU(o##I##0, df, acc + I * dv);                               \
+    if constexpr (kNV > 1) hn::StoreU(o##I##1, df, acc + I * dv + L);     \
+    if constexpr (kNV > 2) hn::StoreU(o##I##2, df, acc + I * dv + 2 * L); \
+    if constexpr (kNV > 3) hn::StoreU(o##I##3, df, acc + I * dv + 3 * L); \
+  }
+
+// acc[i][0, kNV · L) = acc[i] · alpha[i] + Σ_{j in [j0, j1)} p[j][i] · v[j]
+// for kMR rows (acc rows dv floats apart, p rows R apart, v rows vs apart).
+template <size_t kMR, size_t kNV, class DF, typename VT>
+HWY_INLINE void PvBlock(DF df, float* HWY_RESTRICT acc, size_t dv, const float* HWY_RESTRICT alpha,
+                        const float* HWY_RESTRICT p, size_t R, const VT* HWY_RESTRICT v, size_t vs, size_t j0,
+                        size_t j1) {
+  const size_t L = hn::Lanes(df);
+  auto o00 = hn::Zero(df), o01 = o00, o02 = o00, o03 = o00, o10 = o00, o11 = o00, o12 = o00, o13 = o00;
+  auto o20 = o00, o21 = o00, o22 = o00, o23 = o00, o30 = o00, o31 = o00, o32 = o00, o33 = o00;
+  TILEKIT_ATTN_PV_LOAD(0) TILEKIT_ATTN_PV_LOAD(1) TILEKIT_ATTN_PV_LOAD(2) TILEKIT_ATTN_PV_LOAD(3)
+  for (size_t j = j0; j < j1; ++j) {
+    const VT* row = v + j * vs;
+    const auto v0 = LoadKvRow(df, row);
+    const auto v1 = kNV > 1 ? LoadKvRow(df, row + L) : v0;
+    const auto v2 = kNV > 2 ? LoadKvRow(df, row + 2 * L) : v0;
+    const auto v3 = kNV > 3 ? LoadKvRow(df, row + 3 * L) : v0;
+    TILEKIT_ATTN_PV_FMA(0) TILEKIT_ATTN_PV_FMA(1) TILEKIT_ATTN_PV_FMA(2) TILEKIT_ATTN_PV_FMA(3)
+  }
+  TILEKIT_ATTN_PV_STORE(0) TILEKIT_ATTN_PV_STORE(1) TILEKIT_ATTN_PV_STORE(2) TILEKIT_ATTN_PV_STORE(3)
+}
+#undef TILEKIT_ATTN_PV_LOAD
+#undef TILEKIT_ATTN_PV_FMA
+#undef TILEKIT_ATTN_PV_STORE
+static_assert(kAttnMR <= 4 && kAttnNV <= 4, "PvBlock declares 4 x 4 accumulators");
+
+// acc[i][0, dv) = acc[i] · alpha[i] + Σ_{j in [j0, j1)} p[j][i] · v[j] for
+// kMR rows: whole register tiles across dv, then single vectors, then the
+// columns past the last whole vector.
+template <size_t kMR, class DF, typename VT>
+HWY_INLINE void PvRows(DF df, float* HWY_RESTRICT acc, size_t dv, const float* HWY_RESTRICT alpha,
+                       const float* HWY_RESTRICT p, size_t R, const VT* HWY_RESTRICT v, size_t vs, size_t j0,
+                       size_t j1) {
+  const size_t L = hn::Lanes(df);
+  size_t c = 0;
+  for (; c + kAttnNV * L <= dv; c += kAttnNV * L) PvBlock<kMR, kAttnNV>(df, acc + c, dv, alpha, p, R, v + c, vs, j0, j1);
+  for (; c + L <= dv; c += L) PvBlock<kMR, 1>(df, acc + c, dv, alpha, p, R, v + c, vs, j0, j1);
+  for (; c < dv; ++c) {
+    for (size_t i = 0; i < kMR; ++i) {
+      float x = acc[i * dv + c] * alpha[i];
+      for (size_t j = j0; j < j1; ++j) x += p[j * R + i] * KvToF32(v[j * vs + c]);
+      acc[i * dv + c] = x;
+    }
+  }
+}
+
 // The rows of tokens [t0, t1) against keys [a, b) of one tile: K rows ks, V
 // rows vs elements apart from key a (fp32 or bf16).
 template <class DF, typename T>
 HWY_INLINE void AttendTile(DF df, const AttnShape& sh, const AttnSeq& sq, size_t t0, size_t t1, size_t a, size_t b,
                            const T* HWY_RESTRICT ktile, size_t ks, const T* HWY_RESTRICT vtile, size_t vs,
                            const float* HWY_RESTRICT qs, float* HWY_RESTRICT acc, float* HWY_RESTRICT m,
-                           float* HWY_RESTRICT l, float* HWY_RESTRICT sc) {
+                           float* HWY_RESTRICT l, float* HWY_RESTRICT sc, const NextTile& next) {
   const size_t L = hn::Lanes(df);
   const size_t G = sh.group, d = sh.d, dv = sh.dv;
   const float kNegInf = -std::numeric_limits<float>::infinity();
   size_t keep[kAttnTileKeys];
   float p[kAttnTileKeys];
+  // One token (decode) without an additive mask: its G rows keep the same
+  // keys, so P·V runs as register tiles of kAttnMR rows over the group's p
+  // (pg[key][g]), each V row read once per tile instead of once per row.
+  const bool grouped = t1 - t0 == 1 && !sq.mask && G <= kAttnPackRows;
+  float pg[kAttnTileKeys * kAttnPackRows], alpha_g[kAttnPackRows];
+  bool fetched = false;
   for (size_t t = t0; t < t1; ++t) {
     size_t lo, hi;
     AttnKeyRange(sh, sq, t, &lo, &hi);
@@ -159,7 +304,8 @@ HWY_INLINE void AttendTile(DF df, const AttnShape& sh, const AttnSeq& sq, size_t
     const float* mask = sq.mask ? sq.mask + t * sq.mask_ld + lo : nullptr;
     for (size_t g = 0; g < G; ++g) {
       const size_t r = (t - t0) * G + g;
-      AttnScores(df, qs + r * d, d, ktile + (lo - a) * ks, ks, n, sc);
+      AttnScores(df, qs + r * d, d, ktile + (lo - a) * ks, ks, n, sc, fetched ? nullptr : &next);
+      fetched = true;  // the first row's pass over the tile pulls in the next
       for (size_t i = n; i < n_padded; ++i) sc[i] = 0.f;
       if (sh.softcap > 0.f) {
         const auto cap = hn::Set(df, sh.softcap);
@@ -182,6 +328,10 @@ HWY_INLINE void AttendTile(DF df, const AttnShape& sh, const AttnSeq& sq, size_t
         mx = s > mx ? s : mx;
       }
       float* arow = acc + r * dv;
+      if (grouped) {  // a row that adds nothing: p = 0, acc kept (alpha 1)
+        alpha_g[g] = 1.f;
+        for (size_t i = 0; i < n; ++i) pg[i * G + g] = 0.f;
+      }
       if (nan) {
         l[r] = std::numeric_limits<float>::quiet_NaN();
         continue;
@@ -201,33 +351,280 @@ HWY_INLINE void AttendTile(DF df, const AttnShape& sh, const AttnSeq& sq, size_t
       }
       l[r] = l[r] * alpha + sum;
       m[r] = m_new;
-      AttnAccumulate(df, arow, dv, alpha, p, keep, kept, vtile + (lo - a) * vs, vs);
+      if (grouped) {
+        alpha_g[g] = alpha;
+        for (size_t i = 0; i < kept; ++i) pg[keep[i] * G + g] = p[i];
+      } else {
+        AttnAccumulate(df, arow, dv, alpha, p, keep, kept, vtile + (lo - a) * vs, vs);
+      }
+    }
+    if (grouped) {
+      const size_t r0 = (t - t0) * G;
+      const T* v0 = vtile + (lo - a) * vs;
+      size_t g = 0;
+      for (; g + kAttnMR <= G; g += kAttnMR) {
+        PvRows<kAttnMR>(df, acc + (r0 + g) * dv, dv, alpha_g + g, pg + g, G, v0, vs, 0, n);
+      }
+      for (; g < G; ++g) PvRows<1>(df, acc + (r0 + g) * dv, dv, alpha_g + g, pg + g, G, v0, vs, 0, n);
     }
   }
 }
 
+// ---- The tiled path (tasks of kAttnPackRows rows or more) ---------------------
+// Rows along the vector lanes, like a GEMM with the rows as its N: Q is
+// transposed once per task into qt[c][R] (R = rows rounded up to whole
+// vectors), and a tile's scores are st[j][R] = Σ_c K[j][c] · qt[c][·], each
+// step a broadcast of one K element times the row vectors: no horizontal
+// sums, and K stays in its packed [key][d] rows. The online softmax then runs
+// down the keys with one lane per row (max, exp, sum in key order), and P·V
+// is a kMR rows × kNV vectors register tile over each key's V row, every V
+// row read once per kMR rows instead of once per row (PvRows, above).
+
+#define TILEKIT_ATTN_KEY(I)                                     \
+  if constexpr (kKeys > I) {                                    \
+    const auto kb = hn::Set(df, k[I * d + c]);                  \
+    s##I##0 = hn::MulAdd(kb, q0, s##I##0);                      \
+    if constexpr (kRV > 1) s##I##1 = hn::MulAdd(kb, q1, s##I##1); \
+  }
+#define TILEKIT_ATTN_KEY_STORE(I)                              \
+  if constexpr (kKeys > I) {                                   \
+    hn::StoreU(s##I##0, df, st + I * R);                       \
+    if constexpr (kRV > 1) hn::StoreU(s##I##1, df, st + I * R + L); \
+  }
+
+// st[i][0, kRV · L) = Σ_c k[i][c] · qt[c][0, kRV · L) for kKeys keys (rows of
+// d floats) and kRV row vectors (qt rows R floats apart).
+template <size_t kKeys, size_t kRV, class DF>
+HWY_INLINE void ScoresBlock(DF df, const float* HWY_RESTRICT qt, size_t R, size_t d, const float* HWY_RESTRICT k,
+                            float* HWY_RESTRICT st) {
+  const size_t L = hn::Lanes(df);
+  auto s00 = hn::Zero(df), s01 = s00, s10 = s00, s11 = s00, s20 = s00, s21 = s00, s30 = s00, s31 = s00;
+  auto s40 = s00, s41 = s00, s50 = s00, s51 = s00, s60 = s00, s61 = s00, s70 = s00, s71 = s00;
+  for (size_t c = 0; c < d; ++c) {
+    const auto q0 = hn::LoadU(df, qt + c * R);
+    const auto q1 = kRV > 1 ? hn::LoadU(df, qt + c * R + L) : q0;
+    TILEKIT_ATTN_KEY(0) TILEKIT_ATTN_KEY(1) TILEKIT_ATTN_KEY(2) TILEKIT_ATTN_KEY(3)
+    TILEKIT_ATTN_KEY(4) TILEKIT_ATTN_KEY(5) TILEKIT_ATTN_KEY(6) TILEKIT_ATTN_KEY(7)
+  }
+  TILEKIT_ATTN_KEY_STORE(0) TILEKIT_ATTN_KEY_STORE(1) TILEKIT_ATTN_KEY_STORE(2) TILEKIT_ATTN_KEY_STORE(3)
+  TILEKIT_ATTN_KEY_STORE(4) TILEKIT_ATTN_KEY_STORE(5) TILEKIT_ATTN_KEY_STORE(6) TILEKIT_ATTN_KEY_STORE(7)
+}
+#undef TILEKIT_ATTN_KEY
+#undef TILEKIT_ATTN_KEY_STORE
+static_assert(kAttnKeys <= 8, "ScoresBlock declares 8 key accumulators");
+
+// st[j][0, R) for the n keys of a packed tile (k rows of d floats).
+template <class DF>
+HWY_INLINE void ScoresTile(DF df, const float* HWY_RESTRICT qt, size_t R, size_t d, const float* HWY_RESTRICT k,
+                           size_t n, float* HWY_RESTRICT st, const NextTile& next) {
+  const size_t L = hn::Lanes(df);
+  size_t j = 0;
+  for (; j + kAttnKeys <= n; j += kAttnKeys) {
+    for (size_t i = 0; i < kAttnKeys; ++i) next.Fetch(j + i);
+    size_t r = 0;
+    for (; r + 2 * L <= R; r += 2 * L) ScoresBlock<kAttnKeys, 2>(df, qt + r, R, d, k + j * d, st + j * R + r);
+    if (r < R) ScoresBlock<kAttnKeys, 1>(df, qt + r, R, d, k + j * d, st + j * R + r);
+  }
+  for (size_t i = j; i < kAttnTileKeys; ++i) next.Fetch(i);
+  for (; j < n; ++j) {
+    size_t r = 0;
+    for (; r + 2 * L <= R; r += 2 * L) ScoresBlock<1, 2>(df, qt + r, R, d, k + j * d, st + j * R + r);
+    if (r < R) ScoresBlock<1, 1>(df, qt + r, R, d, k + j * d, st + j * R + r);
+  }
+}
+
+// One row, the keys of [j0, j1) whose p is not −0 (the mark of a masked key,
+// see SoftmaxTile), acc not rescaled.
+template <class DF>
+HWY_INLINE void PvKept(DF df, float* HWY_RESTRICT acc, size_t dv, const float* HWY_RESTRICT p, size_t R,
+                       const float* HWY_RESTRICT v, size_t vs, size_t j0, size_t j1) {
+  const float one = 1.f;
+  for (size_t j = j0; j < j1; ++j) {
+    if (std::signbit(p[j * R])) continue;
+    PvRows<1>(df, acc, dv, &one, p + j * R, R, v + j * vs, vs, 0, 1);
+  }
+}
+
+// The online-softmax step of one tile over st[j][0, R) (keys a + j, j < n):
+// softcap, additive mask, the rows' key ranges [lo, hi), new max m, p = exp(s
+// − m) in place (−0 where the key is masked: it never reaches V), l and the
+// rescale alpha = exp(m_old − m) per row.
+template <class DF>
+HWY_INLINE void SoftmaxTile(DF df, const AttnShape& sh, const AttnSeq& sq, size_t t0, size_t rows, size_t R,
+                            size_t a, size_t n, const float* HWY_RESTRICT lo, const float* HWY_RESTRICT hi,
+                            float* HWY_RESTRICT st, float* HWY_RESTRICT m, float* HWY_RESTRICT l,
+                            float* HWY_RESTRICT alpha) {
+  const size_t L = hn::Lanes(df);
+  const auto neg_inf = hn::Set(df, -std::numeric_limits<float>::infinity());
+  if (sh.softcap > 0.f) {
+    const auto cap = hn::Set(df, sh.softcap);
+    for (size_t i = 0; i < n * R; i += L) {
+      hn::StoreU(hn::Mul(cap, hn::Tanh(df, hn::Div(hn::LoadU(df, st + i), cap))), df, st + i);
+    }
+  }
+  if (sq.mask) {
+    for (size_t r = 0; r < rows; ++r) {
+      const float* mrow = sq.mask + (t0 + r / sh.group) * sq.mask_ld + a;
+      for (size_t j = 0; j < n; ++j) st[j * R + r] += mrow[j];
+    }
+  }
+  for (size_t r = 0; r < R; r += L) {
+    const auto vlo = hn::LoadU(df, lo + r), vhi = hn::LoadU(df, hi + r);
+    auto mx = neg_inf;
+    auto nan = hn::Zero(df);  // lanes that met a NaN logit: Max and Exp would drop it
+    for (size_t j = 0; j < n; ++j) {
+      const auto key = hn::Set(df, static_cast<float>(a + j));  // exact below 2^24 keys
+      const auto keep = hn::And(hn::Ge(key, vlo), hn::Lt(key, vhi));
+      const auto s = hn::IfThenElse(keep, hn::LoadU(df, st + j * R + r), neg_inf);
+      hn::StoreU(s, df, st + j * R + r);
+      nan = hn::IfThenElse(hn::IsNaN(s), s, nan);
+      mx = hn::Max(mx, s);
+    }
+    const auto m_old = hn::LoadU(df, m + r);
+    const auto m_new = hn::Max(m_old, mx);
+    const auto none = hn::Eq(m_new, neg_inf);  // nothing kept so far: nothing to subtract
+    const auto base = hn::IfThenElse(none, hn::Zero(df), m_new);
+    auto sum = hn::Zero(df);
+    for (size_t j = 0; j < n; ++j) {
+      const auto s = hn::LoadU(df, st + j * R + r);
+      const auto p = hn::IfThenElse(hn::Eq(s, neg_inf), hn::Set(df, -0.f), hn::Exp(df, hn::Sub(s, base)));
+      hn::StoreU(p, df, st + j * R + r);
+      sum = hn::Add(sum, p);
+    }
+    const auto al = hn::IfThenZeroElse(hn::Eq(m_old, neg_inf), hn::Exp(df, hn::Sub(m_old, base)));
+    hn::StoreU(al, df, alpha + r);
+    // A NaN logit makes the row's sum NaN, and so its output and lse.
+    hn::StoreU(hn::Add(hn::MulAdd(hn::LoadU(df, l + r), al, sum), nan), df, l + r);
+    hn::StoreU(m_new, df, m + r);
+  }
+}
+
+// The tiled path over keys [j0, j1) for rows [t0, t1) × group: ws holds
+// qt (d × R), st (kAttnTileKeys × R), m, l, alpha, lo, hi (R each) and the
+// packed K/V tile.
+template <class DF, typename KT>
+HWY_INLINE void AttendTiled(DF df, const AttnShape& sh, const AttnSeq& sq, size_t kv_head, size_t t0, size_t t1,
+                            size_t j0, size_t j1, float* HWY_RESTRICT acc, float* HWY_RESTRICT m_out,
+                            float* HWY_RESTRICT l_out, float* HWY_RESTRICT ws) {
+  const size_t L = hn::Lanes(df);
+  const size_t G = sh.group, d = sh.d, dv = sh.dv;
+  const size_t rows = (t1 - t0) * G, R = (rows + L - 1) / L * L;
+  float* HWY_RESTRICT qt = ws;
+  float* HWY_RESTRICT st = qt + d * R;
+  float* HWY_RESTRICT m = st + kAttnTileKeys * R;
+  float* HWY_RESTRICT l = m + R;
+  float* HWY_RESTRICT alpha = l + R;
+  float* HWY_RESTRICT lo = alpha + R;
+  float* HWY_RESTRICT hi = lo + R;
+  float* HWY_RESTRICT kpack = hi + R;
+  float* HWY_RESTRICT vpack = kpack + kAttnTileKeys * d;
+
+  for (size_t r = 0; r < R; ++r) {
+    m[r] = -std::numeric_limits<float>::infinity();
+    l[r] = 0.f;
+    lo[r] = hi[r] = 0.f;  // padding rows keep no key
+  }
+  size_t lo_all = j1, hi_all = j0;
+  for (size_t r = 0; r < rows; ++r) {
+    const size_t t = t0 + r / G;
+    const float* src = sq.q + t * sq.q_stride + (kv_head * G + r % G) * d;
+    for (size_t c = 0; c < d; ++c) qt[c * R + r] = src[c] * sh.scale;
+    size_t a, b;
+    AttnKeyRange(sh, sq, t, &a, &b);
+    a = std::max(a, j0);
+    b = std::min(b, j1);
+    if (a >= b) a = b = 0;
+    lo[r] = static_cast<float>(a);
+    hi[r] = static_cast<float>(b);
+    if (a < b) {
+      lo_all = std::min(lo_all, a);
+      hi_all = std::max(hi_all, b);
+    }
+  }
+  for (size_t c = 0; c < d; ++c) {
+    for (size_t r = rows; r < R; ++r) qt[c * R + r] = 0.f;
+  }
+  std::fill(acc, acc + rows * dv, 0.f);
+
+  const AttnKv& kv = sq.kv;
+  for (size_t a = lo_all, b; a < hi_all; a = b) {
+    b = std::min(a + kAttnTileKeys, hi_all);
+    const KT *ktile, *vtile;
+    TileAt(kv, kv_head, d, dv, a, &b, &ktile, &vtile);
+    // Widened once into contiguous fp32 rows: a cache or fused-QKV token
+    // stride of 2-4 KiB puts every K row of a tile in the same L1 sets.
+    const size_t ks = kv.k_stride / sizeof(KT), vs = kv.v_stride / sizeof(KT), n = b - a;
+    for (size_t j = 0; j < n; ++j) {
+      WidenRow(df, ktile + j * ks, d, kpack + j * d);
+      WidenRow(df, vtile + j * vs, dv, vpack + j * dv);
+    }
+    ScoresTile(df, qt, R, d, kpack, n, st, NextTileAt<KT>(kv, kv_head, d, dv, b, hi_all));
+    SoftmaxTile(df, sh, sq, t0, rows, R, a, n, lo, hi, st, m, l, alpha);
+    // P·V: kMR rows at a time over the keys all of them keep; each row alone
+    // over the keys only it keeps (the causal diagonal); with an additive
+    // mask, each row alone over its unmasked keys.
+    size_t r = 0;
+    for (; !sq.mask && r + kAttnMR <= rows; r += kAttnMR) {
+      size_t cl = a, ch = b;  // [cl, ch): the keys every row of the block keeps
+      for (size_t i = 0; i < kAttnMR; ++i) {
+        cl = std::max(cl, static_cast<size_t>(lo[r + i]));
+        ch = std::min(ch, static_cast<size_t>(hi[r + i]));
+      }
+      if (cl >= ch) cl = ch = a;
+      PvRows<kAttnMR>(df, acc + r * dv, dv, alpha + r, st + r, R, vpack, dv, cl - a, ch - a);
+      for (size_t i = 0; i < kAttnMR; ++i) {
+        const size_t rl = std::max(a, static_cast<size_t>(lo[r + i])), rh = std::min(b, static_cast<size_t>(hi[r + i]));
+        if (rl >= rh) continue;
+        if (rl < cl) PvKept(df, acc + (r + i) * dv, dv, st + r + i, R, vpack, dv, rl - a, std::min(cl, rh) - a);
+        if (rh > ch) PvKept(df, acc + (r + i) * dv, dv, st + r + i, R, vpack, dv, std::max(ch, rl) - a, rh - a);
+      }
+    }
+    for (; r < rows; ++r) {
+      PvRows<1>(df, acc + r * dv, dv, alpha + r, st + r, R, vpack, dv, 0, 0);  // the rescale
+      const size_t rl = std::max(a, static_cast<size_t>(lo[r])), rh = std::min(b, static_cast<size_t>(hi[r]));
+      if (rl < rh) PvKept(df, acc + r * dv, dv, st + r, R, vpack, dv, rl - a, rh - a);
+    }
+  }
+  for (size_t r = 0; r < rows; ++r) {
+    m_out[r] = m[r];
+    l_out[r] = l[r];
+  }
+}
+
+// KV heads [h0, h1), each with its rows [t0, t1) × group (head-major: the
+// rows of head h0 first). Tiled path: head by head. Row by row (decode): tile
+// by tile, every head within a tile, so the K/V rows of a token's heads (one
+// contiguous run of the cache; a head alone is 256-512 bytes of each 4 KiB
+// page) are read, and prefetched a tile ahead, close together in time.
 template <typename KT>
-void AttendRowsT(const AttnShape& sh, const AttnSeq& sq, size_t kv_head, size_t t0, size_t t1, size_t j0, size_t j1,
-                 float* HWY_RESTRICT acc, float* HWY_RESTRICT m, float* HWY_RESTRICT l, float* HWY_RESTRICT ws) {
+void AttendRowsT(const AttnShape& sh, const AttnSeq& sq, size_t h0, size_t h1, size_t t0, size_t t1, size_t j0,
+                 size_t j1, float* HWY_RESTRICT acc, float* HWY_RESTRICT m, float* HWY_RESTRICT l,
+                 float* HWY_RESTRICT ws) {
   const hn::ScalableTag<float> df;
   const size_t L = hn::Lanes(df);
   const size_t G = sh.group, d = sh.d, dv = sh.dv;
-  const size_t rows = (t1 - t0) * G;
+  const size_t rh = (t1 - t0) * G, rows = rh * (h1 - h0);
+  if (rh >= kAttnPackRows) {
+    for (size_t h = h0; h < h1; ++h) {
+      const size_t r0 = (h - h0) * rh;
+      AttendTiled<decltype(df), KT>(df, sh, sq, h, t0, t1, j0, j1, acc + r0 * dv, m + r0, l + r0, ws);
+    }
+    return;
+  }
   const float kNegInf = -std::numeric_limits<float>::infinity();
-  float* HWY_RESTRICT qs = ws;               // rows × d, scaled
-  float* HWY_RESTRICT sc = ws + rows * d;    // one row of scores, padded to whole vectors
-  float* HWY_RESTRICT kpack = sc + kAttnTileKeys + kAttnMaxLanes;  // a packed fp32 tile
-  float* HWY_RESTRICT vpack = kpack + kAttnTileKeys * d;
-  const bool pack = rows >= kAttnPackRows;
+  float* HWY_RESTRICT qs = ws;             // rows × d, scaled
+  float* HWY_RESTRICT sc = ws + rows * d;  // one row of scores, padded to whole vectors
 
   const auto vscale = hn::Set(df, sh.scale);
-  for (size_t t = t0; t < t1; ++t) {
-    for (size_t g = 0; g < G; ++g) {
-      const float* src = sq.q + t * sq.q_stride + (kv_head * G + g) * d;
-      float* dst = qs + ((t - t0) * G + g) * d;
-      size_t c = 0;
-      for (; c + L <= d; c += L) hn::StoreU(hn::Mul(hn::LoadU(df, src + c), vscale), df, dst + c);
-      for (; c < d; ++c) dst[c] = src[c] * sh.scale;
+  for (size_t h = h0; h < h1; ++h) {
+    for (size_t t = t0; t < t1; ++t) {
+      for (size_t g = 0; g < G; ++g) {
+        const float* src = sq.q + t * sq.q_stride + (h * G + g) * d;
+        float* dst = qs + ((h - h0) * rh + (t - t0) * G + g) * d;
+        size_t c = 0;
+        for (; c + L <= d; c += L) hn::StoreU(hn::Mul(hn::LoadU(df, src + c), vscale), df, dst + c);
+        for (; c < d; ++c) dst[c] = src[c] * sh.scale;
+      }
     }
   }
   for (size_t r = 0; r < rows; ++r) {
@@ -250,43 +647,25 @@ void AttendRowsT(const AttnShape& sh, const AttnSeq& sq, size_t kv_head, size_t 
   }
 
   const AttnKv& kv = sq.kv;
+  const size_t ks = kv.k_stride / sizeof(KT), vs = kv.v_stride / sizeof(KT);
   for (size_t a = lo_all, b; a < hi_all; a = b) {
     b = std::min(a + kAttnTileKeys, hi_all);
-    const unsigned char *kb, *vb;
-    if (kv.blocks) {
-      b = std::min(b, (a / kv.block_tokens + 1) * kv.block_tokens);
-      const size_t block = kv.blocks[a / kv.block_tokens], slot = a % kv.block_tokens;
-      kb = kv.k + block * kv.block_stride + slot * kv.k_stride;
-      vb = kv.v + block * kv.block_stride + slot * kv.v_stride;
-    } else {
-      kb = kv.k + a * kv.k_stride;
-      vb = kv.v + a * kv.v_stride;
-    }
-    const KT* ktile = reinterpret_cast<const KT*>(kb) + kv_head * d;  // key a of this head
-    const KT* vtile = reinterpret_cast<const KT*>(vb) + kv_head * dv;
-    const size_t ks = kv.k_stride / sizeof(KT), vs = kv.v_stride / sizeof(KT);
-
-    if (pack) {
-      // Many rows share the tile: widen it once into contiguous fp32 rows (a
-      // cache or fused-QKV token stride of 2-4 KiB puts every K row of a
-      // tile in the same L1 sets; packed, they stream).
-      for (size_t j = 0; j < b - a; ++j) {
-        WidenRow(df, ktile + j * ks, d, kpack + j * d);
-        WidenRow(df, vtile + j * vs, dv, vpack + j * dv);
-      }
-      AttendTile(df, sh, sq, t0, t1, a, b, kpack, d, vpack, dv, qs, acc, m, l, sc);
-    } else {
-      AttendTile(df, sh, sq, t0, t1, a, b, ktile, ks, vtile, vs, qs, acc, m, l, sc);
+    for (size_t h = h0; h < h1; ++h) {
+      const KT *ktile, *vtile;
+      TileAt(kv, h, d, dv, a, &b, &ktile, &vtile);
+      const size_t r0 = (h - h0) * rh;
+      AttendTile(df, sh, sq, t0, t1, a, b, ktile, ks, vtile, vs, qs + r0 * d, acc + r0 * dv, m + r0, l + r0, sc,
+                 NextTileAt<KT>(kv, h, d, dv, b, hi_all));
     }
   }
 }
 
-inline void AttendRows(const AttnShape& sh, const AttnSeq& sq, size_t kv_head, size_t t0, size_t t1, size_t j0,
+inline void AttendRows(const AttnShape& sh, const AttnSeq& sq, size_t h0, size_t h1, size_t t0, size_t t1, size_t j0,
                        size_t j1, float* acc, float* m, float* l, float* ws) {
   if (sq.kv.bf16) {
-    AttendRowsT<uint16_t>(sh, sq, kv_head, t0, t1, j0, j1, acc, m, l, ws);
+    AttendRowsT<uint16_t>(sh, sq, h0, h1, t0, t1, j0, j1, acc, m, l, ws);
   } else {
-    AttendRowsT<float>(sh, sq, kv_head, t0, t1, j0, j1, acc, m, l, ws);
+    AttendRowsT<float>(sh, sq, h0, h1, t0, t1, j0, j1, acc, m, l, ws);
   }
 }
 

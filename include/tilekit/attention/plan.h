@@ -59,14 +59,20 @@ inline void AttnKeyRange(const AttnShape& sh, const AttnSeq& sq, size_t t, size_
   if (sh.window && pos + 1 > sh.window) *lo = pos + 1 - sh.window;
 }
 
-// From this many rows per task a K/V tile is packed (widened) into contiguous
-// fp32 rows before the rows read it; fewer rows (decode) read it in place.
+// From this many rows per task the tiled path runs (rows along the vector
+// lanes, the K/V tile widened once into contiguous fp32 rows); fewer rows
+// (decode) take the row-by-row path, reading the tile in place.
 constexpr size_t kAttnPackRows = 8;
 
-// Floats of kernel workspace for `rows` query rows: the scaled Q rows, one row
-// of scores and a packed K/V tile.
+// Floats of kernel workspace for `rows` query rows. Row-by-row path: the
+// scaled Q rows and one row of scores. Tiled path, with R = rows rounded up to
+// whole vectors (at most kAttnMaxLanes more): Qᵀ (d × R), the scores of a tile
+// (kAttnTileKeys × R), five per-row arrays (R each) and the packed K/V tile.
 inline size_t AttnWorkspaceFloats(size_t rows, size_t d, size_t dv) {
-  return rows * d + kAttnTileKeys + kAttnMaxLanes + kAttnTileKeys * (d + dv);
+  const size_t R = (rows + kAttnMaxLanes - 1) / kAttnMaxLanes * kAttnMaxLanes;
+  const size_t by_row = rows * d + kAttnTileKeys + kAttnMaxLanes;
+  const size_t tiled = R * (d + kAttnTileKeys + 5) + kAttnTileKeys * (d + dv);
+  return std::max(by_row, tiled);
 }
 
 }  // namespace detail
