@@ -624,6 +624,48 @@ TEST_P(GemmTest, PyTorchLayoutPacksToTheSameWeights) {
   }
 }
 
+// One call may mix layouts: each segment is packed from its own source's
+// layout (pack_fuzz found [K][N] followed by [N][K] read as [K][N]).
+TEST_P(GemmTest, MixedSourceLayoutsPackLikeAllKN) {
+  TILEKIT_SEED_TRACE();
+  testing::Rng rng(33);
+  const size_t k = 37, n0 = 5, n1 = 61, n2 = 33;
+  std::vector<float> kn0(k * n0), kn1(k * n1), kn2(k * n2), nk1(n1 * k), nk2(n2 * k);
+  for (auto* v : {&kn0, &kn1, &kn2}) rng.fill(v->data(), v->size());
+  for (size_t i = 0; i < k; ++i) {
+    for (size_t j = 0; j < n1; ++j) nk1[j * k + i] = kn1[i * n1 + j];
+    for (size_t j = 0; j < n2; ++j) nk2[j * k + i] = kn2[i * n2 + j];
+  }
+  ThreadPool pool(2);
+  for (WeightType t : {WeightType::kF32, WeightType::kBf16}) {
+    for (Executor* executor : {static_cast<Executor*>(nullptr), static_cast<Executor*>(&pool)}) {
+      PackOptions opt;
+      opt.executor = executor;
+      const WeightSource kn[3] = {weights_kn(kn0.data(), k, n0), weights_kn(kn1.data(), k, n1),
+                                  weights_kn(kn2.data(), k, n2)};
+      const WeightSource mixed[3] = {weights_kn(kn0.data(), k, n0), weights_nk(nk1.data(), n1, k),
+                                     weights_kn(kn2.data(), k, n2)};
+      PackedWeights a, b;
+      ASSERT_EQ(pack_weights(kn, 3, t, PackKind::kSeparate, &a, opt), Status::kOk);
+      ASSERT_EQ(pack_weights(mixed, 3, t, PackKind::kSeparate, &b, opt), Status::kOk);
+      ASSERT_EQ(a.bytes(), b.bytes());
+      EXPECT_EQ(0, std::memcmp(a.panel(0), b.panel(0), a.bytes())) << weight_type_name(t) << " separate";
+      // Gate [N][K] with up [K][N], and the other way round.
+      const WeightSource gu_kn[2] = {weights_kn(kn1.data(), k, n1), weights_kn(kn1.data(), k, n1)};
+      const WeightSource gu_mixed[2][2] = {{weights_nk(nk1.data(), n1, k), weights_kn(kn1.data(), k, n1)},
+                                           {weights_kn(kn1.data(), k, n1), weights_nk(nk1.data(), n1, k)}};
+      PackedWeights c;
+      ASSERT_EQ(pack_weights(gu_kn, 2, t, PackKind::kGateUp, &c, opt), Status::kOk);
+      for (const auto& pair : gu_mixed) {
+        PackedWeights d;
+        ASSERT_EQ(pack_weights(pair, 2, t, PackKind::kGateUp, &d, opt), Status::kOk);
+        ASSERT_EQ(c.bytes(), d.bytes());
+        EXPECT_EQ(0, std::memcmp(c.panel(0), d.panel(0), c.bytes())) << weight_type_name(t) << " gate/up";
+      }
+    }
+  }
+}
+
 // Q, K, V packed together: one pass, separate outputs with their own epilogues,
 // or one concatenated output.
 // m = 1 runs the GEMV, whose panel groups span all three segments.

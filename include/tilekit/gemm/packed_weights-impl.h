@@ -272,21 +272,24 @@ struct PackAccess {
     PackedWeights& pw = *job.pw;
     const size_t panels = pw.panels_, p0 = panels * t / job.tasks, p1 = panels * (t + 1) / job.tasks;
     const size_t k = pw.k_, padded_k = pw.layout_.padded_k(k);
-    if (job.parts[0].layout == SourceLayout::kNK) {
-      // Each panel reads nr source rows front to back: panel by panel.
-      for (size_t pb = p0; pb < p1; ++pb) fill_panel(pw, job.parts, pb, 0, padded_k);
-      return;
-    }
-    // A [K][N] source row holds a little of every panel. Panel by panel, each
-    // of its rows is a cache miss one row stride (N floats) from the last:
-    // 0.3-0.9 GB/s at 11008 × 4096. Vector panels of separate segments go row
-    // by row across all of this share's panels instead (one read stream); the
-    // other layouts (AMX pairs, BFMMLA blocks, gate/up) take K blocks across
-    // the panels, which the general fill handles.
+    // Each segment in the order its own source is laid out (sources of one
+    // call may mix [K][N] and [N][K]; a gate/up pair is ordered by its gate).
     for (size_t s = 0; s < pw.segments_.size(); ++s) {
       const PackedSegment& seg = pw.segments_[s];
       const size_t q0 = std::max(p0, seg.panel_begin), q1 = std::min(p1, seg.panel_begin + seg.panels);
       if (q0 >= q1) continue;
+      if (job.parts[seg.gate_up ? 0 : s].layout == SourceLayout::kNK) {
+        // Each panel reads nr source rows front to back: panel by panel.
+        for (size_t pb = q0; pb < q1; ++pb) fill_panel(pw, job.parts, pb, 0, padded_k);
+        continue;
+      }
+      // A [K][N] source row holds a little of every panel. Panel by panel,
+      // each of its rows is a cache miss one row stride (N floats) from the
+      // last: 0.3-0.9 GB/s at 11008 × 4096. Vector panels of separate
+      // segments go row by row across all of this share's panels instead
+      // (one read stream); the other layouts (AMX pairs, BFMMLA blocks,
+      // gate/up) take K blocks across the panels, which the general fill
+      // handles.
       if (pw.layout_.kind == PanelKind::kVector && !seg.gate_up) {
         for (size_t kk = 0; kk < k; ++kk) fill_vector_row_kn(pw, job.parts[s], seg, kk, q0, q1);
         for (size_t pb = q0; pb < q1; ++pb) fill_panel(pw, job.parts, pb, k, padded_k);  // zero rows past K
