@@ -4,6 +4,7 @@
 #include "tilekit/convert/convert-inl.h"
 #include "tilekit/cpu/target-inl.h"
 #include "tilekit/gemm/gemm-inl.h"
+#include "tilekit/gemm/pack-inl.h"
 #include "tilekit/ops/rms_norm-inl.h"
 #include "tilekit/ops/rope-inl.h"
 #include "tilekit/ops/softmax-inl.h"

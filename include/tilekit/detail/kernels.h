@@ -47,6 +47,7 @@ HWY_EXPORT(ApplyEpilogueRows);
 HWY_EXPORT(RmsNormRows);
 HWY_EXPORT(RopeTokens);
 HWY_EXPORT(SoftmaxRows);
+HWY_EXPORT(StreamCopy);
 }  // namespace detail
 }  // namespace tilekit
 #endif  // HWY_ONCE
