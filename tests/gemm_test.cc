@@ -624,6 +624,21 @@ TEST_P(GemmTest, PyTorchLayoutPacksToTheSameWeights) {
   }
 }
 
+// K = 0 packs no bytes and reads nothing, so a source without data is valid
+// (pack_fuzz: the fill still formed null + column offsets, which UBSan reports).
+TEST_P(GemmTest, EmptyKWithNullSourcesPacksNothing) {
+  for (WeightType t : {WeightType::kF32, WeightType::kBf16}) {
+    for (SourceLayout layout : {SourceLayout::kKN, SourceLayout::kNK}) {
+      const WeightSource src{nullptr, 0, 37, layout == SourceLayout::kKN ? size_t{37} : size_t{0}, layout};
+      PackedWeights pw;
+      ASSERT_EQ(pack_weights(src, t, &pw), Status::kOk) << last_error();
+      EXPECT_EQ(pw.bytes(), 0u);
+      EXPECT_EQ(pw.k(), 0u);
+      EXPECT_EQ(pw.n(), 37u);
+    }
+  }
+}
+
 // One call may mix layouts: each segment is packed from its own source's
 // layout (pack_fuzz found [K][N] followed by [N][K] read as [K][N]).
 TEST_P(GemmTest, MixedSourceLayoutsPackLikeAllKN) {

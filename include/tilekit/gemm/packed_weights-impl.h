@@ -328,6 +328,8 @@ struct PackAccess {
   }
 
   static void fill(PackedWeights& pw, const WeightSource* parts, Executor* executor) {
+    // K = 0: no bytes, and the sources may be null (nothing is read).
+    if (pw.panel_bytes() == 0) return;
     FillJob job{&pw, parts, 1};
     if (executor && executor->num_threads() > 1 && pw.panels_ > 1) {
       job.tasks = std::min(executor->num_threads(), pw.panels_);
