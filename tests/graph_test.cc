@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <new>
 #include <string>
 #include <vector>
@@ -514,6 +515,43 @@ TEST(GraphLlamaInput, Llama2cCheckpoints) {
   EXPECT_TRUE(FailsWith(load_llama2c(path.c_str(), &ck), Status::kInvalidArgument, "size <= 0"));
   EXPECT_TRUE(FailsWith(load_llama2c("/nonexistent/graph_test.bin", &ck), Status::kInvalidArgument, "cannot open"));
   std::remove(path.c_str());
+}
+
+// The same checkpoint from memory and from a stream (read from its position);
+// a header whose body would be 2^40 floats, with 100 bytes after it, is refused
+// before anything is allocated.
+TEST(GraphLlamaInput, Llama2cFromMemoryAndStream) {
+  LlamaConfig c = TinyConfig();
+  c.tied_embeddings = false;
+  const RandomModel m(c, 14);
+  const int32_t raw[7] = {48, 112, 2, 6, 3, -97, 96};
+  std::vector<unsigned char> file(3 + sizeof(raw) + m.data.size() * sizeof(float));
+  std::memcpy(file.data() + 3, raw, sizeof(raw));
+  std::memcpy(file.data() + 3 + sizeof(raw), m.data.data(), m.data.size() * sizeof(float));
+  Llama2cCheckpoint from_memory, from_stream;
+  ASSERT_EQ(load_llama2c_memory(file.data() + 3, file.size() - 3, &from_memory), Status::kOk) << last_error();
+  EXPECT_EQ(from_memory.data, m.data);
+  EXPECT_EQ(from_memory.weights.classifier - from_memory.data.data(), m.weights.classifier - m.data.data());
+  std::FILE* f = fmemopen(file.data(), file.size(), "rb");
+  ASSERT_NE(f, nullptr);
+  ASSERT_EQ(std::fseek(f, 3, SEEK_SET), 0);
+  ASSERT_EQ(load_llama2c_stream(f, "fmemopen", &from_stream), Status::kOk) << last_error();
+  std::fclose(f);
+  EXPECT_EQ(from_stream.data, m.data);
+  EXPECT_FALSE(from_stream.config.tied_embeddings);
+  EXPECT_TRUE(FailsWith(load_llama2c_memory(file.data() + 3, file.size() - 4, &from_memory), Status::kShapeMismatch,
+                        "truncated"));
+  EXPECT_TRUE(FailsWith(load_llama2c_memory(file.data(), 27, &from_memory), Status::kInvalidArgument, "28-byte header"));
+  EXPECT_TRUE(FailsWith(load_llama2c_stream(nullptr, "none", &from_memory), Status::kNullPointer, "no stream"));
+  // dim 2^15, 2^10 layers: 2^15·2^15·12·2^10 floats, 2^42.
+  std::vector<unsigned char> huge(28 + 100, 0x5a);
+  const int32_t claim[7] = {1 << 15, 1 << 15, 1 << 10, 1 << 10, 1 << 10, 1 << 15, 1 << 15};
+  std::memcpy(huge.data(), claim, sizeof(claim));
+  const size_t before = g_allocations.load();
+  const Status refused = load_llama2c_memory(huge.data(), huge.size(), &from_memory);
+  EXPECT_EQ(g_allocations.load(), before);
+  EXPECT_TRUE(FailsWith(refused, Status::kShapeMismatch, "its header says"));
+  EXPECT_EQ(from_memory.data, m.data);  // a refused load leaves the checkpoint as it was
 }
 
 // The graph API for another shape: the seed MLP's three linears (bias, ReLU
