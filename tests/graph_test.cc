@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <new>
 #include <string>
 #include <vector>
@@ -453,6 +454,82 @@ TEST_P(GraphApi, MlpAddAndNormAgainstReference) {
   const TensorId e = bad.embedding(table.data(), V, D);
   EXPECT_EQ(bad.linear(e, weights_kn(w2.data(), H1, H2)), kNoTensor);
   EXPECT_TRUE(FailsWith(bad.build(gc), Status::kShapeMismatch, "for an input of 40 columns"));
+}
+
+// Found by graph_fuzz (docs/reliability.md): each was built, then ran wrong
+// or failed on every run.
+TEST(GraphFuzzRegressions, SizesThatOverflowAreRefusedAtBuild) {
+  Graph g;
+  g.mark_output(g.input(SIZE_MAX / 4 + 1));  // its bytes wrapped to a tiny arena
+  GraphConfig gc;
+  gc.max_tokens = 2;
+  EXPECT_TRUE(FailsWith(g.build(gc), Status::kOverflow, "does not fit"));
+}
+
+TEST(GraphFuzzRegressions, NegativeOrNanEpsIsRefusedByTheNode) {
+  const std::vector<float> w(4, 1.f);
+  for (float eps : {-1e-5f, std::numeric_limits<float>::quiet_NaN()}) {
+    Graph g;
+    TensorId x = g.input(4);
+    EXPECT_EQ(g.rms_norm(x, w.data(), eps), kNoTensor);
+    GraphConfig gc;
+    gc.max_tokens = 1;
+    EXPECT_TRUE(FailsWith(g.build(gc), Status::kShapeMismatch, "eps"));
+    Graph h;
+    TensorId r = h.input(4);
+    EXPECT_EQ(h.add_rms_norm(h.input(4), &r, w.data(), eps), kNoTensor);
+    EXPECT_TRUE(FailsWith(h.build(gc), Status::kShapeMismatch, "eps"));
+  }
+}
+
+TEST(GraphFuzzRegressions, LastTokensOfAPerSequenceTensorIsRefused) {
+  Graph g;
+  const TensorId last = g.last_tokens(g.input(3));
+  EXPECT_EQ(g.last_tokens(last), kNoTensor);  // ran over the step's token count of rows
+  GraphConfig gc;
+  gc.max_tokens = 4;
+  EXPECT_TRUE(FailsWith(g.build(gc), Status::kShapeMismatch, "row per sequence"));
+}
+
+// An input is alive from the first node: the caller writes it before the run.
+TEST(GraphFuzzRegressions, AnInputKeepsItsBytesUntilItIsRead) {
+  const std::vector<float> table(3 * 8, 7.f);
+  Graph g;
+  (void)g.embedding(table.data(), 3, 8);  // read by nothing: alive at node 0 only
+  const TensorId x = g.input(8);
+  const TensorId y = g.last_tokens(x);
+  g.mark_output(y);
+  GraphConfig gc;
+  gc.max_tokens = 2;
+  ASSERT_EQ(g.build(gc), Status::kOk) << last_error();
+  for (size_t i = 0; i < 16; ++i) g.input_data(x)[i] = static_cast<float>(i + 1);
+  const int32_t ids[2] = {0, 2};
+  const SequenceStep s{nullptr, 0, 0, 2};
+  ASSERT_EQ(g.run(Step{ids, &s, 1}), Status::kOk) << last_error();
+  for (size_t j = 0; j < 8; ++j) EXPECT_EQ(g.output(y).data[j], static_cast<float>(9 + j)) << j;  // not the table's 7
+}
+
+// add_rms_norm(x, &x): h = 2x; the sum must not be placed over x.
+TEST(GraphFuzzRegressions, AddRmsNormOfATensorWithItself) {
+  const std::vector<float> w(4, 1.f);
+  Graph g;
+  const TensorId x = g.input(4);
+  TensorId h = x;
+  const TensorId y = g.add_rms_norm(x, &h, w.data(), 0.f);
+  g.mark_output(h);
+  g.mark_output(y);
+  GraphConfig gc;
+  gc.max_tokens = 1;
+  ASSERT_EQ(g.build(gc), Status::kOk) << last_error();
+  const float in[4] = {1.f, -2.f, 3.f, 0.5f};
+  std::memcpy(g.input_data(x), in, sizeof(in));
+  const SequenceStep s{nullptr, 0, 0, 1};
+  ASSERT_EQ(g.run(Step{nullptr, &s, 1}), Status::kOk) << last_error();  // was kAliasing
+  for (int j = 0; j < 4; ++j) EXPECT_EQ(g.output(h).data[j], 2 * in[j]) << j;  // exact: doubling
+  // rmsnorm(2x) = x / rms(x), rms(x) = sqrt(14.25 / 4): the sum of squares (gamma_4,
+  // half of it in r), four roundings in r and two in x·r·w, 8u at most.
+  const double rms = std::sqrt(14.25 / 4);
+  for (int j = 0; j < 4; ++j) EXPECT_NEAR(g.output(y).data[j], in[j] / rms, 8 * kU * std::fabs(in[j] / rms)) << j;
 }
 
 }  // namespace
