@@ -464,6 +464,10 @@ TEST(GraphFuzzRegressions, SizesThatOverflowAreRefusedAtBuild) {
   GraphConfig gc;
   gc.max_tokens = 2;
   EXPECT_TRUE(FailsWith(g.build(gc), Status::kOverflow, "does not fit"));
+  // Tensors of 2^62 bytes (2 rows of 2^59 floats): one fits, two do not.
+  Graph h;
+  for (int i = 0; i < 3; ++i) h.mark_output(h.input(SIZE_MAX / 32));
+  EXPECT_TRUE(FailsWith(h.build(gc), Status::kOverflow, "does not fit"));
 }
 
 TEST(GraphFuzzRegressions, NegativeOrNanEpsIsRefusedByTheNode) {

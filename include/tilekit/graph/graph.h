@@ -671,10 +671,13 @@ inline Status Graph::build(const GraphConfig& config) {
   size_t total = 0;
   for (const Tensor& t : tensors_) {
     const size_t rows = t.rows == Rows::kSequences ? config.max_sequences : config.max_tokens;
-    if (t.cols > (SIZE_MAX / 2 - total) / sizeof(float) / rows) {
-      return fail(Status::kOverflow, "graph: a tensor of %zu x %zu floats does not fit in memory", rows, t.cols);
+    // total <= SIZE_MAX / 2 - kCacheLine before each step, so nothing wraps.
+    if (t.cols > (SIZE_MAX / 2 - kCacheLine - total) / sizeof(float) / rows) {
+      return fail(Status::kOverflow, "graph: a tensor of %zu x %zu floats (after %zu bytes of others) does not fit",
+                  rows, t.cols, total);
     }
     total += rows * t.cols * sizeof(float) + kCacheLine;
+    if (total > SIZE_MAX / 2 - kCacheLine) return fail(Status::kOverflow, "graph: the tensors' bytes do not fit");
   }
   config_ = config;
   for (Node& n : nodes_) {
