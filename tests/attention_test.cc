@@ -497,6 +497,29 @@ TEST_P(AttentionTest, NaNOutsideTheRangeNeverLeaksAndInsideItPropagates) {
   }
 }
 
+// A key whose logit is +Inf (an Inf weight upstream) makes the row NaN on every
+// path: Inf - Inf reached Exp, whose float-to-int step is undefined behaviour
+// on the emulated scalar path (UBSan in the asan leg; found by llama2c_fuzz).
+TEST_P(AttentionTest, AnInfiniteLogitGivesNaN) {
+  TILEKIT_SEED_TRACE();
+  for (size_t hq : {4, 8}) {  // row by row, and the tiled path
+    Case d;
+    d.t = 1;
+    d.s = 50;
+    d.hq = hq;
+    d.hkv = hq == 4 ? 2 : 1;
+    d.d = d.dv = 32;
+    d.causal = true;
+    testing::Rng rng(602);
+    Data y = MakeData(d, rng);
+    y.q[0] = 1.f;                     // query head 0's first component
+    y.k[3 * y.k_stride] = kInf;       // key 3 of kv head 0: q·k = +Inf
+    Output o = MakeOutput(d);
+    ASSERT_EQ(RunPlain(d, y, &o), Status::kOk) << last_error();
+    EXPECT_TRUE(std::isnan(o.f32[0])) << "Hq=" << hq;
+  }
+}
+
 TEST_P(AttentionTest, ChunkedPrefillAndDecodeMatchOneShot) {
   TILEKIT_SEED_TRACE();
   Case full;

@@ -9,6 +9,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <limits>
 #include <new>
 #include <string>
 #include <vector>
@@ -16,6 +18,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "llama_reference.h"
 #include "tilekit/graph/llama2c.h"
 #include "tilekit/tilekit.h"
 
@@ -24,14 +27,16 @@
 namespace tilekit {
 namespace {
 
+using Reference = testing::LlamaReference;
+using testing::EV;
 using testing::FailsWith;
 using testing::kBf16Eps;
-using testing::kF32Eps;
+using testing::kSigmas;
+using testing::kU;
 using testing::PathTest;
 using testing::Rng;
 using testing::WithinBound;
 
-constexpr double kU = kF32Eps;
 double Gamma(size_t n) { return n * kU / (1 - n * kU); }
 
 // A random model in llama2.c's layout (so checkpoints and models share it).
@@ -45,185 +50,8 @@ struct RandomModel {
     EXPECT_TRUE(llama2c_floats(c, &count));
     data.resize(count);
     llama2c_weights(c, data.data(), &weights);
-    // Variance 1/fan-in keeps activations O(1); norm weights near 1.
-    auto fill = [&](const float* p, size_t n, float scale, float lo = -1.f) {
-      float* q = data.data() + (p - data.data());
-      for (size_t i = 0; i < n; ++i) q[i] = lo < 0 ? rng.uniform(-scale, scale) : rng.uniform(lo, lo + scale);
-    };
-    const size_t D = c.dim, H = c.hidden, qd = c.heads * c.head_dim(), kvd = c.kv_heads * c.head_dim();
-    fill(weights.embedding, c.vocab * D, 1.f);
-    for (const LlamaLayerWeights& l : weights.layers) {
-      fill(l.attn_norm, D, 1.f, 0.5f);
-      fill(l.ffn_norm, D, 1.f, 0.5f);
-      fill(l.wq, qd * D, std::sqrt(3.f / D));
-      fill(l.wk, kvd * D, std::sqrt(3.f / D));
-      fill(l.wv, kvd * D, std::sqrt(3.f / D));
-      fill(l.wo, D * qd, std::sqrt(3.f / qd));
-      fill(l.w1, H * D, std::sqrt(3.f / D));
-      fill(l.w3, H * D, std::sqrt(3.f / D));
-      fill(l.w2, D * H, std::sqrt(3.f / H));
-    }
-    fill(weights.final_norm, D, 1.f, 0.5f);
-    if (!c.tied_embeddings) fill(weights.classifier, c.vocab * D, std::sqrt(3.f / D));
+    testing::FillLlamaWeights(c, weights, [&](float lo, float hi) { return rng.uniform(lo, hi); });
   }
-};
-
-// Values with their error bounds.
-struct EV {
-  std::vector<double> v, e;
-  explicit EV(size_t n = 0) : v(n, 0.0), e(n, 0.0) {}
-};
-
-// The fp64 forward of one sequence, one token at a time, from the formulas:
-// rmsnorm, x·Wᵀ, RoPE, causal softmax attention, SwiGLU, residuals. Beside
-// each value, e holds a bound on the standard deviation of an fp32
-// computation's error, propagated to first order under the probabilistic
-// model of rounding (Higham & Mary 2019: each rounding an independent,
-// mean-zero error of at most u relative): an inner product of n terms adds
-// u·√n·Σ|x·w| (each partial sum <= Σ|x·w|) and passes on Σ w²·σ_x²; bf16
-// weights (and A, where the path rounds it) add 2^-8·√Σ(x·w)²; exp, division
-// and the fp32 RoPE table a few ulps. The softmax weights move by at most
-// p·2·max|Δs| (worst case, as their errors are correlated). The worst-case
-// (componentwise) bound is about 10^11 times the errors seen through two
-// layers (|W| sums every input error with the same sign); errors stay below
-// kSigmas standard deviations (a normal tail of ~1e-9).
-constexpr double kSigmas = 6;
-
-class Reference {
- public:
-  Reference(const LlamaConfig& c, const LlamaWeights& w, double w_rel, double a_rel)
-      : c_(c), w_(w), w_rel_(w_rel), a_rel_(a_rel), k_(c.layers), v_(c.layers) {}
-
-  // Feeds the token at the next position; returns the logits with bounds.
-  EV step(int token) {
-    const size_t D = c_.dim, hs = c_.head_dim(), kvd = c_.kv_heads * hs, pos = len_++;
-    EV x(D);
-    for (size_t i = 0; i < D; ++i) x.v[i] = w_.embedding[token * D + i];
-    for (size_t l = 0; l < c_.layers; ++l) {
-      const LlamaLayerWeights& lw = w_.layers[l];
-      EV h = norm(x, lw.attn_norm);
-      EV q = linear(h, lw.wq, c_.heads * hs), k = linear(h, lw.wk, kvd), v = linear(h, lw.wv, kvd);
-      rope(&q, pos);
-      rope(&k, pos);
-      k_[l].push_back(k);
-      v_[l].push_back(v);
-      EV o = attend(q, l);
-      add(&x, linear(o, lw.wo, D));
-      h = norm(x, lw.ffn_norm);
-      EV g = linear(h, lw.w1, c_.hidden), u = linear(h, lw.w3, c_.hidden), a(c_.hidden);
-      for (size_t i = 0; i < c_.hidden; ++i) {
-        const double s = g.v[i] / (1 + std::exp(-g.v[i]));
-        a.v[i] = s * u.v[i];
-        a.e[i] = std::sqrt(std::pow(1.1 * g.e[i] * u.v[i], 2) + std::pow(s * u.e[i], 2) + std::pow(8 * kU * a.v[i], 2));
-      }
-      add(&x, linear(a, lw.w2, D));
-    }
-    const EV h = norm(x, w_.final_norm);
-    return linear(h, c_.tied_embeddings ? w_.embedding : w_.classifier, c_.vocab);
-  }
-
- private:
-  EV norm(const EV& x, const float* w) const {
-    const size_t n = x.v.size();
-    double ss = 0, xe = 0;
-    for (size_t i = 0; i < n; ++i) ss += x.v[i] * x.v[i], xe += x.v[i] * x.v[i] * x.e[i] * x.e[i];
-    const double r = 1 / std::sqrt(ss / n + c_.norm_eps);
-    // d r / r = -Σ x·dx / (Σx² + n·eps)
-    const double r_rel = std::sqrt(n) * kU + 4 * kU + std::sqrt(xe) / (ss + n * c_.norm_eps);
-    EV y(n);
-    for (size_t i = 0; i < n; ++i) {
-      y.v[i] = x.v[i] * r * w[i];
-      y.e[i] = std::hypot(std::fabs(w[i]) * r * std::hypot(x.e[i], x.v[i] * r_rel), 2 * kU * y.v[i]);
-    }
-    return y;
-  }
-  // y = x·Wᵀ, W: [n][k].
-  EV linear(const EV& x, const float* w, size_t n) const {
-    const size_t k = x.v.size();
-    const double round2 = w_rel_ * w_rel_ + a_rel_ * a_rel_;
-    EV y(n);
-    for (size_t j = 0; j < n; ++j) {
-      double s = 0, mag = 0, sq = 0, prop = 0;
-      for (size_t i = 0; i < k; ++i) {
-        const double wi = w[j * k + i], p = x.v[i] * wi;
-        s += p;
-        mag += std::fabs(p);
-        sq += p * p;
-        prop += x.e[i] * x.e[i] * wi * wi;
-      }
-      y.v[j] = s;
-      y.e[j] = std::sqrt(prop + round2 * sq + k * kU * kU * mag * mag + kU * kU * s * s);
-    }
-    return y;
-  }
-  static void add(EV* x, const EV& y) {
-    for (size_t i = 0; i < x->v.size(); ++i) {
-      x->v[i] += y.v[i];
-      x->e[i] = std::sqrt(x->e[i] * x->e[i] + y.e[i] * y.e[i] + kU * kU * x->v[i] * x->v[i]);
-    }
-  }
-  void rope(EV* x, size_t pos) const {
-    const size_t hs = c_.head_dim(), half = hs / 2;
-    for (size_t h = 0; h < x->v.size() / hs; ++h) {
-      for (size_t i = 0; i < half; ++i) {
-        const size_t a = h * hs + (c_.rope.pairing == RopePairing::kInterleaved ? 2 * i : i);
-        const size_t b = a + (c_.rope.pairing == RopePairing::kInterleaved ? 1 : half);
-        const double ang = pos * std::pow(c_.rope.theta, -2.0 * i / hs), co = std::cos(ang), si = std::sin(ang);
-        const double xa = x->v[a], xb = x->v[b], ea = x->e[a], eb = x->e[b];
-        const double err = 4 * kU * (std::fabs(xa) + std::fabs(xb));
-        x->v[a] = xa * co - xb * si;
-        x->v[b] = xa * si + xb * co;
-        x->e[a] = std::sqrt(ea * ea * co * co + eb * eb * si * si + err * err);
-        x->e[b] = std::sqrt(ea * ea * si * si + eb * eb * co * co + err * err);
-      }
-    }
-  }
-  EV attend(const EV& q, size_t l) const {
-    const size_t hs = c_.head_dim(), S = k_[l].size(), group = c_.heads / c_.kv_heads;
-    const double scale = 1 / std::sqrt(static_cast<double>(hs));
-    EV o(c_.heads * hs);
-    std::vector<double> s(S), p(S);
-    for (size_t h = 0; h < c_.heads; ++h) {
-      const size_t kh = h / group;
-      double mx = -1e300, es_max = 0;
-      for (size_t j = 0; j < S; ++j) {
-        const EV& k = k_[l][j];
-        double dot = 0, mag = 0, prop = 0;
-        for (size_t i = 0; i < hs; ++i) {
-          const double qi = q.v[h * hs + i], ki = k.v[kh * hs + i];
-          dot += qi * ki;
-          mag += std::fabs(qi * ki);
-          prop += q.e[h * hs + i] * q.e[h * hs + i] * ki * ki + qi * qi * k.e[kh * hs + i] * k.e[kh * hs + i];
-        }
-        s[j] = dot * scale;
-        es_max = std::max(es_max, scale * std::sqrt(prop + hs * kU * kU * mag * mag) + 2 * kU * std::fabs(s[j]));
-        mx = std::max(mx, s[j]);
-      }
-      double sum = 0;
-      for (size_t j = 0; j < S; ++j) sum += p[j] = std::exp(s[j] - mx);
-      // Softmax moves each weight by at most p·2·max|Δs|; exp, the online
-      // rescales (one per key at most) and the division round a few ulps each.
-      const double p_rel = 2 * es_max + 2 * std::sqrt(S) * kU + (16 + 2.0 * S) * kU;
-      for (size_t i = 0; i < hs; ++i) {
-        double acc = 0, mag = 0, prop = 0;
-        for (size_t j = 0; j < S; ++j) {
-          const double pj = p[j] / sum, vj = v_[l][j].v[kh * hs + i];
-          acc += pj * vj;
-          mag += pj * std::fabs(vj);
-          prop += pj * pj * v_[l][j].e[kh * hs + i] * v_[l][j].e[kh * hs + i];
-        }
-        o.v[h * hs + i] = acc;
-        o.e[h * hs + i] = std::hypot(std::sqrt(prop), p_rel * mag);
-      }
-    }
-    return o;
-  }
-
-  LlamaConfig c_;
-  const LlamaWeights& w_;
-  double w_rel_, a_rel_;
-  size_t len_ = 0;
-  std::vector<std::vector<EV>> k_, v_;
 };
 
 LlamaConfig TinyConfig(RopePairing pairing = RopePairing::kInterleaved) {
@@ -516,6 +344,43 @@ TEST(GraphLlamaInput, Llama2cCheckpoints) {
   std::remove(path.c_str());
 }
 
+// The same checkpoint from memory and from a stream (read from its position);
+// a header whose body would be 2^40 floats, with 100 bytes after it, is refused
+// before anything is allocated.
+TEST(GraphLlamaInput, Llama2cFromMemoryAndStream) {
+  LlamaConfig c = TinyConfig();
+  c.tied_embeddings = false;
+  const RandomModel m(c, 14);
+  const int32_t raw[7] = {48, 112, 2, 6, 3, -97, 96};
+  std::vector<unsigned char> file(3 + sizeof(raw) + m.data.size() * sizeof(float));
+  std::memcpy(file.data() + 3, raw, sizeof(raw));
+  std::memcpy(file.data() + 3 + sizeof(raw), m.data.data(), m.data.size() * sizeof(float));
+  Llama2cCheckpoint from_memory, from_stream;
+  ASSERT_EQ(load_llama2c_memory(file.data() + 3, file.size() - 3, &from_memory), Status::kOk) << last_error();
+  EXPECT_EQ(from_memory.data, m.data);
+  EXPECT_EQ(from_memory.weights.classifier - from_memory.data.data(), m.weights.classifier - m.data.data());
+  std::FILE* f = fmemopen(file.data(), file.size(), "rb");
+  ASSERT_NE(f, nullptr);
+  ASSERT_EQ(std::fseek(f, 3, SEEK_SET), 0);
+  ASSERT_EQ(load_llama2c_stream(f, "fmemopen", &from_stream), Status::kOk) << last_error();
+  std::fclose(f);
+  EXPECT_EQ(from_stream.data, m.data);
+  EXPECT_FALSE(from_stream.config.tied_embeddings);
+  EXPECT_TRUE(FailsWith(load_llama2c_memory(file.data() + 3, file.size() - 4, &from_memory), Status::kShapeMismatch,
+                        "truncated"));
+  EXPECT_TRUE(FailsWith(load_llama2c_memory(file.data(), 27, &from_memory), Status::kInvalidArgument, "28-byte header"));
+  EXPECT_TRUE(FailsWith(load_llama2c_stream(nullptr, "none", &from_memory), Status::kNullPointer, "no stream"));
+  // dim 2^15, 2^10 layers: 2^15·2^15·12·2^10 floats, 2^42.
+  std::vector<unsigned char> huge(28 + 100, 0x5a);
+  const int32_t claim[7] = {1 << 15, 1 << 15, 1 << 10, 1 << 10, 1 << 10, 1 << 15, 1 << 15};
+  std::memcpy(huge.data(), claim, sizeof(claim));
+  const size_t before = g_allocations.load();
+  const Status refused = load_llama2c_memory(huge.data(), huge.size(), &from_memory);
+  EXPECT_EQ(g_allocations.load(), before);
+  EXPECT_TRUE(FailsWith(refused, Status::kShapeMismatch, "its header says"));
+  EXPECT_EQ(from_memory.data, m.data);  // a refused load leaves the checkpoint as it was
+}
+
 // The graph API for another shape: the seed MLP's three linears (bias, ReLU
 // fused), an unfused add, add_rms_norm, and the plan: the arena is smaller
 // than every tensor in its own buffer.
@@ -589,6 +454,86 @@ TEST_P(GraphApi, MlpAddAndNormAgainstReference) {
   const TensorId e = bad.embedding(table.data(), V, D);
   EXPECT_EQ(bad.linear(e, weights_kn(w2.data(), H1, H2)), kNoTensor);
   EXPECT_TRUE(FailsWith(bad.build(gc), Status::kShapeMismatch, "for an input of 40 columns"));
+}
+
+// Found by graph_fuzz (docs/reliability.md): each was built, then ran wrong
+// or failed on every run.
+TEST(GraphFuzzRegressions, SizesThatOverflowAreRefusedAtBuild) {
+  Graph g;
+  g.mark_output(g.input(SIZE_MAX / 4 + 1));  // its bytes wrapped to a tiny arena
+  GraphConfig gc;
+  gc.max_tokens = 2;
+  EXPECT_TRUE(FailsWith(g.build(gc), Status::kOverflow, "does not fit"));
+  // Tensors of 2^62 bytes (2 rows of 2^59 floats): one fits, two do not.
+  Graph h;
+  for (int i = 0; i < 3; ++i) h.mark_output(h.input(SIZE_MAX / 32));
+  EXPECT_TRUE(FailsWith(h.build(gc), Status::kOverflow, "does not fit"));
+}
+
+TEST(GraphFuzzRegressions, NegativeOrNanEpsIsRefusedByTheNode) {
+  const std::vector<float> w(4, 1.f);
+  for (float eps : {-1e-5f, std::numeric_limits<float>::quiet_NaN()}) {
+    Graph g;
+    TensorId x = g.input(4);
+    EXPECT_EQ(g.rms_norm(x, w.data(), eps), kNoTensor);
+    GraphConfig gc;
+    gc.max_tokens = 1;
+    EXPECT_TRUE(FailsWith(g.build(gc), Status::kShapeMismatch, "eps"));
+    Graph h;
+    TensorId r = h.input(4);
+    EXPECT_EQ(h.add_rms_norm(h.input(4), &r, w.data(), eps), kNoTensor);
+    EXPECT_TRUE(FailsWith(h.build(gc), Status::kShapeMismatch, "eps"));
+  }
+}
+
+TEST(GraphFuzzRegressions, LastTokensOfAPerSequenceTensorIsRefused) {
+  Graph g;
+  const TensorId last = g.last_tokens(g.input(3));
+  EXPECT_EQ(g.last_tokens(last), kNoTensor);  // ran over the step's token count of rows
+  GraphConfig gc;
+  gc.max_tokens = 4;
+  EXPECT_TRUE(FailsWith(g.build(gc), Status::kShapeMismatch, "row per sequence"));
+}
+
+// An input is alive from the first node: the caller writes it before the run.
+TEST(GraphFuzzRegressions, AnInputKeepsItsBytesUntilItIsRead) {
+  const std::vector<float> table(3 * 8, 7.f);
+  Graph g;
+  (void)g.embedding(table.data(), 3, 8);  // read by nothing: alive at node 0 only
+  const TensorId x = g.input(8);
+  const TensorId y = g.last_tokens(x);
+  g.mark_output(y);
+  GraphConfig gc;
+  gc.max_tokens = 2;
+  ASSERT_EQ(g.build(gc), Status::kOk) << last_error();
+  for (size_t i = 0; i < 16; ++i) g.input_data(x)[i] = static_cast<float>(i + 1);
+  const int32_t ids[2] = {0, 2};
+  const SequenceStep s{nullptr, 0, 0, 2};
+  ASSERT_EQ(g.run(Step{ids, &s, 1}), Status::kOk) << last_error();
+  for (size_t j = 0; j < 8; ++j) EXPECT_EQ(g.output(y).data[j], static_cast<float>(9 + j)) << j;  // not the table's 7
+}
+
+// add_rms_norm(x, &x): h = 2x; the sum must not be placed over x.
+TEST(GraphFuzzRegressions, AddRmsNormOfATensorWithItself) {
+  const std::vector<float> w(4, 1.f);
+  Graph g;
+  const TensorId x = g.input(4);
+  TensorId h = x;
+  const TensorId y = g.add_rms_norm(x, &h, w.data(), 0.f);
+  g.mark_output(h);
+  g.mark_output(y);
+  GraphConfig gc;
+  gc.max_tokens = 1;
+  ASSERT_EQ(g.build(gc), Status::kOk) << last_error();
+  const float in[4] = {1.f, -2.f, 3.f, 0.5f};
+  std::memcpy(g.input_data(x), in, sizeof(in));
+  const SequenceStep s{nullptr, 0, 0, 1};
+  ASSERT_EQ(g.run(Step{nullptr, &s, 1}), Status::kOk) << last_error();  // was kAliasing
+  for (int j = 0; j < 4; ++j) EXPECT_EQ(g.output(h).data[j], 2 * in[j]) << j;  // exact: doubling
+  // rmsnorm(2x) = x / rms(x), rms(x) = sqrt(14.25 / 4): the sum of squares (gamma_4,
+  // half of it in r), four roundings in r and two in x·r·w, 8u at most.
+  const double rms = std::sqrt(14.25 / 4);
+  for (int j = 0; j < 4; ++j) EXPECT_NEAR(g.output(y).data[j], in[j] / rms, 8 * kU * std::fabs(in[j] / rms)) << j;
 }
 
 }  // namespace

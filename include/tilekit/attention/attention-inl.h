@@ -33,6 +33,17 @@ namespace detail {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
+// exp(x), NaN for a NaN x (+Inf - +Inf: a key with an infinite logit). Highway's
+// Exp converts x to int on the way, and on the emulated targets (EMU128, the
+// scalar path) a NaN's conversion is undefined behaviour (UBSan, llama2c_fuzz
+// with an infinite weight); SIMD targets gave 0. NaN propagates to the row, as
+// softmax does.
+template <class DF, class V>
+HWY_INLINE V ExpKeepNaN(DF df, V x) {
+  const auto nan = hn::IsNaN(x);
+  return hn::IfThenElse(nan, x, hn::Exp(df, hn::IfThenZeroElse(nan, x)));
+}
+
 template <class DF>
 HWY_INLINE hn::Vec<DF> LoadKvRow(DF df, const float* HWY_RESTRICT p) {
   return hn::LoadU(df, p);
@@ -338,11 +349,11 @@ HWY_INLINE void AttendTile(DF df, const AttnShape& sh, const AttnSeq& sq, size_t
       }
       const float m_new = std::max(m[r], mx);
       if (kept == 0 || m_new == kNegInf) continue;
-      const float alpha = m[r] == kNegInf ? 0.f : hn::GetLane(hn::Exp(df, hn::Set(df, m[r] - m_new)));
+      const float alpha = m[r] == kNegInf ? 0.f : hn::GetLane(ExpKeepNaN(df, hn::Set(df, m[r] - m_new)));
       const auto vm = hn::Set(df, m_new);
       for (size_t i = n; i < n_padded; ++i) sc[i] = kNegInf;
       for (size_t i = 0; i < n_padded; i += L) {
-        hn::StoreU(hn::Exp(df, hn::Sub(hn::LoadU(df, sc + i), vm)), df, sc + i);
+        hn::StoreU(ExpKeepNaN(df, hn::Sub(hn::LoadU(df, sc + i), vm)), df, sc + i);
       }
       float sum = 0.f;
       for (size_t i = 0; i < kept; ++i) {
@@ -487,11 +498,11 @@ HWY_INLINE void SoftmaxTile(DF df, const AttnShape& sh, const AttnSeq& sq, size_
     auto sum = hn::Zero(df);
     for (size_t j = 0; j < n; ++j) {
       const auto s = hn::LoadU(df, st + j * R + r);
-      const auto p = hn::IfThenElse(hn::Eq(s, neg_inf), hn::Set(df, -0.f), hn::Exp(df, hn::Sub(s, base)));
+      const auto p = hn::IfThenElse(hn::Eq(s, neg_inf), hn::Set(df, -0.f), ExpKeepNaN(df, hn::Sub(s, base)));
       hn::StoreU(p, df, st + j * R + r);
       sum = hn::Add(sum, p);
     }
-    const auto al = hn::IfThenZeroElse(hn::Eq(m_old, neg_inf), hn::Exp(df, hn::Sub(m_old, base)));
+    const auto al = hn::IfThenZeroElse(hn::Eq(m_old, neg_inf), ExpKeepNaN(df, hn::Sub(m_old, base)));
     hn::StoreU(al, df, alpha + r);
     // A NaN logit makes the row's sum NaN, and so its output and lse.
     hn::StoreU(hn::Add(hn::MulAdd(hn::LoadU(df, l + r), al, sum), nan), df, l + r);

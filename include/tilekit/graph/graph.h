@@ -350,7 +350,8 @@ inline TensorId Graph::gate_up_swiglu(TensorId x, const WeightSource& gate, cons
 
 inline TensorId Graph::rms_norm(TensorId x, const float* weight, float eps) {
   if (!valid(x, "rms_norm")) return kNoTensor;
-  TILEKIT_GRAPH_REQUIRE(weight, "graph: rms_norm weight is null");
+  // The kernel refuses such an eps on every run: refuse the node instead.
+  TILEKIT_GRAPH_REQUIRE(weight && eps >= 0.f, "graph: rms_norm needs a weight and eps >= 0 (eps %g)", eps);
   Node n{Op::kRmsNorm};
   n.a = x;
   n.param = keep(weight, tensors_[x].cols);
@@ -361,9 +362,10 @@ inline TensorId Graph::rms_norm(TensorId x, const float* weight, float eps) {
 
 inline TensorId Graph::add_rms_norm(TensorId x, TensorId* residual, const float* weight, float eps) {
   if (!valid(x, "add_rms_norm") || !residual || !valid(*residual, "add_rms_norm")) return kNoTensor;
-  TILEKIT_GRAPH_REQUIRE(weight && tensors_[x].cols == tensors_[*residual].cols &&
+  TILEKIT_GRAPH_REQUIRE(weight && eps >= 0.f && tensors_[x].cols == tensors_[*residual].cols &&
                             tensors_[x].rows == tensors_[*residual].rows,
-                        "graph: add_rms_norm of %zu and %zu columns", tensors_[x].cols, tensors_[*residual].cols);
+                        "graph: add_rms_norm of %zu and %zu columns (eps %g, weight %s)", tensors_[x].cols,
+                        tensors_[*residual].cols, eps, weight ? "given" : "null");
   Node n{Op::kAddRmsNorm};
   n.a = x;
   n.b = *residual;
@@ -427,15 +429,18 @@ inline TensorId Graph::attention(TensorId q, size_t heads, size_t layer, float s
   return add_node(std::move(n));
 }
 
-#undef TILEKIT_GRAPH_REQUIRE
-
 inline TensorId Graph::last_tokens(TensorId x) {
   if (!valid(x, "last_tokens")) return kNoTensor;
+  // A per-sequence tensor has no token rows: run() would index it by the
+  // step's token count, past its sequence rows.
+  TILEKIT_GRAPH_REQUIRE(tensors_[x].rows == Rows::kTokens, "graph: last_tokens of a tensor with a row per sequence");
   Node n{Op::kLastTokens};
   n.a = x;
   n.out = new_tensor(tensors_[x].cols, Rows::kSequences);
   return add_node(std::move(n));
 }
+
+#undef TILEKIT_GRAPH_REQUIRE
 
 inline void Graph::mark_output(TensorId t) {
   if (valid(t, "mark_output")) tensors_[t].output = true;
@@ -553,6 +558,12 @@ inline void Graph::plan() {
     write(n.out2, i);
     for (const Segment& s : n.segs) write(s.out, i);
   }
+  // The caller writes an input before the run: it is alive from the first
+  // node (else a tensor that dies before its input node may share its bytes
+  // and overwrite them).
+  for (const Node& n : nodes_) {
+    if (n.op == Op::kInput) tensors_[n.out].def = 0;
+  }
   for (Tensor& t : tensors_) {
     if (t.def < 0) t.def = 0;  // never produced (a dead node's): costs nothing below
     if (t.last < t.def) t.last = t.def;
@@ -606,7 +617,11 @@ inline void Graph::plan() {
         break;
       case Op::kAdd: share(n.out, n.a, i) || share(n.out, n.b, i); break;
       case Op::kRmsNorm: share(n.out, n.a, i); break;
-      case Op::kAddRmsNorm: share(n.out2, n.b, i); break;
+      case Op::kAddRmsNorm:
+        // Not when x is the residual (add_rms_norm(x, &x)): the sum over it
+        // would overlap x, which add_rms_norm refuses.
+        if (!same_storage(n.a, n.b)) share(n.out2, n.b, i);
+        break;
       default: break;
     }
   }
@@ -649,6 +664,20 @@ inline Status Graph::build(const GraphConfig& config) {
     if ((n.op == Op::kKvWrite || n.op == Op::kAttention) && !config.kv_cache) {
       return fail(Status::kNullPointer, "graph: kv_write and attention nodes need GraphConfig::kv_cache");
     }
+  }
+  // Each tensor's bytes at the most rows, and all of them together (the arena
+  // is at most their sum), must fit in size_t: an input or embedding of 2^62
+  // columns planned a wrapped, tiny arena that run() then wrote past.
+  size_t total = 0;
+  for (const Tensor& t : tensors_) {
+    const size_t rows = t.rows == Rows::kSequences ? config.max_sequences : config.max_tokens;
+    // total <= SIZE_MAX / 2 - kCacheLine before each step, so nothing wraps.
+    if (t.cols > (SIZE_MAX / 2 - kCacheLine - total) / sizeof(float) / rows) {
+      return fail(Status::kOverflow, "graph: a tensor of %zu x %zu floats (after %zu bytes of others) does not fit",
+                  rows, t.cols, total);
+    }
+    total += rows * t.cols * sizeof(float) + kCacheLine;
+    if (total > SIZE_MAX / 2 - kCacheLine) return fail(Status::kOverflow, "graph: the tensors' bytes do not fit");
   }
   config_ = config;
   for (Node& n : nodes_) {

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <vector>
 
 #include "tilekit/graph/llama.h"
@@ -101,47 +102,73 @@ inline void llama2c_weights(const LlamaConfig& c, const float* p, LlamaWeights* 
   }
 }
 
-// Reads a whole checkpoint; a file shorter or longer than its header says is
-// refused (a truncated download, or a file of another format).
+// The body's size check shared by the readers: the header's config and float
+// count, and the refusal of a body whose size is not the header's (a truncated
+// download, or a file of another format). It runs before anything is
+// allocated, so a header claiming 2^40 floats in a 100-byte file costs nothing.
+inline Status llama2c_check(const int32_t raw[7], size_t body_bytes, const char* name, LlamaConfig* c, size_t* count) {
+  Llama2cHeader h;
+  h.dim = raw[0], h.hidden_dim = raw[1], h.n_layers = raw[2], h.n_heads = raw[3], h.n_kv_heads = raw[4];
+  h.vocab_size = raw[5], h.seq_len = raw[6];
+  const Status st = llama2c_config(h, c);
+  if (st != Status::kOk) return st;
+  if (!llama2c_floats(*c, count)) return fail(Status::kOverflow, "llama2c: %s: the header's sizes overflow", name);
+  if (body_bytes != *count * sizeof(float)) {
+    return fail(Status::kShapeMismatch, "llama2c: %s has %zu bytes, its header says %zu (truncated or not this format)",
+                name, 28 + body_bytes, 28 + *count * sizeof(float));
+  }
+  return Status::kOk;
+}
+
+// Reads a checkpoint from `size` bytes in memory (a mapped or embedded file).
+inline Status load_llama2c_memory(const void* bytes, size_t size, Llama2cCheckpoint* out) {
+  if (!bytes || size < 28) return fail(Status::kInvalidArgument, "llama2c: memory is shorter than the 28-byte header");
+  int32_t raw[7];
+  std::memcpy(raw, bytes, sizeof(raw));
+  Llama2cCheckpoint ck;
+  size_t count = 0;
+  const Status st = llama2c_check(raw, size - 28, "memory", &ck.config, &count);
+  if (st != Status::kOk) return st;
+  ck.data.resize(count);
+  if (count) std::memcpy(ck.data.data(), static_cast<const unsigned char*>(bytes) + 28, count * sizeof(float));
+  llama2c_weights(ck.config, ck.data.data(), &ck.weights);
+  *out = std::move(ck);  // the move keeps the vector's buffer, so the pointers stay valid
+  return Status::kOk;
+}
+
+// Reads a checkpoint from a seekable stream, from its position to its end
+// (`name` is for messages); the stream stays open.
+inline Status load_llama2c_stream(std::FILE* f, const char* name, Llama2cCheckpoint* out) {
+  if (!name) name = "(stream)";
+  if (!f) return fail(Status::kNullPointer, "llama2c: %s: no stream", name);
+  const long start = std::ftell(f);
+  int32_t raw[7];
+  if (start < 0 || std::fread(raw, sizeof(int32_t), 7, f) != 7) {
+    return fail(Status::kInvalidArgument, "llama2c: %s is shorter than the 28-byte header", name);
+  }
+  const long body = std::ftell(f);
+  if (body < 0 || std::fseek(f, 0, SEEK_END) != 0) return fail(Status::kInvalidArgument, "llama2c: %s cannot seek", name);
+  const long end = std::ftell(f);
+  if (end < body || std::fseek(f, body, SEEK_SET) != 0) return fail(Status::kInvalidArgument, "llama2c: %s cannot seek", name);
+  Llama2cCheckpoint ck;
+  size_t count = 0;
+  const Status st = llama2c_check(raw, static_cast<size_t>(end - body), name, &ck.config, &count);
+  if (st != Status::kOk) return st;
+  ck.data.resize(count);
+  const size_t read = std::fread(ck.data.data(), sizeof(float), count, f);
+  if (read != count) return fail(Status::kInvalidArgument, "llama2c: %s: read %zu of %zu floats", name, read, count);
+  llama2c_weights(ck.config, ck.data.data(), &ck.weights);
+  *out = std::move(ck);  // the move keeps the vector's buffer, so the pointers stay valid
+  return Status::kOk;
+}
+
+// Reads a whole checkpoint file.
 inline Status load_llama2c(const char* path, Llama2cCheckpoint* out) {
   std::FILE* f = path ? std::fopen(path, "rb") : nullptr;
   if (!f) return fail(Status::kInvalidArgument, "llama2c: cannot open %s", path ? path : "(null)");
-  Llama2cHeader h;
-  int32_t raw[7];
-  const bool got_header = std::fread(raw, sizeof(int32_t), 7, f) == 7;
-  if (!got_header) {
-    std::fclose(f);
-    return fail(Status::kInvalidArgument, "llama2c: %s is shorter than the 28-byte header", path);
-  }
-  h.dim = raw[0], h.hidden_dim = raw[1], h.n_layers = raw[2], h.n_heads = raw[3], h.n_kv_heads = raw[4];
-  h.vocab_size = raw[5], h.seq_len = raw[6];
-  Llama2cCheckpoint ck;
-  Status st = llama2c_config(h, &ck.config);
-  size_t count = 0;
-  if (st == Status::kOk && !llama2c_floats(ck.config, &count)) {
-    st = fail(Status::kOverflow, "llama2c: %s: the header's sizes overflow", path);
-  }
-  if (st != Status::kOk) {
-    std::fclose(f);
-    return st;
-  }
-  std::fseek(f, 0, SEEK_END);
-  const long size = std::ftell(f);
-  const size_t want = 28 + count * sizeof(float);
-  if (size < 0 || static_cast<size_t>(size) != want) {
-    std::fclose(f);
-    return fail(Status::kShapeMismatch, "llama2c: %s has %ld bytes, its header says %zu (truncated or not this format)",
-                path, size, want);
-  }
-  std::fseek(f, 28, SEEK_SET);
-  ck.data.resize(count);
-  const size_t read = std::fread(ck.data.data(), sizeof(float), count, f);
+  const Status st = load_llama2c_stream(f, path, out);
   std::fclose(f);
-  if (read != count) return fail(Status::kInvalidArgument, "llama2c: %s: read %zu of %zu floats", path, read, count);
-  llama2c_weights(ck.config, ck.data.data(), &ck.weights);
-  *out = std::move(ck);
-  // The move keeps the vector's buffer, so the pointers stay valid.
-  return Status::kOk;
+  return st;
 }
 
 // Writes a checkpoint: the header, then `count` floats laid out as above.

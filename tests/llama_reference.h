@@ -1,0 +1,205 @@
+// The Llama forward in fp64 with a running error bound (graph_test, and
+// llama2c_fuzz's check of a loaded checkpoint), and random weights scaled so
+// activations stay O(1).
+#ifndef TILEKIT_TESTS_LLAMA_REFERENCE_H_
+#define TILEKIT_TESTS_LLAMA_REFERENCE_H_
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "harness.h"
+#include "tilekit/graph/llama.h"
+
+namespace tilekit {
+namespace testing {
+
+// Fills the weights `w` points at (inside a buffer the caller owns, e.g. a
+// llama2.c body) with uniform(lo, hi) values: variance 1/fan-in keeps
+// activations O(1); norm weights near 1.
+template <typename Uniform>
+void FillLlamaWeights(const LlamaConfig& c, const LlamaWeights& w, Uniform&& uniform) {
+  auto fill = [&](const float* p, size_t n, float scale, float lo = -1.f) {
+    float* q = const_cast<float*>(p);
+    for (size_t i = 0; i < n; ++i) q[i] = lo < 0 ? uniform(-scale, scale) : uniform(lo, lo + scale);
+  };
+  const size_t D = c.dim, H = c.hidden, qd = c.heads * c.head_dim(), kvd = c.kv_heads * c.head_dim();
+  fill(w.embedding, c.vocab * D, 1.f);
+  for (const LlamaLayerWeights& l : w.layers) {
+    fill(l.attn_norm, D, 1.f, 0.5f);
+    fill(l.ffn_norm, D, 1.f, 0.5f);
+    fill(l.wq, qd * D, std::sqrt(3.f / D));
+    fill(l.wk, kvd * D, std::sqrt(3.f / D));
+    fill(l.wv, kvd * D, std::sqrt(3.f / D));
+    fill(l.wo, D * qd, std::sqrt(3.f / qd));
+    fill(l.w1, H * D, std::sqrt(3.f / D));
+    fill(l.w3, H * D, std::sqrt(3.f / D));
+    fill(l.w2, D * H, std::sqrt(3.f / H));
+  }
+  fill(w.final_norm, D, 1.f, 0.5f);
+  if (!c.tied_embeddings) fill(w.classifier, c.vocab * D, std::sqrt(3.f / D));
+}
+
+// Values with their error bounds.
+struct EV {
+  std::vector<double> v, e;
+  explicit EV(size_t n = 0) : v(n, 0.0), e(n, 0.0) {}
+};
+
+// The fp64 forward of one sequence, one token at a time, from the formulas:
+// rmsnorm, x·Wᵀ, RoPE, causal softmax attention, SwiGLU, residuals. Beside
+// each value, e holds a bound on the standard deviation of an fp32
+// computation's error, propagated to first order under the probabilistic
+// model of rounding (Higham & Mary 2019: each rounding an independent,
+// mean-zero error of at most u relative): an inner product of n terms adds
+// u·√n·Σ|x·w| (each partial sum <= Σ|x·w|) and passes on Σ w²·σ_x²; bf16
+// weights (and A, where the path rounds it) add 2^-8·√Σ(x·w)²; exp, division
+// and the fp32 RoPE table a few ulps. The softmax weights move by at most
+// p·2·max|Δs| (worst case, as their errors are correlated). The worst-case
+// (componentwise) bound is about 10^11 times the errors seen through two
+// layers (|W| sums every input error with the same sign); errors stay below
+// kSigmas standard deviations (a normal tail of ~1e-9).
+constexpr double kSigmas = 6;
+constexpr double kU = kF32Eps;
+
+class LlamaReference {
+ public:
+  LlamaReference(const LlamaConfig& c, const LlamaWeights& w, double w_rel, double a_rel)
+      : c_(c), w_(w), w_rel_(w_rel), a_rel_(a_rel), k_(c.layers), v_(c.layers) {}
+
+  // Feeds the token at the next position; returns the logits with bounds.
+  EV step(int token) {
+    const size_t D = c_.dim, hs = c_.head_dim(), kvd = c_.kv_heads * hs, pos = len_++;
+    EV x(D);
+    for (size_t i = 0; i < D; ++i) x.v[i] = w_.embedding[token * D + i];
+    for (size_t l = 0; l < c_.layers; ++l) {
+      const LlamaLayerWeights& lw = w_.layers[l];
+      EV h = norm(x, lw.attn_norm);
+      EV q = linear(h, lw.wq, c_.heads * hs), k = linear(h, lw.wk, kvd), v = linear(h, lw.wv, kvd);
+      rope(&q, pos);
+      rope(&k, pos);
+      k_[l].push_back(k);
+      v_[l].push_back(v);
+      EV o = attend(q, l);
+      add(&x, linear(o, lw.wo, D));
+      h = norm(x, lw.ffn_norm);
+      EV g = linear(h, lw.w1, c_.hidden), u = linear(h, lw.w3, c_.hidden), a(c_.hidden);
+      for (size_t i = 0; i < c_.hidden; ++i) {
+        const double s = g.v[i] / (1 + std::exp(-g.v[i]));
+        a.v[i] = s * u.v[i];
+        a.e[i] = std::sqrt(std::pow(1.1 * g.e[i] * u.v[i], 2) + std::pow(s * u.e[i], 2) + std::pow(8 * kU * a.v[i], 2));
+      }
+      add(&x, linear(a, lw.w2, D));
+    }
+    const EV h = norm(x, w_.final_norm);
+    return linear(h, c_.tied_embeddings ? w_.embedding : w_.classifier, c_.vocab);
+  }
+
+ private:
+  EV norm(const EV& x, const float* w) const {
+    const size_t n = x.v.size();
+    double ss = 0, xe = 0;
+    for (size_t i = 0; i < n; ++i) ss += x.v[i] * x.v[i], xe += x.v[i] * x.v[i] * x.e[i] * x.e[i];
+    const double r = 1 / std::sqrt(ss / n + c_.norm_eps);
+    // d r / r = -Σ x·dx / (Σx² + n·eps)
+    const double r_rel = std::sqrt(n) * kU + 4 * kU + std::sqrt(xe) / (ss + n * c_.norm_eps);
+    EV y(n);
+    for (size_t i = 0; i < n; ++i) {
+      y.v[i] = x.v[i] * r * w[i];
+      y.e[i] = std::hypot(std::fabs(w[i]) * r * std::hypot(x.e[i], x.v[i] * r_rel), 2 * kU * y.v[i]);
+    }
+    return y;
+  }
+  // y = x·Wᵀ, W: [n][k].
+  EV linear(const EV& x, const float* w, size_t n) const {
+    const size_t k = x.v.size();
+    const double round2 = w_rel_ * w_rel_ + a_rel_ * a_rel_;
+    EV y(n);
+    for (size_t j = 0; j < n; ++j) {
+      double s = 0, mag = 0, sq = 0, prop = 0;
+      for (size_t i = 0; i < k; ++i) {
+        const double wi = w[j * k + i], p = x.v[i] * wi;
+        s += p;
+        mag += std::fabs(p);
+        sq += p * p;
+        prop += x.e[i] * x.e[i] * wi * wi;
+      }
+      y.v[j] = s;
+      y.e[j] = std::sqrt(prop + round2 * sq + k * kU * kU * mag * mag + kU * kU * s * s);
+    }
+    return y;
+  }
+  static void add(EV* x, const EV& y) {
+    for (size_t i = 0; i < x->v.size(); ++i) {
+      x->v[i] += y.v[i];
+      x->e[i] = std::sqrt(x->e[i] * x->e[i] + y.e[i] * y.e[i] + kU * kU * x->v[i] * x->v[i]);
+    }
+  }
+  void rope(EV* x, size_t pos) const {
+    const size_t hs = c_.head_dim(), half = hs / 2;
+    for (size_t h = 0; h < x->v.size() / hs; ++h) {
+      for (size_t i = 0; i < half; ++i) {
+        const size_t a = h * hs + (c_.rope.pairing == RopePairing::kInterleaved ? 2 * i : i);
+        const size_t b = a + (c_.rope.pairing == RopePairing::kInterleaved ? 1 : half);
+        const double ang = pos * std::pow(c_.rope.theta, -2.0 * i / hs), co = std::cos(ang), si = std::sin(ang);
+        const double xa = x->v[a], xb = x->v[b], ea = x->e[a], eb = x->e[b];
+        const double err = 4 * kU * (std::fabs(xa) + std::fabs(xb));
+        x->v[a] = xa * co - xb * si;
+        x->v[b] = xa * si + xb * co;
+        x->e[a] = std::sqrt(ea * ea * co * co + eb * eb * si * si + err * err);
+        x->e[b] = std::sqrt(ea * ea * si * si + eb * eb * co * co + err * err);
+      }
+    }
+  }
+  EV attend(const EV& q, size_t l) const {
+    const size_t hs = c_.head_dim(), S = k_[l].size(), group = c_.heads / c_.kv_heads;
+    const double scale = 1 / std::sqrt(static_cast<double>(hs));
+    EV o(c_.heads * hs);
+    std::vector<double> s(S), p(S);
+    for (size_t h = 0; h < c_.heads; ++h) {
+      const size_t kh = h / group;
+      double mx = -1e300, es_max = 0;
+      for (size_t j = 0; j < S; ++j) {
+        const EV& k = k_[l][j];
+        double dot = 0, mag = 0, prop = 0;
+        for (size_t i = 0; i < hs; ++i) {
+          const double qi = q.v[h * hs + i], ki = k.v[kh * hs + i];
+          dot += qi * ki;
+          mag += std::fabs(qi * ki);
+          prop += q.e[h * hs + i] * q.e[h * hs + i] * ki * ki + qi * qi * k.e[kh * hs + i] * k.e[kh * hs + i];
+        }
+        s[j] = dot * scale;
+        es_max = std::max(es_max, scale * std::sqrt(prop + hs * kU * kU * mag * mag) + 2 * kU * std::fabs(s[j]));
+        mx = std::max(mx, s[j]);
+      }
+      double sum = 0;
+      for (size_t j = 0; j < S; ++j) sum += p[j] = std::exp(s[j] - mx);
+      // Softmax moves each weight by at most p·2·max|Δs|; exp, the online
+      // rescales (one per key at most) and the division round a few ulps each.
+      const double p_rel = 2 * es_max + 2 * std::sqrt(S) * kU + (16 + 2.0 * S) * kU;
+      for (size_t i = 0; i < hs; ++i) {
+        double acc = 0, mag = 0, prop = 0;
+        for (size_t j = 0; j < S; ++j) {
+          const double pj = p[j] / sum, vj = v_[l][j].v[kh * hs + i];
+          acc += pj * vj;
+          mag += pj * std::fabs(vj);
+          prop += pj * pj * v_[l][j].e[kh * hs + i] * v_[l][j].e[kh * hs + i];
+        }
+        o.v[h * hs + i] = acc;
+        o.e[h * hs + i] = std::hypot(std::sqrt(prop), p_rel * mag);
+      }
+    }
+    return o;
+  }
+
+  LlamaConfig c_;
+  const LlamaWeights& w_;
+  double w_rel_, a_rel_;
+  size_t len_ = 0;
+  std::vector<std::vector<EV>> k_, v_;
+};
+
+}  // namespace testing
+}  // namespace tilekit
+
+#endif  // TILEKIT_TESTS_LLAMA_REFERENCE_H_
