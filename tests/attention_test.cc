@@ -575,6 +575,27 @@ TEST_P(AttentionTest, MergeOfTwoHalvesIsTheWhole) {
   EXPECT_EQ(l3[0], -kInf);
 }
 
+// attention_fuzz: attention_merge accepted lse_out over a (a row's lse then
+// read back as part of a later row of a) and lse_a inside out; and with
+// head_dim 0, T x H lse values whose bytes overflow (the views span nothing,
+// so nothing else bounds them) were read far past the arrays.
+TEST_P(AttentionTest, MergeRefusesOutputsOverItsInputsAndOverflow) {
+  std::vector<float> a(8, 0.5f), b(8, -0.25f), out(8, 7.f), la(4, 0.f), lb(4, 1.f), lo(4, 7.f);
+  const auto view = [](float* p) { return heads_view(p, 2, 2, 2); };
+  EXPECT_EQ(attention_merge(view(a.data()), la.data(), view(b.data()), lb.data(), view(out.data()), a.data()),
+            Status::kAliasing);
+  EXPECT_EQ(attention_merge(view(a.data()), out.data() + 2, view(b.data()), lb.data(), view(out.data()), lo.data()),
+            Status::kAliasing);
+  const size_t huge = SIZE_MAX / 2 + 1;
+  EXPECT_EQ(attention_merge(HeadsView<const float>{a.data(), huge, 1, 0, 0, 0}, la.data(),
+                            HeadsView<const float>{b.data(), huge, 1, 0, 0, 0}, lb.data(),
+                            HeadsView<float>{out.data(), huge, 1, 0, 0, 0}, lo.data()),
+            Status::kOverflow);
+  for (float f : out) EXPECT_EQ(f, 7.f);
+  for (float f : lo) EXPECT_EQ(f, 7.f);
+  for (float f : a) EXPECT_EQ(f, 0.5f);
+}
+
 TEST_P(AttentionTest, ConcurrentCallsFromTwoHostThreads) {
   TILEKIT_SEED_TRACE();
   Case c;
