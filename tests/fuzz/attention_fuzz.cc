@@ -274,8 +274,11 @@ std::vector<uint32_t> FillSequence(FuzzedDataProvider& in, Cached& c, const Shap
   const KvSequence seq{table.data(), table.size(), s};
   const size_t split = in.ConsumeIntegralInRange<size_t>(0, s);  // written in two calls: [0, split), [split, s)
   const bool from_bf16 = in.ConsumeBool();
-  for (size_t pos : {size_t{0}, split}) {
-    const size_t n = pos == 0 ? split : s - split;
+  // (Each range by its own ends: "n = pos == 0 ? split : s - split" wrote
+  // nothing at all when split was 0, the open finding this replaced.)
+  const size_t ranges[2][2] = {{0, split}, {split, s}};
+  for (const auto& range : ranges) {
+    const size_t pos = range[0], n = range[1] - range[0];
     Status st;
     if (from_bf16) {
       const std::vector<bf16> kb = ToBf16(k), vb = ToBf16(v);
