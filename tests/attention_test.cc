@@ -2,22 +2,8 @@
 // on every path: plain strided K/V and the paged cache (fp32 and bf16), GQA/MQA,
 // head dims, causal offsets, windows, softcap, additive masks, invariants
 // (chunked == one-shot, decode == prefill, paged == contiguous), bad input,
-// determinism over thread counts.
-//
-// Error bound of one output element (fp32 arithmetic, unit roundoff u = 2^-24),
-// derived per row from the fp64 reference:
-//  - a logit s_j = scale · Σ_c q_c k_jc: |δs_j| <= (d + 2) u · scale Σ_c |q_c k_jc|
-//    (+ the softcap: Tanh 4 ULP, its division and product, ~7 u |s|);
-//  - p_j = exp(s_j − m): relative error δp <= max_j |δs_j| + 2 u |s_j − m| + 1 ULP (Exp) + 1 u;
-//    the rescales exp(m_old − m_new) add the same per tile, at most S / 64 + 1 of them;
-//  - o = Σ p_j v_j / Σ p_j: with n the kept keys, sums of n terms add n u relative
-//    to Σ p_j |v_j| and Σ p_j; so |δo_c| <= (δp_tot + (n + 4) u) (Σ p_j |v_jc| / Σ p_j + |o_c|).
-// The bounds hold for any order of the sums, so they cover both kernel paths:
-// row by row (a logit as L partial sums reduced across lanes) and tiled (a
-// logit as one FMA chain over d; a row's P·V over the keys its 4-row block
-// shares, then over the causal diagonal's keys only it keeps).
-// bf16 K/V: the reference uses the rounded K/V the cache holds (the rounding is
-// the storage format's, not the kernel's); a bf16 output adds u_bf16 |o_c| (2^-8, round to nearest).
+// determinism over thread counts. The reference and its error bound, derived
+// from the fp32 arithmetic, are tests/attention_reference.h's.
 #include <atomic>
 #include <cmath>
 #include <cstring>
@@ -25,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "attention_reference.h"
 #include "harness.h"
 
 namespace tilekit {
@@ -97,82 +84,19 @@ AttentionParams Params(const Case& c, const Data& x) {
 }
 
 // fp64 reference rows and their error bounds.
-struct Reference {
-  std::vector<double> o, bound, lse;
-};
+using Reference = testing::AttentionReference;
 
 Reference Reference64(const Case& c, const Data& x) {
-  Reference ref;
-  ref.o.assign(c.t * c.hq * c.dv, 0.0);
-  ref.bound.assign(ref.o.size(), 0.0);
-  ref.lse.assign(c.t * c.hq, -INFINITY);
-  const double scale = 1.0 / std::sqrt(static_cast<double>(c.d));
-  const size_t group = c.hq / c.hkv;
-  std::vector<double> s(c.s), sabs(c.s);
-  std::vector<bool> kept(c.s);
-  for (size_t t = 0; t < c.t; ++t) {
-    const size_t pos = c.s - c.t + t;
-    for (size_t h = 0; h < c.hq; ++h) {
-      const size_t hk = h / group;
-      double m = -INFINITY, ds = 0;
-      size_t n = 0;
-      for (size_t j = 0; j < c.s; ++j) {
-        kept[j] = !((c.causal && j > pos) || (c.window && pos - j >= c.window && pos >= j));
-        if (c.window && j > pos && !c.causal) kept[j] = true;
-        if (!kept[j]) continue;
-        double dot = 0, dabs = 0;
-        for (size_t e = 0; e < c.d; ++e) {
-          const double a = x.q[t * x.q_stride + h * c.d + e], b = x.k[j * x.k_stride + hk * c.d + e];
-          dot += a * b;
-          dabs += std::fabs(a * b);
-        }
-        double sj = dot * scale;
-        double err = (c.d + 2) * kU * dabs * scale;
-        if (c.softcap > 0) {
-          sj = c.softcap * std::tanh(sj / c.softcap);
-          err += 7 * kU * std::fabs(sj);
-        }
-        if (c.additive) {
-          const float mk = x.mask[t * c.s + j];
-          if (mk == -kInf) {
-            kept[j] = false;
-            continue;
-          }
-          sj += mk;
-          err += kU * std::fabs(sj);
-        }
-        s[j] = sj;
-        ds = std::max(ds, err);
-        m = std::max(m, sj);
-        ++n;
-      }
-      if (n == 0) continue;  // zeros, lse -inf
-      double l = 0, spread = 0;
-      for (size_t j = 0; j < c.s; ++j) {
-        if (!kept[j]) continue;
-        l += std::exp(s[j] - m);
-        spread = std::max(spread, m - s[j]);
-      }
-      ref.lse[t * c.hq + h] = m + std::log(l);
-      const size_t tiles = c.s / 64 + 2;
-      const double dp = (2 * ds + 2 * kU * spread + 3 * kU) * tiles;
-      for (size_t e = 0; e < c.dv; ++e) {
-        double num = 0, abs_num = 0;
-        for (size_t j = 0; j < c.s; ++j) {
-          if (!kept[j]) continue;
-          const double p = std::exp(s[j] - m), vv = x.v[j * x.v_stride + hk * c.dv + e];
-          num += p * vv;
-          abs_num += p * std::fabs(vv);
-        }
-        const double o = num / l;
-        ref.o[(t * c.hq + h) * c.dv + e] = o;
-        double b = (dp + (n + 4) * kU) * (abs_num / l + std::fabs(o));
-        if (c.out_bf16) b += std::fabs(o) * testing::kBf16Eps * (1 + 2 * kU) + 1e-30;
-        ref.bound[(t * c.hq + h) * c.dv + e] = b;
-      }
-    }
-  }
-  return ref;
+  testing::AttentionProblem p;
+  p.t = c.t, p.s = c.s, p.hq = c.hq, p.hkv = c.hkv, p.d = c.d, p.dv = c.dv;
+  p.q = x.q.data(), p.k = x.k.data(), p.v = x.v.data();
+  p.q_stride = x.q_stride, p.k_stride = x.k_stride, p.v_stride = x.v_stride;
+  p.causal = c.causal;
+  p.window = c.window;
+  p.softcap = c.softcap;
+  if (c.additive) p.mask = x.mask.data(), p.mask_ld = c.s;
+  p.out_bf16 = c.out_bf16;
+  return testing::AttentionReference64(p);
 }
 
 // The output of a case as fp32 [T][Hq][dv] (packed), whatever it was written as.
@@ -672,6 +596,27 @@ TEST_P(AttentionTest, MergeOfTwoHalvesIsTheWhole) {
             Status::kOk);
   EXPECT_EQ(o3[0], 0.f);
   EXPECT_EQ(l3[0], -kInf);
+}
+
+// attention_fuzz: attention_merge accepted lse_out over a (a row's lse then
+// read back as part of a later row of a) and lse_a inside out; and with
+// head_dim 0, T x H lse values whose bytes overflow (the views span nothing,
+// so nothing else bounds them) were read far past the arrays.
+TEST_P(AttentionTest, MergeRefusesOutputsOverItsInputsAndOverflow) {
+  std::vector<float> a(8, 0.5f), b(8, -0.25f), out(8, 7.f), la(4, 0.f), lb(4, 1.f), lo(4, 7.f);
+  const auto view = [](float* p) { return heads_view(p, 2, 2, 2); };
+  EXPECT_EQ(attention_merge(view(a.data()), la.data(), view(b.data()), lb.data(), view(out.data()), a.data()),
+            Status::kAliasing);
+  EXPECT_EQ(attention_merge(view(a.data()), out.data() + 2, view(b.data()), lb.data(), view(out.data()), lo.data()),
+            Status::kAliasing);
+  const size_t huge = SIZE_MAX / 2 + 1;
+  EXPECT_EQ(attention_merge(HeadsView<const float>{a.data(), huge, 1, 0, 0, 0}, la.data(),
+                            HeadsView<const float>{b.data(), huge, 1, 0, 0, 0}, lb.data(),
+                            HeadsView<float>{out.data(), huge, 1, 0, 0, 0}, lo.data()),
+            Status::kOverflow);
+  for (float f : out) EXPECT_EQ(f, 7.f);
+  for (float f : lo) EXPECT_EQ(f, 7.f);
+  for (float f : a) EXPECT_EQ(f, 0.5f);
 }
 
 TEST_P(AttentionTest, ConcurrentCallsFromTwoHostThreads) {

@@ -7,7 +7,11 @@
 //    call runs on one path (cpu/isa.h), so its result is within the bound of
 //    whichever path it took, or it refuses weights packed for another layout
 //    and leaves C untouched;
-//  - pack_weights of different weights at once through one shared executor.
+//  - pack_weights of different weights at once through one shared executor;
+//  - attention (plain and on a KvCache) from several threads, own, shared or
+//    no executor; kv_cache_write to different sequences while other threads
+//    read theirs through attention and one thread allocates and releases
+//    blocks (the contract of attention/kv_cache.h).
 //
 // Plain TESTs, not PathTest: the path list would initialise dispatch while
 // gtest registers the tests, before the first test can race it.
@@ -261,6 +265,150 @@ TEST(Concurrency, PackWeightsWithASharedExecutor) {
     }
   });
   EXPECT_EQ(mismatches.load(), 0);
+}
+
+// A cache of `sequences` sequences of `tokens` tokens each (blocks of 16, in
+// allocation order), every pool byte NaN first so stray writes would show.
+struct CacheFixture {
+  KvCacheConfig cfg;
+  KvCache cache;
+  std::vector<std::vector<uint32_t>> tables;
+
+  CacheFixture(size_t sequences, size_t tokens, size_t spare_blocks) {
+    cfg.kv_heads = 2;
+    cfg.head_dim = cfg.v_head_dim = 32;
+    cfg.block_tokens = 16;
+    cfg.num_blocks = sequences * ((tokens + 15) / 16) + spare_blocks;
+    cfg.dtype = KvDtype::kBf16;
+    EXPECT_EQ(cache.init(cfg), Status::kOk);
+    std::memset(cache.key_rows(0, 0), 0xFF, cache.bytes());
+    tables.resize(sequences);
+    for (std::vector<uint32_t>& table : tables) {
+      table.resize((tokens + 15) / 16);
+      for (uint32_t& id : table) EXPECT_EQ(cache.allocate_block(&id), Status::kOk);
+    }
+  }
+  KvSequence seq(size_t i, size_t length) const { return KvSequence{tables[i].data(), tables[i].size(), length}; }
+};
+
+// Q, K, V of one sequence ([tokens][heads][32], packed).
+struct AttentionData {
+  size_t t, s;
+  std::vector<float> q, k, v;
+  AttentionData(size_t t_, size_t s_, testing::Rng& rng) : t(t_), s(s_), q(t * 8 * 32), k(s * 2 * 32), v(s * 2 * 32) {
+    rng.fill(q.data(), q.size());
+    rng.fill(k.data(), k.size());
+    rng.fill(v.data(), v.size());
+  }
+  HeadsView<const float> qv() const { return heads_view(q.data(), t, 8, 32); }
+  HeadsView<const float> kv() const { return heads_view(k.data(), s, 2, 32); }
+  HeadsView<const float> vv() const { return heads_view(v.data(), s, 2, 32); }
+};
+
+// Host threads run plain and cached attention (a decode step over 1500 keys:
+// three key chunks merged; 4 speculative tokens; a 40-token prefill), each
+// with its own pool, one shared by all, or none; every output and lse equals
+// the single-threaded call's bitwise (the key chunks do not depend on threads).
+TEST(Concurrency, AttentionFromSeveralThreadsOwnAndSharedPools) {
+  TILEKIT_SEED_TRACE();
+  testing::Rng rng(6);
+  const std::vector<AttentionData> data = {AttentionData(1, 1500, rng), AttentionData(4, 300, rng),
+                                           AttentionData(40, 200, rng)};
+  CacheFixture fx(data.size(), 1500, 0);
+  for (size_t i = 0; i < data.size(); ++i) {
+    ASSERT_EQ(kv_cache_write(fx.cache, 0, fx.seq(i, data[i].s), 0, data[i].kv(), data[i].vv()), Status::kOk);
+  }
+  // Problem i, cached or plain, into out / lse.
+  const auto run = [&](size_t i, bool cached, Executor* ex, std::vector<float>* out, std::vector<float>* lse) {
+    const AttentionData& x = data[i];
+    out->assign(x.t * 8 * 32, testing::PoisonF32());
+    lse->assign(x.t * 8, testing::PoisonF32());
+    AttentionParams p;
+    p.mask.causal = true;
+    p.executor = ex;
+    const HeadsView<float> o = heads_view(out->data(), x.t, 8, 32);
+    return cached ? attention(x.qv(), fx.cache, 0, fx.seq(i, x.s), o, p, lse->data())
+                  : attention(x.qv(), x.kv(), x.vv(), o, p, lse->data());
+  };
+  std::vector<float> want_out[3][2], want_lse[3][2];
+  for (size_t i = 0; i < data.size(); ++i) {
+    for (int cached = 0; cached < 2; ++cached) {
+      ASSERT_EQ(run(i, cached, nullptr, &want_out[i][cached], &want_lse[i][cached]), Status::kOk) << last_error();
+    }
+  }
+  ThreadPool shared(2);
+  std::atomic<int> mismatches{0};
+  RunTogether(kHostThreads, [&](int t) {
+    ThreadPool own(2);
+    Executor* ex = t % 3 == 0 ? &own : t % 3 == 1 ? static_cast<Executor*>(&shared) : nullptr;
+    std::vector<float> out, lse;
+    for (int r = 0; r < 3; ++r) {
+      for (size_t j = 0; j < 2 * data.size(); ++j) {
+        const size_t i = (j + t) % data.size();
+        const int cached = static_cast<int>((j / data.size() + t) % 2);
+        if (run(i, cached, ex, &out, &lse) != Status::kOk ||
+            std::memcmp(out.data(), want_out[i][cached].data(), out.size() * 4) != 0 ||
+            std::memcmp(lse.data(), want_lse[i][cached].data(), lse.size() * 4) != 0) {
+          ++mismatches;
+        }
+      }
+    }
+  });
+  EXPECT_EQ(mismatches.load(), 0);
+}
+
+// What kv_cache.h allows at once: writes to different blocks from any threads,
+// attention reading each sequence as it grows, and block management on one
+// thread (a scheduler taking and returning spare blocks) alongside them. Three
+// threads each decode their own sequence token by token (write K/V, attend),
+// one thread allocates and releases; the pool and every final output equal a
+// single-threaded replay bitwise.
+TEST(Concurrency, KvCacheWritesAndReadsWhileBlocksAreManaged) {
+  TILEKIT_SEED_TRACE();
+  testing::Rng rng(7);
+  constexpr size_t kSequences = 3, kTokens = 70, kSpare = 4;
+  std::vector<AttentionData> data;
+  for (size_t i = 0; i < kSequences; ++i) data.emplace_back(kTokens, kTokens, rng);
+  // Token p of sequence i: write its K/V, then attend with its query over [0, p].
+  const auto step = [&](CacheFixture& fx, size_t i, size_t p, Executor* ex, std::vector<float>* out) {
+    const AttentionData& x = data[i];
+    const Status w = kv_cache_write(fx.cache, 0, fx.seq(i, p + 1), p, heads_view(x.k.data() + p * 64, 1, 2, 32),
+                                    heads_view(x.v.data() + p * 64, 1, 2, 32));
+    AttentionParams params;
+    params.mask.causal = true;
+    params.executor = ex;
+    out->assign(8 * 32, testing::PoisonF32());
+    const Status a = attention(heads_view(x.q.data() + p * 256, 1, 8, 32), fx.cache, 0, fx.seq(i, p + 1),
+                               heads_view(out->data(), 1, 8, 32), params);
+    return w == Status::kOk && a == Status::kOk;
+  };
+  CacheFixture want(kSequences, kTokens, kSpare), got(kSequences, kTokens, kSpare);
+  std::vector<float> want_out[kSequences], got_out[kSequences];
+  for (size_t i = 0; i < kSequences; ++i) {
+    for (size_t p = 0; p < kTokens; ++p) ASSERT_TRUE(step(want, i, p, nullptr, &want_out[i])) << last_error();
+  }
+  ThreadPool shared(2);
+  std::atomic<int> failures{0};
+  RunTogether(kSequences + 1, [&](int t) {
+    if (t == kSequences) {  // the scheduler
+      for (int r = 0; r < 200; ++r) {
+        uint32_t ids[kSpare];
+        for (uint32_t& id : ids) failures += got.cache.allocate_block(&id) != Status::kOk;
+        for (uint32_t id : ids) failures += got.cache.share_block(id) != Status::kOk;
+        for (uint32_t id : ids) failures += got.cache.release_block(id) != Status::kOk;
+        for (uint32_t id : ids) failures += got.cache.release_block(id) != Status::kOk;
+      }
+      return;
+    }
+    Executor* ex = t == 0 ? &shared : nullptr;
+    for (size_t p = 0; p < kTokens; ++p) failures += !step(got, t, p, ex, &got_out[t]);
+  });
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(got.cache.free_blocks(), kSpare);
+  EXPECT_EQ(std::memcmp(got.cache.key_rows(0, 0), want.cache.key_rows(0, 0), want.cache.bytes()), 0);
+  for (size_t i = 0; i < kSequences; ++i) {
+    EXPECT_EQ(std::memcmp(got_out[i].data(), want_out[i].data(), want_out[i].size() * 4), 0) << "sequence " << i;
+  }
 }
 
 }  // namespace

@@ -270,6 +270,154 @@ TEST_P(GuardTest, Softmax) {
   });
 }
 
+// Copies of a guarded operand in ordinary memory, for the same call twice.
+template <typename T>
+std::vector<T> Plain(const GuardedBuffer<T>& b) {
+  return std::vector<T>(b.data(), b.data() + b.size());
+}
+
+template <typename T>
+void FillGuarded(GuardedBuffer<T>& b, testing::Rng& rng) {
+  for (size_t i = 0; i < b.size(); ++i) b[i] = testing::FromF32<T>(rng.uniform());
+}
+
+// An output written by both calls: bitwise equal, and written (no poison) in
+// every row element; the padding between tokens left as it was.
+template <typename T>
+void ExpectSameOutput(const GuardedBuffer<T>& got, const std::vector<T>& want, size_t row, size_t stride) {
+  for (size_t i = 0; i < got.size(); ++i) {
+    ASSERT_EQ(testing::Bits(got[i]), testing::Bits(want[i])) << "element " << i;
+    const bool in_row = i % stride < row;
+    ASSERT_EQ(testing::Bits(got[i]) == testing::Bits(testing::Poison<T>()), !in_row) << "element " << i;
+  }
+}
+
+// Attention's operands against the guard pages: Q [T][Hq][d], K and V
+// [S][Hkv][d | dv] (fp32 or bf16), out [T][Hq][dv] (fp32 or bf16) and lse
+// [T·Hq], each exactly its span, token strides one wider than the rows (the
+// last token's tail touches the guard when it is after the end). S across the
+// tails (key tiles of 64 and their tail), d and dv across a vector's width,
+// T = 1 (the row-by-row kernel) and up to 9 (the tiled one). Bitwise against
+// the same call on ordinary buffers; every output element written.
+template <typename TKV, typename TO>
+void AttentionAgainstGuards(size_t t, size_t s, size_t d, size_t dv, Guard g, testing::Rng& rng) {
+  const size_t hq = 4, hkv = 2, qs = hq * d + 1, ks = hkv * d + 1, vs = hkv * dv + 1, os = hq * dv + 1;
+  GuardedBuffer<float> q(testing::SpanElements(t, hq * d, qs), g), lse(t * hq, g);
+  GuardedBuffer<TKV> k(testing::SpanElements(s, hkv * d, ks), g), v(testing::SpanElements(s, hkv * dv, vs), g);
+  GuardedBuffer<TO> out(testing::SpanElements(t, hq * dv, os), g);
+  FillGuarded(q, rng);
+  FillGuarded(k, rng);
+  FillGuarded(v, rng);
+  for (size_t i = 0; i < out.size(); ++i) out[i] = testing::Poison<TO>();
+  for (size_t i = 0; i < lse.size(); ++i) lse[i] = testing::PoisonF32();
+  const std::vector<float> q_plain = Plain(q);
+  const std::vector<TKV> k_plain = Plain(k), v_plain = Plain(v);
+  std::vector<TO> out_plain = Plain(out);
+  std::vector<float> lse_plain = Plain(lse);
+  AttentionParams p;
+  p.mask.causal = true;
+  const auto qv = [&](const float* x) { return heads_view(x, t, hq, d, qs); };
+  const auto kv = [&](const TKV* x, size_t dim, size_t stride) { return heads_view(x, s, hkv, dim, stride); };
+  ASSERT_EQ(attention(qv(q.data()), kv(k.data(), d, ks), kv(v.data(), dv, vs), heads_view(out.data(), t, hq, dv, os),
+                      p, lse.data()),
+            Status::kOk)
+      << last_error();
+  ASSERT_EQ(attention(qv(q_plain.data()), kv(k_plain.data(), d, ks), kv(v_plain.data(), dv, vs),
+                      heads_view(out_plain.data(), t, hq, dv, os), p, lse_plain.data()),
+            Status::kOk);
+  ExpectSameOutput(out, out_plain, hq * dv, os);
+  ExpectSameOutput(lse, lse_plain, lse.size(), lse.size());
+}
+
+TEST_P(GuardTest, Attention) {
+  TILEKIT_SEED_TRACE();
+  testing::Rng rng(7);
+  const size_t dims[] = {1, 7, 16, 17, 33};
+  size_t variant = 0;
+  GuardSweep(GuardTails(129), [&](size_t n, Guard g) {
+    for (size_t t : {size_t{1}, std::min<size_t>(n, 9)}) {
+      const size_t d = dims[variant++ % 5], dv = dims[variant % 5];
+      AttentionAgainstGuards<float, float>(t, n, d, dv, g, rng);
+      AttentionAgainstGuards<float, bf16>(t, n, d, dv, g, rng);
+      AttentionAgainstGuards<bf16, float>(t, n, d, dv, g, rng);
+      AttentionAgainstGuards<bf16, bf16>(t, n, d, dv, g, rng);
+      if (::testing::Test::HasFatalFailure()) return;
+    }
+  });
+}
+
+// kv_cache_write from guarded K and V (fp32 or bf16, into an fp32 or bf16
+// cache), then attention on the cache with Q, out and lse guarded. The pool
+// and the output bitwise against the same calls from ordinary buffers (the
+// pool is tilekit's own buffer; its bytes around the written rows are NaN in
+// both caches, so a write past a row shows up as a difference).
+template <typename TSRC>
+void CachedAgainstGuards(size_t t, size_t s, size_t d, size_t dv, KvDtype dtype, Guard g, testing::Rng& rng) {
+  const size_t hq = 4, hkv = 2, qs = hq * d + 1, ks = hkv * d + 1, vs = hkv * dv + 1, os = hq * dv + 1;
+  KvCacheConfig cfg;
+  cfg.layers = 2;
+  cfg.kv_heads = hkv;
+  cfg.head_dim = d;
+  cfg.v_head_dim = dv;
+  cfg.block_tokens = 16;
+  const size_t used = (s + 15) / 16;
+  cfg.num_blocks = used + 1;
+  cfg.dtype = dtype;
+  KvCache guarded, plain;
+  ASSERT_EQ(guarded.init(cfg), Status::kOk);
+  ASSERT_EQ(plain.init(cfg), Status::kOk);
+  std::memset(guarded.key_rows(0, 0), 0xFF, guarded.bytes());
+  std::memset(plain.key_rows(0, 0), 0xFF, plain.bytes());
+  std::vector<uint32_t> table(used);
+  for (size_t b = 0; b < used; ++b) table[b] = static_cast<uint32_t>(used - b);  // block 0 unused, reversed order
+  const KvSequence seq{table.data(), used, s};
+  GuardedBuffer<TSRC> k(testing::SpanElements(s, hkv * d, ks), g), v(testing::SpanElements(s, hkv * dv, vs), g);
+  FillGuarded(k, rng);
+  FillGuarded(v, rng);
+  const std::vector<TSRC> k_plain = Plain(k), v_plain = Plain(v);
+  const auto kv = [&](const TSRC* x, size_t dim, size_t stride) { return heads_view(x, s, hkv, dim, stride); };
+  ASSERT_EQ(kv_cache_write(guarded, 1, seq, 0, kv(k.data(), d, ks), kv(v.data(), dv, vs)), Status::kOk)
+      << last_error();
+  ASSERT_EQ(kv_cache_write(plain, 1, seq, 0, kv(k_plain.data(), d, ks), kv(v_plain.data(), dv, vs)), Status::kOk);
+  ASSERT_EQ(std::memcmp(guarded.key_rows(0, 0), plain.key_rows(0, 0), plain.bytes()), 0);
+
+  GuardedBuffer<float> q(testing::SpanElements(t, hq * d, qs), g), out(testing::SpanElements(t, hq * dv, os), g),
+      lse(t * hq, g);
+  FillGuarded(q, rng);
+  for (size_t i = 0; i < out.size(); ++i) out[i] = testing::PoisonF32();
+  for (size_t i = 0; i < lse.size(); ++i) lse[i] = testing::PoisonF32();
+  const std::vector<float> q_plain = Plain(q);
+  std::vector<float> out_plain = Plain(out), lse_plain = Plain(lse);
+  AttentionParams p;
+  p.mask.causal = true;
+  ASSERT_EQ(attention(heads_view<const float>(q.data(), t, hq, d, qs), guarded, 1, seq,
+                      heads_view(out.data(), t, hq, dv, os), p, lse.data()),
+            Status::kOk)
+      << last_error();
+  ASSERT_EQ(attention(heads_view<const float>(q_plain.data(), t, hq, d, qs), plain, 1, seq,
+                      heads_view(out_plain.data(), t, hq, dv, os), p, lse_plain.data()),
+            Status::kOk);
+  ExpectSameOutput(out, out_plain, hq * dv, os);
+  ExpectSameOutput(lse, lse_plain, lse.size(), lse.size());
+}
+
+TEST_P(GuardTest, KvCacheWriteAndCachedAttention) {
+  TILEKIT_SEED_TRACE();
+  testing::Rng rng(8);
+  const size_t dims[] = {1, 7, 16, 17, 33};
+  size_t variant = 0;
+  GuardSweep(GuardTails(129), [&](size_t n, Guard g) {
+    for (size_t t : {size_t{1}, std::min<size_t>(n, 9)}) {
+      const size_t d = dims[variant++ % 5], dv = dims[variant % 5];
+      CachedAgainstGuards<float>(t, n, d, dv, KvDtype::kF32, g, rng);
+      CachedAgainstGuards<float>(t, n, d, dv, KvDtype::kBf16, g, rng);
+      CachedAgainstGuards<bf16>(t, n, d, dv, KvDtype::kF32, g, rng);
+      CachedAgainstGuards<bf16>(t, n, d, dv, KvDtype::kBf16, g, rng);
+      if (::testing::Test::HasFatalFailure()) return;
+    }
+  });
+}
+
 // The allocator itself: one element past either end is on the guard page.
 TEST(GuardedBuffer, OnePastTheGuardedEndFaults) {
   ::testing::FLAGS_gtest_death_test_style = "threadsafe";

@@ -38,6 +38,19 @@ TEST(KvCacheBlocks, SizeIsKnownBeforeAllocation) {
   EXPECT_NE(KvCache::bytes_needed(bad, &bytes), Status::kOk);
 }
 
+// kv_cache_fuzz: head_dim + v_head_dim = 2 x 2^63 wrapped to 0, so bytes_needed
+// reported 0 bytes and init accepted the config with an empty pool.
+TEST(KvCacheBlocks, HeadDimSumOverflowIsRefused) {
+  KvCacheConfig cfg = SmallConfig(KvDtype::kF32);
+  cfg.head_dim = SIZE_MAX / 2 + 1;
+  cfg.v_head_dim = 0;  // the same as head_dim
+  size_t bytes = 7;
+  EXPECT_EQ(KvCache::bytes_needed(cfg, &bytes), Status::kOverflow);
+  KvCache cache;
+  EXPECT_EQ(cache.init(cfg), Status::kOverflow);
+  EXPECT_TRUE(cache.empty());
+}
+
 TEST(KvCacheBlocks, AllocateShareRelease) {
   KvCache cache;
   KvCacheConfig cfg = SmallConfig(KvDtype::kF32);

@@ -547,14 +547,25 @@ TILEKIT_API Status attention_merge(HeadsView<const float> a, const float* lse_a,
     return fail(Status::kShapeMismatch, "%s: a is %zu x %zu x %zu, b %zu x %zu x %zu, out %zu x %zu x %zu", op,
                 a.tokens, a.heads, a.head_dim, b.tokens, b.heads, b.head_dim, out.tokens, out.heads, out.head_dim);
   }
-  const size_t lse_bytes = a.tokens * a.heads * sizeof(float);
+  // The lse arrays' size on its own: with head_dim 0 the views span nothing
+  // and bound neither T nor H (attention_fuzz read lse_a far past its end).
+  size_t lse_bytes = 0;
+  if (!detail::mul_fits(a.tokens, a.heads, &lse_bytes) || !detail::mul_fits(lse_bytes, sizeof(float), &lse_bytes)) {
+    return fail(Status::kOverflow, "%s: %zu x %zu lse values overflow size_t", op, a.tokens, a.heads);
+  }
   const auto same = [](const void* x, const void* y, size_t sx, size_t sy) { return x == y && sx == sy; };
   const bool out_is_a = same(out.data, a.data, out.token_stride, a.token_stride), out_is_b = same(out.data, b.data, out.token_stride, b.token_stride);
   if ((!out_is_a && detail::ranges_overlap(a.data, a_bytes, out.data, o_bytes)) ||
       (!out_is_b && detail::ranges_overlap(b.data, b_bytes, out.data, o_bytes)) ||
       (lse_out != lse_a && detail::ranges_overlap(lse_a, lse_bytes, lse_out, lse_bytes)) ||
       (lse_out != lse_b && detail::ranges_overlap(lse_b, lse_bytes, lse_out, lse_bytes)) ||
-      detail::ranges_overlap(lse_out, lse_bytes, out.data, o_bytes)) {
+      detail::ranges_overlap(lse_out, lse_bytes, out.data, o_bytes) ||
+      // Rows are merged in order, so an input under an output would be read
+      // after an earlier row overwrote it (attention_fuzz: lse_out over a).
+      detail::ranges_overlap(lse_a, lse_bytes, out.data, o_bytes) ||
+      detail::ranges_overlap(lse_b, lse_bytes, out.data, o_bytes) ||
+      detail::ranges_overlap(a.data, a_bytes, lse_out, lse_bytes) ||
+      detail::ranges_overlap(b.data, b_bytes, lse_out, lse_bytes)) {
     return fail(Status::kAliasing, "%s: out or lse_out overlaps an input other than in place", op);
   }
   float* scratch = detail::thread_workspace(a.head_dim);

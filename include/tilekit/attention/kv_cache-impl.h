@@ -20,6 +20,9 @@ inline Status check_kv_config(const KvCacheConfig& c, size_t* bytes) {
                 c.layers, c.kv_heads, c.head_dim, c.block_tokens, c.num_blocks);
   }
   if (c.num_blocks > UINT32_MAX) return fail(Status::kInvalidArgument, "KvCache: more than 2^32 - 1 blocks");
+  // The sum first: head_dim = v_head_dim = 2^63 wrapped to a row of 0 bytes, an
+  // accepted config with an empty pool (kv_cache_fuzz).
+  if (dv > SIZE_MAX - c.head_dim) return fail(Status::kOverflow, "KvCache: head_dim + v_head_dim overflows size_t");
   size_t row = 0, block = 0, all = 0;
   if (!mul_fits(c.kv_heads, c.head_dim + dv, &row) || !mul_fits(row, c.block_tokens, &block) ||
       !mul_fits(block, kv_dtype_bytes(c.dtype), &block) || !mul_fits(block, c.layers, &block) ||

@@ -1,0 +1,164 @@
+// fp64 reference of attention (softmax(mask(scale · Q Kᵀ)) V) and of
+// attention_merge, each element with the error bound of the kernels' fp32
+// arithmetic (unit roundoff u = 2^-24), derived per row:
+//  - a logit s_j = scale · Σ_c q_c k_jc: |δs_j| <= (d + 2) u · scale Σ_c |q_c k_jc|
+//    (+ the softcap: Tanh 4 ULP, its division and product, ~7 u |s|);
+//  - p_j = exp(s_j − m): relative error δp <= max_j |δs_j| + 2 u |s_j − m| + 1 ULP (Exp) + 1 u;
+//    the rescales exp(m_old − m_new) add the same once per tile (a tile is at
+//    most tile_keys keys and never crosses a cache block), and the merge of the
+//    key chunks (kAttnSplitKeys = 512 keys) once per chunk;
+//  - o = Σ p_j v_j / Σ p_j: with n the kept keys, sums of n terms add n u relative
+//    to Σ p_j |v_j| and Σ p_j; so |δo_c| <= (δp_tot + (n + 4) u) (Σ p_j |v_jc| / Σ p_j + |o_c|);
+//  - lse = m + log Σ p_j: the max logit's error, the sum's relative error (log
+//    turns it into an absolute one), Log's ULP and the addition's rounding.
+// The bounds hold for any order of the sums, so they cover every kernel path.
+// bf16 K/V: the caller passes the rounded K/V the kernel reads (the rounding is
+// the storage format's, not the kernel's); a bf16 output adds u_bf16 |o_c|.
+// Used by tests/attention_test.cc and tests/fuzz/attention_fuzz.cc.
+#ifndef TILEKIT_TESTS_ATTENTION_REFERENCE_H_
+#define TILEKIT_TESTS_ATTENTION_REFERENCE_H_
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <vector>
+
+namespace tilekit {
+namespace testing {
+
+// One attention call in plain fp32 arrays: Q [t][hq][d] (token stride q_stride),
+// K [s][hkv][d], V [s][hkv][dv], an optional additive mask [t][s] (ld mask_ld).
+struct AttentionProblem {
+  size_t t = 0, s = 0, hq = 0, hkv = 0, d = 0, dv = 0;
+  const float *q = nullptr, *k = nullptr, *v = nullptr;
+  size_t q_stride = 0, k_stride = 0, v_stride = 0;
+  double scale = 0;  // 0: 1 / sqrt(d)
+  bool causal = false;
+  size_t window = 0;
+  float softcap = 0.f;
+  const float* mask = nullptr;
+  size_t mask_ld = 0;
+  bool out_bf16 = false;
+  size_t tile_keys = 64;  // keys per tile: min(kAttnTileKeys, block_tokens) on a cache
+};
+
+// Packed [t][hq][dv] outputs and [t][hq] lse, each with its bound.
+struct AttentionReference {
+  std::vector<double> o, bound, lse, lse_bound;
+};
+
+inline AttentionReference AttentionReference64(const AttentionProblem& c) {
+  constexpr double kU = 1.0 / (1 << 24), kBf16U = 1.0 / 256;
+  constexpr float kInf = std::numeric_limits<float>::infinity();
+  AttentionReference ref;
+  ref.o.assign(c.t * c.hq * c.dv, 0.0);
+  ref.bound.assign(ref.o.size(), 0.0);
+  ref.lse.assign(c.t * c.hq, -INFINITY);
+  ref.lse_bound.assign(c.t * c.hq, 0.0);
+  const double scale = c.scale > 0 ? c.scale : 1.0 / std::sqrt(static_cast<double>(c.d));
+  const size_t group = c.hq / c.hkv;
+  std::vector<double> s(c.s);
+  std::vector<bool> kept(c.s);
+  for (size_t t = 0; t < c.t; ++t) {
+    const size_t pos = c.s - c.t + t;
+    for (size_t h = 0; h < c.hq; ++h) {
+      const size_t hk = h / group;
+      double m = -INFINITY, ds = 0;
+      size_t n = 0;
+      for (size_t j = 0; j < c.s; ++j) {
+        kept[j] = !((c.causal && j > pos) || (c.window && pos - j >= c.window && pos >= j));
+        if (c.window && j > pos && !c.causal) kept[j] = true;
+        if (!kept[j]) continue;
+        double dot = 0, dabs = 0;
+        for (size_t e = 0; e < c.d; ++e) {
+          const double a = c.q[t * c.q_stride + h * c.d + e], b = c.k[j * c.k_stride + hk * c.d + e];
+          dot += a * b;
+          dabs += std::fabs(a * b);
+        }
+        double sj = dot * scale;
+        double err = (c.d + 2) * kU * dabs * scale;
+        if (c.softcap > 0) {
+          sj = c.softcap * std::tanh(sj / c.softcap);
+          err += 7 * kU * std::fabs(sj);
+        }
+        if (c.mask) {
+          const float mk = c.mask[t * c.mask_ld + j];
+          if (mk == -kInf) {
+            kept[j] = false;
+            continue;
+          }
+          sj += mk;
+          err += kU * std::fabs(sj);
+        }
+        s[j] = sj;
+        ds = std::max(ds, err);
+        m = std::max(m, sj);
+        ++n;
+      }
+      if (n == 0) continue;  // zeros, lse -inf
+      double l = 0, spread = 0;
+      for (size_t j = 0; j < c.s; ++j) {
+        if (!kept[j]) continue;
+        l += std::exp(s[j] - m);
+        spread = std::max(spread, m - s[j]);
+      }
+      const size_t row = t * c.hq + h;
+      ref.lse[row] = m + std::log(l);
+      const size_t tiles = c.s / c.tile_keys + 2 + c.s / 512;
+      const double dp = (2 * ds + 2 * kU * spread + 3 * kU) * tiles;
+      ref.lse_bound[row] = ds + dp + (n + 4) * kU + 2 * kU * (std::fabs(m) + std::fabs(ref.lse[row]));
+      for (size_t e = 0; e < c.dv; ++e) {
+        double num = 0, abs_num = 0;
+        for (size_t j = 0; j < c.s; ++j) {
+          if (!kept[j]) continue;
+          const double p = std::exp(s[j] - m), vv = c.v[j * c.v_stride + hk * c.dv + e];
+          num += p * vv;
+          abs_num += p * std::fabs(vv);
+        }
+        const double o = num / l;
+        ref.o[row * c.dv + e] = o;
+        double b = (dp + (n + 4) * kU) * (abs_num / l + std::fabs(o));
+        if (c.out_bf16) b += std::fabs(o) * kBf16U * (1 + 2 * kU) + 1e-30;
+        ref.bound[row * c.dv + e] = b;
+      }
+    }
+  }
+  return ref;
+}
+
+// attention_merge of one row: out = (e^la · a + e^lb · b) / (e^la + e^lb),
+// lse = log(e^la + e^lb), zeros and −inf when both are −inf. fp32 arithmetic:
+// the weights exp(l − max) (2 u |l − max| from the subtraction's rounding
+// amplified by exp, + 1 ULP), a sum of two, a product, a reciprocal and a
+// product per element.
+struct MergeRow {
+  std::vector<double> o, bound;
+  double lse = -INFINITY, lse_bound = 0;
+};
+
+inline MergeRow MergeReference64(const float* a, float la, const float* b, float lb, size_t dv) {
+  constexpr double kU = 1.0 / (1 << 24);
+  MergeRow r;
+  r.o.assign(dv, 0.0);
+  r.bound.assign(dv, 0.0);
+  const double mx = std::max<double>(la, lb);
+  if (mx == -INFINITY) return r;
+  const double wa = la == -INFINITY ? 0 : std::exp(la - mx), wb = lb == -INFINITY ? 0 : std::exp(lb - mx);
+  const double sum = wa + wb;
+  const double spread = std::max(wa ? mx - la : 0.0, wb ? mx - lb : 0.0);
+  const double dw = 2 * kU * spread + 3 * kU;
+  r.lse = mx + std::log(sum);
+  r.lse_bound = dw + 2 * kU + 2 * kU * (std::fabs(mx) + std::fabs(r.lse));
+  for (size_t c = 0; c < dv; ++c) {
+    const double o = (wa * a[c] + wb * b[c]) / sum;
+    r.o[c] = o;
+    r.bound[c] = (2 * dw + 6 * kU) * ((wa * std::fabs(a[c]) + wb * std::fabs(b[c])) / sum + std::fabs(o));
+  }
+  return r;
+}
+
+}  // namespace testing
+}  // namespace tilekit
+
+#endif  // TILEKIT_TESTS_ATTENTION_REFERENCE_H_

@@ -1,0 +1,329 @@
+// KvCache from a sequence of operations decoded from the bytes, each checked
+// against a plain model of what the cache must hold:
+//  - init and bytes_needed with arbitrary configs (zeros, more than 2^32 - 1
+//    blocks, fields whose product or sum overflows size_t): the status the
+//    arithmetic implies, and a refused init leaves the cache as it was;
+//  - allocate / share / release, with ids from the sequences' tables (double
+//    releases, blocks shared by two sequences) or arbitrary (out of range),
+//    until the pool is exhausted: statuses, free_blocks() and the ids handed
+//    out match the model's reference counts;
+//  - kv_cache_write of fp32 or bf16 K/V at arbitrary positions (past the block
+//    table, overflowing pos + T), strided sources, and a corruption (stride too
+//    small, null, wrong heads or dims, K and V token counts, K inside the pool);
+//  - after every operation the whole pool equals the model byte for byte (the
+//    layout kv_cache.h documents: [block][layer][K rows | V rows]), so a write
+//    to the wrong place, or by a refused call, is caught where it happens;
+//  - attention over a sequence whose tokens were all written, against the fp64
+//    reference of tests/attention_reference.h fed from the model.
+#include <algorithm>
+
+#include "../attention_reference.h"
+#include "fuzz.h"
+
+namespace tilekit {
+namespace {
+
+// Pools above this are not allocated (a valid config no input should make the
+// fuzzer spend its time on); bytes_needed is still checked for them.
+constexpr size_t kMaxPoolBytes = size_t{1} << 20;
+
+// The status and size the config implies, in exact arithmetic.
+Status ExpectedConfig(const KvCacheConfig& c, size_t* bytes) {
+  if (!c.layers || !c.kv_heads || !c.head_dim || !c.block_tokens || !c.num_blocks) return Status::kInvalidArgument;
+  if (c.num_blocks > UINT32_MAX) return Status::kInvalidArgument;
+  using U = unsigned __int128;
+  const U dv = c.v_head_dim ? c.v_head_dim : c.head_dim;
+  const U limit = SIZE_MAX;
+  U all = (U{c.head_dim} + dv);
+  for (const U f : {U{c.kv_heads}, U{c.block_tokens}, U{kv_dtype_bytes(c.dtype)}, U{c.layers}, U{c.num_blocks}}) {
+    all *= f;
+    if (all > limit) return Status::kOverflow;
+  }
+  *bytes = static_cast<size_t>(all);
+  return Status::kOk;
+}
+
+size_t Field(FuzzedDataProvider& in, std::initializer_list<size_t> small) {
+  return in.ConsumeIntegralInRange<int>(0, 15) == 0 ? fuzz::HugeDim(in) : fuzz::Pick(in, small);
+}
+
+KvCacheConfig DecodeConfig(FuzzedDataProvider& in) {
+  KvCacheConfig c;
+  c.layers = Field(in, {1, 1, 2, 3, 0});
+  c.kv_heads = Field(in, {1, 2, 3, 0});
+  c.head_dim = Field(in, {1, 3, 4, 8, 17, 0});
+  c.v_head_dim = Field(in, {0, 0, 1, 5, 8});
+  c.block_tokens = Field(in, {1, 2, 3, 4, 16, 0});
+  c.num_blocks = in.ConsumeIntegralInRange<int>(0, 15) == 0 ? size_t{UINT32_MAX} + in.ConsumeIntegralInRange<size_t>(0, 1)
+                                                           : Field(in, {1, 2, 3, 5, 8, 12, 0});
+  c.dtype = in.ConsumeBool() ? KvDtype::kBf16 : KvDtype::kF32;
+  return c;
+}
+
+// What the cache must hold: the config it was last initialised with, the
+// reference counts, every pool byte, and which token rows were written.
+struct Model {
+  bool ready = false;
+  KvCacheConfig cfg;
+  std::vector<uint32_t> refs;
+  std::vector<unsigned char> pool;
+  std::vector<bool> written;  // [block][layer][slot]
+  size_t elem = 4;
+
+  size_t free_blocks() const { return static_cast<size_t>(std::count(refs.begin(), refs.end(), 0u)); }
+  size_t k_row_bytes() const { return cfg.kv_heads * cfg.head_dim * elem; }
+  size_t v_row_bytes() const { return cfg.kv_heads * cfg.v_head_dim * elem; }
+  size_t layer_bytes() const { return cfg.block_tokens * (k_row_bytes() + v_row_bytes()); }
+  size_t k_at(uint32_t block, size_t layer, size_t slot) const {
+    return (block * cfg.layers + layer) * layer_bytes() + slot * k_row_bytes();
+  }
+  size_t v_at(uint32_t block, size_t layer, size_t slot) const {
+    return (block * cfg.layers + layer) * layer_bytes() + cfg.block_tokens * k_row_bytes() + slot * v_row_bytes();
+  }
+  // Element e of a stored row as fp32.
+  float load(size_t at, size_t e) const {
+    if (cfg.dtype == KvDtype::kBf16) {
+      bf16 b;
+      std::memcpy(&b.bits, &pool[at + 2 * e], 2);
+      return bf16_to_f32(b);
+    }
+    float f;
+    std::memcpy(&f, &pool[at + 4 * e], 4);
+    return f;
+  }
+  void store(size_t at, size_t e, float x) {
+    if (cfg.dtype == KvDtype::kBf16) {
+      const bf16 b = f32_to_bf16(x);
+      std::memcpy(&pool[at + 2 * e], &b.bits, 2);
+    } else {
+      std::memcpy(&pool[at + 4 * e], &x, 4);
+    }
+  }
+};
+
+struct State {
+  KvCache cache;
+  Model model;
+  std::vector<uint32_t> tables[3];
+  fuzz::Values values{0};
+};
+
+void CheckState(const State& st, const char* after) {
+  const Model& m = st.model;
+  TILEKIT_FUZZ_CHECK(st.cache.empty() == !m.ready, "after %s: empty() = %d", after, st.cache.empty());
+  if (!m.ready) return;
+  TILEKIT_FUZZ_CHECK(st.cache.bytes() == m.pool.size(), "after %s: %zu bytes, model %zu", after, st.cache.bytes(),
+                     m.pool.size());
+  TILEKIT_FUZZ_CHECK(st.cache.free_blocks() == m.free_blocks(), "after %s: %zu free blocks, model %zu", after,
+                     st.cache.free_blocks(), m.free_blocks());
+  const unsigned char* pool = st.cache.key_rows(0, 0);
+  if (std::memcmp(pool, m.pool.data(), m.pool.size()) != 0) {
+    size_t i = 0;
+    while (pool[i] == m.pool[i]) ++i;
+    TILEKIT_FUZZ_CHECK(false, "after %s: pool byte %zu is %02x, model %02x", after, i, pool[i], m.pool[i]);
+  }
+}
+
+void Init(FuzzedDataProvider& in, State& st) {
+  const KvCacheConfig cfg = DecodeConfig(in);
+  size_t want_bytes = 0, bytes = 7;
+  const Status want = ExpectedConfig(cfg, &want_bytes);
+  const Status got = KvCache::bytes_needed(cfg, &bytes);
+  TILEKIT_FUZZ_CHECK(got == want, "bytes_needed: %s, expected %s", status_name(got), status_name(want));
+  TILEKIT_FUZZ_CHECK(want != Status::kOk || bytes == want_bytes, "bytes_needed: %zu, expected %zu", bytes, want_bytes);
+  TILEKIT_FUZZ_CHECK(KvCache::bytes_needed(cfg, nullptr) == Status::kNullPointer, "bytes_needed(null)");
+  if (want == Status::kOk && want_bytes > kMaxPoolBytes) return;
+  const Status s = st.cache.init(cfg);
+  TILEKIT_FUZZ_CHECK(s == want, "init: %s, expected %s", status_name(s), status_name(want));
+  if (s != Status::kOk) return;  // the old cache stays: CheckState compares it with the old model
+  Model& m = st.model;
+  m.ready = true;
+  m.cfg = cfg;
+  if (!m.cfg.v_head_dim) m.cfg.v_head_dim = cfg.head_dim;
+  m.elem = kv_dtype_bytes(cfg.dtype);
+  m.refs.assign(cfg.num_blocks, 0);
+  m.pool.assign(want_bytes, 0xFF);  // NaN in either dtype
+  m.written.assign(cfg.num_blocks * cfg.layers * cfg.block_tokens, false);
+  std::memset(st.cache.key_rows(0, 0), 0xFF, st.cache.bytes());
+  const KvCacheConfig& c = st.cache.config();
+  TILEKIT_FUZZ_CHECK(c.layers == m.cfg.layers && c.kv_heads == m.cfg.kv_heads && c.head_dim == m.cfg.head_dim &&
+                         c.v_head_dim == m.cfg.v_head_dim && c.block_tokens == m.cfg.block_tokens &&
+                         c.num_blocks == m.cfg.num_blocks && c.dtype == m.cfg.dtype,
+                     "config() differs from the config given");
+}
+
+// A block id: one a table names, or any value (out of range too).
+uint32_t PickId(FuzzedDataProvider& in, const std::vector<uint32_t>& table) {
+  if (!table.empty() && in.ConsumeBool()) return table[in.ConsumeIntegralInRange<size_t>(0, table.size() - 1)];
+  return in.ConsumeBool() ? in.ConsumeIntegralInRange<uint32_t>(0, 13) : in.ConsumeIntegral<uint32_t>();
+}
+
+void Allocate(FuzzedDataProvider& in, State& st, std::vector<uint32_t>& table) {
+  Model& m = st.model;
+  if (in.ConsumeIntegralInRange<int>(0, 15) == 0) {
+    TILEKIT_FUZZ_CHECK(st.cache.allocate_block(nullptr) == Status::kNullPointer, "allocate_block(null)");
+    return;
+  }
+  uint32_t id = 0xDEADBEEF;
+  const Status s = st.cache.allocate_block(&id);
+  const Status want = !m.ready ? Status::kInvalidArgument : m.free_blocks() == 0 ? Status::kOutOfMemory : Status::kOk;
+  TILEKIT_FUZZ_CHECK(s == want, "allocate_block: %s, expected %s", status_name(s), status_name(want));
+  if (s != Status::kOk) {
+    TILEKIT_FUZZ_CHECK(id == 0xDEADBEEF, "refused allocate_block wrote the id");
+    return;
+  }
+  TILEKIT_FUZZ_CHECK(id < m.refs.size() && m.refs[id] == 0, "allocate_block gave block %u, in use or outside", id);
+  m.refs[id] = 1;
+  table.push_back(id);
+}
+
+void ShareOrRelease(FuzzedDataProvider& in, State& st, std::vector<uint32_t>& table, std::vector<uint32_t>& other,
+                    bool share) {
+  Model& m = st.model;
+  const uint32_t id = PickId(in, table);
+  const bool held = id < m.refs.size() && m.refs[id] > 0;
+  const Status s = share ? st.cache.share_block(id) : st.cache.release_block(id);
+  TILEKIT_FUZZ_CHECK((s == Status::kOk) == held, "%s_block(%u): %s, the block has %u holders",
+                     share ? "share" : "release", id, status_name(s), id < m.refs.size() ? m.refs[id] : 0);
+  if (s != Status::kOk) return;
+  if (share) {
+    ++m.refs[id];
+    other.push_back(id);  // a prefix the other sequence now names too
+  } else {
+    --m.refs[id];
+    const auto named = std::find(table.begin(), table.end(), id);
+    if (named != table.end() && in.ConsumeBool()) table.erase(named);  // else it may be released twice
+  }
+}
+
+// kv_cache_write of T tokens at pos through `table`, from fp32 or bf16.
+template <typename T>
+void Write(FuzzedDataProvider& in, State& st, const std::vector<uint32_t>& table) {
+  Model& m = st.model;
+  const KvCacheConfig& c = m.cfg;
+  const size_t heads = m.ready ? c.kv_heads : in.ConsumeIntegralInRange<size_t>(1, 2);
+  const size_t d = m.ready ? c.head_dim : 4, dv = m.ready ? c.v_head_dim : 4;
+  const size_t bt = m.ready ? c.block_tokens : 1;
+  size_t layer = m.ready ? in.ConsumeIntegralInRange<size_t>(0, c.layers) : 0;  // layers itself: refused
+  const size_t tokens = fuzz::Dim(in, 2 * bt + 3);
+  size_t pos = in.ConsumeIntegralInRange<size_t>(0, table.size() * bt + 2);
+  const size_t ks = heads * d + in.ConsumeIntegralInRange<size_t>(0, 2), vs = heads * dv + in.ConsumeIntegralInRange<size_t>(0, 2);
+  std::vector<float> kf(std::max<size_t>(1, tokens * ks)), vf(std::max<size_t>(1, tokens * vs));
+  st.values.fill(kf);
+  st.values.fill(vf);
+  std::vector<T> k(kf.size()), v(vf.size());
+  for (size_t i = 0; i < k.size(); ++i) k[i] = testing::FromF32<T>(kf[i]);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = testing::FromF32<T>(vf[i]);
+  HeadsView<const T> kv{k.data(), tokens, heads, d, ks, d}, vv{v.data(), tokens, heads, dv, vs, dv};
+  KvSequence seq{table.data(), table.size(), 0};
+  const int which = in.ConsumeIntegralInRange<int>(0, 2) == 0 ? in.ConsumeIntegralInRange<int>(1, 9) : 0;
+  bool corrupt = false;
+  switch (which) {
+    case 1: if (heads * d) kv.token_stride = heads * d - 1, corrupt = true; break;
+    case 2: if (tokens && d) kv.data = nullptr, corrupt = true; break;
+    case 3: if (tokens && dv) vv.data = nullptr, corrupt = true; break;
+    case 4: kv.heads = heads + 1, kv.token_stride = (heads + 1) * d, corrupt = true; break;
+    case 5: vv.head_dim = dv + 1, vv.head_stride = dv + 1, vv.token_stride = heads * (dv + 1), corrupt = true; break;
+    case 6: if (tokens) vv.tokens = tokens - 1, corrupt = true; break;
+    case 7: if (m.ready && tokens && d) kv.data = reinterpret_cast<const T*>(st.cache.value_rows(0, 0)), corrupt = true; break;
+    case 8: pos = fuzz::HugeDim(in), corrupt = true; break;
+    case 9: if (!table.empty()) seq.blocks = nullptr, corrupt = true; break;
+    default: break;
+  }
+  // What the model accepts: a cache, a layer, a table covering [0, pos + T)
+  // with every entry up to there inside the pool.
+  bool valid = m.ready && !corrupt && layer < c.layers && pos + tokens <= table.size() * bt;
+  const size_t used = valid ? (pos + tokens + bt - 1) / bt : 0;
+  for (size_t b = 0; b < used; ++b) valid &= table[b] < c.num_blocks;
+  const Status s = kv_cache_write(st.cache, layer, seq, pos, kv, vv);
+  TILEKIT_FUZZ_CHECK((s == Status::kOk) == valid, "kv_cache_write of %zu tokens at %zu (table of %zu, corruption %d): %s",
+                     tokens, pos, table.size(), which, status_name(s));
+  if (s != Status::kOk) return;
+  for (size_t t = 0; t < tokens; ++t) {
+    const size_t p = pos + t;
+    const uint32_t block = table[p / bt];
+    const size_t slot = p % bt;
+    for (size_t e = 0; e < heads * d; ++e) m.store(m.k_at(block, layer, slot), e, testing::ToF32(k[t * ks + e]));
+    for (size_t e = 0; e < heads * dv; ++e) m.store(m.v_at(block, layer, slot), e, testing::ToF32(v[t * vs + e]));
+    m.written[(block * c.layers + layer) * bt + slot] = true;
+  }
+}
+
+// Attention over the longest written prefix of a sequence, against the fp64
+// reference of the K/V the model holds.
+void Attend(FuzzedDataProvider& in, State& st, const std::vector<uint32_t>& table) {
+  const Model& m = st.model;
+  if (!m.ready) return;
+  const KvCacheConfig& c = m.cfg;
+  const size_t layer = in.ConsumeIntegralInRange<size_t>(0, c.layers - 1), bt = c.block_tokens;
+  size_t len = 0;
+  while (len < table.size() * bt && table[len / bt] < c.num_blocks &&
+         m.written[(table[len / bt] * c.layers + layer) * bt + len % bt]) {
+    ++len;
+  }
+  len = std::min<size_t>(len, in.ConsumeIntegralInRange<size_t>(1, 200));
+  if (len == 0) return;
+  const size_t group = fuzz::Pick<size_t>(in, {1, 2, 4}), hq = c.kv_heads * group, d = c.head_dim, dv = c.v_head_dim;
+  const size_t t = in.ConsumeIntegralInRange<size_t>(1, std::min<size_t>(len, 4));
+  const bool causal = in.ConsumeBool();
+  std::vector<float> q(t * hq * d), k(len * c.kv_heads * d), v(len * c.kv_heads * dv), out(t * hq * dv + 1);
+  st.values.fill(q);
+  fuzz::Poison(out);
+  for (size_t j = 0; j < len; ++j) {
+    for (size_t e = 0; e < c.kv_heads * d; ++e) k[j * c.kv_heads * d + e] = m.load(m.k_at(table[j / bt], layer, j % bt), e);
+    for (size_t e = 0; e < c.kv_heads * dv; ++e) v[j * c.kv_heads * dv + e] = m.load(m.v_at(table[j / bt], layer, j % bt), e);
+  }
+  AttentionParams p;
+  p.mask.causal = causal;
+  const Status s = attention(HeadsView<const float>{q.data(), t, hq, d, hq * d, d}, st.cache, layer,
+                             KvSequence{table.data(), table.size(), len}, HeadsView<float>{out.data(), t, hq, dv, hq * dv, dv}, p);
+  TILEKIT_FUZZ_CHECK(s == Status::kOk, "attention over %zu written tokens refused: %s", len, status_name(s));
+  testing::AttentionProblem pr;
+  pr.t = t, pr.s = len, pr.hq = hq, pr.hkv = c.kv_heads, pr.d = d, pr.dv = dv;
+  pr.q = q.data(), pr.k = k.data(), pr.v = v.data();
+  pr.q_stride = hq * d, pr.k_stride = c.kv_heads * d, pr.v_stride = c.kv_heads * dv;
+  pr.causal = causal;
+  pr.tile_keys = std::min<size_t>(64, bt);
+  const testing::AttentionReference ref = testing::AttentionReference64(pr);
+  for (size_t i = 0; i < ref.o.size(); ++i) {
+    const double err = std::fabs(out[i] - ref.o[i]);
+    TILEKIT_FUZZ_CHECK(err <= ref.bound[i] + 1e-37, "attention out[%zu] = %.9g, want %.9g (error %.3g > %.3g)", i,
+                       out[i], ref.o[i], err, ref.bound[i]);
+  }
+  uint32_t last;
+  std::memcpy(&last, &out.back(), 4);
+  TILEKIT_FUZZ_CHECK(last == 0xA5A5A5A5u, "attention wrote past its output");
+}
+
+void Run(FuzzedDataProvider& in) {
+  fuzz::Force(fuzz::PickPath(in));
+  State st;
+  st.values = fuzz::Values(in.ConsumeIntegral<uint64_t>());
+  for (int step = 0; step < 40 && in.remaining_bytes() > 0; ++step) {
+    const int op = in.ConsumeIntegralInRange<int>(0, 9);
+    std::vector<uint32_t>& table = st.tables[in.ConsumeIntegralInRange<size_t>(0, 2)];
+    std::vector<uint32_t>& other = st.tables[in.ConsumeIntegralInRange<size_t>(0, 2)];
+    static const char* const kNames[] = {"init", "allocate", "allocate", "share", "release", "write", "write",
+                                         "write (bf16)", "attention", "attention"};
+    switch (op) {
+      case 0: Init(in, st); break;
+      case 1: case 2: Allocate(in, st, table); break;
+      case 3: ShareOrRelease(in, st, table, other, true); break;
+      case 4: ShareOrRelease(in, st, table, other, false); break;
+      case 5: case 6: Write<float>(in, st, table); break;
+      case 7: Write<bf16>(in, st, table); break;
+      default: Attend(in, st, table); break;
+    }
+    CheckState(st, kNames[op]);
+  }
+}
+
+}  // namespace
+}  // namespace tilekit
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  FuzzedDataProvider in(data, size);
+  tilekit::Run(in);
+  tilekit::clear_max_isa();
+  return 0;
+}
