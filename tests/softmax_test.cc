@@ -8,47 +8,30 @@
 #include <vector>
 
 #include "harness.h"
+#include "ops_reference.h"
 
 namespace tilekit {
 namespace {
 
-using testing::kF32Eps;
 using testing::PathTest;
 
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
-// Checks y against softmax(x·scale + mask) in double. The bound, relative to
-// each y_i, follows the fp32 arithmetic: a_i = x_i·scale + mask_i (up to two
-// roundings: u·(|x_i·scale| + |a_i|)), t_i = a_i - max (u·|t_i|; the computed
-// max shifts every t alike and cancels), hn::Exp (1 ULP <= 2u), so each e_i is
-// off by δ_i; the sum of n of them adds (n - 1)·u, the reciprocal and the
-// product 2u: δ_i + max_j δ_j + (n + 1)·u, with 0.1% for second-order terms.
+// Checks y against softmax(x·scale + mask) in double, within the bound of the
+// fp32 arithmetic and hn::Exp (ops_reference.h SoftmaxRowRef).
 void CheckRows(const float* x, size_t x_ld, const float* mask, size_t mask_ld, float scale, const float* y, size_t y_ld,
                size_t rows, size_t n) {
-  std::vector<double> a(n), t(n), delta(n);
   for (size_t r = 0; r < rows; ++r) {
-    double max = -INFINITY;
+    const testing::SoftmaxRow want = testing::SoftmaxRowRef(x + r * x_ld, mask ? mask + r * mask_ld : nullptr, scale, n);
+    ASSERT_FALSE(want.nan_row) << "r=" << r;  // finite data only
     for (size_t i = 0; i < n; ++i) {
-      a[i] = static_cast<double>(x[r * x_ld + i]) * scale + (mask ? mask[r * mask_ld + i] : 0.0);
-      max = std::max(max, a[i]);
-    }
-    double sum = 0, max_delta = 0;
-    for (size_t i = 0; i < n; ++i) {
-      t[i] = a[i] - max;
-      sum += std::exp(t[i]);
-      delta[i] =
-          std::isinf(a[i]) ? 0 : kF32Eps * (std::fabs(x[r * x_ld + i] * scale) + std::fabs(a[i]) + std::fabs(t[i]) + 2);
-      max_delta = std::max(max_delta, delta[i]);
-    }
-    for (size_t i = 0; i < n; ++i) {
-      const double ref = std::exp(t[i]) / sum, got = y[r * y_ld + i];
-      if (ref == 0) {
+      const double got = y[r * y_ld + i];
+      if (want.ref[i] == 0) {
         ASSERT_EQ(got, 0.f) << "r=" << r << " i=" << i;  // a masked (-Inf) element
         continue;
       }
-      const double bound = (delta[i] + max_delta + (n + 1) * kF32Eps) * 1.001 * ref;
-      ASSERT_TRUE(testing::WithinBound(std::fabs(got - ref), bound, "softmax"))
-          << "r=" << r << " i=" << i << " n=" << n << " ref=" << ref << " got=" << got;
+      ASSERT_TRUE(testing::WithinBound(std::fabs(got - want.ref[i]), want.bound[i], "softmax"))
+          << "r=" << r << " i=" << i << " n=" << n << " ref=" << want.ref[i] << " got=" << got;
     }
   }
 }
