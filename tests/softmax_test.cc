@@ -110,6 +110,28 @@ TEST_P(SoftmaxTest, InfAndNanRows) {
   }
 }
 
+// Regression (ops_fuzz): a fully masked row is zeros at every width and in
+// place. On EMU128, the scalar path of clang builds, hn::MaxOfLanes starts
+// from -FLT_MAX, so the row's max came out finite and the row NaN.
+TEST_P(SoftmaxTest, FullyMaskedRowsAreZeroAtEveryWidth) {
+  TILEKIT_SEED_TRACE();
+  testing::Rng rng(4);
+  for (size_t n : testing::TailSizes(65)) {
+    const size_t rows = 3, ld = n + 2;
+    std::vector<float> x(rows * ld), mask(rows * ld);
+    rng.fill(x.data(), x.size());
+    rng.fill(mask.data(), mask.size());
+    for (size_t i = 0; i < n; ++i) mask[ld + i] = -kInf;  // row 1
+    SoftmaxOptions opt;
+    opt.scale = -0.5f;
+    opt.mask = matrix<const float>(mask.data(), rows, n, ld);
+    const std::vector<float> x0 = x;
+    ASSERT_EQ(softmax(matrix<const float>(x.data(), rows, n, ld), matrix(x.data(), rows, n, ld), opt), Status::kOk);
+    for (size_t i = 0; i < n; ++i) ASSERT_EQ(x[ld + i], 0.f) << "n=" << n << " i=" << i;
+    CheckRows(x0.data(), ld, mask.data(), ld, opt.scale, x.data(), ld, rows, n);  // rows 0 and 2 too
+  }
+}
+
 TEST_P(SoftmaxTest, TwoThreadsMatchOneBitwise) {
   TILEKIT_SEED_TRACE();
   testing::Rng rng(3);
