@@ -11,7 +11,10 @@
 //  - attention (plain and on a KvCache) from several threads, own, shared or
 //    no executor; kv_cache_write to different sequences while other threads
 //    read theirs through attention and one thread allocates and releases
-//    blocks (the contract of attention/kv_cache.h).
+//    blocks (the contract of attention/kv_cache.h);
+//  - the row ops (rms_norm, add_rms_norm, softmax, rope) from several threads
+//    with own and shared pools, bitwise, and with set_max_isa racing them,
+//    within their fp64 bounds.
 //
 // Plain TESTs, not PathTest: the path list would initialise dispatch while
 // gtest registers the tests, before the first test can race it.
@@ -22,6 +25,7 @@
 
 #include "gemm_reference.h"
 #include "harness.h"
+#include "ops_reference.h"
 
 namespace tilekit {
 namespace {
@@ -43,6 +47,35 @@ void RunTogether(int threads, Fn fn) {
   }
   for (std::thread& th : pool) th.join();
 }
+
+// Moves the cap over every path (and clears it), over and over, on a thread
+// of its own until stop().
+class PathChanger {
+ public:
+  PathChanger() : paths_(testing::AvailablePaths()), thread_([this] {
+    for (int r = 0; !stop_.load(); ++r) {
+      if (r % (static_cast<int>(paths_.size()) + 1) == 0) {
+        clear_max_isa();
+      } else {
+        EXPECT_EQ(set_max_isa(paths_[r % paths_.size()]), Status::kOk);
+      }
+      std::this_thread::yield();
+    }
+  }) {}
+  ~PathChanger() { stop(); }
+  void stop() {
+    if (thread_.joinable()) {
+      stop_.store(true);
+      thread_.join();
+      clear_max_isa();
+    }
+  }
+
+ private:
+  const std::vector<Isa> paths_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
 
 // One GEMM problem with fp32 data, its packed weights and (once computed) the
 // single-threaded result on the path active when it was made.
@@ -166,7 +199,6 @@ TEST(Concurrency, ConvertAndEpilogueFromSeveralThreads) {
 TEST(Concurrency, SetMaxIsaWhileKernelsRun) {
   TILEKIT_SEED_TRACE();
   testing::Rng rng(4);
-  const std::vector<Isa> paths = testing::AvailablePaths();
   std::vector<Problem> ps = MakeProblems(rng);
   std::vector<testing::GemmReference> refs(ps.size());
   for (size_t i = 0; i < ps.size(); ++i) {
@@ -180,19 +212,9 @@ TEST(Concurrency, SetMaxIsaWhileKernelsRun) {
   clear_max_isa();
   for (Problem& p : ps) ASSERT_EQ(pack_weights(weights_kn(p.w.data(), p.k, p.n), WeightType::kF32, &p.pw), Status::kOk);
 
-  std::atomic<bool> stop{false};
   std::atomic<int> wrong{0}, ran{0}, refused{0};
   ThreadPool shared(2);
-  std::thread changer([&] {
-    for (int r = 0; !stop.load(); ++r) {
-      if (r % (static_cast<int>(paths.size()) + 1) == 0) {
-        clear_max_isa();
-      } else {
-        EXPECT_EQ(set_max_isa(paths[r % paths.size()]), Status::kOk);
-      }
-      std::this_thread::yield();
-    }
-  });
+  PathChanger changer;
   RunTogether(kHostThreads - 1, [&](int t) {
     std::vector<float> c;
     std::vector<float> x(50);
@@ -219,9 +241,7 @@ TEST(Concurrency, SetMaxIsaWhileKernelsRun) {
       for (size_t i = 0; i < x.size(); ++i) wrong += h[i].bits != f32_to_bf16(x[i]).bits;
     }
   });
-  stop.store(true);
-  changer.join();
-  clear_max_isa();
+  changer.stop();
   EXPECT_EQ(wrong.load(), 0);
   EXPECT_GT(ran.load(), 0);
   RecordProperty("gemm_ran", ran.load());
@@ -409,6 +429,137 @@ TEST(Concurrency, KvCacheWritesAndReadsWhileBlocksAreManaged) {
   for (size_t i = 0; i < kSequences; ++i) {
     EXPECT_EQ(std::memcmp(got_out[i].data(), want_out[i].data(), want_out[i].size() * 4), 0) << "sequence " << i;
   }
+}
+
+// The row ops on inputs of their own, each large enough to be split over a
+// pool (ops/rows.h kMinBytesPerTask): rms_norm (fp32 in, bf16 out),
+// add_rms_norm, softmax with a mask, rope on Q and K slices of one row.
+struct RowOps {
+  static constexpr size_t kRows = 64, kDim = 1024, kHeadDim = 64, kQkRow = 4 * kHeadDim;  // 3 Q heads, 1 K head
+  std::vector<float> x, w, residual, mask, qk;
+  std::vector<int32_t> pos;
+  RopeTable table;
+  struct Out {
+    std::vector<bf16> norm;
+    std::vector<float> add_y, add_residual, soft, qk;
+  };
+
+  explicit RowOps(testing::Rng& rng)
+      : x(kRows * kDim), w(kDim), residual(kRows * kDim), mask(kRows * kDim), qk(kRows * kQkRow), pos(kRows) {
+    rng.fill(x.data(), x.size(), -3.f, 3.f);
+    rng.fill(w.data(), w.size());
+    rng.fill(residual.data(), residual.size());
+    rng.fill(mask.data(), mask.size());
+    rng.fill(qk.data(), qk.size());
+    for (int32_t& p : pos) p = static_cast<int32_t>(rng.below(512));
+    RopeConfig c;
+    c.head_dim = kHeadDim;
+    EXPECT_EQ(make_rope_table(c, 512, &table), Status::kOk);
+  }
+  bool run(Out* o, Executor* ex) const {
+    o->norm.assign(kRows * kDim, bf16{testing::kPoisonBf16});
+    o->add_y.assign(kRows * kDim, testing::PoisonF32());
+    o->soft.assign(kRows * kDim, testing::PoisonF32());
+    o->add_residual = residual;
+    o->qk = qk;
+    RmsNormOptions norm_opt;
+    norm_opt.executor = ex;
+    SoftmaxOptions soft_opt;
+    soft_opt.executor = ex;
+    soft_opt.mask = matrix<const float>(mask.data(), kRows, kDim);
+    const auto xv = rows_of(matrix<const float>(x.data(), kRows, kDim));
+    return rms_norm(xv, w.data(), rows_of(matrix(o->norm.data(), kRows, kDim)), norm_opt) == Status::kOk &&
+           add_rms_norm(xv, rows_of(matrix(o->add_residual.data(), kRows, kDim)), w.data(),
+                        rows_of(matrix(o->add_y.data(), kRows, kDim)), norm_opt) == Status::kOk &&
+           softmax(matrix<const float>(x.data(), kRows, kDim), matrix(o->soft.data(), kRows, kDim), soft_opt) ==
+               Status::kOk &&
+           rope(heads_view(o->qk.data(), kRows, 3, kHeadDim, kQkRow),
+                heads_view(o->qk.data() + 3 * kHeadDim, kRows, 1, kHeadDim, kQkRow), pos.data(), table,
+                ex) == Status::kOk;
+  }
+  // Elements outside the fp64 bounds of ops_reference.h (any path).
+  int wrong(const Out& o) const {
+    int bad = 0;
+    const double norm_rel = testing::RmsNormRelBound(kDim, false, true, Bf16Rounding::kAfterWeight),
+                 add_rel = testing::RmsNormRelBound(kDim, false, false, Bf16Rounding::kAfterWeight);
+    for (size_t r = 0; r < kRows; ++r) {
+      double ss = 0, hh = 0;
+      for (size_t i = 0; i < kDim; ++i) {
+        const float h = x[r * kDim + i] + residual[r * kDim + i];  // fp32, as stored
+        bad += o.add_residual[r * kDim + i] != h;
+        ss += static_cast<double>(x[r * kDim + i]) * x[r * kDim + i];
+        hh += static_cast<double>(h) * h;
+      }
+      const double eps = RmsNormOptions().eps;
+      const double inv = 1 / std::sqrt(ss / kDim + eps), inv_h = 1 / std::sqrt(hh / kDim + eps);
+      const testing::SoftmaxRow soft = testing::SoftmaxRowRef(&x[r * kDim], &mask[r * kDim], 1.f, kDim);
+      for (size_t i = 0; i < kDim; ++i) {
+        const double norm = x[r * kDim + i] * inv * w[i], add = o.add_residual[r * kDim + i] * inv_h * w[i];
+        bad += !(std::fabs(bf16_to_f32(o.norm[r * kDim + i]) - norm) <= norm_rel * std::fabs(norm) + 1e-30);
+        bad += !(std::fabs(o.add_y[r * kDim + i] - add) <= add_rel * std::fabs(add) + 1e-30);
+        bad += !(std::fabs(o.soft[r * kDim + i] - soft.ref[i]) <= soft.bound[i]);
+      }
+    }
+    double attention;
+    RopeConfig c;
+    c.head_dim = kHeadDim;
+    const std::vector<double> inv = testing::RopeReferenceInvFreq(c, 512, &attention);
+    const size_t half = kHeadDim / 2;
+    for (size_t t = 0; t < kRows; ++t) {
+      for (size_t j = 0; j < kQkRow; ++j) {
+        const size_t head = t * kQkRow + j / kHeadDim * kHeadDim, e = j % kHeadDim, partner = e < half ? e + half : e - half;
+        const double angle = pos[t] * inv[e % half];
+        const testing::RopeElement want = testing::RopeElementRef(qk[head + e], qk[head + partner], std::cos(angle),
+                                                                  std::sin(angle), e < half, false);
+        bad += !(std::fabs(o.qk[t * kQkRow + j] - want.ref) <= want.bound);
+      }
+    }
+    return bad;
+  }
+};
+
+bool SameBits(const RowOps::Out& a, const RowOps::Out& b) {
+  return std::memcmp(a.norm.data(), b.norm.data(), a.norm.size() * 2) == 0 && a.add_y == b.add_y &&
+         a.add_residual == b.add_residual && std::memcmp(a.soft.data(), b.soft.data(), a.soft.size() * 4) == 0 &&
+         a.qk == b.qk;
+}
+
+// Each host thread runs the row ops with its own pool, a shared one, or none;
+// every result equals the single-threaded one bitwise (each row is computed
+// whole by one thread).
+TEST(Concurrency, RowOpsFromSeveralThreadsOwnAndSharedPools) {
+  TILEKIT_SEED_TRACE();
+  testing::Rng rng(6);
+  const RowOps ops(rng);
+  RowOps::Out want;
+  ASSERT_TRUE(ops.run(&want, nullptr)) << last_error();
+  ASSERT_EQ(ops.wrong(want), 0);
+  ThreadPool shared(2);
+  std::atomic<int> mismatches{0};
+  RunTogether(kHostThreads, [&](int t) {
+    ThreadPool own(2);
+    Executor* ex = t % 3 == 0 ? &own : t % 3 == 1 ? static_cast<Executor*>(&shared) : nullptr;
+    RowOps::Out got;
+    for (int r = 0; r < 4; ++r) mismatches += !ops.run(&got, ex) || !SameBits(got, want);
+  });
+  EXPECT_EQ(mismatches.load(), 0);
+}
+
+// The row ops while the cap moves: each call runs on one path, so every
+// element is within the bound of whichever it took.
+TEST(Concurrency, SetMaxIsaWhileRowOpsRun) {
+  TILEKIT_SEED_TRACE();
+  testing::Rng rng(7);
+  const RowOps ops(rng);
+  ThreadPool shared(2);
+  std::atomic<int> wrong{0};
+  PathChanger changer;
+  RunTogether(kHostThreads - 1, [&](int t) {
+    RowOps::Out got;
+    for (int r = 0; r < 6; ++r) wrong += !ops.run(&got, t == 0 ? nullptr : &shared) || ops.wrong(got) != 0;
+  });
+  changer.stop();
+  EXPECT_EQ(wrong.load(), 0);
 }
 
 }  // namespace

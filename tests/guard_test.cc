@@ -16,6 +16,7 @@
 #include "gemm_reference.h"
 #include "guarded_buffer.h"
 #include "harness.h"
+#include "ops_reference.h"
 
 namespace tilekit {
 namespace {
@@ -240,6 +241,77 @@ TEST_P(GuardTest, RmsNorm) {
     RmsNormAgainstGuards<float, float>(n, g, rng, false);
     RmsNormAgainstGuards<bf16, bf16>(n, g, rng, false);
     RmsNormAgainstGuards<float, bf16>(n, g, rng, true);
+    RmsNormAgainstGuards<bf16, float>(n, g, rng, true);
+  });
+}
+
+// RoPE in place on Q (two heads with a gap between them) and K (one head),
+// each in its own guarded buffer, and the positions guarded too: head_dim n,
+// every element rotating when n is even, all but the last when it is odd
+// (partial rotary), both pairings. Bitwise equal to the same call on ordinary
+// buffers, and within the fp64 bound, so a kernel that stops short fails too.
+template <typename T>
+void RopeAgainstGuards(size_t n, Guard g, RopePairing pairing, testing::Rng& rng) {
+  RopeConfig c;
+  c.head_dim = n;
+  c.rotary_dim = n % 2 ? n - 1 : n;
+  c.pairing = pairing;
+  if (c.rotary_dim == 0) return;  // head_dim 1: nothing can rotate
+  const size_t max_positions = 64, tokens = 2, q_head_stride = n + 1, q_token_stride = 2 * q_head_stride + 2,
+               k_token_stride = n + 3;
+  RopeTable table;
+  ASSERT_EQ(make_rope_table(c, max_positions, &table), Status::kOk) << last_error();
+  const size_t q_span = q_token_stride + q_head_stride + n, k_span = k_token_stride + n;
+  GuardedBuffer<T> q(q_span, g), k(k_span, g);
+  GuardedBuffer<int32_t> pos(tokens, g);
+  std::vector<T> q_plain(q_span), k_plain(k_span);
+  for (size_t i = 0; i < q_span; ++i) q[i] = q_plain[i] = testing::FromF32<T>(rng.uniform());
+  for (size_t i = 0; i < k_span; ++i) k[i] = k_plain[i] = testing::FromF32<T>(rng.uniform());
+  pos[0] = static_cast<int32_t>(max_positions - 1);
+  pos[1] = static_cast<int32_t>(1 + rng.below(max_positions - 2));
+  const std::vector<T> q_before = q_plain, k_before = k_plain;
+  const auto q_view = [&](T* p) { return heads_view(p, tokens, 2, n, q_token_stride, q_head_stride); };
+  const auto k_view = [&](T* p) { return heads_view(p, tokens, 1, n, k_token_stride); };
+  ASSERT_EQ(rope(q_view(q.data()), k_view(k.data()), pos.data(), table), Status::kOk) << last_error();
+  ASSERT_EQ(rope(q_view(q_plain.data()), k_view(k_plain.data()), pos.data(), table), Status::kOk);
+  for (size_t i = 0; i < q_span; ++i) ASSERT_EQ(testing::Bits(q[i]), testing::Bits(q_plain[i])) << "q " << i;
+  for (size_t i = 0; i < k_span; ++i) ASSERT_EQ(testing::Bits(k[i]), testing::Bits(k_plain[i])) << "k " << i;
+  double attention;
+  const std::vector<double> inv = testing::RopeReferenceInvFreq(c, max_positions, &attention);
+  const size_t rot = c.rotary_dim, half = rot / 2;
+  const bool interleaved = pairing == RopePairing::kInterleaved;
+  const auto check = [&](const HeadsView<T>& after, const T* before, const char* name) {
+    for (size_t t = 0; t < tokens; ++t) {
+      for (size_t h = 0; h < after.heads; ++h) {
+        const size_t row = t * after.token_stride + h * after.head_stride;
+        for (size_t e = 0; e < rot; ++e) {
+          const bool first = interleaved ? e % 2 == 0 : e < half;
+          const size_t partner = interleaved ? (first ? e + 1 : e - 1) : (first ? e + half : e - half);
+          const double angle = pos[t] * inv[interleaved ? e / 2 : e % half];
+          const testing::RopeElement want =
+              testing::RopeElementRef(testing::ToF32(before[row + e]), testing::ToF32(before[row + partner]),
+                                      std::cos(angle), std::sin(angle), first, kIsBf16<T>);
+          ASSERT_TRUE(testing::WithinBound(std::fabs(testing::ToF32(after.data[row + e]) - want.ref), want.bound))
+              << name << " token " << t << " head " << h << " element " << e;
+        }
+        if (rot < n) {  // the pass-through element
+          ASSERT_EQ(testing::Bits(after.data[row + n - 1]), testing::Bits(before[row + n - 1]));
+        }
+      }
+    }
+  };
+  check(q_view(q.data()), q_before.data(), "q");
+  check(k_view(k.data()), k_before.data(), "k");
+}
+
+TEST_P(GuardTest, Rope) {
+  TILEKIT_SEED_TRACE();
+  testing::Rng rng(7);
+  GuardSweep(GuardTails(4097), [&](size_t n, Guard g) {
+    for (RopePairing pairing : {RopePairing::kHalfSplit, RopePairing::kInterleaved}) {
+      RopeAgainstGuards<float>(n, g, pairing, rng);
+      RopeAgainstGuards<bf16>(n, g, pairing, rng);
+    }
   });
 }
 

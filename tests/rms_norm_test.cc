@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "harness.h"
+#include "ops_reference.h"
 
 namespace tilekit {
 namespace {
@@ -54,10 +55,8 @@ struct Case {
   size_t tokens, heads, dim, head_gap, token_gap;
 };
 
-// Checks y (and the residual) against an fp64 reference. Error bound of the
-// fp32 arithmetic, relative to |y|: the sum of D squares (D·u), the mean, eps
-// add and sqrt (halved by the square root), the reciprocal, x·r and ·w:
-// (D + 2)·u/2 + 4u. A bf16 rounding adds 2^-8 wherever the options put one.
+// Checks y (and the residual) against an fp64 reference, within the bound of
+// the fp32 arithmetic and the bf16 roundings (ops_reference.h RmsNormRelBound).
 template <typename X, typename Y>
 void CheckNorm(const Case& c, const RmsNormOptions& opt, bool add, uint64_t stream) {
   SCOPED_TRACE(::testing::Message() << "tokens=" << c.tokens << " heads=" << c.heads << " dim=" << c.dim
@@ -77,9 +76,7 @@ void CheckNorm(const Case& c, const RmsNormOptions& opt, bool add, uint64_t stre
   ASSERT_EQ(s, Status::kOk) << last_error();
   ASSERT_TRUE(y.GapsUntouched());
   ASSERT_TRUE(res.GapsUntouched());
-  const double fp32_rel = (c.dim + 2) * kF32Eps / 2 + 4 * kF32Eps;
-  const bool round_before = kIsBf16<X> && opt.rounding == Bf16Rounding::kBeforeWeight;
-  const double rel = (fp32_rel + (round_before ? kBf16Eps : 0) + (kIsBf16<Y> ? kBf16Eps : 0)) * (1 + 2 * kBf16Eps);
+  const double rel = testing::RmsNormRelBound(c.dim, kIsBf16<X>, kIsBf16<Y>, opt.rounding);
   std::vector<double> h(c.dim);
   for (size_t t = 0; t < c.tokens; ++t) {
     for (size_t hd = 0; hd < c.heads; ++hd) {
@@ -169,7 +166,7 @@ TEST_P(RmsNormTest, PerHeadSliceOfFusedQkvInPlace) {
       double ss = 0;
       for (size_t e = 0; e < hd; ++e) ss += std::pow(bf16_to_f32(before[h0 + e]), 2);
       const double ref = bf16_to_f32(before[i]) / std::sqrt(ss / hd + 1e-6) * w[(j - q_heads * hd) % hd];
-      const double rel = ((hd + 2) * kF32Eps / 2 + 4 * kF32Eps + 2 * kBf16Eps) * (1 + 2 * kBf16Eps);
+      const double rel = testing::RmsNormRelBound(hd, true, true, Bf16Rounding::kBeforeWeight);
       ASSERT_TRUE(testing::WithinBound(std::fabs(bf16_to_f32(qkv[i]) - ref), rel * std::fabs(ref) + 1e-30))
           << t << " " << j;
     }

@@ -8,63 +8,12 @@
 #include <vector>
 
 #include "harness.h"
+#include "ops_reference.h"
 
 namespace tilekit {
 namespace {
 
-using testing::kBf16Eps;
-using testing::kF32Eps;
 using testing::PathTest;
-
-constexpr double kPi = 3.14159265358979323846;
-
-// HF's inverse frequencies, written as its _compute_*_parameters read
-// (arange(0, d, 2) / d exponents, then the scaling's rule), in double.
-std::vector<double> ReferenceInvFreq(const RopeConfig& c, size_t max_positions, double* attention) {
-  const size_t d = c.rotary_dim ? c.rotary_dim : c.head_dim;
-  double base = c.theta;
-  *attention = 1.0;
-  if (c.scaling == RopeScaling::kDynamicNtk) {
-    const double mpe = static_cast<double>(c.original_max_positions);
-    double seq_len = static_cast<double>(c.dynamic_seq_len ? c.dynamic_seq_len : max_positions);
-    if (!(seq_len > mpe)) seq_len = mpe;
-    base = base * std::pow((c.factor * seq_len / mpe) - (c.factor - 1), static_cast<double>(d) / (d - 2));
-  }
-  std::vector<double> inv;
-  for (size_t j = 0; j < d; j += 2) inv.push_back(1.0 / std::pow(base, static_cast<double>(j) / d));
-  if (c.scaling == RopeScaling::kLinear) {
-    for (double& f : inv) f /= c.factor;
-  } else if (c.scaling == RopeScaling::kLlama3) {
-    const double old_len = static_cast<double>(c.original_max_positions);
-    const double low_freq_wavelen = old_len / c.low_freq_factor, high_freq_wavelen = old_len / c.high_freq_factor;
-    for (double& f : inv) {
-      const double wavelen = 2 * kPi / f;
-      const double llama = wavelen > low_freq_wavelen ? f / c.factor : f;
-      const double smooth = (old_len / wavelen - c.low_freq_factor) / (c.high_freq_factor - c.low_freq_factor);
-      const double smoothed = (1 - smooth) * llama / c.factor + smooth * llama;
-      const bool medium = !(wavelen < high_freq_wavelen) && !(wavelen > low_freq_wavelen);
-      f = medium ? smoothed : llama;
-    }
-  } else if (c.scaling == RopeScaling::kYarn) {
-    *attention = c.attention_factor > 0 ? c.attention_factor : 0.1 * std::log(c.factor) + 1.0;
-    const double mpe = static_cast<double>(c.original_max_positions);
-    auto find_correction_dim = [&](double num_rotations) {
-      return (d * std::log(mpe / (num_rotations * 2 * kPi))) / (2 * std::log(base));
-    };
-    double low = std::floor(find_correction_dim(c.beta_fast)), high = std::ceil(find_correction_dim(c.beta_slow));
-    low = std::max(low, 0.0);
-    high = std::min(high, static_cast<double>(d - 1));
-    if (low == high) high += 0.001;
-    for (size_t i = 0; i < inv.size(); ++i) {
-      const double pos_freq = std::pow(base, static_cast<double>(2 * i) / d);
-      const double extrapolation = 1.0 / pos_freq, interpolation = 1.0 / (c.factor * pos_freq);
-      const double ramp = std::clamp((static_cast<double>(i) - low) / (high - low), 0.0, 1.0);
-      const double extrapolation_factor = 1 - ramp;
-      inv[i] = interpolation * (1 - extrapolation_factor) + extrapolation * extrapolation_factor;
-    }
-  }
-  return inv;
-}
 
 using testing::Bits;
 using testing::FromF32;
@@ -100,7 +49,7 @@ void CheckRope(const RopeConfig& cfg_in, const Shape& sh, uint64_t stream, Execu
   ASSERT_EQ(rope(q, k, pos.data(), table, executor), Status::kOk) << last_error();
 
   double attention;
-  const std::vector<double> inv = ReferenceInvFreq(cfg, max_positions, &attention);
+  const std::vector<double> inv = testing::RopeReferenceInvFreq(cfg, max_positions, &attention);
   const size_t rot = sh.rotary_dim, half = rot / 2;
   for (size_t t = 0; t < sh.tokens; ++t) {
     for (size_t j = 0; j < row; ++j) {
@@ -119,13 +68,10 @@ void CheckRope(const RopeConfig& cfg_in, const Shape& sh, uint64_t stream, Execu
       const double angle = pos[t] * inv[f];
       const double c = std::cos(angle) * attention, s = std::sin(angle) * attention;
       const double x = ToF32(before[t * row + head_start + e]), xp = ToF32(before[t * row + head_start + partner]);
-      const double ref = first ? x * c - xp * s : x * c + xp * s;
-      // Table rounding and up to two product roundings per term, one for the
-      // sum; then bf16's rounding of the result.
-      const double f32_err = 2 * kF32Eps * (std::fabs(x * c) + std::fabs(xp * s)) + kF32Eps * std::fabs(ref);
-      const double bound = kIsBf16<T> ? kBf16Eps * (std::fabs(ref) + f32_err) + f32_err : f32_err;
-      ASSERT_TRUE(testing::WithinBound(std::fabs(ToF32(qkv[i]) - ref), bound * (1 + 1e-6) + 1e-30))
-          << "t=" << t << " j=" << j << " pos=" << pos[t] << " ref=" << ref << " got=" << ToF32(qkv[i]);
+      // Table rounding, the products, the sum, bf16's rounding (ops_reference.h).
+      const testing::RopeElement want = testing::RopeElementRef(x, xp, c, s, first, kIsBf16<T>);
+      ASSERT_TRUE(testing::WithinBound(std::fabs(ToF32(qkv[i]) - want.ref), want.bound))
+          << "t=" << t << " j=" << j << " pos=" << pos[t] << " ref=" << want.ref << " got=" << ToF32(qkv[i]);
     }
   }
 }

@@ -59,13 +59,22 @@ HWY_INLINE float RowMax(DF df, const float* x, const float* mask, float scale, s
         return hn::Max(acc, m == hn::Lanes(df) ? a : hn::IfThenElse(hn::FirstN(df, m), a, neg_inf));
       },
       [](hn::Vec<DF> a, hn::Vec<DF> b) HWY_ATTR { return hn::Max(a, b); });
-  return hn::GetLane(hn::MaxOfLanes(df, max));
+  // Not hn::MaxOfLanes: on EMU128 (the scalar path in clang builds) it starts
+  // from LowestValue, -FLT_MAX, so a fully masked row's max came out finite,
+  // missed the -Inf test and gave exp(-Inf)/0 = NaN (ops_fuzz).
+  HWY_ALIGN float lanes[hn::MaxLanes(df)];
+  hn::Store(max, df, lanes);
+  float m = -std::numeric_limits<float>::infinity();
+  for (size_t i = 0; i < hn::Lanes(df); ++i) m = lanes[i] > m ? lanes[i] : m;
+  return m;
 }
 
 // y = exp(x·scale (+ mask) - max) over n elements; returns their sum. A NaN
 // argument (a NaN input, or +Inf - +Inf) is kept as NaN rather than
-// exponentiated (hn::Exp returns 0 for it), so the sum, and then the row, is
-// NaN. max must not be -Inf (a fully masked row: the caller writes zeros).
+// exponentiated, so the sum, and then the row, is NaN; hn::Exp never sees it
+// (its ToInt32 of a NaN is undefined behaviour on the scalar path, EMU128's
+// static_cast: ops_fuzz under UBSan). max must not be -Inf (a fully masked
+// row: the caller writes zeros).
 template <class DF>
 HWY_INLINE float ExpSum(DF df, const float* x, const float* mask, float scale, float max, float* y, size_t n) {
   const auto vs = hn::Set(df, scale), vmax = hn::Set(df, max);
@@ -73,7 +82,8 @@ HWY_INLINE float ExpSum(DF df, const float* x, const float* mask, float scale, f
       df, n, hn::Zero(df),
       [&](hn::Vec<DF> acc, size_t i, size_t m) HWY_ATTR {
         const auto d = hn::Sub(ScaledLogits(df, x, mask, vs, i, m), vmax);
-        auto e = hn::IfThenElse(hn::IsNaN(d), d, hn::Exp(df, d));
+        const auto nan = hn::IsNaN(d);
+        auto e = hn::IfThenElse(nan, d, hn::Exp(df, hn::IfThenZeroElse(nan, d)));
         if (m != hn::Lanes(df)) e = hn::IfThenElseZero(hn::FirstN(df, m), e);
         StorePartial(df, e, y + i, m);
         return hn::Add(acc, e);
