@@ -558,6 +558,18 @@ TEST_P(AttentionTest, BatchDecodeOfDifferentLengths) {
   p.executor = &two;
   ASSERT_EQ(attention_batch(cache, 0, items.data(), n, p), Status::kOk) << last_error();
   for (size_t i = 0; i < n; ++i) Check(cases[i], Reference64(cases[i], data[i]), outs[i], "batch");
+  // Items run in any order: one item's q or lse over another's out, or two
+  // lse over each other, is refused (attention_fuzz), before anything runs.
+  const std::vector<float> kept = outs[0].f32;
+  for (int bad = 0; bad < 3; ++bad) {
+    std::vector<AttentionBatchItem> wrong = items;
+    if (bad == 0) wrong[1].q.data = outs[0].f32.data();
+    if (bad == 1) wrong[1].lse = outs[0].lse.data();
+    if (bad == 2) wrong[1].lse = outs[0].f32.data();
+    EXPECT_EQ(attention_batch(cache, 0, wrong.data(), n, p), Status::kAliasing) << bad;
+    EXPECT_NE(std::string(last_error()).find("overlaps"), std::string::npos) << last_error();
+    EXPECT_EQ(std::memcmp(outs[0].f32.data(), kept.data(), kept.size() * 4), 0) << bad;
+  }
 }
 
 TEST_P(AttentionTest, MergeOfTwoHalvesIsTheWhole) {

@@ -505,15 +505,6 @@ TILEKIT_API Status attention_batch(const KvCache& cache, size_t layer, const Att
   if (params.mask.additive.data) {
     return fail(Status::kInvalidArgument, "%s: an additive mask is per sequence; call attention() per sequence", op);
   }
-  for (size_t i = 0; i < count; ++i) {
-    for (size_t j = 0; j < i; ++j) {
-      const size_t bi = items[i].out.tokens * items[i].out.token_stride * sizeof(float);
-      const size_t bj = items[j].out.tokens * items[j].out.token_stride * sizeof(float);
-      if (detail::ranges_overlap(items[i].out.data, bi, items[j].out.data, bj)) {
-        return fail(Status::kAliasing, "%s: the outputs of items %zu and %zu overlap", op, j, i);
-      }
-    }
-  }
   for (size_t i = 1; i < count; ++i) {
     if (items[i].q.heads != items[0].q.heads) {
       return fail(Status::kShapeMismatch, "%s: item %zu has %zu query heads, item 0 has %zu", op, i,
@@ -527,6 +518,27 @@ TILEKIT_API Status attention_batch(const KvCache& cache, size_t layer, const Att
     const AttentionBatchItem& it = items[i];
     const Status st = detail::attn_add_cached(op, cache, layer, it.seq, it.q, it.out, it.lse, params);
     if (st != Status::kOk) return st;
+  }
+  // Each item checked alone above (sizes fit size_t). Items run in any order
+  // and in parallel, so what one writes (out, lse) may not lie over anything
+  // another reads or writes (q, out, lse).
+  const auto bytes = [](const auto& view) { return view.tokens == 0 ? 0 : ((view.tokens - 1) * view.token_stride + view.heads * view.head_dim) * sizeof(*view.data); };
+  const auto lse_bytes = [](const AttentionBatchItem& it) { return it.lse ? it.out.tokens * it.out.heads * sizeof(float) : 0; };
+  for (size_t i = 0; i < count; ++i) {
+    const AttentionBatchItem& a = items[i];
+    for (size_t j = 0; j < count; ++j) {
+      if (j == i) continue;
+      const AttentionBatchItem& b = items[j];
+      const bool out_hits = detail::ranges_overlap(a.out.data, bytes(a.out), b.out.data, bytes(b.out)) ||
+                            detail::ranges_overlap(a.out.data, bytes(a.out), b.q.data, bytes(b.q)) ||
+                            detail::ranges_overlap(a.out.data, bytes(a.out), b.lse, lse_bytes(b));
+      const bool lse_hits = detail::ranges_overlap(a.lse, lse_bytes(a), b.q.data, bytes(b.q)) ||
+                            detail::ranges_overlap(a.lse, lse_bytes(a), b.lse, lse_bytes(b));
+      if (out_hits || lse_hits) {
+        return fail(Status::kAliasing, "%s: the %s of item %zu overlaps the q, out or lse of item %zu", op,
+                    out_hits ? "out" : "lse", i, j);
+      }
+    }
   }
   const KvCacheConfig& c = cache.config();
   return detail::attn_execute(op, detail::attn_shape(items[0].q.heads, c.kv_heads, c.head_dim, c.v_head_dim, params),
