@@ -156,7 +156,11 @@ struct PackAccess {
   // Writes `bytes` of whole packed rows: streamed around the cache when every
   // row is whole cache lines (nr · element bytes a multiple of 64, panels
   // starting on a line), since a line written in part by a non-temporal store
-  // costs more than a plain one; otherwise copied. fill_share flushes.
+  // costs more than a plain one; otherwise copied. fill_share flushes. Only
+  // the fp32 [K][N] copy streams: the [N][K] transpose (through a block in L1)
+  // and the bf16 rounding (through a staging row) measured 0.8x and 0.7x
+  // streamed against storing in place (docs/performance.md "Streaming the
+  // packed rows"), since they are bound by their own work, not by the stores.
   static void write_rows(const PackedWeights& pw, const void* src, void* dst, size_t bytes) {
     const size_t row_bytes = pw.layout_.nr * pw.layout_.element_bytes();
     if (row_bytes % kCacheLine == 0 && pw.panel_bytes() % kCacheLine == 0) {
@@ -200,33 +204,30 @@ struct PackAccess {
       k_stride[c] = w.layout == SourceLayout::kNK ? 1 : w.ld;
     }
     const bool along_k = parts[seg.gate_up ? 0 : s].layout == SourceLayout::kNK;
-    // Vector panels store row k at k · nr: a block of rows is one contiguous
-    // run of the panel, transposed in L1 and then written in one go.
+    // Vector panels store row k at k · nr: the transpose needs no row table.
     const bool rows_linear = l.kind == PanelKind::kVector;
-    alignas(kCacheLine) Out block[kKBlock * kMaxNr];
     size_t row_off[kKBlock];
     for (size_t k0 = k_begin; k0 < k_end; k0 += kKBlock) {
       const size_t k1 = std::min(k_end, k0 + kKBlock), k_real = std::min(k1, std::max(k0, k));
-      // Vector panels: rows relative to the block; other layouts: the panel.
-      Out* out = rows_linear ? block : panel;
-      for (size_t kk = k0; kk < k1; ++kk) row_off[kk - k0] = rows_linear ? (kk - k0) * nr : packed_offset(l, kk, 0);
+      for (size_t kk = k0; kk < k1; ++kk) row_off[kk - k0] = packed_offset(l, kk, 0);
       if (along_k) {
         for (size_t c = 0; c < nr; ++c) {
           const float* src = col_src[c];
           const size_t co = col_off[c], stride = k_stride[c];
           if (!src) {
-            for (size_t kk = k0; kk < k1; ++kk) store(out, row_off[kk - k0] + co, 0.f);
+            for (size_t kk = k0; kk < k1; ++kk) store(panel, row_off[kk - k0] + co, 0.f);
             continue;
           }
           if (stride == 1 && rows_linear) {  // the common transpose: no table, no stride multiply
             // Each of the nr source rows advances one line per block: too many
             // streams, visited too sparsely, for the hardware prefetcher.
             __builtin_prefetch(src + k1 + kPrefetchAhead);
-            for (size_t kk = k0; kk < k_real; ++kk) store(block, (kk - k0) * nr + co, src[kk]);
+            Out* out = panel + co;
+            for (size_t kk = k0; kk < k_real; ++kk) store(out, kk * nr, src[kk]);
           } else {
-            for (size_t kk = k0; kk < k_real; ++kk) store(out, row_off[kk - k0] + co, src[kk * stride]);
+            for (size_t kk = k0; kk < k_real; ++kk) store(panel, row_off[kk - k0] + co, src[kk * stride]);
           }
-          for (size_t kk = k_real; kk < k1; ++kk) store(out, row_off[kk - k0] + co, 0.f);
+          for (size_t kk = k_real; kk < k1; ++kk) store(panel, row_off[kk - k0] + co, 0.f);
         }
       } else {
         for (size_t kk = k0; kk < k1; ++kk) {
@@ -234,11 +235,10 @@ struct PackAccess {
           const bool real_k = kk < k;
           for (size_t c = 0; c < nr; ++c) {
             const float* src = col_src[c];
-            store(out, ro + col_off[c], src && real_k ? src[kk * k_stride[c]] : 0.f);
+            store(panel, ro + col_off[c], src && real_k ? src[kk * k_stride[c]] : 0.f);
           }
         }
       }
-      if (rows_linear) write_rows(pw, block, panel + k0 * nr, (k1 - k0) * nr * sizeof(Out));
     }
   }
 
@@ -278,11 +278,10 @@ struct PackAccess {
         for (size_t c = 0; c < real; ++c) out[c] = src[c];
         for (size_t c = real; c < nr; ++c) out[c] = 0.f;
       } else if (real == nr) {
-        alignas(kCacheLine) uint32_t row_bits[kMaxNr / 2];
+        uint32_t* out = reinterpret_cast<uint32_t*>(panel_row);
         for (size_t c = 0; c < lanes; ++c) {
-          row_bits[c] = uint32_t{f32_to_bf16(src[c]).bits} | uint32_t{f32_to_bf16(src[lanes + c]).bits} << 16;
+          out[c] = uint32_t{f32_to_bf16(src[c]).bits} | uint32_t{f32_to_bf16(src[lanes + c]).bits} << 16;
         }
-        write_rows(pw, row_bits, panel_row, lanes * sizeof(uint32_t));
       } else {
         uint16_t* out = reinterpret_cast<uint16_t*>(panel_row);
         for (size_t c = 0; c < nr; ++c) store(out, packed_offset(l, 0, c), c < real ? src[c] : 0.f);
