@@ -26,23 +26,13 @@
 
 #include "tilekit/attention/plan.h"
 #include "tilekit/base/bf16.h"
+#include "tilekit/ops/rows-inl.h"  // ExpKeepNaN
 
 HWY_BEFORE_NAMESPACE();
 namespace tilekit {
 namespace detail {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
-
-// exp(x), NaN for a NaN x (+Inf - +Inf: a key with an infinite logit). Highway's
-// Exp converts x to int on the way, and on the emulated targets (EMU128, the
-// scalar path) a NaN's conversion is undefined behaviour (UBSan, llama2c_fuzz
-// with an infinite weight); SIMD targets gave 0. NaN propagates to the row, as
-// softmax does.
-template <class DF, class V>
-HWY_INLINE V ExpKeepNaN(DF df, V x) {
-  const auto nan = hn::IsNaN(x);
-  return hn::IfThenElse(nan, x, hn::Exp(df, hn::IfThenZeroElse(nan, x)));
-}
 
 template <class DF>
 HWY_INLINE hn::Vec<DF> LoadKvRow(DF df, const float* HWY_RESTRICT p) {

@@ -1,6 +1,6 @@
-// Per-target pieces the row ops share (rms_norm, softmax; attention later):
-// a row reduction over several independent accumulators, and bf16 rounding of
-// values kept in fp32 registers.
+// Per-target pieces the row ops share (rms_norm, softmax, attention): a row
+// reduction over several independent accumulators, bf16 rounding of values
+// kept in fp32 registers, and an exp that lets NaN through.
 #if defined(TILEKIT_OPS_ROWS_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef TILEKIT_OPS_ROWS_INL_H_
 #undef TILEKIT_OPS_ROWS_INL_H_
@@ -8,6 +8,7 @@
 #define TILEKIT_OPS_ROWS_INL_H_
 #endif
 
+#include <hwy/contrib/math/math-inl.h>
 #include <hwy/highway.h>
 
 #include "tilekit/base/matrix.h"
@@ -32,6 +33,17 @@ HWY_INLINE hn::Vec<DF> AsStored(DF df, hn::Vec<DF> v) {
   } else {
     return v;
   }
+}
+
+// exp(x), NaN for a NaN x (a NaN input, or +Inf - +Inf: an infinite logit).
+// Highway's Exp converts x to int on the way, and on the emulated targets
+// (EMU128, the scalar path) a NaN's conversion is undefined behaviour (UBSan:
+// ops_fuzz, and llama2c_fuzz with an infinite weight); SIMD targets gave 0.
+// Softmax and attention let the NaN reach the row instead.
+template <class DF, class V>
+HWY_INLINE V ExpKeepNaN(DF df, V x) {
+  const auto nan = hn::IsNaN(x);
+  return hn::IfThenElse(nan, x, hn::Exp(df, hn::IfThenZeroElse(nan, x)));
 }
 
 // Folds acc = step(acc, i, m) over a row of n elements, m = Lanes(df) except

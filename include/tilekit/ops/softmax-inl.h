@@ -70,11 +70,9 @@ HWY_INLINE float RowMax(DF df, const float* x, const float* mask, float scale, s
 }
 
 // y = exp(x·scale (+ mask) - max) over n elements; returns their sum. A NaN
-// argument (a NaN input, or +Inf - +Inf) is kept as NaN rather than
-// exponentiated, so the sum, and then the row, is NaN; hn::Exp never sees it
-// (its ToInt32 of a NaN is undefined behaviour on the scalar path, EMU128's
-// static_cast: ops_fuzz under UBSan). max must not be -Inf (a fully masked
-// row: the caller writes zeros).
+// argument (a NaN input, or +Inf - +Inf) is kept as NaN (ExpKeepNaN), so the
+// sum, and then the row, is NaN. max must not be -Inf (a fully masked row: the
+// caller writes zeros).
 template <class DF>
 HWY_INLINE float ExpSum(DF df, const float* x, const float* mask, float scale, float max, float* y, size_t n) {
   const auto vs = hn::Set(df, scale), vmax = hn::Set(df, max);
@@ -82,8 +80,7 @@ HWY_INLINE float ExpSum(DF df, const float* x, const float* mask, float scale, f
       df, n, hn::Zero(df),
       [&](hn::Vec<DF> acc, size_t i, size_t m) HWY_ATTR {
         const auto d = hn::Sub(ScaledLogits(df, x, mask, vs, i, m), vmax);
-        const auto nan = hn::IsNaN(d);
-        auto e = hn::IfThenElse(nan, d, hn::Exp(df, hn::IfThenZeroElse(nan, d)));
+        auto e = ExpKeepNaN(df, d);
         if (m != hn::Lanes(df)) e = hn::IfThenElseZero(hn::FirstN(df, m), e);
         StorePartial(df, e, y + i, m);
         return hn::Add(acc, e);
