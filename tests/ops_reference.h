@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "harness.h"
@@ -74,6 +75,12 @@ inline std::vector<double> RopeReferenceInvFreq(const RopeConfig& c, size_t max_
   }
   return inv;
 }
+
+// The library's inverse frequencies and the reference's are the same formulas
+// in two orders: pow (<= 1 ulp), a reciprocal, a division by the factor and
+// the two-term blend of llama3 or YaRN each side, under 16 ulps of double
+// (relative); an angle p·inv_freq moves by p·inv_freq times that.
+constexpr double kRopeInvFreqRel = 16 * std::numeric_limits<double>::epsilon();
 
 // One rotated element: x and its partner xp (as stored, widened), the fp64
 // cos and sin of its angle (times the attention factor), `first` for the

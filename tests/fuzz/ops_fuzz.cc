@@ -310,10 +310,8 @@ bool ConfigValid(const RopeConfig& c, size_t max_positions) {
   return true;
 }
 
-// The library's inverse frequencies and the reference's are the same formulas
-// in two orders: pow (<= 1 ulp), a reciprocal, a division by the factor and
-// the two-term blend of llama3 or YaRN each side, under 16 ulps of double.
-constexpr double kInvFreqRel = 16 * std::numeric_limits<double>::epsilon();
+// The library's inverse frequencies against the reference's (ops_reference.h).
+constexpr double kInvFreqRel = testing::kRopeInvFreqRel;
 
 template <typename T>
 void RunRope(FuzzedDataProvider& in, fuzz::Values& values) {
