@@ -536,5 +536,136 @@ TEST(GraphFuzzRegressions, AddRmsNormOfATensorWithItself) {
   for (int j = 0; j < 4; ++j) EXPECT_NEAR(g.output(y).data[j], in[j] / rms, 8 * kU * std::fabs(in[j] / rms)) << j;
 }
 
+// Found by graph_fuzz's rope, kv_write and attention nodes: each was built
+// and then failed on every run (layer, head_dim, heads, v_head_dim, scale,
+// rope(q, q), an uninitialised cache refusing every step), or ran and dropped
+// columns silently (K or V wider than the cache's heads).
+KvCacheConfig SmallCache(size_t v_head_dim = 0) {
+  KvCacheConfig kc;
+  kc.layers = 1;
+  kc.kv_heads = 2;
+  kc.head_dim = 2;
+  kc.v_head_dim = v_head_dim;
+  kc.block_tokens = 2;
+  kc.num_blocks = 4;
+  return kc;
+}
+
+template <typename Describe>
+::testing::AssertionResult BuildFails(KvCache* cache, Status want, const char* detail, Describe&& describe) {
+  Graph g;
+  describe(g);
+  GraphConfig gc;
+  gc.max_tokens = 2;
+  gc.kv_cache = cache;
+  return FailsWith(g.build(gc), want, detail);
+}
+
+TEST(GraphFuzzRegressions, KvNodesAreCheckedAgainstTheCacheAtBuild) {
+  KvCache cache, wide_v, uninitialised;
+  ASSERT_EQ(cache.init(SmallCache()), Status::kOk);
+  ASSERT_EQ(wide_v.init(SmallCache(4)), Status::kOk);
+  // The cache holds 2 heads x 2: K and V rows of 4.
+  EXPECT_TRUE(BuildFails(&cache, Status::kInvalidArgument, "kv_write of layer 1, the cache has 1", [](Graph& g) {
+    const TensorId k = g.input(4);
+    g.kv_write(k, k, 1);
+  }));
+  EXPECT_TRUE(BuildFails(&cache, Status::kShapeMismatch, "kv_write of K 5 and V 4 columns", [](Graph& g) {
+    g.kv_write(g.input(5), g.input(4), 0);  // ran, writing 2 heads of 2 and dropping the fifth column
+  }));
+  EXPECT_TRUE(BuildFails(&cache, Status::kShapeMismatch, "kv_write of K 4 and V 6 columns", [](Graph& g) {
+    g.kv_write(g.input(4), g.input(6), 0);
+  }));
+  EXPECT_TRUE(BuildFails(&cache, Status::kInvalidArgument, "attention of layer 2", [](Graph& g) {
+    g.mark_output(g.attention(g.input(4), 2, 2));
+  }));
+  EXPECT_TRUE(BuildFails(&cache, Status::kShapeMismatch, "attention of 2 heads x 4", [](Graph& g) {
+    g.mark_output(g.attention(g.input(8), 2, 0));  // head_dim 4 over a cache of 2
+  }));
+  EXPECT_TRUE(BuildFails(&cache, Status::kShapeMismatch, "attention of 3 heads x 2", [](Graph& g) {
+    g.mark_output(g.attention(g.input(6), 3, 0));  // 3 query heads over 2 KV heads
+  }));
+  EXPECT_TRUE(BuildFails(&wide_v, Status::kShapeMismatch, "and x 4 (V)", [](Graph& g) {
+    g.mark_output(g.attention(g.input(4), 2, 0));  // the output has head_dim columns per head, not v_head_dim
+  }));
+  // An uninitialised cache: every step was refused ("0 blocks cannot hold"),
+  // kv nodes or none.
+  EXPECT_TRUE(BuildFails(&uninitialised, Status::kInvalidArgument, "not initialised", [](Graph& g) {
+    g.mark_output(g.input(4));
+  }));
+  // What the cache accepts builds: K and V of 2 heads x 2 (V of 2 x 4 in
+  // wide_v), attention of 2 or 4 query heads.
+  for (KvCache* c : {&cache, &wide_v}) {
+    Graph g;
+    const TensorId q = g.input(8), k = g.input(4), v = g.input(c == &cache ? 4 : 8);
+    g.kv_write(k, v, 0);
+    if (c == &cache) g.mark_output(g.attention(q, 4, 0));
+    g.mark_output(k);
+    GraphConfig gc;
+    gc.max_tokens = 2;
+    gc.kv_cache = c;
+    EXPECT_EQ(g.build(gc), Status::kOk) << last_error();
+  }
+}
+
+TEST(GraphFuzzRegressions, AttentionScaleAndRopeOfOneTensorAreRefusedByTheNode) {
+  KvCache cache;
+  ASSERT_EQ(cache.init(SmallCache()), Status::kOk);
+  for (float scale : {-1.f, std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+    EXPECT_TRUE(BuildFails(&cache, Status::kInvalidArgument, "attention scale", [scale](Graph& g) {
+      EXPECT_EQ(g.attention(g.input(4), 2, 0, scale), kNoTensor);
+    }));
+  }
+  RopeConfig rc;
+  rc.head_dim = 2;
+  RopeTable table;
+  ASSERT_EQ(make_rope_table(rc, 8, &table), Status::kOk);
+  EXPECT_TRUE(BuildFails(nullptr, Status::kAliasing, "as both q and k", [&](Graph& g) {
+    const TensorId q = g.input(4);
+    g.rope(q, q, &table);  // the kernel refused the overlap on every run
+    g.mark_output(q);
+  }));
+}
+
+// A step's block table and pos are checked before any node runs: a block id
+// past the pool, a null table or pos + tokens past size_t ran the nodes before
+// kv_write (an output written), and kv_write for the sequences before the bad
+// one (cache rows written), then failed.
+TEST(GraphFuzzRegressions, ABadBlockTableIsRefusedBeforeAnyNodeRuns) {
+  KvCache cache;
+  ASSERT_EQ(cache.init(SmallCache()), Status::kOk);
+  const std::vector<float> table = {1, 2, 3, 4, -4, 3, -2, 1, 0.5f, 0.25f, -8, 2};  // 3 tokens x 4
+  const std::vector<float> w(4, 1.f);
+  Graph g;
+  const TensorId y = g.rms_norm(g.embedding(table.data(), 3, 4), w.data(), 0.f);
+  g.kv_write(y, y, 0);
+  g.mark_output(y);
+  GraphConfig gc;
+  gc.max_tokens = 2;
+  gc.max_sequences = 2;
+  gc.kv_cache = &cache;
+  ASSERT_EQ(g.build(gc), Status::kOk) << last_error();
+  const uint32_t blocks[2][1] = {{0}, {1}};
+  SequenceStep seqs[2] = {{blocks[0], 1, 0, 1}, {blocks[1], 1, 0, 1}};
+  const int32_t first[2] = {0, 1}, second[2] = {2, 0};
+  ASSERT_EQ(g.run(Step{first, seqs, 2}), Status::kOk) << last_error();
+  const std::vector<float> out(g.output(y).data, g.output(y).data + 8);
+  const std::vector<unsigned char> pool(cache.key_rows(0, 0), cache.key_rows(0, 0) + cache.bytes());
+  const uint32_t past[1] = {4};
+  struct Bad {
+    SequenceStep seq;
+    Status status;
+    const char* detail;
+  };
+  for (const Bad& bad : {Bad{{past, 1, 0, 1}, Status::kInvalidArgument, "block 0 is 4, the pool has 4 blocks"},
+                         Bad{{nullptr, 1, 0, 1}, Status::kNullPointer, "block table is null"},
+                         Bad{{blocks[1], 1, SIZE_MAX, 1}, Status::kOverflow, "overflows"}}) {
+    seqs[1] = bad.seq;  // the second sequence: kv_write wrote the first's rows before failing
+    EXPECT_TRUE(FailsWith(g.run(Step{second, seqs, 2}), bad.status, bad.detail));
+    EXPECT_EQ(std::memcmp(g.output(y).data, out.data(), out.size() * sizeof(float)), 0) << bad.detail;
+    EXPECT_EQ(std::memcmp(cache.key_rows(0, 0), pool.data(), pool.size()), 0) << bad.detail;
+  }
+}
+
 }  // namespace
 }  // namespace tilekit

@@ -44,6 +44,7 @@
 #define TILEKIT_GRAPH_GRAPH_H_
 
 #include <algorithm>
+#include <cmath>
 #include <cstdarg>
 #include <cstdint>
 #include <cstdio>
@@ -141,12 +142,16 @@ class Graph {
   // h = x + residual, *residual ← h (a new tensor id for the sum), returns rmsnorm(h).
   TensorId add_rms_norm(TensorId x, TensorId* residual, const float* weight, float eps);
   TensorId add(TensorId a, TensorId b);
-  // Rotates q's and k's heads in place at the step's positions.
+  // Rotates q's and k's heads in place at the step's positions (q and k two
+  // tensors: the kernel refuses overlapping heads).
   void rope(TensorId q, TensorId k, const RopeTable* table);
-  // Writes k and v ([rows][kv_heads · head_dim]) into the cache's `layer` at
-  // the step's positions.
+  // Writes k and v ([rows][kv_heads · head_dim], [rows][kv_heads · v_head_dim])
+  // into the cache's `layer` at the step's positions. The cache is the
+  // config's: build() checks the layer and the columns against it.
   void kv_write(TensorId k, TensorId v, size_t layer);
-  // Causal attention of q ([rows][heads · head_dim]) over the cache's `layer`.
+  // Causal attention of q ([rows][heads · head_dim]) over the cache's `layer`
+  // (heads a multiple of its KV heads, its v_head_dim = head_dim; build()
+  // checks). scale: finite, >= 0 (0: 1/sqrt(head_dim)).
   TensorId attention(TensorId q, size_t heads, size_t layer, float scale = 0.f);
   // The last row of each sequence: [sequences][cols].
   TensorId last_tokens(TensorId x);
@@ -396,6 +401,11 @@ inline void Graph::rope(TensorId q, TensorId k, const RopeTable* table) {
            tensors_[k].cols, table ? table->head_dim() : 0);
     return;
   }
+  // One tensor as q and k: the kernel refuses the overlap on every run.
+  if (q == k) {
+    record(Status::kAliasing, "graph: rope of tensor %u as both q and k", q);
+    return;
+  }
   Node n{Op::kRope};
   n.a = q;
   n.b = k;
@@ -420,6 +430,11 @@ inline TensorId Graph::attention(TensorId q, size_t heads, size_t layer, float s
   if (!valid(q, "attention")) return kNoTensor;
   TILEKIT_GRAPH_REQUIRE(heads && tensors_[q].cols % heads == 0 && tensors_[q].rows == Rows::kTokens,
                         "graph: attention of %zu columns in %zu heads", tensors_[q].cols, heads);
+  // The kernel refuses such a scale on every run: refuse the node instead.
+  if (!(scale >= 0.f) || !std::isfinite(scale)) {
+    record(Status::kInvalidArgument, "graph: attention scale %g must be finite and >= 0 (0: 1/sqrt(head_dim))", scale);
+    return kNoTensor;
+  }
   Node n{Op::kAttention};
   n.a = q;
   n.heads = heads;
@@ -665,6 +680,33 @@ inline Status Graph::build(const GraphConfig& config) {
       return fail(Status::kNullPointer, "graph: kv_write and attention nodes need GraphConfig::kv_cache");
     }
   }
+  // The cache's shape against the nodes that use it: what the kernels would
+  // refuse on every run (or, for K/V columns past kv_heads · head_dim, drop).
+  if (config.kv_cache) {
+    const KvCache& cache = *config.kv_cache;
+    if (cache.empty()) return fail(Status::kInvalidArgument, "graph: GraphConfig::kv_cache is not initialised");
+    const KvCacheConfig& kc = cache.config();
+    for (const Node& n : nodes_) {
+      if (n.op != Op::kKvWrite && n.op != Op::kAttention) continue;
+      if (n.param >= kc.layers) {
+        return fail(Status::kInvalidArgument, "graph: %s of layer %zu, the cache has %zu",
+                    n.op == Op::kKvWrite ? "kv_write" : "attention", n.param, kc.layers);
+      }
+      if (n.op == Op::kKvWrite &&
+          (tensors_[n.a].cols != kc.kv_heads * kc.head_dim || tensors_[n.b].cols != kc.kv_heads * kc.v_head_dim)) {
+        return fail(Status::kShapeMismatch,
+                    "graph: kv_write of K %zu and V %zu columns, the cache holds %zu heads x %zu (K) and x %zu (V)",
+                    tensors_[n.a].cols, tensors_[n.b].cols, kc.kv_heads, kc.head_dim, kc.v_head_dim);
+      }
+      if (n.op == Op::kAttention && (tensors_[n.a].cols / n.heads != kc.head_dim || n.heads % kc.kv_heads ||
+                                     kc.v_head_dim != kc.head_dim)) {
+        return fail(Status::kShapeMismatch,
+                    "graph: attention of %zu heads x %zu over a cache of %zu KV heads x %zu (K) and x %zu (V): needs "
+                    "the same head_dim, heads a multiple of the KV heads, v_head_dim = head_dim",
+                    n.heads, tensors_[n.a].cols / n.heads, kc.kv_heads, kc.head_dim, kc.v_head_dim);
+      }
+    }
+  }
   // Each tensor's bytes at the most rows, and all of them together (the arena
   // is at most their sum), must fit in size_t: an input or embedding of 2^62
   // columns planned a wrapped, tiny arena that run() then wrote past.
@@ -719,9 +761,25 @@ inline Status Graph::check_step(const Step& step) const {
       return fail(Status::kInvalidArgument, "graph: a step of more than %zu tokens, built for at most %zu", tokens - 1,
                   config_.max_tokens);
     }
-    if (cache && q.num_blocks * cache->config().block_tokens < q.pos + q.tokens) {
-      return fail(Status::kInvalidArgument, "graph: sequence %zu's %zu blocks cannot hold %zu tokens", s,
-                  q.num_blocks, q.pos + q.tokens);
+    if (q.pos > SIZE_MAX - q.tokens) {
+      return fail(Status::kOverflow, "graph: sequence %zu's pos %zu + %zu tokens overflows", s, q.pos, q.tokens);
+    }
+    // The block table as kv_cache_write and attention read it, checked before
+    // any node runs (so a refused step writes no output and no cache row).
+    if (cache) {
+      const KvCacheConfig& kc = cache->config();
+      const size_t end = q.pos + q.tokens, used = end / kc.block_tokens + (end % kc.block_tokens != 0);
+      if (q.num_blocks < used) {
+        return fail(Status::kInvalidArgument, "graph: sequence %zu's %zu blocks cannot hold %zu tokens", s,
+                    q.num_blocks, end);
+      }
+      if (!q.blocks) return fail(Status::kNullPointer, "graph: sequence %zu's block table is null", s);
+      for (size_t b = 0; b < used; ++b) {
+        if (q.blocks[b] >= kc.num_blocks) {
+          return fail(Status::kInvalidArgument, "graph: sequence %zu's block %zu is %u, the pool has %zu blocks", s,
+                      b, q.blocks[b], kc.num_blocks);
+        }
+      }
     }
   }
   for (const Node& n : nodes_) {
