@@ -433,6 +433,10 @@ void RopeRef(const Attn::Table& tb, const std::vector<size_t>& pos, EV* x) {
 // then move each logit by at most δs_j = scale·Σ(e_q|k| + |q|e_k + e_q e_k),
 // so each softmax weight by a factor within e^(±2Δ), Δ = max_j δs_j, and the
 // output by (e^2Δ − 1)·Σ p_j|v_j| + e^2Δ·Σ p_j e_vj (exact, not first order).
+// Whatever the weights, the exact attention of the inputs the kernel got is a
+// convex combination of its V rows, so also within max_j (|v_j − o| + e_vj) of
+// the reference o: the smaller bound holds (e^2Δ overflows where the logits'
+// errors are large, and ∞·0 was a NaN bound where V's column was all zero).
 void AttentionRef(const Attn& att, const Node& n, const EV& q, size_t row, const SequenceStep& sq, EV* y) {
   const size_t T = sq.tokens, S = sq.pos + sq.tokens, hq = n.heads, hkv = att.cfg.kv_heads, d = att.cfg.head_dim;
   const size_t qc = q.cols, kr = att.k_row(), bt = att.cfg.block_tokens;
@@ -481,14 +485,17 @@ void AttentionRef(const Attn& att, const Node& n, const EV& q, size_t row, const
       for (size_t j = 0; j < kept; ++j) sum += p[j] = std::exp(s[j] - m);
       const double grow = std::exp(2 * delta);
       for (size_t i = 0; i < d; ++i) {
-        double mag = 0, err = 0;
-        for (size_t j = 0; j < kept; ++j) {
-          mag += p[j] / sum * std::fabs(vf[j * kr + hk * d + i]);
-          err += p[j] / sum * ve[j * kr + hk * d + i];
-        }
         const size_t o = (t * hq + h) * d + i;
+        double mag = 0, err = 0, convex = 0;
+        for (size_t j = 0; j < kept; ++j) {
+          const double v = vf[j * kr + hk * d + i], e = ve[j * kr + hk * d + i];
+          mag += p[j] / sum * std::fabs(v);
+          err += p[j] / sum * e;
+          convex = std::max(convex, std::fabs(v - ref.o[o]) + e);
+        }
+        const double softmax = std::isfinite(grow) ? (grow - 1) * mag + grow * err : INFINITY;
         y->v[(row + t) * qc + h * d + i] = ref.o[o];
-        y->e[(row + t) * qc + h * d + i] = ref.bound[o] + (grow - 1) * mag + grow * err;
+        y->e[(row + t) * qc + h * d + i] = ref.bound[o] + std::min(softmax, convex);
       }
     }
   }
