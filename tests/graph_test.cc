@@ -628,7 +628,8 @@ TEST(GraphFuzzRegressions, AttentionScaleAndRopeOfOneTensorAreRefusedByTheNode) 
 }
 
 // A step's block table and pos are checked before any node runs: a block id
-// past the pool, a null table or pos + tokens past size_t ran the nodes before
+// past the pool, a null table, num_blocks whose tokens overflow size_t or
+// pos + tokens past size_t ran the nodes before
 // kv_write (an output written), and kv_write for the sequences before the bad
 // one (cache rows written), then failed.
 TEST(GraphFuzzRegressions, ABadBlockTableIsRefusedBeforeAnyNodeRuns) {
@@ -659,6 +660,7 @@ TEST(GraphFuzzRegressions, ABadBlockTableIsRefusedBeforeAnyNodeRuns) {
   };
   for (const Bad& bad : {Bad{{past, 1, 0, 1}, Status::kInvalidArgument, "block 0 is 4, the pool has 4 blocks"},
                          Bad{{nullptr, 1, 0, 1}, Status::kNullPointer, "block table is null"},
+                         Bad{{blocks[1], SIZE_MAX, 0, 1}, Status::kInvalidArgument, "overflow size_t"},
                          Bad{{blocks[1], 1, SIZE_MAX, 1}, Status::kOverflow, "overflows"}}) {
     seqs[1] = bad.seq;  // the second sequence: kv_write wrote the first's rows before failing
     EXPECT_TRUE(FailsWith(g.run(Step{second, seqs, 2}), bad.status, bad.detail));

@@ -18,8 +18,8 @@
 // kv_cache in the config, an uninitialised one, a v_head_dim other than
 // head_dim (attention). A run may get a bad step (no sequences, too many
 // tokens, a sequence without tokens, a token outside the vocabulary, no token
-// ids, a block id past the pool, a null block table, positions past the RoPE
-// table, a pos + tokens past size_t).
+// ids, a block id past the pool, a null block table or one whose tokens
+// overflow size_t, positions past the RoPE table, a pos + tokens past size_t).
 //
 // Sequences live across steps: each has a block table in a cache whose every
 // block holds known values before the first step (one unused block is NaN), so
@@ -889,7 +889,11 @@ void Run(FuzzedDataProvider& in) {
           bad.seqs = more.data();
           break;
         }
-        case 6: victim.blocks = nullptr; bad.seqs = more.data(); break;  // num_blocks > 0
+        case 6:  // a null table (num_blocks > 0), or one whose tokens overflow size_t
+          if (in.ConsumeBool() || att.cfg.block_tokens == 1) victim.blocks = nullptr;
+          else victim.num_blocks = SIZE_MAX / att.cfg.block_tokens + 1;
+          bad.seqs = more.data();
+          break;
         case 7:  // past the smallest RoPE table a node reads
           victim.pos = rope_positions - victim.tokens + in.ConsumeIntegralInRange<size_t>(1, 3);
           bad.seqs = more.data();

@@ -769,9 +769,9 @@ inline Status Graph::check_step(const Step& step) const {
     if (cache) {
       const KvCacheConfig& kc = cache->config();
       const size_t end = q.pos + q.tokens, used = end / kc.block_tokens + (end % kc.block_tokens != 0);
-      if (q.num_blocks < used) {
-        return fail(Status::kInvalidArgument, "graph: sequence %zu's %zu blocks cannot hold %zu tokens", s,
-                    q.num_blocks, end);
+      if (q.num_blocks < used || q.num_blocks > SIZE_MAX / kc.block_tokens) {
+        return fail(Status::kInvalidArgument, "graph: sequence %zu's %zu blocks cannot hold %zu tokens%s", s,
+                    q.num_blocks, end, q.num_blocks < used ? "" : " (or their tokens overflow size_t)");
       }
       if (!q.blocks) return fail(Status::kNullPointer, "graph: sequence %zu's block table is null", s);
       for (size_t b = 0; b < used; ++b) {
