@@ -2,9 +2,10 @@
 // fuzzer's bytes into calls, the checks that turn a wrong answer into a crash
 // libFuzzer records, and the "rejected means untouched" rule.
 //
-// A new target: tests/fuzz/<name>_fuzz.cc defining LLVMFuzzerTestOneInput, a
-// line tilekit_fuzz(<name>_fuzz) in tests/fuzz/CMakeLists.txt, and a seed or
-// two in tests/fuzz/corpus/<name>_fuzz/. scripts/fuzz runs every target.
+// A new target: tests/fuzz/<name>_fuzz.cc ending in TILEKIT_FUZZ_ENTRY(Run)
+// (or defining LLVMFuzzerTestOneInput itself), a line tilekit_fuzz(<name>_fuzz)
+// in tests/fuzz/CMakeLists.txt, and a seed or two in
+// tests/fuzz/corpus/<name>_fuzz/. scripts/fuzz runs every target.
 #ifndef TILEKIT_TESTS_FUZZ_FUZZ_H_
 #define TILEKIT_TESTS_FUZZ_FUZZ_H_
 
@@ -113,5 +114,16 @@ void Poison(std::vector<T>& v) {
 
 }  // namespace fuzz
 }  // namespace tilekit
+
+// The libFuzzer entry point of a target whose `run(FuzzedDataProvider&)`
+// decodes and checks one input; the cap an input may set on the dispatched
+// path (set_max_isa) is cleared before the next.
+#define TILEKIT_FUZZ_ENTRY(run)                                            \
+  extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) { \
+    FuzzedDataProvider in(data, size);                                     \
+    run(in);                                                               \
+    tilekit::clear_max_isa();                                              \
+    return 0;                                                              \
+  }
 
 #endif  // TILEKIT_TESTS_FUZZ_FUZZ_H_

@@ -268,9 +268,4 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   return 0;
 }
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  FuzzedDataProvider in(data, size);
-  tilekit::Run(in);
-  tilekit::clear_max_isa();
-  return 0;
-}
+TILEKIT_FUZZ_ENTRY(tilekit::Run)

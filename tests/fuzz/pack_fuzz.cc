@@ -130,9 +130,4 @@ void Run(FuzzedDataProvider& in) {
 }  // namespace
 }  // namespace tilekit
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  FuzzedDataProvider in(data, size);
-  tilekit::Run(in);
-  tilekit::clear_max_isa();
-  return 0;
-}
+TILEKIT_FUZZ_ENTRY(tilekit::Run)
