@@ -2,16 +2,16 @@
 // micro-kernel (amx_brgemm) against an fp64 reference, and the per-thread tile
 // state (reconfigured by someone else, released at thread exit, several threads
 // with different tile shapes at once). x86-64 only; skipped without AMX.
-// This test reaches into arch/ (amx_brgemm, tile state), so it is its own
-// kernels translation unit rather than linking tilekit::kernels.
-#include "tilekit/implementation.h"  // first: Highway's foreach_target
-
+// arch/ holds tile primitives that include nothing above cpu/, so this test
+// includes them directly and links tilekit::kernels for the GEMM.
 #include <cpuid.h>
 
 #include <atomic>
 #include <thread>
 
 #include "gemm_reference.h"
+#include "tilekit/arch/amx.h"
+#include "tilekit/arch/amx_brgemm.h"
 
 namespace tilekit {
 namespace {

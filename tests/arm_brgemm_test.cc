@@ -1,9 +1,8 @@
 // The batch-reduce GEMM on Arm BFMMLA (arch/arm_bf16_brgemm.h) against an fp64
 // reference, on every path: the BF16 paths compute, the others refuse.
 // arm_bf16_brgemm is a building block of arch/, not an entry point of
-// tilekit.h: this test is its own kernels translation unit.
-#include "tilekit/implementation.h"  // first: Highway's foreach_target
-
+// tilekit.h; arch/ includes nothing above cpu/, so the test includes it
+// directly and links tilekit::kernels for the rest.
 #include "harness.h"
 #include "tilekit/arch/arm_bf16_brgemm.h"
 

@@ -8,7 +8,7 @@
 //   loop_ceilings [rounds]        (default 15; x86-64 with AVX-512, AMX if granted)
 //
 // fp32 (one thread; A packed per tile as [K][mr], B in 32-column panels
-// [panel][K][32], kc × nr slices in L1, partial sums in L2, as gemm-inl.h):
+// [panel][K][32], kc × nr slices in L1, partial sums in L2, as gemm/loops-inl.h):
 //   12x32  the library's tile: 12 rows × 2 vectors, A broadcast by each FMA
 //          from memory ({1to16}), kc 192 (a slice fills half of L1)
 //   6x64   a wider tile: 6 rows × 4 vectors over two adjacent panels, one
@@ -32,13 +32,10 @@
 #include <cstring>
 #include <vector>
 
-#include "tilekit/implementation.h"  // first: reaches into arch/, so it compiles the kernels itself
-
 #include "compute_peak.h"
 #include "interleaved_stats.h"
 #include "tilekit/arch/amx.h"
 #include "tilekit/arch/amx_brgemm.h"
-#include "tilekit/arch/amx_gemm.h"
 #include "tilekit/cpu/features.h"
 
 namespace {
@@ -164,6 +161,7 @@ double FmaPeak() {
 
 constexpr size_t kAmxSteps = 8, kAmxKSteps = 64, kAmxTiles = 8, kAmxPanels = 16;
 constexpr size_t kStepBytes = tilekit::arch::kBStepBytes;  // one K step of a micro-tile's A (two tiles) or of B
+constexpr size_t kCTileStride = 32 * sizeof(float);  // the GEMM's partial sums: 32 fp32 per row (gemm/amx_gemm.h)
 
 struct AmxOperands {
   unsigned char* a;  // per K block, per micro-tile: 8 steps × two 1 KiB A tiles
@@ -188,7 +186,7 @@ struct AmxOperands {
 enum class AmxLoop { kGemm, kNoC, kL1 };
 
 // The library's own micro-tile (arch/amx_brgemm.h) in the loops of
-// arch/amx_gemm.h, without its packing, prefetch, tails or epilogue.
+// gemm/amx_gemm.h, without its packing, prefetch, tails or epilogue.
 TILEKIT_AMX_TARGET double AmxGemm(AmxOperands& o, AmxLoop loop, int reps) {
   using namespace tilekit::arch;
   TileConfig cfg;

@@ -1,11 +1,11 @@
 // The AMX micro-kernel and the batch-reduce GEMM built on it: the one
-// tile-level contract of the GEMM (arch/amx_gemm.h), exposed as amx_brgemm for
+// tile-level contract of the AMX GEMM (gemm/amx_gemm.h), exposed as amx_brgemm for
 // flash attention (Q·Kᵀ and P·V blocks: head_dim and KV blocks of 32s).
 //
 //   amx_brgemm: C[m][n] += Σᵢ Aᵢ[m][k] · Bᵢ[k][n]     (m, n <= 32; k % 32 == 0)
 //
 // Aᵢ: bf16, row-major, m rows of k values, row stride ldaᵢ elements (any ld >= k).
-// Bᵢ: bf16 in the kAmx panel layout (gemm/packed_weights.h): k/2 rows of VNNI
+// Bᵢ: bf16 in the kAmx panel layout (gemm/amx_gemm.h): k/2 rows of VNNI
 //     pairs, each 128 bytes = 32 columns × 2 bf16, element (kk, j) at
 //     Bᵢ[(kk/2)·64 + 2j + kk%2]. A weight panel of PackedWeights, offset by
 //     pc·32 elements for K rows from pc, is such a B. Columns >= n are not read.
@@ -26,7 +26,7 @@
 #include "tilekit/arch/amx.h"
 #include "tilekit/base/bf16.h"
 #include "tilekit/base/status.h"
-#include "tilekit/cpu/dispatch.h"
+#include "tilekit/cpu/isa.h"
 
 namespace tilekit {
 namespace arch {

@@ -32,7 +32,7 @@
 #include "tilekit/base/bf16.h"
 #include "tilekit/base/matrix.h"
 #include "tilekit/base/status.h"
-#include "tilekit/cpu/dispatch.h"  // kernels.h (Highway's foreach_target) before isa.h
+#include "tilekit/cpu/isa.h"
 
 namespace tilekit {
 

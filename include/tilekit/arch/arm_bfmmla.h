@@ -19,7 +19,7 @@
 #include "tilekit/arch/arm_bfmmla_sve.h"
 #include "tilekit/arch/arm_bfmmla_tile.h"
 #include "tilekit/base/bf16.h"
-#include "tilekit/cpu/dispatch.h"  // kernels.h (Highway's foreach_target) before isa.h
+#include "tilekit/cpu/isa.h"
 
 namespace tilekit {
 namespace arch {

@@ -16,7 +16,9 @@
 #include "tilekit/attention/plan.h"
 #include "tilekit/base/aligned_buffer.h"
 #include "tilekit/cpu/dispatch.h"
-#include "tilekit/gemm/gemm-impl.h"  // thread_workspace
+#include "tilekit/attention/exports.h"
+#include "tilekit/threading/split.h"
+#include "tilekit/threading/workspace.h"
 
 namespace tilekit {
 
@@ -202,14 +204,11 @@ inline void attn_run_merge(void* context, size_t index) {
   }
 }
 
-// Splits over the executor only when the call is worth waking it (gemm's
-// rule: each thread's share above kMinSplitWorkPerThread, ~5 µs): a decode
-// step of a small model otherwise paid a pool wake-up per layer for a few
-// hundred nanoseconds of attention. `work` is in gemm's units (one per flop,
-// ten per byte read, whichever is larger).
-inline void attn_run(Executor* ex, size_t tasks, Executor::TaskFn fn, AttnJob* job, double work) {
-  if (ex && ex->num_threads() > 1 && tasks > 1 &&
-      work >= static_cast<double>(kMinSplitWorkPerThread) * static_cast<double>(ex->num_threads())) {
+// Runs the tasks over the executor only when the call is worth waking it
+// (threading/split.h): a decode step of a small model otherwise paid a pool
+// wake-up per layer for a few hundred nanoseconds of attention.
+inline void attn_run(Executor* ex, size_t tasks, Executor::TaskFn fn, AttnJob* job, const Work& work) {
+  if (worth_tasks(ex, work, tasks) > 1) {
     ex->run(tasks, fn, job);
   } else {
     for (size_t i = 0; i < tasks; ++i) fn(job, i);
@@ -291,7 +290,7 @@ inline Status attn_execute(const char* op, const AttnShape& sh, const AttnSeq* s
     key_rows += static_cast<double>(t.cost);
     keys += static_cast<double>(t.j1 - t.j0);
   }
-  const double work = std::max(2.0 * key_rows * sh.group * (sh.d + sh.dv), 10.0 * keys * (sh.d + sh.dv) * sizeof(float));
+  const Work work{2.0 * key_rows * sh.group * (sh.d + sh.dv), keys * (sh.d + sh.dv) * sizeof(float)};
   attn_run(ex, buf.tasks.size(), &attn_run_task, &job, work);
   if (!buf.merges.empty()) attn_run(ex, buf.merges.size(), &attn_run_merge, &job, work);
   if (job.out_of_memory.load()) return fail(Status::kOutOfMemory, "%s: cannot allocate the workspace", op);

@@ -26,7 +26,7 @@
 
 #include "tilekit/attention/plan.h"
 #include "tilekit/base/bf16.h"
-#include "tilekit/ops/rows-inl.h"  // ExpKeepNaN
+#include "tilekit/simd/exp-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace tilekit {

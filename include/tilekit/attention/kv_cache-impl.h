@@ -1,4 +1,4 @@
-// Definitions of attention/kv_cache.h (the kernels translation unit only).
+// Definitions of attention/kv_cache.h (compiled once per program, by its module's implementation.h).
 #ifndef TILEKIT_ATTENTION_KV_CACHE_IMPL_H_
 #define TILEKIT_ATTENTION_KV_CACHE_IMPL_H_
 
@@ -6,6 +6,7 @@
 
 #include "tilekit/attention/kv_cache.h"
 #include "tilekit/cpu/dispatch.h"
+#include "tilekit/attention/exports.h"
 
 namespace tilekit {
 

@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "tilekit/base/bf16.h"
+#include "tilekit/base/size_math.h"
 #include "tilekit/base/status.h"
 
 namespace tilekit {
@@ -73,13 +74,6 @@ template <typename T>
 constexpr bool kIsBf16 = std::is_same<std::remove_const_t<T>, bf16>::value;
 
 namespace detail {
-
-// a * b, false on overflow.
-inline bool mul_fits(size_t a, size_t b, size_t* out) {
-  if (a && b > SIZE_MAX / a) return false;
-  *out = a * b;
-  return true;
-}
 
 // Bytes spanned by a view: (rows-1)·ld + cols elements; false on overflow.
 template <typename T>

@@ -1,4 +1,4 @@
-// Definitions of convert/convert.h (the kernels translation unit only).
+// Definitions of convert/convert.h (compiled once per program, by its module's implementation.h).
 #ifndef TILEKIT_CONVERT_CONVERT_IMPL_H_
 #define TILEKIT_CONVERT_CONVERT_IMPL_H_
 
@@ -8,6 +8,7 @@
 #include "tilekit/base/matrix.h"
 #include "tilekit/convert/convert.h"
 #include "tilekit/cpu/dispatch.h"
+#include "tilekit/convert/exports.h"
 
 namespace tilekit {
 

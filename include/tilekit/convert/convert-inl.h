@@ -9,32 +9,13 @@
 #include <hwy/highway.h>
 
 #include "tilekit/base/bf16.h"
+#include "tilekit/simd/bf16-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace tilekit {
 namespace detail {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
-
-// Round-to-nearest-even on the bit pattern (Highway 1.0.3's DemoteTo to bf16
-// truncates): add 0x7FFF plus the lowest kept bit, then keep the upper half.
-// NaN is handled apart so that rounding cannot carry it into Inf.
-template <class DF>
-HWY_INLINE hn::Vec<hn::RebindToUnsigned<DF>> RoundToBf16Bits(DF /*df*/, hn::Vec<DF> v) {
-  const hn::RebindToUnsigned<DF> du;
-  const auto bits = hn::BitCast(du, v);
-  const auto lsb = hn::And(hn::ShiftRight<16>(bits), hn::Set(du, 1u));
-  const auto rounded = hn::ShiftRight<16>(hn::Add(bits, hn::Add(hn::Set(du, 0x7FFFu), lsb)));
-  const auto quiet_nan = hn::Or(hn::ShiftRight<16>(bits), hn::Set(du, 0x40u));
-  return hn::IfThenElse(hn::RebindMask(du, hn::IsNaN(v)), quiet_nan, rounded);
-}
-
-// Narrows the rounded 32-bit lanes (each <= 0xFFFF) to 16 bits.
-template <class DF>
-HWY_INLINE hn::Vec<hn::Rebind<uint16_t, DF>> NarrowToU16(DF /*df*/, hn::Vec<hn::RebindToUnsigned<DF>> bits) {
-  const hn::RebindToSigned<DF> di;
-  return hn::DemoteTo(hn::Rebind<uint16_t, DF>(), hn::BitCast(di, bits));
-}
 
 inline void ConvertF32ToBf16(const float* HWY_RESTRICT in, uint16_t* HWY_RESTRICT out, size_t n) {
   const hn::ScalableTag<float> df;

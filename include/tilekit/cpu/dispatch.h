@@ -3,15 +3,13 @@
 // tilekit does not use HWY_DYNAMIC_DISPATCH: that indexes Highway's process-wide
 // chosen target, which a host engine may set for its own code. Instead
 // TILEKIT_DISPATCH indexes the same HWY_EXPORT table with the Highway targets
-// tilekit's choice allows (cpu::active_hwy_targets()), so the portable code and
+// tilekit's choice allows (cpu::hwy_targets_allowed()), so the portable code and
 // the matrix-instruction code always run on the same path, whatever the host
-// does with Highway. It is a macro because HWY_TARGETS (what this translation
-// unit compiled) must be read where the table is.
+// does with Highway. It is a macro because the table (a module's exports.h) is
+// a static of the translation unit that compiled the kernel.
 #ifndef TILEKIT_CPU_DISPATCH_H_
 #define TILEKIT_CPU_DISPATCH_H_
 
-// kernels.h first: Highway's foreach_target.h must precede any highway.h.
-#include "tilekit/detail/kernels.h"  // IWYU pragma: keep
 #include "tilekit/cpu/hwy_targets.h"
 
 // Index into an HWY_EXPORT table: the best target both allowed and compiled

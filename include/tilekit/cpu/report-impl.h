@@ -1,9 +1,10 @@
 // Definitions of cpu/report.h's queries: they read Highway's dispatch tables
-// and HWY_TARGETS, which only the kernels translation unit has.
+// and HWY_TARGETS, which only a kernels translation unit has.
 #ifndef TILEKIT_CPU_REPORT_IMPL_H_
 #define TILEKIT_CPU_REPORT_IMPL_H_
 
 #include "tilekit/cpu/dispatch.h"
+#include "tilekit/cpu/exports.h"
 #include "tilekit/cpu/report.h"
 
 namespace tilekit {

@@ -1,8 +1,9 @@
-// Definition of epilogue/apply.h (the kernels translation unit only).
+// Definition of epilogue/apply.h (compiled once per program, by its module's implementation.h).
 #ifndef TILEKIT_EPILOGUE_APPLY_IMPL_H_
 #define TILEKIT_EPILOGUE_APPLY_IMPL_H_
 
 #include "tilekit/cpu/dispatch.h"
+#include "tilekit/epilogue/exports.h"
 #include "tilekit/epilogue/apply.h"
 #include "tilekit/epilogue/check.h"
 

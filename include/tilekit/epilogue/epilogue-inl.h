@@ -11,52 +11,15 @@
 #include <hwy/contrib/math/math-inl.h>
 #include <hwy/highway.h>
 
-#include <cstring>
-
 #include "tilekit/base/bf16.h"
-#include "tilekit/convert/convert-inl.h"
 #include "tilekit/epilogue/epilogue.h"
+#include "tilekit/simd/load_store-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace tilekit {
 namespace detail {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
-
-// ---- Partial vectors. Highway 1.0.3's MaskedLoad reads the whole vector on
-// some targets (NEON, scalar), which could run past the end of a user buffer,
-// so tails go through a stack copy: only at the edges, never in the K loop.
-template <class D, typename T = hn::TFromD<D>>
-HWY_INLINE hn::Vec<D> LoadPartial(D d, const T* p, size_t n) {
-  if (n == hn::Lanes(d)) return hn::LoadU(d, p);
-  HWY_ALIGN T buf[HWY_MAX_BYTES / sizeof(T)] = {};
-  std::memcpy(buf, p, n * sizeof(T));
-  return hn::Load(d, buf);
-}
-template <class D, typename T = hn::TFromD<D>>
-HWY_INLINE void StorePartial(D d, hn::Vec<D> v, T* p, size_t n) {
-  if (n == hn::Lanes(d)) return hn::StoreU(v, d, p);
-  HWY_ALIGN T buf[HWY_MAX_BYTES / sizeof(T)];
-  hn::Store(v, d, buf);
-  std::memcpy(p, buf, n * sizeof(T));
-}
-
-// Reads n lanes of an fp32 or bf16 row as fp32.
-template <class DF>
-HWY_INLINE hn::Vec<DF> LoadRowF32(DF df, const float* p, size_t n) { return LoadPartial(df, p, n); }
-template <class DF>
-HWY_INLINE hn::Vec<DF> LoadRowF32(DF df, const bf16* p, size_t n) {
-  const hn::Rebind<uint16_t, DF> du16;
-  const auto bits = LoadPartial(du16, reinterpret_cast<const uint16_t*>(p), n);
-  return hn::BitCast(df, hn::ShiftLeft<16>(hn::PromoteTo(hn::RebindToUnsigned<DF>(), bits)));
-}
-template <class DF>
-HWY_INLINE void StoreRow(DF df, hn::Vec<DF> v, float* p, size_t n) { StorePartial(df, v, p, n); }
-template <class DF>
-HWY_INLINE void StoreRow(DF df, hn::Vec<DF> v, bf16* p, size_t n) {
-  StorePartial(hn::Rebind<uint16_t, DF>(), NarrowToU16(df, RoundToBf16Bits(df, v)),
-               reinterpret_cast<uint16_t*>(p), n);
-}
 
 // ---- Activations.
 struct ReluOp {

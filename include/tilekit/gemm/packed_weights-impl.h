@@ -1,6 +1,6 @@
-// Definitions of gemm/packed_weights.h: the layout choice (it asks the active
-// Highway target for its vector width) and the packing itself. The kernels
-// translation unit only.
+// Definitions of gemm/packed_weights.h: the layout choice (the kernel records
+// of gemm/kernels.h) and the packing itself. Compiled once per program, by
+// gemm/implementation.h.
 #ifndef TILEKIT_GEMM_PACKED_WEIGHTS_IMPL_H_
 #define TILEKIT_GEMM_PACKED_WEIGHTS_IMPL_H_
 
@@ -12,58 +12,15 @@
 
 #include <hwy/cache_control.h>
 
+#include "tilekit/base/size_math.h"
 #include "tilekit/cpu/dispatch.h"
+#include "tilekit/gemm/exports.h"
+#include "tilekit/gemm/kernels.h"
 #include "tilekit/gemm/packed_weights.h"
 
 namespace tilekit {
 
 namespace detail {
-
-// The layout path `isa`'s kernels read. bf16 weights on the amx path get the
-// AMX layout (fp32 weights stay on the vector kernel: AMX has no fp32
-// multiply). Its epilogue runs on the AVX-512 target's 16-lane vectors (a panel
-// = 2 vectors); a build without that target keeps the vector layout.
-inline PanelLayout panel_layout_on(Isa isa, WeightType type) {
-  PanelLayout l;
-  l.lanes = static_cast<uint32_t>(TILEKIT_DISPATCH_ON(isa, detail::GemmPanelLanes)());
-  l.nr = 2 * l.lanes;
-  l.type = type;
-  if (type == WeightType::kBf16 && isa == Isa::kAmx && l.lanes == 16) {
-    l.kind = PanelKind::kAmx;
-    l.k_align = 32;
-  }
-#if TILEKIT_ARCH_ARM64
-  // BFMMLA on paths with BF16 (NEON or SVE); its panels keep nr = 2·lanes, the
-  // width GemmEpilogueTile stores, so lanes records the SVE vector length.
-  if (type == WeightType::kBf16 && (isa == Isa::kNeonBf16 || isa == Isa::kSveBf16)) {
-    l.kind = PanelKind::kArmBfmmla;
-    l.k_align = 4;
-  }
-#endif
-  return l;
-}
-
-// The layout pack_weights gives these weights on path `isa`: the path's
-// panels, or for one narrow matrix dot-product columns (bf16 on the amx path:
-// a single 16-column AMX panel).
-inline PanelLayout packing_layout_on(Isa isa, WeightType type, size_t n, size_t segments, PackKind kind) {
-  PanelLayout l = panel_layout_on(isa, type);
-  const size_t padded = (n + l.nr - 1) / l.nr * l.nr;
-  if (segments == 1 && kind == PackKind::kSeparate && n > 0 && n <= kDotMaxN && 4 * (padded - n) >= padded) {
-    if (l.kind == PanelKind::kAmx) {  // one 16-column panel: a single B tile (arch/amx_narrow.h)
-      l.nr = 16;
-      return l;
-    }
-    const PanelLayout vector = panel_layout_on(isa, WeightType::kF32);  // lanes of the vector kernels
-    l = PanelLayout();
-    l.kind = PanelKind::kDot;
-    l.lanes = vector.lanes;
-    l.nr = 1;
-    l.k_align = 2 * vector.lanes;
-    l.type = type;
-  }
-  return l;
-}
 
 // Source column for column c (0 <= c < nr = 2·half) of panel `pl` within a
 // segment: a gate/up panel holds `half` gate columns, then the same up columns.
@@ -80,10 +37,17 @@ inline ColumnSource column_source(const WeightSource* parts, size_t s, const Pac
 }  // namespace detail
 
 TILEKIT_API PanelLayout active_panel_layout(WeightType type) {
-  return detail::panel_layout_on(cpu::active_isa(), type);
+  PanelLayout l;
+  detail::choose_gemm_kernel(cpu::active_isa(), type, detail::PackShape{}, &l);
+  return l;
 }
 TILEKIT_API PanelLayout packing_layout(WeightType type, size_t n, size_t segments, PackKind kind) {
-  return detail::packing_layout_on(cpu::active_isa(), type, n, segments, kind);
+  PanelLayout l;
+  detail::choose_gemm_kernel(cpu::active_isa(), type, detail::PackShape{n, segments, kind}, &l);
+  return l;
+}
+TILEKIT_API size_t packed_offset(const PanelLayout& l, size_t k, size_t c) {
+  return detail::gemm_kernel_of(l).offset(l, k, c);
 }
 
 struct PackAccess {
@@ -115,7 +79,10 @@ struct PackAccess {
     // One read of the path: the layout and the path it is recorded under agree
     // even if set_max_isa() runs meanwhile.
     p.isa_ = cpu::active_isa();
-    p.layout_ = detail::packing_layout_on(p.isa_, type, parts[0].n, segments, kind);
+    if (!detail::choose_gemm_kernel(p.isa_, type, detail::PackShape{parts[0].n, segments, kind}, &p.layout_)) {
+      return fail(Status::kUnsupported, "pack_weights: no GEMM kernel takes %s weights on path %s",
+                  weight_type_name(type), isa_name(p.isa_));
+    }
     if (p.layout_.nr > kMaxNr) {  // no path has wider panels; the fill's tables are sized for them
       return fail(Status::kUnsupported, "pack_weights: panels of %u columns, at most %zu", unsigned{p.layout_.nr},
                   kMaxNr);
@@ -128,7 +95,7 @@ struct PackAccess {
       seg.col_offset = p.n_;
       seg.panel_begin = p.panels_;
       const size_t cols_per_panel = seg.gate_up ? lanes : p.layout_.nr;
-      seg.panels = (seg.n + cols_per_panel - 1) / cols_per_panel;
+      seg.panels = div_ceil(seg.n, cols_per_panel);
       p.n_ += seg.n;
       p.panels_ += seg.panels;
       p.segments_.push_back(seg);

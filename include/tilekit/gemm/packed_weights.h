@@ -1,45 +1,21 @@
-// Weights packed once, at model load, into the panel layout the GEMM
-// micro-kernels stream. The layout's only per-path parameter is the vector
-// width (lanes), which the pack call reads from the active path. This header
-// declares; gemm/packed_weights-impl.h defines (the kernels translation unit).
+// Weights packed once, at model load, into the panel layout of the GEMM kernel
+// that will read them. This header declares; gemm/packed_weights-impl.h
+// defines (compiled once per program, by gemm/implementation.h).
 //
-// Layout. Columns are grouped in panels of nr = 2·lanes; a panel stores its K
-// rows contiguously, so a micro-kernel reads one panel front to back:
-//   fp32: float[K][nr]      element (k, c) at panel + k·nr + c
-//   bf16: uint32[K][lanes]  lane l holds column l (low half) and column
-//                           lanes + l (high half): widening is one shift and one
-//                           mask, no shuffles
-// Columns past N in the last panel are zero (tilekit's own buffer: user data is
-// never padded). A gate/up pair puts gate columns in the low vector and the
-// matching up columns in the high vector of each panel, so SwiGLU combines two
-// registers of the same tile.
+// Every layout groups output columns in panels of nr; a panel stores its K
+// rows (zero-padded to k_align) front to back, so a kernel reads one panel as
+// one stream. Columns past N in the last panel are zero (tilekit's own buffer:
+// user data is never padded). A gate/up pair puts gate columns in the first
+// half of each panel and the matching up columns in the second, so SwiGLU
+// combines two registers of the same tile. Several matrices sharing one input
+// (Q, K, V) are packed as segments of one object; no panel straddles two
+// segments.
 //
-// Several matrices sharing one input (Q, K, V) are packed as segments of one
-// object; no panel straddles two segments.
-//
-// Narrow weights (one matrix of N <= kDotMaxN columns, where panels of nr
-// would be at least a quarter padding: the seed MLP's [11008 -> 10] layer,
-// classifier heads) are packed in their own kind (kDot), on every path: one
-// "panel" per column, its K values contiguous, read by a dot-product kernel
-// whose vectors run along K, so no multiply is spent on padding columns. K is
-// zero-padded to a multiple of 2·lanes (one kernel step); a bf16 step is one
-// vector of uint32 whose lane l holds k0 + l (low half) and k0 + lanes + l
-// (high half), as in the vector panels above:
-//   fp32: float[N][Kp]         element (k, c) at column c + k
-//   bf16: uint16[N][Kp]        element (k, c) at column c + k0 + 2·(r % lanes)
-//                              + (r >= lanes), k0 = k - r, r = k mod 2·lanes
-//
-// The AMX path packs bf16 weights in its own kind (kAmx): panels of nr = 32
-// columns in VNNI pairs, the B tiles of tdpbf16ps:
-//   bf16: uint16[K/2][32][2]  element (k, c) at panel + (k/2)·64 + 2c + k%2
-// so columns 0-15 of 16 consecutive pairs are one 16 × 64-byte tile (row
-// stride 128 bytes) and columns 16-31 the next. Narrow bf16 weights on the
-// AMX path (where other paths use kDot) are one kAmx panel of nr = 16: each
-// K step of 32 is one whole 1 KiB B tile (row stride 64 bytes), read by
-// arch/amx_narrow.h. K is zero-padded to a multiple
-// of 32: a K step of the kernel always loads 16 whole pairs, so the last step
-// never reads past its panel (the next panel's Inf or NaN times A's zero
-// padding would be NaN; past the last panel lies the end of the buffer).
+// Which kernel packs (and later reads) a weight is decided once, at packing,
+// from the path, the weight type and the shape, by the kernel records of
+// gemm/kernels.h; each record's header documents its layout (gemm/vector.h,
+// gemm/dot.h, gemm/amx_gemm.h, gemm/amx_narrow.h, gemm/arm_bfmmla_gemm.h).
+// packed_offset() gives any layout's element offsets.
 #ifndef TILEKIT_GEMM_PACKED_WEIGHTS_H_
 #define TILEKIT_GEMM_PACKED_WEIGHTS_H_
 
@@ -51,6 +27,7 @@
 #include "tilekit/base/aligned_buffer.h"
 #include "tilekit/base/bf16.h"
 #include "tilekit/base/matrix.h"
+#include "tilekit/base/size_math.h"
 #include "tilekit/base/status.h"
 #include "tilekit/base/api.h"
 #include "tilekit/cpu/isa.h"
@@ -82,17 +59,11 @@ inline WeightSource weights_nk(const float* data, size_t n, size_t k, size_t ld 
   return WeightSource{data, k, n, ld ? ld : k, SourceLayout::kNK};
 }
 
-// Who reads the panels. kVector: the portable Highway micro-kernel (the layout
-// above). The matrix-instruction kernels under arch/ read their own layouts;
-// each adds its kind here, its case in packed_offset() and its choice in
-// active_panel_layout().
-//   kAmx: arch/amx_gemm.h (VNNI pairs, above); nr = 16: arch/amx_narrow.h.
-//   kArmBfmmla: Arm BFMMLA (arch/arm_bfmmla.h), bf16 only. BFMMLA multiplies
-//     2 rows × 4 k of A by 4 k × 2 columns of B, so a panel stores K in blocks
-//     of kr = 4 (zero-padded), and within a block column pairs, each pair as
-//     column 2j's 4 k then column 2j+1's 4 k: one 128-bit quadword per pair.
-//   kDot: narrow weights on any path (above), read by GemmDotRange
-//     (gemm-inl.h); nr = 1, one column per panel.
+// The layout family, which says how a panel's bytes are arranged:
+//   kVector: the portable register-tile kernel (Highway, every path);
+//   kAmx: AMX tiles, bf16 in VNNI pairs (nr = 32; one narrow matrix: nr = 16);
+//   kArmBfmmla: Arm BFMMLA blocks of kr = 4, bf16;
+//   kDot: narrow weights on any path: one column per panel, K contiguous.
 enum class PanelKind : uint8_t { kVector, kAmx, kArmBfmmla, kDot };
 inline const char* panel_kind_name(PanelKind k) {
   switch (k) {
@@ -104,43 +75,34 @@ inline const char* panel_kind_name(PanelKind k) {
   return "?";
 }
 
-// The per-path parameters of the layout. Weights are usable by any path whose
-// layout is equal (avx512, avx512_bf16 and amx share lanes = 16 for fp32).
+// A packed layout: its family, the kernel that packed it (an index into the
+// kernel records of gemm/kernels.h, which reads it), and its parameters.
+// Weights are usable by any path whose packing layout is equal (avx512,
+// avx512_bf16 and amx share fp32 panels of lanes = 16).
 struct PanelLayout {
   PanelKind kind = PanelKind::kVector;
+  uint8_t kernel = 0;    // which kernel record (gemm/kernels.h)
   uint32_t lanes = 0;    // fp32 lanes per vector of the path that reads it
   uint32_t nr = 0;       // columns per panel
-  uint32_t k_align = 1;  // K is zero-padded to a multiple of this (kAmx: 32, whole K steps)
+  uint32_t kr = 1;       // K rows per packed block (BFMMLA: 4; VNNI pairs: 2)
+  uint32_t k_align = 1;  // K is zero-padded to a multiple of this
   WeightType type = WeightType::kF32;
+  // Whether the kernel multiplies in bf16, so an fp32 A is rounded to bf16 (to
+  // nearest even) before its products: AMX and BFMMLA have no fp32 input.
+  bool a_bf16 = false;
   size_t element_bytes() const { return type == WeightType::kF32 ? 4 : 2; }
-  size_t padded_k(size_t k) const { return (k + k_align - 1) / k_align * k_align; }
-  // Whether the kernel reading this layout multiplies in bf16, so an fp32 A is
-  // rounded to bf16 (to nearest even) before its products: AMX and BFMMLA have
-  // no fp32 input.
-  bool rounds_a_to_bf16() const { return kind == PanelKind::kAmx || kind == PanelKind::kArmBfmmla; }
+  size_t padded_k(size_t k) const { return round_up(k, k_align); }
+  bool rounds_a_to_bf16() const { return a_bf16; }
   bool operator==(const PanelLayout& o) const {
-    return kind == o.kind && lanes == o.lanes && nr == o.nr && k_align == o.k_align && type == o.type;
+    return kind == o.kind && kernel == o.kernel && lanes == o.lanes && nr == o.nr && kr == o.kr &&
+           k_align == o.k_align && type == o.type && a_bf16 == o.a_bf16;
   }
 };
 
-// Element offset, within a panel, of row k and panel column c.
-inline size_t packed_offset(const PanelLayout& l, size_t k, size_t c) {
-  switch (l.kind) {
-    case PanelKind::kVector:
-      // bf16: 32-bit lane (c mod lanes) holds column c in its low half when
-      // c < lanes, in its high half otherwise.
-      return l.type == WeightType::kF32 ? k * l.nr + c : k * l.nr + 2 * (c % l.lanes) + (c >= l.lanes);
-    case PanelKind::kAmx:
-      return (k / 2) * l.nr * 2 + c * 2 + k % 2;
-    case PanelKind::kArmBfmmla:
-      return (k / 4) * 4 * l.nr + (c / 2) * 8 + (c % 2) * 4 + k % 4;
-    case PanelKind::kDot: {
-      const size_t r = k % (2 * l.lanes);
-      return l.type == WeightType::kF32 ? k : k - r + 2 * (r % l.lanes) + (r >= l.lanes);
-    }
-  }
-  return 0;
-}
+// Element offset, within a panel, of row k and panel column c. Every layout's
+// offset separates into a row part and a column part:
+//   packed_offset(l, k, c) = packed_offset(l, k, 0) + packed_offset(l, 0, c).
+TILEKIT_API size_t packed_offset(const PanelLayout& l, size_t k, size_t c);
 
 struct PackedSegment {
   size_t n = 0;            // output columns of this segment
@@ -187,15 +149,16 @@ enum class PackKind {
 // broadcast of A feeds enough columns to win again.
 constexpr size_t kDotMaxN = 16;
 
-// The layout the active path's kernels read. bf16 weights on the amx path get
-// the AMX layout (fp32 weights stay on the vector kernel: AMX has no fp32
-// multiply). Its epilogue runs on the AVX-512 target's 16-lane vectors (a panel
-// = 2 vectors); a build without that target keeps the vector layout.
+// The layout the active path reads for `type` weights that are not narrow:
+// the first kernel record of gemm/kernels.h that takes them on this path
+// (bf16 on amx: AMX tiles; bf16 on neon_bf16 / sve_bf16: BFMMLA; otherwise
+// the vector kernel's panels).
 TILEKIT_API PanelLayout active_panel_layout(WeightType type);
 
-// The layout pack_weights gives these weights on the active path: the path's
-// panels (active_panel_layout), or for one narrow matrix dot-product columns
-// (bf16 on the amx path: a single 16-column AMX panel).
+// The layout pack_weights gives these weights on the active path: that of the
+// first kernel record that takes them, given the path, the type and the shape
+// (one narrow matrix: dot-product columns, or on the amx path a single
+// 16-column AMX panel).
 TILEKIT_API PanelLayout packing_layout(WeightType type, size_t n, size_t segments, PackKind kind);
 
 // How pack_weights runs. The fill is split over the executor's threads by

@@ -1,12 +1,14 @@
-// Definitions of ops/rms_norm.h (the kernels translation unit only).
+// Definitions of ops/rms_norm.h (compiled once per program, by its module's implementation.h).
 #ifndef TILEKIT_OPS_RMS_NORM_IMPL_H_
 #define TILEKIT_OPS_RMS_NORM_IMPL_H_
 
 #include <cmath>
 
 #include "tilekit/cpu/dispatch.h"
+#include "tilekit/ops/exports.h"
 #include "tilekit/ops/rms_norm.h"
 #include "tilekit/ops/rows.h"
+#include "tilekit/threading/split.h"
 
 namespace tilekit {
 namespace detail {
@@ -58,7 +60,8 @@ Status rms_norm_impl(const char* op, HeadsView<const X> x, HeadsView<X> residual
   job.round_before_weight = opt.rounding == Bf16Rounding::kBeforeWeight;
   const size_t row_bytes = x.head_dim * (sizeof(X) * (has_residual ? 3 : 1) + sizeof(Y));
   const Isa isa = cpu::active_isa();  // once per call: every chunk runs the same path
-  run_chunks(opt.executor, x.tokens * x.heads, row_bytes, [&job, isa](size_t begin, size_t end) {
+  const Work per_row{4.0 * static_cast<double>(x.head_dim), static_cast<double>(row_bytes)};
+  run_chunks(opt.executor, x.tokens * x.heads, per_row, [&job, isa](size_t begin, size_t end) {
     TILEKIT_DISPATCH_ON(isa, RmsNormRows)(job, begin, end);
   });
   return Status::kOk;

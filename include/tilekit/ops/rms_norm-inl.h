@@ -31,8 +31,9 @@ struct RmsNormJob {
 #include <cmath>
 
 #include "tilekit/base/bf16.h"
-#include "tilekit/epilogue/epilogue-inl.h"  // LoadRowF32, StoreRow, LoadPartial
-#include "tilekit/ops/rows-inl.h"
+#include "tilekit/simd/bf16-inl.h"
+#include "tilekit/simd/fold-inl.h"
+#include "tilekit/simd/load_store-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace tilekit {

@@ -1,4 +1,4 @@
-// Definitions of ops/rope.h (the kernels translation unit only).
+// Definitions of ops/rope.h (compiled once per program, by its module's implementation.h).
 #ifndef TILEKIT_OPS_ROPE_IMPL_H_
 #define TILEKIT_OPS_ROPE_IMPL_H_
 
@@ -8,8 +8,10 @@
 #include <limits>
 
 #include "tilekit/cpu/dispatch.h"
+#include "tilekit/ops/exports.h"
 #include "tilekit/ops/rope.h"
 #include "tilekit/ops/rows.h"
+#include "tilekit/threading/split.h"
 
 namespace tilekit {
 namespace detail {
@@ -135,7 +137,9 @@ Status rope_impl(HeadsView<T> q, HeadsView<T> k, const int32_t* positions, const
   job.interleaved = table.pairing() == RopePairing::kInterleaved;
   const size_t token_bytes = (job.q_heads + job.k_heads) * table.rotary_dim() * sizeof(T) * 2;
   const Isa isa = cpu::active_isa();  // once per call: every chunk runs the same path
-  run_chunks(executor, q.tokens, token_bytes, [&job, isa](size_t begin, size_t end) {
+  const Work per_token{3.0 * static_cast<double>((job.q_heads + job.k_heads) * table.rotary_dim()),
+                      static_cast<double>(token_bytes)};
+  run_chunks(executor, q.tokens, per_token, [&job, isa](size_t begin, size_t end) {
     TILEKIT_DISPATCH_ON(isa, RopeTokens)(job, begin, end);
   });
   return Status::kOk;

@@ -31,7 +31,7 @@ struct RopeJob {
 #include <hwy/highway.h>
 
 #include "tilekit/base/bf16.h"
-#include "tilekit/epilogue/epilogue-inl.h"  // LoadRowF32, StoreRow, LoadPartial
+#include "tilekit/simd/load_store-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace tilekit {

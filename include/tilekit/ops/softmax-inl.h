@@ -30,8 +30,9 @@ struct SoftmaxJob {
 #include <cmath>
 #include <limits>
 
-#include "tilekit/epilogue/epilogue-inl.h"  // LoadPartial, StorePartial
-#include "tilekit/ops/rows-inl.h"
+#include "tilekit/simd/exp-inl.h"
+#include "tilekit/simd/fold-inl.h"
+#include "tilekit/simd/load_store-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace tilekit {

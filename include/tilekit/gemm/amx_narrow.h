@@ -1,12 +1,14 @@
-// AMX for narrow bf16 weights: one matrix of N <= 16 columns (the seed MLP's
-// [11008 -> 10] layer, classifier heads) on the amx path. Such weights are
-// packed as a single kAmx panel of nr = 16 columns (gemm/packed_weights.h):
-// one B tile per K step, 16 VNNI pair rows of 64 bytes, 1 KiB.
+// The AMX kernel for narrow bf16 weights and its record: one matrix of N <= 16
+// columns (the seed MLP's [11008 -> 10] layer, classifier heads) on the amx
+// path. Such weights are packed as a single kAmx panel of nr = 16 columns:
+// the VNNI pairs of gemm/amx_gemm.h, 16 columns wide, so each K step of 32 is
+// one whole 1 KiB B tile (16 pair rows of 64 bytes). K is zero-padded to a
+// multiple of 32.
 //
-// Why not the wide AMX kernel (arch/amx_gemm.h) or the dot-product kernel: at
+// Why not the wide AMX kernel (gemm/amx_gemm.h) or the dot-product kernel: at
 // N = 10 the wide kernel's 32-column panels are two thirds padding and its A
 // packing costs more than the few products per A element, while the FMA dot
-// kernel (gemm-inl.h) spends 26 widening ops per 40 FMAs on bf16 and reached
+// kernel (gemm/dot-inl.h) spends 26 widening ops per 40 FMAs on bf16 and reached
 // 0.61-0.67x oneDNN's AMX at M = 256. Here each A element meets 16 columns in
 // one tdpbf16ps, so the GEMM is bound by reading A once, not by arithmetic.
 //
@@ -34,8 +36,8 @@
 // Every C element sums its K steps in the same order whatever the block and
 // tile height, so results do not depend on the thread count (threads split
 // rows in multiples of kNarrowShareRows).
-#ifndef TILEKIT_ARCH_AMX_NARROW_H_
-#define TILEKIT_ARCH_AMX_NARROW_H_
+#ifndef TILEKIT_GEMM_AMX_NARROW_H_
+#define TILEKIT_GEMM_AMX_NARROW_H_
 
 #include <algorithm>
 #include <cstddef>
@@ -43,10 +45,13 @@
 #include <cstring>
 
 #include "tilekit/arch/amx.h"
-#include "tilekit/arch/amx_gemm.h"
 #include "tilekit/base/bf16.h"
+#include "tilekit/base/size_math.h"
 #include "tilekit/cpu/dispatch.h"
-#include "tilekit/detail/kernels.h"
+#include "tilekit/gemm/amx_gemm.h"
+#include "tilekit/gemm/dot.h"
+#include "tilekit/gemm/exports.h"
+#include "tilekit/gemm/kernel.h"
 #include "tilekit/gemm/plan.h"
 
 #if TILEKIT_ARCH_X86
@@ -84,7 +89,7 @@ constexpr size_t kNarrowPrefetchAhead = 8 * kNarrowStepBytes;
 constexpr size_t kNarrowShareRows = 2 * kTileRows;
 
 // No blocking beyond the kernel's own: A rows stream once, B stays in L2.
-inline void amx_narrow_block(GemmPlan& p) {
+inline void amx_narrow_block(GemmPlan& p, const PanelLayout&, size_t) {
   p.pack_a = !p.a_bf16;
   p.mc = p.m;
   p.kc = p.k;
@@ -96,7 +101,7 @@ inline void amx_narrow_block(GemmPlan& p) {
 constexpr size_t kNarrowOutFloats = kNarrowMaxRowTiles * kTileRows * 2 * kNarrowNR;
 constexpr size_t kNarrowChunkFloats = kNarrowChunkSteps * kNarrowMaxRowTiles * kTileRows * kStepK / 2;
 // M = 1 keeps its A row there instead, as bf16 pairs (NarrowGemv).
-inline size_t amx_narrow_workspace_floats(const GemmPlan& p) {
+inline size_t amx_narrow_workspace_floats(const GemmPlan& p, const PanelLayout&, size_t) {
   const size_t a_row_floats = p.m == 1 ? round_up(p.k, kStepK) / 2 : 0;
   return kNarrowOutFloats + std::max(kNarrowChunkFloats, a_row_floats);
 }
@@ -200,7 +205,7 @@ TILEKIT_AMX_TARGET inline void ConvertNarrowChunk(const TA* a, size_t lda, size_
 template <int kTiles, typename TA>
 TILEKIT_AMX_TARGET void NarrowBlock(const GemmPlan& p, size_t row0, size_t tile_rows, bool prefetch_b, float* out,
                                     bf16* chunk) {
-  const size_t k_steps = (p.k + kStepK - 1) / kStepK;
+  const size_t k_steps = div_ceil(p.k, kStepK);
   const unsigned char* b = p.b;
   const uintptr_t b_end = reinterpret_cast<uintptr_t>(p.b) + p.panel_bytes;  // prefetch no further
   const TA* a = static_cast<const TA*>(p.a) + row0 * p.lda;
@@ -277,7 +282,7 @@ TILEKIT_AMX_TARGET void NarrowGemv(const GemmPlan& p, float* ws) {
   const uint32_t* a_pairs = reinterpret_cast<const uint32_t*>(ws + kNarrowOutFloats);
   ARowToBf16(static_cast<const TA*>(p.a), p.k, reinterpret_cast<bf16*>(ws + kNarrowOutFloats));
   const uintptr_t b_end = reinterpret_cast<uintptr_t>(p.b) + p.panel_bytes;  // prefetch no further
-  const size_t per_stream = (pairs + kNarrowGemvStreams - 1) / kNarrowGemvStreams;
+  const size_t per_stream = div_ceil(pairs, kNarrowGemvStreams);
   __m512 acc[kNarrowGemvStreams];
   for (size_t g = 0; g < kNarrowGemvStreams; ++g) acc[g] = _mm512_setzero_ps();
   for (size_t i = 0; i < per_stream; ++i) {
@@ -302,15 +307,39 @@ TILEKIT_AMX_TARGET void NarrowGemv(const GemmPlan& p, float* ws) {
 }
 
 // One thread's share: rows [r0, r1) of the one panel (the GemmRangeFn contract).
-TILEKIT_AMX_TARGET inline void amx_narrow_range(const GemmPlan& p, size_t r0, size_t r1, size_t p0, size_t p1,
-                                                float* ws) {
+TILEKIT_AMX_TARGET inline void amx_narrow_range_fn(const GemmPlan& p, size_t r0, size_t r1, size_t p0, size_t p1,
+                                                   float* ws) {
   if (p0 >= p1) return;
   if (p.m == 1) return p.a_bf16 ? NarrowGemv<bf16>(p, ws) : NarrowGemv<float>(p, ws);
   return p.a_bf16 ? NarrowRange<bf16>(p, r0, r1, ws) : NarrowRange<float>(p, r0, r1, ws);
 }
 
+// bf16 weights that are one narrow matrix (as the dot-product kernel would
+// take them on other paths).
+inline bool amx_narrow_layout(Isa isa, WeightType type, const ::tilekit::detail::PackShape& shape, PanelLayout* l) {
+  if (type != WeightType::kBf16 || ::tilekit::detail::vector_lanes(isa) != 16 ||
+      !::tilekit::detail::is_narrow(shape, kAmxNR)) {
+    return false;
+  }
+  l->kind = PanelKind::kAmx;
+  l->lanes = 16;
+  l->nr = kNarrowNR;
+  l->kr = 2;
+  l->k_align = kStepK;
+  l->type = type;
+  l->a_bf16 = true;
+  return true;
+}
+
+inline size_t amx_narrow_mr(Isa) { return kNarrowShareRows; }
+inline ::tilekit::detail::GemmRangeFn amx_narrow_range(Isa) { return &amx_narrow_range_fn; }
+
+inline constexpr ::tilekit::detail::GemmKernel kAmxNarrowGemm{
+    "amx_narrow",      &amx_path,        &amx_narrow_layout, &amx_offset, &amx_narrow_mr, &amx_narrow_block,
+    &amx_narrow_workspace_floats, &amx_narrow_range, /*rows_first=*/true};
+
 }  // namespace arch
 }  // namespace tilekit
 
 #endif  // TILEKIT_ARCH_X86
-#endif  // TILEKIT_ARCH_AMX_NARROW_H_
+#endif  // TILEKIT_GEMM_AMX_NARROW_H_

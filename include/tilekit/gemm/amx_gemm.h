@@ -1,8 +1,20 @@
-// The AMX-BF16 GEMM behind gemm() when the weights are bf16 in the kAmx panel
-// layout: blocking, A packing and the loop over one thread's share (rows
-// [r0, r1) × panels [p0, p1)), around the micro-kernel of arch/amx_brgemm.h.
-// The driver (gemm/gemm.h) validates, plans and threads; the epilogue is the
+// The AMX-BF16 GEMM kernel and its record: bf16 weights on the amx path.
+// Blocking, A packing and the loop over one thread's share (rows [r0, r1) ×
+// panels [p0, p1)), around the tile micro-kernel of arch/amx_brgemm.h. The
+// driver (gemm/gemm-impl.h) validates, plans and threads; the epilogue is the
 // per-target GemmEpilogueTile every path shares.
+//
+// Layout (PanelKind::kAmx): panels of nr = 32 columns in VNNI pairs, the B
+// tiles of tdpbf16ps:
+//   bf16: uint16[K/2][32][2]  element (k, c) at panel + (k/2)·64 + 2c + k%2
+// so columns 0-15 of 16 consecutive pairs are one 16 × 64-byte tile (row
+// stride 128 bytes) and columns 16-31 the next. K is zero-padded to a multiple
+// of 32: a K step of the kernel always loads 16 whole pairs, so the last step
+// never reads past its panel (the next panel's Inf or NaN times A's zero
+// padding would be NaN; past the last panel lies the end of the buffer).
+// Its epilogue runs on the AVX-512 target's 16-lane vectors (a panel = 2
+// vectors): a build without that target keeps bf16 weights on the vector
+// kernel.
 //
 // Loops (BLIS's, B already packed), for one share:
 //   ic: mc rows    A block mc × K packed once as bf16 (fp32 A rounded to nearest
@@ -23,8 +35,8 @@
 // GEMV over the same panels). N: panels are zero-padded
 // to 32 columns by packing; the epilogue stores only valid columns. K: weights
 // are padded to a multiple of 32 (k_align), A to the same by packing with zeros.
-#ifndef TILEKIT_ARCH_AMX_GEMM_H_
-#define TILEKIT_ARCH_AMX_GEMM_H_
+#ifndef TILEKIT_GEMM_AMX_GEMM_H_
+#define TILEKIT_GEMM_AMX_GEMM_H_
 
 #include <algorithm>
 #include <cstddef>
@@ -33,10 +45,14 @@
 #include "tilekit/arch/amx.h"
 #include "tilekit/arch/amx_brgemm.h"
 #include "tilekit/base/bf16.h"
+#include "tilekit/base/size_math.h"
 #include "tilekit/cpu/dispatch.h"
 #include "tilekit/cpu/features.h"
-#include "tilekit/detail/kernels.h"
+#include "tilekit/gemm/dot.h"
+#include "tilekit/gemm/exports.h"
+#include "tilekit/gemm/kernel.h"
 #include "tilekit/gemm/plan.h"
+#include "tilekit/gemm/vector.h"
 
 #if TILEKIT_ARCH_X86
 
@@ -61,8 +77,6 @@ constexpr size_t kAmxKc = 256;
 // (see L2Prefetch); a power of two.
 constexpr size_t kAmxPrefetchStreams = 8;
 
-inline size_t round_up(size_t x, size_t to) { return (x + to - 1) / to * to; }
-
 // Rows per tile: 16, or M when the whole GEMM has fewer (2 to 15 rows do not
 // multiply zeros; M = 1 does not use tiles at all, see amx_gemv_range).
 inline size_t amx_tile_rows(size_t m) { return std::min(m, kTileRows); }
@@ -74,12 +88,11 @@ inline size_t amx_tile_rows(size_t m) { return std::min(m, kTileRows); }
 //       ~10 GB/s, mc >= 256 keeps the stream under the compute; larger when the
 //       mc × K bf16 A block still fits in L2.
 //   nc: the partial sums (mc × nc·32 fp32) fill a quarter of L2.
-inline void amx_gemm_block(GemmPlan& p) {
+inline void amx_gemm_block(GemmPlan& p, const PanelLayout&, size_t) {
   const cpu::Features& f = cpu::features();
   const size_t l2 = f.l2 ? f.l2 : (size_t{2} << 20);
   const size_t k_pad = round_up(p.k, kStepK);
-  size_t panels = 0;
-  for (size_t s = 0; s < p.num_segments; ++s) panels += p.segments[s].panels;
+  const size_t panels = ::tilekit::detail::plan_panels(p);
   p.pack_a = true;
   p.kc = p.m <= kAmxMR ? k_pad : std::min(kAmxKc, k_pad);
   const size_t mc_fit = k_pad ? l2 / (k_pad * sizeof(bf16)) / kAmxMR * kAmxMR : 0;
@@ -97,7 +110,7 @@ struct AmxWorkspace {
         partial_floats(p.kc < round_up(p.k, kStepK) ? p.mc * p.nc_panels * kAmxNR : 0) {}
   size_t floats() const { return a_floats + partial_floats + kTileFloats; }
 };
-inline size_t amx_gemm_workspace_floats(const GemmPlan& p) { return AmxWorkspace(p).floats(); }
+inline size_t amx_gemm_workspace_floats(const GemmPlan& p, const PanelLayout&, size_t) { return AmxWorkspace(p).floats(); }
 
 // 32 values of one A row from k0 (n <= 32 of them real, the rest zero) as bf16.
 TILEKIT_AMX_TARGET inline __m512i ARowStep(const float* src, size_t n) {
@@ -114,7 +127,7 @@ TILEKIT_AMX_TARGET inline __m512i ARowStep(const bf16* src, size_t n) {
 }
 
 // One A row as bf16, zero-padded to whole K steps: the broadcast operand of
-// the vdpbf16ps GEMVs (here and in arch/amx_narrow.h). dst holds round_up(k, 32).
+// the vdpbf16ps GEMVs (here and in gemm/amx_narrow.h). dst holds round_up(k, 32).
 template <typename TA>
 TILEKIT_AMX_TARGET inline void ARowToBf16(const TA* src, size_t k, bf16* dst) {
   for (size_t k0 = 0; k0 < k; k0 += kStepK) _mm512_storeu_si512(dst + k0, ARowStep(src + k0, std::min(kStepK, k - k0)));
@@ -257,7 +270,7 @@ TILEKIT_AMX_TARGET inline void amx_gemm_range(const GemmPlan& p, size_t r0, size
   load_tile_config(cfg);
   for (size_t ic = r0; ic < r1; ic += p.mc) {
     const size_t rows = std::min(p.mc, r1 - ic);
-    const APacking ap{tile_rows, (rows + tile_rows - 1) / tile_rows, p.kc, k_pad};
+    const APacking ap{tile_rows, div_ceil(rows, tile_rows), p.kc, k_pad};
     const size_t micro_tiles = (ap.row_tiles + 1) / 2;
     if (p.a_bf16) {
       PackABlock(static_cast<const bf16*>(p.a) + ic * p.lda, p.lda, p.k, rows, ap, a_ws);
@@ -312,8 +325,35 @@ TILEKIT_AMX_TARGET inline void amx_gemm_range(const GemmPlan& p, size_t r0, size
   }
 }
 
+inline bool amx_path(Isa isa) { return isa == Isa::kAmx; }
+
+// bf16 weights that are not one narrow matrix, when the path's vectors are
+// AVX-512's 16 lanes (the epilogue's two vectors per panel).
+inline bool amx_layout(Isa isa, WeightType type, const ::tilekit::detail::PackShape& shape, PanelLayout* l) {
+  if (type != WeightType::kBf16 || ::tilekit::detail::vector_lanes(isa) != 16 ||
+      ::tilekit::detail::is_narrow(shape, kAmxNR)) {
+    return false;
+  }
+  l->kind = PanelKind::kAmx;
+  l->lanes = 16;
+  l->nr = kAmxNR;
+  l->kr = 2;
+  l->k_align = kStepK;
+  l->type = type;
+  l->a_bf16 = true;
+  return true;
+}
+
+inline size_t amx_offset(const PanelLayout& l, size_t k, size_t c) { return (k / 2) * l.nr * 2 + c * 2 + k % 2; }
+inline size_t amx_mr(Isa) { return kAmxMR; }
+inline ::tilekit::detail::GemmRangeFn amx_range(Isa) { return &amx_gemm_range; }
+
+inline constexpr ::tilekit::detail::GemmKernel kAmxGemm{
+    "amx",      &amx_path,  &amx_layout, &amx_offset, &amx_mr, &amx_gemm_block, &amx_gemm_workspace_floats,
+    &amx_range, /*rows_first=*/false};
+
 }  // namespace arch
 }  // namespace tilekit
 
 #endif  // TILEKIT_ARCH_X86
-#endif  // TILEKIT_ARCH_AMX_GEMM_H_
+#endif  // TILEKIT_GEMM_AMX_GEMM_H_

@@ -1,0 +1,4 @@
+// The attention module's per-target code; re-read once per Highway target (no
+// include guard on purpose).
+#include "tilekit/convert/targets-inl.h"
+#include "tilekit/attention/attention-inl.h"

@@ -1,0 +1,3 @@
+// The epilogue module's per-target code; re-read once per Highway target (no
+// include guard on purpose).
+#include "tilekit/epilogue/epilogue-inl.h"

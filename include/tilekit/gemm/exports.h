@@ -1,0 +1,25 @@
+// The gemm module's per-target functions: the static target's pass of its
+// per-target code, then the dispatch tables TILEKIT_DISPATCH indexes. Only
+// files that compile kernels include it, after cpu/compile_targets.h.
+#ifndef TILEKIT_GEMM_EXPORTS_H_
+#define TILEKIT_GEMM_EXPORTS_H_
+
+#ifndef HIGHWAY_HWY_FOREACH_TARGET_H_
+#error "tilekit: a module's exports.h needs cpu/compile_targets.h first (include the module's implementation.h)"
+#endif
+
+#include "tilekit/gemm/targets-inl.h"
+
+namespace tilekit {
+namespace detail {
+HWY_EXPORT(GemmPanelLanes);
+HWY_EXPORT(GemmMR);
+HWY_EXPORT(GemmRange);
+HWY_EXPORT(GemmDotMR);
+HWY_EXPORT(GemmDotRange);
+HWY_EXPORT(GemmEpilogueTile);
+HWY_EXPORT(StreamCopy);
+}  // namespace detail
+}  // namespace tilekit
+
+#endif  // TILEKIT_GEMM_EXPORTS_H_
