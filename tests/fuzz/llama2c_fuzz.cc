@@ -219,7 +219,7 @@ void Write(const char* name, const std::vector<unsigned char>& bytes) {
                      "cannot write %s", name);
 }
 
-// The committed seeds (TILEKIT_LLAMA2C_SEEDS=dir build/fuzz/tests/fuzz/llama2c_fuzz
+// The committed seeds (TILEKIT_LLAMA2C_SEEDS=dir build/asan/tests/fuzz/llama2c_fuzz
 // -runs=0 writes them): a tiny valid checkpoint with an unshared classifier,
 // cut after the header, inside the body and one float short, and one byte
 // long, each as a raw-mode input: the file, 16 bytes for Decode's choices, the
