@@ -19,7 +19,7 @@
 
 #include "harness.h"
 #include "llama_reference.h"
-#include "tilekit/graph/llama2c.h"
+#include "tilekit/loaders/llama2c.h"
 #include "tilekit/tilekit.h"
 
 #include "count_allocations.h"
