@@ -61,6 +61,7 @@
 #include "tilekit/epilogue/epilogue.h"
 #include "tilekit/gemm/gemm.h"
 #include "tilekit/gemm/packed_weights.h"
+#include "tilekit/graph/arena.h"
 #include "tilekit/ops/rms_norm.h"
 #include "tilekit/ops/rope.h"
 #include "tilekit/threading/executor.h"
@@ -552,8 +553,7 @@ inline Status Graph::pack(const GraphConfig& config) {
   return Status::kOk;
 }
 
-// Lifetimes, in-place sharing, then placement: largest buffer first, each at
-// the lowest offset that no buffer alive at the same time covers.
+// Lifetimes and in-place sharing, then placement (arena.h).
 inline void Graph::plan() {
   const int end = static_cast<int>(nodes_.size());
   for (Tensor& t : tensors_) t.def = t.last = -1;
@@ -640,31 +640,16 @@ inline void Graph::plan() {
       default: break;
     }
   }
-  std::vector<size_t> order;
+  std::vector<graph_detail::ArenaUsage> usage(storage_.size());
   for (size_t i = 0; i < storage_.size(); ++i) {
-    if (storage_[i].bytes && produced[i]) order.push_back(i);
+    if (!produced[i]) continue;  // never written: no bytes
+    usage[i].bytes = storage_[i].bytes;
+    usage[i].first = static_cast<size_t>(storage_[i].first);
+    usage[i].last = static_cast<size_t>(storage_[i].last);
   }
-  std::stable_sort(order.begin(), order.end(), [&](size_t x, size_t y) { return storage_[x].bytes > storage_[y].bytes; });
-  std::vector<size_t> placed;
-  std::vector<std::pair<size_t, size_t>> busy;  // [offset, end) of placed buffers alive at the same time
-  size_t arena = 0;
-  for (size_t id : order) {
-    Storage& s = storage_[id];
-    busy.clear();
-    for (size_t p : placed) {
-      const Storage& o = storage_[p];
-      if (o.first <= s.last && s.first <= o.last) busy.emplace_back(o.offset, o.offset + o.bytes);
-    }
-    std::sort(busy.begin(), busy.end());
-    size_t offset = 0;
-    for (const auto& b : busy) {
-      if (b.first >= offset + s.bytes) break;
-      offset = std::max(offset, b.second);
-    }
-    s.offset = offset;
-    arena = std::max(arena, offset + s.bytes);
-    placed.push_back(id);
-  }
+  std::vector<size_t> offsets;
+  const size_t arena = graph_detail::plan_arena(usage, &offsets);
+  for (size_t i = 0; i < storage_.size(); ++i) storage_[i].offset = offsets[i];
   stats_.arena_bytes = arena;
 }
 
