@@ -1,5 +1,7 @@
 // The description calls of Graph (a part of graph.h): each checks its
-// arguments and appends a node.
+// arguments, keeps the first error for build() to return, and appends a node
+// (node.h). A node the kernel would refuse on every run (a negative eps, rope
+// of one tensor as q and k) is refused here, where the message can say why.
 #ifndef TILEKIT_GRAPH_DESCRIBE_H_
 #define TILEKIT_GRAPH_DESCRIBE_H_
 
@@ -38,12 +40,6 @@ inline bool Graph::valid(TensorId t, const char* op) {
   return record(Status::kInvalidArgument, "graph: %s reads an unknown tensor %u", op, t);
 }
 
-inline size_t Graph::keep(const float* data, size_t n) {
-  if (!data) return graph_detail::kNone;
-  biases_.emplace_back(data, data + n);
-  return biases_.size() - 1;
-}
-
 inline TensorId Graph::add_node(Node node) {
   const TensorId out = node.out;
   nodes_.push_back(std::move(node));
@@ -70,8 +66,8 @@ inline TensorId Graph::input(size_t cols) {
 inline TensorId Graph::embedding(const float* table, size_t vocab, size_t dim) {
   TILEKIT_GRAPH_REQUIRE(!built_ && table && vocab && dim, "graph: embedding needs a table of vocab x dim > 0");
   Node n{Op::kEmbedding};
-  n.table = table;
-  n.vocab = vocab;
+  n.embedding.table = table;
+  n.embedding.vocab = vocab;
   n.out = new_tensor(dim, Rows::kTokens);
   return add_node(std::move(n));
 }
@@ -84,14 +80,14 @@ inline TensorId Graph::linear(TensorId x, const WeightSource& w, const LinearOpt
   TILEKIT_GRAPH_REQUIRE(options.activation != Activation::kSwiGlu, "graph: SwiGLU is gate_up_swiglu's");
   Node n{Op::kLinear};
   n.a = x;
-  n.weights = options.weights;
-  Segment s;
+  n.linear.weights = options.weights;
+  graph_detail::Segment s;
   s.out = new_tensor(w.n, tensors_[x].rows);
   s.w = w;
-  s.bias = keep(options.bias, w.n);
+  if (options.bias) s.bias.assign(options.bias, options.bias + w.n);
   s.activation = options.activation;
-  n.segs.push_back(s);
   n.out = s.out;
+  n.linear.segs.push_back(std::move(s));
   return add_node(std::move(n));
 }
 
@@ -104,15 +100,15 @@ inline TensorId Graph::gate_up_swiglu(TensorId x, const WeightSource& gate, cons
                         gate.n, up.k, up.n, tensors_[x].cols);
   Node n{Op::kLinear};
   n.a = x;
-  n.gate_up = true;
-  n.weights = weights;
-  Segment g;
+  n.linear.gate_up = true;
+  n.linear.weights = weights;
+  graph_detail::Segment g;
   g.out = new_tensor(gate.n, tensors_[x].rows);
   g.w = gate;
   g.activation = Activation::kSwiGlu;
-  Segment u = g;
+  graph_detail::Segment u = g;
   u.w = up;
-  n.segs = {g, u};
+  n.linear.segs = {g, u};
   n.out = g.out;
   return add_node(std::move(n));
 }
@@ -123,8 +119,8 @@ inline TensorId Graph::rms_norm(TensorId x, const float* weight, float eps) {
   TILEKIT_GRAPH_REQUIRE(weight && eps >= 0.f, "graph: rms_norm needs a weight and eps >= 0 (eps %g)", eps);
   Node n{Op::kRmsNorm};
   n.a = x;
-  n.param = keep(weight, tensors_[x].cols);
-  n.eps = eps;
+  n.norm.weight.assign(weight, weight + tensors_[x].cols);
+  n.norm.eps = eps;
   n.out = new_tensor(tensors_[x].cols, tensors_[x].rows);
   return add_node(std::move(n));
 }
@@ -138,8 +134,8 @@ inline TensorId Graph::add_rms_norm(TensorId x, TensorId* residual, const float*
   Node n{Op::kAddRmsNorm};
   n.a = x;
   n.b = *residual;
-  n.param = keep(weight, tensors_[x].cols);
-  n.eps = eps;
+  n.norm.weight.assign(weight, weight + tensors_[x].cols);
+  n.norm.eps = eps;
   n.out2 = new_tensor(tensors_[x].cols, tensors_[x].rows);  // the sum, written over the residual
   n.out = new_tensor(tensors_[x].cols, tensors_[x].rows);
   *residual = n.out2;
@@ -173,7 +169,7 @@ inline void Graph::rope(TensorId q, TensorId k, const RopeTable* table) {
   Node n{Op::kRope};
   n.a = q;
   n.b = k;
-  n.rope = table;
+  n.rope.table = table;
   nodes_.push_back(std::move(n));
 }
 
@@ -186,7 +182,7 @@ inline void Graph::kv_write(TensorId k, TensorId v, size_t layer) {
   Node n{Op::kKvWrite};
   n.a = k;
   n.b = v;
-  n.param = layer;
+  n.kv_write.layer = layer;
   nodes_.push_back(std::move(n));
 }
 
@@ -201,9 +197,9 @@ inline TensorId Graph::attention(TensorId q, size_t heads, size_t layer, float s
   }
   Node n{Op::kAttention};
   n.a = q;
-  n.heads = heads;
-  n.param = layer;
-  n.scale = scale;
+  n.attention.layer = layer;
+  n.attention.heads = heads;
+  n.attention.scale = scale;
   n.out = new_tensor(tensors_[q].cols, Rows::kTokens);
   return add_node(std::move(n));
 }
@@ -224,7 +220,6 @@ inline TensorId Graph::last_tokens(TensorId x) {
 inline void Graph::mark_output(TensorId t) {
   if (valid(t, "mark_output")) tensors_[t].output = true;
 }
-
 
 inline size_t Graph::cols(TensorId t) const { return t < tensors_.size() ? tensors_[t].cols : 0; }
 

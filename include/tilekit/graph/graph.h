@@ -41,7 +41,7 @@
 // included at its end: node.h (the node list a description builds),
 // describe.h (the calls that build it), passes.h (folding and fusion),
 // lifetimes.h (each tensor's buffer and when it is alive), arena.h (placing
-// the buffers), build.h, and run.h (step checks and the interpreter).
+// the buffers), build.h and run.h (step checks and the interpreter).
 #ifndef TILEKIT_GRAPH_GRAPH_H_
 #define TILEKIT_GRAPH_GRAPH_H_
 
@@ -88,7 +88,7 @@ struct GraphConfig {
 enum class NodeWeights : uint8_t { kGraphDefault, kF32, kBf16 };
 
 struct LinearOptions {
-  const float* bias = nullptr;  // [N], copied at build
+  const float* bias = nullptr;  // [N], copied
   Activation activation = Activation::kNone;
   NodeWeights weights = NodeWeights::kGraphDefault;
 };
@@ -103,12 +103,10 @@ struct GraphStats {
   size_t fused_linears = 0;       // linears that joined another's GEMM (horizontal fusion)
 };
 
-namespace graph_detail {
-enum class Op : uint8_t;  // node.h
+namespace graph_detail {  // node.h
+enum class Op : uint8_t;
 struct Node;
-struct Segment;
 struct TensorInfo;
-struct Storage;  // lifetimes.h
 }  // namespace graph_detail
 
 class Graph {
@@ -129,16 +127,18 @@ class Graph {
   TensorId embedding(const float* table, size_t vocab, size_t dim);
   // x · W (+ bias, activation). W: K = x's columns.
   TensorId linear(TensorId x, const WeightSource& w, const LinearOptions& options = {});
-  // silu(x · Wg) · (x · Wu) (+ bias over the gate/up pair is not supported),
-  // one GEMM over weights packed as a gate/up pair.
+  // silu(x · Wg) · (x · Wu), one GEMM over weights packed as a gate/up pair
+  // (no bias).
   TensorId gate_up_swiglu(TensorId x, const WeightSource& gate, const WeightSource& up,
                           NodeWeights weights = NodeWeights::kGraphDefault);
+  // `weight` ([x's columns]) is copied, as add_rms_norm's.
   TensorId rms_norm(TensorId x, const float* weight, float eps);
   // h = x + residual, *residual ← h (a new tensor id for the sum), returns rmsnorm(h).
   TensorId add_rms_norm(TensorId x, TensorId* residual, const float* weight, float eps);
   TensorId add(TensorId a, TensorId b);
   // Rotates q's and k's heads in place at the step's positions (q and k two
-  // tensors: the kernel refuses overlapping heads).
+  // tensors: the kernel refuses overlapping heads). The table must outlive
+  // the graph.
   void rope(TensorId q, TensorId k, const RopeTable* table);
   // Writes k and v ([rows][kv_heads · head_dim], [rows][kv_heads · v_head_dim])
   // into the cache's `layer` at the step's positions. The cache is the
@@ -168,21 +168,16 @@ class Graph {
   using Op = graph_detail::Op;
   using Node = graph_detail::Node;
   using TensorInfo = graph_detail::TensorInfo;
-  using Segment = graph_detail::Segment;
 
   // describe.h
   TensorId new_tensor(size_t cols, Rows rows);
   bool valid(TensorId t, const char* op);
   // Keeps the first description error (returned by build()); returns false.
   __attribute__((format(printf, 3, 4))) bool record(Status code, const char* format, ...);
-  size_t keep(const float* data, size_t n);
   TensorId add_node(Node node);
-  // passes.h
-  void fold_adds();
-  void fuse_horizontally();
-  // lifetimes.h
-  void plan();
   // build.h
+  Status check_cache(const GraphConfig& config) const;
+  Status check_sizes(const GraphConfig& config) const;
   Status pack(const GraphConfig& config);
   // run.h
   Status check_step(const Step& step) const;
@@ -190,13 +185,13 @@ class Graph {
   size_t rows_at(Rows r) const { return r == Rows::kTokens ? step_tokens_ : step_seqs_; }
   float* data(TensorId t) const;
   MatrixView<float> view(TensorId t) const;
-  bool same_storage(TensorId x, TensorId y) const;
+  bool same_buffer(TensorId x, TensorId y) const { return buffer_of_[x] == buffer_of_[y]; }
 
   std::vector<TensorInfo> tensors_;
   std::vector<Node> nodes_;
-  std::vector<std::vector<float>> biases_;
   std::vector<PackedWeights> packed_;
-  std::vector<graph_detail::Storage> storage_;
+  std::vector<size_t> buffer_of_;  // per tensor: its buffer (tensors in place share one)
+  std::vector<size_t> offsets_;    // per buffer: its offset in the arena
   std::vector<int32_t> positions_;
   std::vector<AttentionBatchItem> items_;
   AlignedBuffer arena_;

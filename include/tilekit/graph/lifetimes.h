@@ -1,129 +1,123 @@
-// Each tensor's buffer and when it is alive (a part of graph.h).
+// Which buffer each tensor lives in and at which nodes that buffer is in use
+// (a part of graph.h), for arena.h to place. A tensor is alive from the node
+// that writes it to its last reader; an input (the caller writes it before the
+// run) from the first node, an output to the end. An output of a node may take
+// the buffer of an input that node reads last, where the kernel allows in
+// place: the residual of a GEMM, either side of an add, the input of an
+// rms_norm, the residual of an add_rms_norm (for the sum).
 #ifndef TILEKIT_GRAPH_LIFETIMES_H_
 #define TILEKIT_GRAPH_LIFETIMES_H_
-
-#ifndef TILEKIT_GRAPH_GRAPH_H_
-#error "tilekit/graph/lifetimes.h is a part of tilekit/graph/graph.h: include that"
-#endif
 
 #include <algorithm>
 #include <cstddef>
 #include <vector>
 
 #include "tilekit/graph/arena.h"
+#include "tilekit/graph/node.h"
 
 namespace tilekit {
-
 namespace graph_detail {
 
-// A buffer: one tensor's, or several sharing it in place.
-struct Storage {
-  size_t bytes = 0, offset = 0;
-  int first = 0, last = 0;
+struct BufferPlan {
+  std::vector<size_t> buffer_of;    // per tensor: its buffer (tensors in place share one)
+  std::vector<ArenaUsage> buffers;  // per buffer, at the most rows; 0 bytes: not placed (shared, or never written)
+  size_t intermediate_bytes = 0;    // every written tensor in a buffer of its own
+  size_t tensors = 0;               // written tensors
 };
 
-}  // namespace graph_detail
-
-// Lifetimes and in-place sharing, then placement (arena.h).
-inline void Graph::plan() {
-  const int end = static_cast<int>(nodes_.size());
-  for (TensorInfo& t : tensors_) t.def = t.last = -1;
+// Buffer i starts as tensor i's, its bytes those of max_tokens (or
+// max_sequences) rows, rounded up to a cache line; lifetimes count nodes.
+inline BufferPlan plan_buffers(const std::vector<Node>& nodes, const std::vector<TensorInfo>& tensors,
+                               size_t max_tokens, size_t max_sequences) {
+  const int end = static_cast<int>(nodes.size());
+  std::vector<int> def(tensors.size(), -1), last(tensors.size(), -1);
   auto read = [&](TensorId t, int i) {
-    if (t != kNoTensor) tensors_[t].last = std::max(tensors_[t].last, i);
+    if (t != kNoTensor) last[t] = std::max(last[t], i);
   };
   auto write = [&](TensorId t, int i) {
-    if (t != kNoTensor && tensors_[t].def < 0) tensors_[t].def = i;
+    if (t != kNoTensor && def[t] < 0) def[t] = i;
   };
   for (int i = 0; i < end; ++i) {
-    const Node& n = nodes_[i];
+    const Node& n = nodes[i];
     if (n.dead) continue;
     read(n.a, i);
     read(n.b, i);
-    read(n.residual, i);
+    read(n.linear.residual, i);
     write(n.out, i);
     write(n.out2, i);
-    for (const Segment& s : n.segs) write(s.out, i);
+    for (const Segment& s : n.linear.segs) write(s.out, i);
   }
-  // The caller writes an input before the run: it is alive from the first
-  // node (else a tensor that dies before its input node may share its bytes
-  // and overwrite them).
-  for (const Node& n : nodes_) {
-    if (n.op == Op::kInput) tensors_[n.out].def = 0;
+  // Else a tensor that dies before the input node could share the input's
+  // bytes and overwrite what the caller wrote.
+  for (const Node& n : nodes) {
+    if (n.op == Op::kInput) def[n.out] = 0;
   }
-  for (TensorInfo& t : tensors_) {
-    if (t.def < 0) t.def = 0;  // never produced (a dead node's): costs nothing below
-    if (t.last < t.def) t.last = t.def;
-    if (t.output) t.last = end;
+  for (size_t t = 0; t < tensors.size(); ++t) {
+    if (def[t] < 0) def[t] = 0;  // never written (a dead node's): no bytes below
+    if (last[t] < def[t]) last[t] = def[t];
+    if (tensors[t].output) last[t] = end;
   }
-  storage_.clear();
-  const size_t max_rows[2] = {config_.max_tokens, config_.max_sequences};
-  for (size_t i = 0; i < tensors_.size(); ++i) {
-    TensorInfo& t = tensors_[i];
-    graph_detail::Storage s;
-    s.bytes = (max_rows[t.rows == Rows::kSequences] * t.cols * sizeof(float) + kCacheLine - 1) / kCacheLine * kCacheLine;
-    s.first = t.def;
-    s.last = t.last;
-    t.storage = storage_.size();
-    storage_.push_back(s);
+  BufferPlan plan;
+  plan.buffer_of.resize(tensors.size());
+  plan.buffers.resize(tensors.size());
+  const size_t max_rows[2] = {max_tokens, max_sequences};
+  for (size_t t = 0; t < tensors.size(); ++t) {
+    const size_t bytes = max_rows[tensors[t].rows == Rows::kSequences] * tensors[t].cols * sizeof(float);
+    plan.buffer_of[t] = t;
+    plan.buffers[t].bytes = (bytes + kCacheLine - 1) / kCacheLine * kCacheLine;
+    plan.buffers[t].first = static_cast<size_t>(def[t]);
+    plan.buffers[t].last = static_cast<size_t>(last[t]);
   }
-  std::vector<char> produced(tensors_.size(), 0);
-  for (int i = 0; i < end; ++i) {
-    for (const Segment& s : nodes_[i].segs) produced[s.out] |= !nodes_[i].dead;
-    if (!nodes_[i].dead) {
-      if (nodes_[i].out != kNoTensor) produced[nodes_[i].out] = 1;
-      if (nodes_[i].out2 != kNoTensor) produced[nodes_[i].out2] = 1;
-    }
+  std::vector<char> written(tensors.size(), 0);
+  for (const Node& n : nodes) {
+    if (n.dead) continue;
+    for (const Segment& s : n.linear.segs) written[s.out] = 1;
+    if (n.out != kNoTensor) written[n.out] = 1;
+    if (n.out2 != kNoTensor) written[n.out2] = 1;
   }
-  stats_.intermediate_bytes = 0;
-  stats_.tensors = 0;
-  for (size_t i = 0; i < tensors_.size(); ++i) {
-    if (!produced[i]) continue;
-    stats_.intermediate_bytes += storage_[i].bytes;
-    ++stats_.tensors;
+  for (size_t t = 0; t < tensors.size(); ++t) {
+    if (!written[t]) continue;
+    plan.intermediate_bytes += plan.buffers[t].bytes;
+    ++plan.tensors;
   }
-  // In place: an output takes the buffer of an input whose last reader is this
-  // node, where the kernel allows it.
+  auto same_buffer = [&](TensorId x, TensorId y) { return plan.buffer_of[x] == plan.buffer_of[y]; };
   auto share = [&](TensorId out, TensorId in, int i) {
     if (out == kNoTensor || in == kNoTensor) return false;
-    TensorInfo &o = tensors_[out], &x = tensors_[in];
-    graph_detail::Storage& sx = storage_[x.storage];
-    if (x.output || sx.last != i || o.cols != x.cols || o.rows != x.rows) return false;
-    storage_[o.storage].bytes = 0;
-    o.storage = x.storage;
-    sx.last = std::max(sx.last, o.last);
+    ArenaUsage& bx = plan.buffers[plan.buffer_of[in]];
+    if (tensors[in].output || bx.last != static_cast<size_t>(i) || tensors[out].cols != tensors[in].cols ||
+        tensors[out].rows != tensors[in].rows) {
+      return false;
+    }
+    plan.buffers[plan.buffer_of[out]].bytes = 0;
+    plan.buffer_of[out] = plan.buffer_of[in];
+    bx.last = std::max(bx.last, static_cast<size_t>(last[out]));
     return true;
   };
   for (int i = 0; i < end; ++i) {
-    Node& n = nodes_[i];
+    const Node& n = nodes[i];
     if (n.dead) continue;
     switch (n.op) {
       case Op::kLinear:
         // Not over the GEMM's own input (x + x·W): gemm refuses A overlapping C.
-        if (n.residual == kNoTensor || !same_storage(n.residual, n.a)) share(n.out, n.residual, i);
+        if (n.linear.residual == kNoTensor || !same_buffer(n.linear.residual, n.a)) share(n.out, n.linear.residual, i);
         break;
       case Op::kAdd: share(n.out, n.a, i) || share(n.out, n.b, i); break;
       case Op::kRmsNorm: share(n.out, n.a, i); break;
       case Op::kAddRmsNorm:
         // Not when x is the residual (add_rms_norm(x, &x)): the sum over it
         // would overlap x, which add_rms_norm refuses.
-        if (!same_storage(n.a, n.b)) share(n.out2, n.b, i);
+        if (!same_buffer(n.a, n.b)) share(n.out2, n.b, i);
         break;
       default: break;
     }
   }
-  std::vector<graph_detail::ArenaUsage> usage(storage_.size());
-  for (size_t i = 0; i < storage_.size(); ++i) {
-    if (!produced[i]) continue;  // never written: no bytes
-    usage[i].bytes = storage_[i].bytes;
-    usage[i].first = static_cast<size_t>(storage_[i].first);
-    usage[i].last = static_cast<size_t>(storage_[i].last);
+  for (size_t t = 0; t < tensors.size(); ++t) {
+    if (!written[t]) plan.buffers[t].bytes = 0;
   }
-  std::vector<size_t> offsets;
-  const size_t arena = graph_detail::plan_arena(usage, &offsets);
-  for (size_t i = 0; i < storage_.size(); ++i) storage_[i].offset = offsets[i];
-  stats_.arena_bytes = arena;
+  return plan;
 }
 
+}  // namespace graph_detail
 }  // namespace tilekit
 
 #endif  // TILEKIT_GRAPH_LIFETIMES_H_

@@ -1,4 +1,20 @@
-// The node list a description builds (a part of graph.h).
+// The node list a description builds (a part of graph.h). A node is one
+// kernel call, or a copy; it reads tensors a and b and writes out and out2
+// (the operands passes and planning see of every node), and keeps what only
+// its op needs in that op's own struct, unused by every other op.
+//
+//   op            reads                  writes                      its struct
+//   input         -                      out (by the caller)         -
+//   embedding     the step's token ids   out                         embedding
+//   linear        a, linear.residual     each segment's out (out:    linear
+//                                        the first's)
+//   rms_norm      a                      out                         norm
+//   add_rms_norm  a, b (the residual)    out2 = a + b, out           norm
+//   add           a, b                   out                         -
+//   rope          a (q), b (k)           a and b, in place           rope
+//   kv_write      a (k), b (v)           the cache                   kv_write
+//   attention     a (q), the cache       out                         attention
+//   last_tokens   a                      out                         -
 #ifndef TILEKIT_GRAPH_NODE_H_
 #define TILEKIT_GRAPH_NODE_H_
 
@@ -8,57 +24,78 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <limits>
 #include <vector>
 
 namespace tilekit {
-
 namespace graph_detail {
 
 enum class Op : uint8_t { kInput, kEmbedding, kLinear, kRmsNorm, kAddRmsNorm, kAdd, kRope, kKvWrite, kAttention, kLastTokens };
 
-constexpr size_t kNone = std::numeric_limits<size_t>::max();
-
+// A tensor as described; its rows are counted per step.
 struct TensorInfo {
   size_t cols = 0;
   Rows rows = Rows::kTokens;
-  bool output = false;
-  int def = -1, last = -1;  // producing node and last reader (indices into nodes_)
-  size_t storage = 0;       // index into storage_ (tensors sharing a buffer in place)
+  bool output = false;  // read by the caller after a run: alive to the end
 };
 
-// One GEMM output: its tensor and epilogue ops (bias copied into biases_).
+struct EmbeddingArgs {
+  const float* table = nullptr;  // [vocab][out's columns], the caller's
+  size_t vocab = 0;
+};
+
+// One output of a linear's GEMM: its weights and epilogue.
 struct Segment {
   TensorId out = kNoTensor;
   WeightSource w;
-  size_t bias = kNone;  // index into biases_
+  std::vector<float> bias;  // a copy; empty: none
   Activation activation = Activation::kNone;
+};
+
+struct LinearArgs {
+  // One segment; several after horizontal fusion; or gate and up (gate_up),
+  // packed as a pair into one SwiGLU output (both segments' out).
+  std::vector<Segment> segs;
+  bool gate_up = false;
+  TensorId residual = kNoTensor;  // added in the GEMM's store: a folded add
+  NodeWeights weights = NodeWeights::kGraphDefault;  // as described
+  WeightType type = WeightType::kF32;                // as packed: weights, or the config's
+  size_t packed = 0;                                 // index into the graph's packed weights
+  std::vector<FusedOutput<float>> fused;             // filled per run, allocated at build
+};
+
+struct NormArgs {
+  std::vector<float> weight;  // a copy
+  float eps = 0.f;
+};
+
+struct RopeArgs {
+  const RopeTable* table = nullptr;  // the caller's
+};
+
+struct KvWriteArgs {
+  size_t layer = 0;  // of the config's cache
+};
+
+struct AttentionArgs {
+  size_t layer = 0;  // of the config's cache
+  size_t heads = 0;
+  float scale = 0.f;
 };
 
 struct Node {
   explicit Node(Op o) : op(o) {}
   Op op;
-  bool dead = false;
+  bool dead = false;  // folded into another node or fused with one: not run
   TensorId a = kNoTensor, b = kNoTensor, out = kNoTensor, out2 = kNoTensor;
-  // linear
-  std::vector<Segment> segs;
-  bool gate_up = false;
-  TensorId residual = kNoTensor;
-  WeightType type = WeightType::kF32;
-  NodeWeights weights = NodeWeights::kGraphDefault;
-  size_t packed = 0;
-  std::vector<FusedOutput<float>> fused;  // filled per run, allocated at build
-  // others
-  size_t param = kNone;  // norm weight (index into biases_), or layer
-  float eps = 0.f, scale = 0.f;
-  size_t heads = 0;
-  const float* table = nullptr;
-  size_t vocab = 0;
-  const RopeTable* rope = nullptr;
+  EmbeddingArgs embedding;
+  LinearArgs linear;
+  NormArgs norm;  // rms_norm and add_rms_norm
+  RopeArgs rope;
+  KvWriteArgs kv_write;
+  AttentionArgs attention;
 };
 
 }  // namespace graph_detail
-
 }  // namespace tilekit
 
 #endif  // TILEKIT_GRAPH_NODE_H_

@@ -1,4 +1,6 @@
-// Graph::run (a part of graph.h): step checks and the interpreter.
+// Graph::run (a part of graph.h): the step checked whole before any node runs
+// (so a refused step writes no output and no cache row), then each live node
+// in order, a call to a kernel of tilekit.h on views of the arena.
 #ifndef TILEKIT_GRAPH_RUN_H_
 #define TILEKIT_GRAPH_RUN_H_
 
@@ -31,8 +33,7 @@ inline Status Graph::check_step(const Step& step) const {
     if (q.pos > SIZE_MAX - q.tokens) {
       return fail(Status::kOverflow, "graph: sequence %zu's pos %zu + %zu tokens overflows", s, q.pos, q.tokens);
     }
-    // The block table as kv_cache_write and attention read it, checked before
-    // any node runs (so a refused step writes no output and no cache row).
+    // The block table as kv_cache_write and attention read it.
     if (cache) {
       const KvCacheConfig& kc = cache->config();
       const size_t end = q.pos + q.tokens, used = end / kc.block_tokens + (end % kc.block_tokens != 0);
@@ -54,17 +55,17 @@ inline Status Graph::check_step(const Step& step) const {
     if (n.op == Op::kEmbedding) {
       if (!step.token_ids) return fail(Status::kNullPointer, "graph: token_ids is null");
       for (size_t t = 0; t < tokens; ++t) {
-        if (step.token_ids[t] < 0 || static_cast<size_t>(step.token_ids[t]) >= n.vocab) {
+        if (step.token_ids[t] < 0 || static_cast<size_t>(step.token_ids[t]) >= n.embedding.vocab) {
           return fail(Status::kInvalidArgument, "graph: token %zu is %d, outside the vocabulary of %zu", t,
-                      step.token_ids[t], n.vocab);
+                      step.token_ids[t], n.embedding.vocab);
         }
       }
     }
     if (n.op == Op::kRope) {
       for (size_t s = 0; s < step.num_seqs; ++s) {
-        if (step.seqs[s].pos + step.seqs[s].tokens > n.rope->max_positions()) {
+        if (step.seqs[s].pos + step.seqs[s].tokens > n.rope.table->max_positions()) {
           return fail(Status::kInvalidArgument, "graph: sequence %zu reaches position %zu, RoPE table has %zu", s,
-                      step.seqs[s].pos + step.seqs[s].tokens - 1, n.rope->max_positions());
+                      step.seqs[s].pos + step.seqs[s].tokens - 1, n.rope.table->max_positions());
         }
       }
     }
@@ -98,7 +99,7 @@ inline Status Graph::run_node(Node& n, const Step& step, Executor* ex) {
     case Op::kEmbedding: {
       const MatrixView<float> y = view(n.out);
       for (size_t t = 0; t < y.rows; ++t) {
-        std::memcpy(y.data + t * y.ld, n.table + static_cast<size_t>(step.token_ids[t]) * y.cols,
+        std::memcpy(y.data + t * y.ld, n.embedding.table + static_cast<size_t>(step.token_ids[t]) * y.cols,
                     y.cols * sizeof(float));
       }
       return Status::kOk;
@@ -115,55 +116,57 @@ inline Status Graph::run_node(Node& n, const Step& step, Executor* ex) {
     case Op::kLinear: {
       GemmOptions go;
       go.executor = ex;
-      const PackedWeights& w = packed_[n.packed];
-      for (size_t s = 0; s < n.fused.size(); ++s) {
-        const Segment& seg = n.segs[s];
-        Epilogue& e = n.fused[s].epilogue;
+      graph_detail::LinearArgs& l = n.linear;
+      for (size_t s = 0; s < l.fused.size(); ++s) {
+        const graph_detail::Segment& seg = l.segs[s];
+        Epilogue& e = l.fused[s].epilogue;
         e = Epilogue();
-        e.bias = seg.bias == graph_detail::kNone ? nullptr : biases_[seg.bias].data();
+        e.bias = seg.bias.empty() ? nullptr : seg.bias.data();
         e.activation = seg.activation;
-        if (n.residual != kNoTensor) e.with_residual(data(n.residual), tensors_[n.residual].cols);
-        n.fused[s].c = view(seg.out);
+        if (l.residual != kNoTensor) e.with_residual(data(l.residual), tensors_[l.residual].cols);
+        l.fused[s].c = view(seg.out);
       }
-      if (n.fused.size() == 1) return gemm(view(n.a), w, n.fused[0].c, n.fused[0].epilogue, go);
-      return gemm_fused(view(n.a), w, n.fused.data(), n.fused.size(), go);
+      const PackedWeights& w = packed_[l.packed];
+      if (l.fused.size() == 1) return gemm(view(n.a), w, l.fused[0].c, l.fused[0].epilogue, go);
+      return gemm_fused(view(n.a), w, l.fused.data(), l.fused.size(), go);
     }
     case Op::kRmsNorm: {
       RmsNormOptions o;
-      o.eps = n.eps;
+      o.eps = n.norm.eps;
       o.executor = ex;
-      return tilekit::rms_norm(rows_of(MatrixView<const float>(view(n.a))), biases_[n.param].data(),
+      return tilekit::rms_norm(rows_of(MatrixView<const float>(view(n.a))), n.norm.weight.data(),
                                rows_of(view(n.out)), o);
     }
     case Op::kAddRmsNorm: {
       RmsNormOptions o;
-      o.eps = n.eps;
+      o.eps = n.norm.eps;
       o.executor = ex;
       MatrixView<float> sum = view(n.out2);
-      if (!same_storage(n.out2, n.b)) {
+      if (!same_buffer(n.out2, n.b)) {
         const MatrixView<float> r = view(n.b);
         for (size_t t = 0; t < rows; ++t) std::memcpy(sum.data + t * sum.ld, r.data + t * r.ld, r.cols * sizeof(float));
       }
-      return tilekit::add_rms_norm(rows_of(MatrixView<const float>(view(n.a))), rows_of(sum), biases_[n.param].data(),
+      return tilekit::add_rms_norm(rows_of(MatrixView<const float>(view(n.a))), rows_of(sum), n.norm.weight.data(),
                                    rows_of(view(n.out)), o);
     }
     case Op::kAdd: {
       // out = a + b as an epilogue pass over out (in place over a or b when it
       // dies here; otherwise a is copied there first).
-      const bool over_b = same_storage(n.out, n.b) && !same_storage(n.out, n.a);
+      const bool over_b = same_buffer(n.out, n.b) && !same_buffer(n.out, n.a);
       const TensorId base = over_b ? n.b : n.a, other = over_b ? n.a : n.b;
       MatrixView<float> y = view(n.out);
-      if (!same_storage(n.out, base)) {
+      if (!same_buffer(n.out, base)) {
         const MatrixView<float> x = view(base);
         for (size_t t = 0; t < rows; ++t) std::memcpy(y.data + t * y.ld, x.data + t * x.ld, x.cols * sizeof(float));
       }
       return apply_epilogue(y, Epilogue().with_residual(data(other), tensors_[other].cols));
     }
     case Op::kRope: {
-      const size_t d = n.rope->head_dim();
+      const RopeTable& table = *n.rope.table;
+      const size_t d = table.head_dim();
       const MatrixView<float> q = view(n.a), k = view(n.b);
       return tilekit::rope(heads_view(q.data, rows, q.cols / d, d, q.ld), heads_view(k.data, rows, k.cols / d, d, k.ld),
-                           positions_.data(), *n.rope, ex);
+                           positions_.data(), table, ex);
     }
     case Op::kKvWrite: {
       KvCache& cache = *config_.kv_cache;
@@ -173,7 +176,7 @@ inline Status Graph::run_node(Node& n, const Step& step, Executor* ex) {
       for (size_t s = 0; s < step.num_seqs; ++s) {
         const SequenceStep& q = step.seqs[s];
         const KvSequence seq{q.blocks, q.num_blocks, q.pos + q.tokens};
-        const Status st = kv_cache_write(cache, n.param, seq, q.pos,
+        const Status st = kv_cache_write(cache, n.kv_write.layer, seq, q.pos,
                                          heads_view<const float>(k.data + row * k.ld, q.tokens, k.cols / d, d, k.ld),
                                          heads_view<const float>(v.data + row * v.ld, q.tokens, v.cols / dv, dv, v.ld));
         if (st != Status::kOk) return st;
@@ -182,23 +185,24 @@ inline Status Graph::run_node(Node& n, const Step& step, Executor* ex) {
       return Status::kOk;
     }
     case Op::kAttention: {
+      const size_t heads = n.attention.heads;
       const MatrixView<float> q = view(n.a), o = view(n.out);
-      const size_t d = q.cols / n.heads;
+      const size_t d = q.cols / heads;
       size_t row = 0;
       for (size_t s = 0; s < step.num_seqs; ++s) {
         const SequenceStep& sq = step.seqs[s];
         AttentionBatchItem& it = items_[s];
-        it.q = heads_view<const float>(q.data + row * q.ld, sq.tokens, n.heads, d, q.ld);
+        it.q = heads_view<const float>(q.data + row * q.ld, sq.tokens, heads, d, q.ld);
         it.seq = KvSequence{sq.blocks, sq.num_blocks, sq.pos + sq.tokens};
-        it.out = heads_view(o.data + row * o.ld, sq.tokens, n.heads, d, o.ld);
+        it.out = heads_view(o.data + row * o.ld, sq.tokens, heads, d, o.ld);
         it.lse = nullptr;
         row += sq.tokens;
       }
       AttentionParams p;
       p.mask.causal = true;
-      p.scale = n.scale;
+      p.scale = n.attention.scale;
       p.executor = ex;
-      return attention_batch(*config_.kv_cache, n.param, items_.data(), step.num_seqs, p);
+      return attention_batch(*config_.kv_cache, n.attention.layer, items_.data(), step.num_seqs, p);
     }
   }
   return Status::kOk;
@@ -206,21 +210,19 @@ inline Status Graph::run_node(Node& n, const Step& step, Executor* ex) {
 
 inline MatrixView<const float> Graph::output(TensorId t) const {
   if (!built_ || t >= tensors_.size()) return {};
-  return MatrixView<const float>{data(t), rows_at(tensors_[t].rows), tensors_[t].cols, tensors_[t].cols};
+  return view(t);
 }
-
 
 inline float* Graph::input_data(TensorId t) const { return built_ && t < tensors_.size() ? data(t) : nullptr; }
 
 inline float* Graph::data(TensorId t) const {
-  return arena_.as<unsigned char>() ? reinterpret_cast<float*>(arena_.as<unsigned char>() + storage_[tensors_[t].storage].offset) : nullptr;
+  unsigned char* arena = arena_.as<unsigned char>();
+  return arena ? reinterpret_cast<float*>(arena + offsets_[buffer_of_[t]]) : nullptr;
 }
 
 inline MatrixView<float> Graph::view(TensorId t) const {
   return MatrixView<float>{data(t), rows_at(tensors_[t].rows), tensors_[t].cols, tensors_[t].cols};
 }
-
-inline bool Graph::same_storage(TensorId x, TensorId y) const { return tensors_[x].storage == tensors_[y].storage; }
 
 }  // namespace tilekit
 
