@@ -6,8 +6,7 @@
 //   op            reads                  writes                      its struct
 //   input         -                      out (by the caller)         -
 //   embedding     the step's token ids   out                         embedding
-//   linear        a, linear.residual     each segment's out (out:    linear
-//                                        the first's)
+//   linear        a, linear.residual     every linear.segs[i].out    linear
 //   rms_norm      a                      out                         norm
 //   add_rms_norm  a, b (the residual)    out2 = a + b, out           norm
 //   add           a, b                   out                         -
@@ -15,6 +14,7 @@
 //   kv_write      a (k), b (v)           the cache                   kv_write
 //   attention     a (q), the cache       out                         attention
 //   last_tokens   a                      out                         -
+// (A linear's out is also its first segment's out.)
 #ifndef TILEKIT_GRAPH_NODE_H_
 #define TILEKIT_GRAPH_NODE_H_
 
