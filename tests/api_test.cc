@@ -1,13 +1,13 @@
 // The API as an engine writes it: the natural calls compile (every entry point
 // takes writable and read-only views alike), the API header brings no Highway
 // with it, and Status is [[nodiscard]] (status_nodiscard_check.cc, compiled by
-// a test that expects the compiler to refuse it). The graph headers come first:
-// they must compile on their own, with nothing included before them.
-#include "tilekit/graph/llama2c.h"
+// a test that expects the compiler to refuse it). The graph and loader headers
+// come first: they must compile on their own, with nothing included before them.
+#include "tilekit/loaders/llama2c.h"
 #include "tilekit/tilekit.h"
 
 #if defined(HIGHWAY_HWY_FOREACH_TARGET_H_) || defined(HWY_HIGHWAY_INCLUDED) || defined(HWY_TARGETS)
-#error "tilekit/tilekit.h or tilekit/graph/ included Highway: it must declare, not compile, the kernels"
+#error "tilekit/tilekit.h, tilekit/graph/ or tilekit/loaders/ included Highway: it must declare, not compile, the kernels"
 #endif
 
 #include <gtest/gtest.h>

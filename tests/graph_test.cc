@@ -2,9 +2,11 @@
 // forward written from the Llama formulas (no tilekit kernels) that carries a
 // first-order running error bound beside each value: logits within that bound
 // and the same greedy tokens, bf16 weights, chunked prefill, batched decode,
-// threads, allocation-freedom, bad input and checkpoints.
+// threads, allocation-freedom, bad input and checkpoints; the arena planner on
+// its own.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdio>
@@ -19,7 +21,8 @@
 
 #include "harness.h"
 #include "llama_reference.h"
-#include "tilekit/graph/llama2c.h"
+#include "tilekit/graph/arena.h"
+#include "tilekit/loaders/llama2c.h"
 #include "tilekit/tilekit.h"
 
 #include "count_allocations.h"
@@ -454,6 +457,67 @@ TEST_P(GraphApi, MlpAddAndNormAgainstReference) {
   const TensorId e = bad.embedding(table.data(), V, D);
   EXPECT_EQ(bad.linear(e, weights_kn(w2.data(), H1, H2)), kNoTensor);
   EXPECT_TRUE(FailsWith(bad.build(gc), Status::kShapeMismatch, "for an input of 40 columns"));
+}
+
+// The arena planner alone (graph/arena.h), over random usage records: some of
+// 0 bytes, many of equal size, lifetimes from one step to all of them.
+TEST(GraphArena, BuffersAliveTogetherNeverShareBytes) {
+  TILEKIT_SEED_TRACE();
+  Rng rng(30);
+  for (int trial = 0; trial < 300; ++trial) {
+    const size_t steps = 1 + rng.below(24);
+    std::vector<graph_detail::ArenaUsage> usage(1 + rng.below(40));
+    size_t sum = 0;
+    for (graph_detail::ArenaUsage& u : usage) {
+      u.bytes = rng.below(8) ? kCacheLine * (1 + rng.below(rng.below(2) ? 4 : 64)) : 0;
+      u.first = rng.below(steps);
+      u.last = u.first + rng.below(steps - u.first);
+      sum += u.bytes;
+    }
+    std::vector<size_t> offsets;
+    const size_t arena = graph_detail::plan_arena(usage, &offsets);
+    ASSERT_EQ(offsets.size(), usage.size());
+    EXPECT_LE(arena, sum);
+    size_t peak = 0;  // the most bytes alive at one step: no plan needs less
+    for (size_t step = 0; step < steps; ++step) {
+      size_t live = 0;
+      for (const graph_detail::ArenaUsage& u : usage) live += u.first <= step && step <= u.last ? u.bytes : 0;
+      peak = std::max(peak, live);
+    }
+    EXPECT_GE(arena, peak);
+    for (size_t i = 0; i < usage.size(); ++i) {
+      if (usage[i].bytes == 0) {
+        EXPECT_EQ(offsets[i], 0u) << i;
+      }
+      EXPECT_LE(offsets[i] + usage[i].bytes, arena) << i;
+      for (size_t j = i + 1; j < usage.size(); ++j) {
+        const bool alive_together = usage[i].first <= usage[j].last && usage[j].first <= usage[i].last;
+        const bool share_bytes = offsets[i] < offsets[j] + usage[j].bytes && offsets[j] < offsets[i] + usage[i].bytes;
+        EXPECT_FALSE(alive_together && share_bytes) << "records " << i << " and " << j << ", trial " << trial;
+      }
+    }
+    std::vector<size_t> again;
+    EXPECT_EQ(graph_detail::plan_arena(usage, &again), arena);
+    EXPECT_EQ(again, offsets);
+    if (::testing::Test::HasFailure()) return;
+  }
+}
+
+// Largest first (equal sizes in record order), each at the lowest offset free
+// at its steps, an exact gap included.
+TEST(GraphArena, LargestFirstAtTheLowestFreeOffset) {
+  const std::vector<graph_detail::ArenaUsage> usage = {
+      {64, 0, 3},   // the smallest: placed last, above the five others
+      {256, 0, 2},  // the largest: at 0
+      {128, 0, 3},  // the first 128: above the 256
+      {128, 0, 0},  // above both
+      {128, 0, 3},  // above all three
+      {128, 2, 3},  // the record at 384 is dead by step 2: its exact gap, between 256 and 512
+      {0, 0, 3},    // no bytes: offset 0, no space
+  };
+  std::vector<size_t> offsets;
+  EXPECT_EQ(graph_detail::plan_arena(usage, &offsets), 704u);
+  EXPECT_EQ(offsets, (std::vector<size_t>{640, 0, 256, 384, 512, 384, 0}));
 }
 
 // Found by graph_fuzz (docs/reliability.md): each was built, then ran wrong

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "tilekit/graph/llama2c.h"
+#include "tilekit/loaders/llama2c.h"
 #include "tilekit/tilekit.h"
 #include "tokenizer.h"
 

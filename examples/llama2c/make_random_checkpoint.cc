@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "tilekit/graph/llama2c.h"
+#include "tilekit/loaders/llama2c.h"
 
 int main(int argc, char** argv) {
   if (argc < 3) {

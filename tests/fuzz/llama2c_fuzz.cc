@@ -17,7 +17,7 @@
 // reference's bound (tests/llama_reference.h, as graph_test).
 #include "../llama_reference.h"
 #include "fuzz.h"
-#include "tilekit/graph/llama2c.h"
+#include "tilekit/loaders/llama2c.h"
 
 namespace tilekit {
 namespace {

@@ -1,4 +1,6 @@
-// Checkpoints in llama2.c's published format (karpathy/llama2.c, run.c):
+// A loader: reads checkpoints in llama2.c's published format into the Llama
+// description of graph/llama.h (LlamaConfig, LlamaWeights; LlamaModel builds
+// from them), and writes them. The format (karpathy/llama2.c, run.c):
 //   header: 7 int32: dim, hidden_dim, n_layers, n_heads, n_kv_heads,
 //           vocab_size (negative: the classifier is stored, not shared), seq_len
 //   fp32 arrays, in order: token_embedding [vocab][dim], rms_att [layers][dim],
@@ -8,8 +10,8 @@
 //   two legacy RoPE tables of seq_len·hs/2 floats each (skipped),
 //   and wcls [vocab][dim] when vocab_size was negative.
 // RoPE is interleaved with theta 10000, RMSNorm eps 1e-5 (run.c's constants).
-#ifndef TILEKIT_GRAPH_LLAMA2C_H_
-#define TILEKIT_GRAPH_LLAMA2C_H_
+#ifndef TILEKIT_LOADERS_LLAMA2C_H_
+#define TILEKIT_LOADERS_LLAMA2C_H_
 
 #include <cstdint>
 #include <cstdio>
@@ -183,4 +185,4 @@ inline Status save_llama2c(const char* path, const Llama2cHeader& h, const float
 
 }  // namespace tilekit
 
-#endif  // TILEKIT_GRAPH_LLAMA2C_H_
+#endif  // TILEKIT_LOADERS_LLAMA2C_H_
