@@ -76,6 +76,10 @@ struct GemmCase {
   // grows by that rounding), and on Arm BFMMLA also rounds its fp32 sums to odd.
   bool a_rounded = false;
   bool odd_rounded_sums = false;
+  // Roundings on the way of one product to the sum, where that is not K: a
+  // quantized kernel also rounds per group and per dequantized weight (see
+  // tests/quant_test.cc), 0 = K.
+  size_t sum_terms = 0;
 };
 
 // Holds inputs in fp32 (bf16 inputs are stored already rounded, so the
@@ -85,8 +89,11 @@ struct GemmReference {
   std::vector<double> out, bound;
 
   // a: m×k (lda), w: k×wn row-major (wn = n or 2n for gate/up), c_old: m×n.
+  // w_mag (k×wn, optional): the magnitude each product's roundings scale with,
+  // per weight, where it is not |w| (a quantized weight stored with a zero
+  // point: |q| + 2z steps of its scale).
   void compute(const GemmCase& g, const float* a, size_t lda, const float* w, const float* c_old,
-               size_t ldc_old) {
+               size_t ldc_old, const float* w_mag = nullptr) {
     const size_t wn = g.gate_up ? 2 * g.n : g.n;
     // fp32 accumulation of K products: |error| <= gamma_K · Σ|a||b| (Higham 3.5);
     // inputs are exact here (rounded before the reference sees them).
@@ -99,7 +106,8 @@ struct GemmReference {
     // < 2^-126 each: inside the absolute slack added at the end.)
     const double a_eps = g.a_rounded ? kBf16Eps : 0.0;
     const double u_sum = g.odd_rounded_sums ? 2 * u : u;
-    const double gamma = (g.k + 2) * u_sum / (1 - (g.k + 2) * u_sum);
+    const double terms = static_cast<double>((g.sum_terms ? g.sum_terms : g.k) + 2);
+    const double gamma = terms * u_sum / (1 - terms * u_sum);
     const double dot_err = a_eps + gamma * (1 + a_eps);  // times Σ|a||b|
     const Epilogue& ep = g.ep;
     out.assign(g.m * g.n, 0);
@@ -111,9 +119,10 @@ struct GemmReference {
       for (size_t kk = 0; kk < g.k; ++kk) {
         const double av = a[i * lda + kk];
         const float* wr = w + kk * wn;
+        const float* mr = w_mag ? w_mag + kk * wn : wr;
         for (size_t j = 0; j < wn; ++j) {
           dot[j] += av * wr[j];
-          mag[j] += std::fabs(av * wr[j]);
+          mag[j] += std::fabs(av * mr[j]);
         }
       }
       for (size_t j = 0; j < g.n; ++j) {

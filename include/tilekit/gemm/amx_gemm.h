@@ -346,7 +346,7 @@ inline bool amx_layout(Isa isa, WeightType type, const ::tilekit::detail::PackSh
 
 inline size_t amx_offset(const PanelLayout& l, size_t k, size_t c) { return (k / 2) * l.nr * 2 + c * 2 + k % 2; }
 inline size_t amx_mr(Isa) { return kAmxMR; }
-inline ::tilekit::detail::GemmRangeFn amx_range(Isa) { return &amx_gemm_range; }
+inline ::tilekit::detail::GemmRangeFn amx_range(Isa, const GemmPlan&) { return &amx_gemm_range; }
 
 inline constexpr ::tilekit::detail::GemmKernel kAmxGemm{
     "amx",      &amx_path,  &amx_layout, &amx_offset, &amx_mr, &amx_gemm_block, &amx_gemm_workspace_floats,

@@ -332,7 +332,7 @@ inline bool amx_narrow_layout(Isa isa, WeightType type, const ::tilekit::detail:
 }
 
 inline size_t amx_narrow_mr(Isa) { return kNarrowShareRows; }
-inline ::tilekit::detail::GemmRangeFn amx_narrow_range(Isa) { return &amx_narrow_range_fn; }
+inline ::tilekit::detail::GemmRangeFn amx_narrow_range(Isa, const GemmPlan&) { return &amx_narrow_range_fn; }
 
 inline constexpr ::tilekit::detail::GemmKernel kAmxNarrowGemm{
     "amx_narrow",      &amx_path,        &amx_narrow_layout, &amx_offset, &amx_narrow_mr, &amx_narrow_block,

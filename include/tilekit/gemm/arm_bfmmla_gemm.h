@@ -123,7 +123,7 @@ inline size_t bfmmla_offset(const PanelLayout& l, size_t k, size_t c) {
 inline size_t bfmmla_mr(Isa) { return kBfmmlaMR; }
 // The vector kernel's blocking; kc is rounded to kr inside (BfmmlaBlocking).
 inline void bfmmla_block(detail::GemmPlan& p, const PanelLayout& l, size_t mr) { detail::vector_blocking(p, l, mr); }
-inline detail::GemmRangeFn bfmmla_range(Isa) { return &BfmmlaGemmRange; }
+inline detail::GemmRangeFn bfmmla_range(Isa, const detail::GemmPlan&) { return &BfmmlaGemmRange; }
 
 inline constexpr detail::GemmKernel kArmBfmmlaGemm{"arm_bfmmla",     &bfmmla_path,           &bfmmla_layout,
                                                    &bfmmla_offset,   &bfmmla_mr,             &bfmmla_block,

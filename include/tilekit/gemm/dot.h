@@ -59,7 +59,7 @@ inline void dot_block(GemmPlan& p, const PanelLayout&, size_t) {
 }
 inline size_t no_workspace(const GemmPlan&, const PanelLayout&, size_t) { return 0; }
 
-inline GemmRangeFn dot_range(Isa isa) { return &TILEKIT_DISPATCH_ON(isa, GemmDotRange); }
+inline GemmRangeFn dot_range(Isa isa, const GemmPlan&) { return &TILEKIT_DISPATCH_ON(isa, GemmDotRange); }
 
 inline constexpr GemmKernel kDotGemm{"dot",     &any_path,      &dot_layout, &dot_offset, &dot_mr,
                                      &dot_block, &no_workspace, &dot_range,  /*rows_first=*/true};

@@ -19,6 +19,7 @@ HWY_EXPORT(GemmDotMR);
 HWY_EXPORT(GemmDotRange);
 HWY_EXPORT(GemmEpilogueTile);
 HWY_EXPORT(StreamCopy);
+HWY_EXPORT(QuantRange);
 }  // namespace detail
 }  // namespace tilekit
 

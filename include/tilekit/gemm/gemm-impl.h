@@ -105,9 +105,9 @@ Status run_gemm(const char* gemm, const MatrixView<const TA>& a, const PackedWei
   // epilogue (on every executor thread, through the plan) all use it.
   const Isa isa = cpu::active_isa();
   PanelLayout want;
-  const bool packable = choose_gemm_kernel(isa, b.type(), PackShape{b.n(), b.segments().size(),
-                                                                    b.has_gate_up() ? PackKind::kGateUp : PackKind::kSeparate},
-                                           &want);
+  const PackShape shape{b.n(), b.segments().size(), b.has_gate_up() ? PackKind::kGateUp : PackKind::kSeparate,
+                        b.k(), b.group()};
+  const bool packable = choose_gemm_kernel(isa, b.type(), shape, &want);
   if (!packable) {
     return fail(Status::kWrongPacking, "%s: weights were packed for path %s (%s layout, nr=%u); the active path %s "
                 "has no kernel for %s weights", gemm, isa_name(b.packed_for()), panel_kind_name(b.layout().kind),
@@ -164,13 +164,16 @@ Status run_gemm(const char* gemm, const MatrixView<const TA>& a, const PackedWei
   plan.b = b.panel(0);
   plan.panel_bytes = b.panel_bytes();
   plan.b_bf16 = b.type() == WeightType::kBf16;
+  plan.b_type = b.type();
+  plan.group = b.group();
+  plan.nr = b.layout().nr;
   plan.c_bf16 = kIsBf16<TC>;
   plan.num_segments = segments;
   kernel.block(plan, b.layout(), mr);
 
   GemmJob job;
   job.plan = &plan;
-  job.range = kernel.range(isa);
+  job.range = kernel.range(isa, plan);
   job.threads = 1;
   job.panels = b.panels();
   job.mr = mr;

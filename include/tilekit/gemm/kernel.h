@@ -18,11 +18,37 @@ namespace tilekit {
 namespace detail {
 
 // The weights a kernel is asked to take: output columns of all segments, how
-// many segments, separate or a gate/up pair.
+// many segments, separate or a gate/up pair, K, and the quantization group.
 struct PackShape {
   size_t n = 0;  // 0: unknown (active_panel_layout): never narrow
   size_t segments = 1;
   PackKind kind = PackKind::kSeparate;
+  size_t k = 0;
+  size_t group = 0;  // quantized weights: K per scale, 0 = all of K
+};
+
+// Source column for column c (0 <= c < nr = 2·half) of panel `pl` within a
+// segment: a gate/up panel holds `half` gate columns, then the same up columns.
+struct ColumnSource {
+  const WeightSource* src;
+  size_t col;
+};
+inline ColumnSource column_source(const WeightSource* parts, size_t s, const PackedSegment& seg, size_t nr,
+                                  size_t pl, size_t c) {
+  const size_t half = nr / 2;
+  if (seg.gate_up) return {&parts[c < half ? 0 : 1], pl * half + c % half};
+  return {&parts[s], pl * nr + c};
+}
+
+// What a kernel's packing function writes: panels [p0, p1) of the buffer.
+struct PackJob {
+  const PanelLayout* layout;
+  const PackedSegment* segments;
+  size_t num_segments;
+  size_t k;
+  const WeightSource* parts;
+  unsigned char* buffer;
+  size_t panel_bytes;
 };
 
 // Computes rows [r0, r1) × panels [p0, p1) of the plan, all of K, through the
@@ -45,11 +71,16 @@ struct GemmKernel {
   // Fills the plan's blocking (mc, kc, nc_panels, pack_a) for this shape.
   void (*block)(GemmPlan& p, const PanelLayout& l, size_t mr);
   size_t (*workspace_floats)(const GemmPlan& p, const PanelLayout& l, size_t mr);
-  GemmRangeFn (*range)(Isa isa);
+  // The loops for this call (the record may pick by the plan: M, types).
+  GemmRangeFn (*range)(Isa isa, const GemmPlan& p);
   // Split rows before panels across threads, when there are rows enough: for
   // kernels whose panels are few (narrow weights), where a column split would
   // have every thread read all of A.
   bool rows_first;
+  // Writes panels [p0, p1) from the sources; false when a value cannot be
+  // packed (a non-finite weight to quantize). Null: the generic element copy of
+  // packed_weights-impl.h (fp32 and bf16 layouts, through `offset`).
+  bool (*pack)(const PackJob& job, size_t p0, size_t p1) = nullptr;
 };
 
 }  // namespace detail

@@ -18,6 +18,7 @@
 #include "tilekit/cpu/features.h"
 #include "tilekit/gemm/dot.h"
 #include "tilekit/gemm/kernel.h"
+#include "tilekit/gemm/quant.h"
 #include "tilekit/gemm/vector.h"
 #if TILEKIT_ARCH_X86
 #include "tilekit/gemm/amx_gemm.h"
@@ -39,6 +40,7 @@ inline constexpr const GemmKernel* kGemmKernels[] = {
 #if TILEKIT_ARCH_ARM64
     &arch::kArmBfmmlaGemm,  // bf16, neon_bf16 and sve_bf16
 #endif
+    &kQuantGemm,   // int8 / int4, every path
     &kVectorGemm,  // fp32 / bf16, every path
 };
 constexpr size_t kNumGemmKernels = std::size(kGemmKernels);

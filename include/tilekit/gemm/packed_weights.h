@@ -35,42 +35,100 @@
 
 namespace tilekit {
 
-enum class WeightType { kF32, kBf16 };
-inline const char* weight_type_name(WeightType t) { return t == WeightType::kF32 ? "f32" : "bf16"; }
+// How packed weights are stored. kInt8 and kInt4 are quantized symmetrically,
+// w ≈ q · s, with one fp32 scale per output column and group of K values
+// (PackOptions::group): q in [-127, 127] (kInt8) or [-8, 7] (kInt4; weights
+// quantized here use [-7, 7], GGUF's Q4_0 blocks the whole range).
+enum class WeightType { kF32, kBf16, kInt8, kInt4 };
+inline const char* weight_type_name(WeightType t) {
+  switch (t) {
+    case WeightType::kF32: return "f32";
+    case WeightType::kBf16: return "bf16";
+    case WeightType::kInt8: return "int8";
+    case WeightType::kInt4: return "int4";
+  }
+  return "unknown";
+}
+inline bool is_quantized(WeightType t) { return t == WeightType::kInt8 || t == WeightType::kInt4; }
 
 // Where unpacked weights come from. kKN: row-major [K][N] (x·W); kNK: PyTorch
 // Linear's weight, row-major [N][K] (x·Wᵀ).
 enum class SourceLayout { kKN, kNK };
 
-struct WeightSource {
-  const float* data = nullptr;
-  size_t k = 0, n = 0;
-  size_t ld = 0;  // row stride of the source as stored; 0 = packed rows
-  SourceLayout layout = SourceLayout::kKN;
-
-  float at(size_t kk, size_t nn) const {
-    return layout == SourceLayout::kKN ? data[kk * ld + nn] : data[nn * ld + kk];
+// The element type of a source. The GGUF types are llama.cpp's quantized
+// blocks, read as a file stores them: each row of K values (a [N][K] source)
+// is K / 32 blocks of a little-endian IEEE half scale d and 32 values:
+//   kGgufQ8_0: 34 bytes, int8 q[32], w = d · q;
+//   kGgufQ4_0: 18 bytes, uint8 qs[16], value j in the low nibble of qs[j] and
+//              value j + 16 in its high nibble, w = d · (nibble - 8).
+// They pack into kInt8 / kInt4 weights of group 32 with no dequantization on
+// the way: the packed weights multiply exactly as the file's values do.
+enum class SourceType : uint8_t { kF32, kBf16, kGgufQ8_0, kGgufQ4_0 };
+inline const char* source_type_name(SourceType t) {
+  switch (t) {
+    case SourceType::kF32: return "f32";
+    case SourceType::kBf16: return "bf16";
+    case SourceType::kGgufQ8_0: return "GGUF Q8_0";
+    case SourceType::kGgufQ4_0: return "GGUF Q4_0";
   }
+  return "unknown";
+}
+constexpr size_t kGgufBlockValues = 32;
+inline size_t gguf_block_bytes(SourceType t) {
+  return t == SourceType::kGgufQ8_0 ? 34 : t == SourceType::kGgufQ4_0 ? 18 : 0;
+}
+
+struct WeightSource {
+  const void* data = nullptr;
+  size_t k = 0, n = 0;
+  // Row stride as stored: elements for fp32 and bf16, bytes for GGUF rows
+  // (0 = packed rows).
+  size_t ld = 0;
+  SourceLayout layout = SourceLayout::kKN;
+  SourceType type = SourceType::kF32;
 };
 inline WeightSource weights_kn(const float* data, size_t k, size_t n, size_t ld = 0) {
-  return WeightSource{data, k, n, ld ? ld : n, SourceLayout::kKN};
+  return WeightSource{data, k, n, ld ? ld : n, SourceLayout::kKN, SourceType::kF32};
 }
 inline WeightSource weights_nk(const float* data, size_t n, size_t k, size_t ld = 0) {
-  return WeightSource{data, k, n, ld ? ld : k, SourceLayout::kNK};
+  return WeightSource{data, k, n, ld ? ld : k, SourceLayout::kNK, SourceType::kF32};
+}
+inline WeightSource weights_kn(const bf16* data, size_t k, size_t n, size_t ld = 0) {
+  return WeightSource{data, k, n, ld ? ld : n, SourceLayout::kKN, SourceType::kBf16};
+}
+inline WeightSource weights_nk(const bf16* data, size_t n, size_t k, size_t ld = 0) {
+  return WeightSource{data, k, n, ld ? ld : k, SourceLayout::kNK, SourceType::kBf16};
+}
+// A null source (nothing to read: K = 0 or N = 0, or a test of refusals) is fp32.
+inline WeightSource weights_kn(std::nullptr_t, size_t k, size_t n, size_t ld = 0) {
+  return weights_kn(static_cast<const float*>(nullptr), k, n, ld);
+}
+inline WeightSource weights_nk(std::nullptr_t, size_t n, size_t k, size_t ld = 0) {
+  return weights_nk(static_cast<const float*>(nullptr), n, k, ld);
+}
+// A GGUF tensor of N rows of K values (ggml's ne0 = K, ne1 = N: a Linear's
+// [out][in] weight), `type` kGgufQ8_0 or kGgufQ4_0, rows `row_bytes` apart
+// (0 = packed: K / 32 blocks).
+inline WeightSource weights_gguf(const void* blocks, SourceType type, size_t n, size_t k, size_t row_bytes = 0) {
+  return WeightSource{blocks, k, n, row_bytes ? row_bytes : k / kGgufBlockValues * gguf_block_bytes(type),
+                      SourceLayout::kNK, type};
 }
 
 // The layout family, which says how a panel's bytes are arranged:
 //   kVector: the portable register-tile kernel (Highway, every path);
 //   kAmx: AMX tiles, bf16 in VNNI pairs (nr = 32; one narrow matrix: nr = 16);
 //   kArmBfmmla: Arm BFMMLA blocks of kr = 4, bf16;
-//   kDot: narrow weights on any path: one column per panel, K contiguous.
-enum class PanelKind : uint8_t { kVector, kAmx, kArmBfmmla, kDot };
+//   kDot: narrow weights on any path: one column per panel, K contiguous;
+//   kQuant: int8 / int4 values in rows of nr columns, each group of K rows
+//     followed by its nr fp32 scales (gemm/quant.h).
+enum class PanelKind : uint8_t { kVector, kAmx, kArmBfmmla, kDot, kQuant };
 inline const char* panel_kind_name(PanelKind k) {
   switch (k) {
     case PanelKind::kVector: return "vector";
     case PanelKind::kAmx: return "amx";
     case PanelKind::kArmBfmmla: return "arm_bfmmla";
     case PanelKind::kDot: return "dot";
+    case PanelKind::kQuant: return "quant";
   }
   return "?";
 }
@@ -87,15 +145,27 @@ struct PanelLayout {
   uint32_t kr = 1;       // K rows per packed block (BFMMLA: 4; VNNI pairs: 2)
   uint32_t k_align = 1;  // K is zero-padded to a multiple of this
   WeightType type = WeightType::kF32;
+  // Quantized weights: K values per scale (K is padded to a multiple of it).
+  // Each group of a panel stores its values, then its nr fp32 scales.
+  uint32_t group = 0;
   // Whether the kernel multiplies in bf16, so an fp32 A is rounded to bf16 (to
   // nearest even) before its products: AMX and BFMMLA have no fp32 input.
   bool a_bf16 = false;
-  size_t element_bytes() const { return type == WeightType::kF32 ? 4 : 2; }
+  // Bits per stored weight.
+  size_t bits() const {
+    return type == WeightType::kF32 ? 32 : type == WeightType::kBf16 ? 16 : type == WeightType::kInt8 ? 8 : 4;
+  }
+  size_t element_bytes() const { return bits() / 8; }  // 0 for kInt4: see panel_bytes
   size_t padded_k(size_t k) const { return round_up(k, k_align); }
+  // Bytes of one panel of K rows, scales included.
+  size_t panel_bytes(size_t k) const {
+    const size_t values = padded_k(k) * nr * bits() / 8;
+    return group ? values + padded_k(k) / group * nr * sizeof(float) : values;
+  }
   bool rounds_a_to_bf16() const { return a_bf16; }
   bool operator==(const PanelLayout& o) const {
     return kind == o.kind && kernel == o.kernel && lanes == o.lanes && nr == o.nr && kr == o.kr &&
-           k_align == o.k_align && type == o.type && a_bf16 == o.a_bf16;
+           k_align == o.k_align && type == o.type && group == o.group && a_bf16 == o.a_bf16;
   }
 };
 
@@ -117,11 +187,12 @@ class PackedWeights {
   size_t k() const { return k_; }
   size_t n() const { return n_; }  // output columns, all segments together
   WeightType type() const { return layout_.type; }
+  size_t group() const { return layout_.group; }  // quantized: K values per scale
   const PanelLayout& layout() const { return layout_; }
   Isa packed_for() const { return isa_; }
   size_t bytes() const { return buffer_.size(); }
   size_t panels() const { return panels_; }
-  size_t panel_bytes() const { return layout_.padded_k(k_) * layout_.nr * layout_.element_bytes(); }
+  size_t panel_bytes() const { return layout_.panel_bytes(k_); }
   const std::vector<PackedSegment>& segments() const { return segments_; }
   bool empty() const { return segments_.empty(); }
   bool has_gate_up() const {
@@ -168,13 +239,23 @@ TILEKIT_API PanelLayout packing_layout(WeightType type, size_t n, size_t segment
 struct PackOptions {
   Executor* executor = nullptr;     // null: pack on the calling thread
   PageHint hint = PageHint::kHuge;  // back the packed buffer with huge pages where the OS allows
+  // kInt8 / kInt4 weights: K values per scale, 32, 64 or 128; or 0 for one
+  // scale per column over all of K (kInt8 only). GGUF blocks come in 32s.
+  size_t group = 32;
 };
 
 // Bytes pack_weights will allocate for these sources on the active path.
 TILEKIT_API Status packed_weights_size(const WeightSource* parts, size_t count, WeightType type, PackKind kind,
-                                       size_t* bytes);
+                                       size_t* bytes, const PackOptions& options = {});
 
-// Packs for the active path. On error *out is left as it was.
+// The layout pack_weights would give these sources on the active path (every
+// check pack_weights makes, without packing).
+TILEKIT_API Status packing_layout(const WeightSource* parts, size_t count, WeightType type, PackKind kind,
+                                  const PackOptions& options, PanelLayout* layout);
+
+// Packs for the active path, quantizing fp32 / bf16 sources for kInt8 and kInt4
+// (round to nearest; a NaN or infinite weight is refused). On error *out is
+// left as it was.
 TILEKIT_API Status pack_weights(const WeightSource* parts, size_t count, WeightType type, PackKind kind,
                                 PackedWeights* out, const PackOptions& options = {});
 TILEKIT_API Status pack_weights(const WeightSource& w, WeightType type, PackedWeights* out,

@@ -9,6 +9,7 @@
 
 #include "tilekit/cpu/isa.h"
 #include "tilekit/epilogue/epilogue.h"
+#include "tilekit/gemm/packed_weights.h"
 
 namespace tilekit {
 namespace detail {
@@ -35,6 +36,9 @@ struct GemmPlan {
   const unsigned char* b = nullptr;  // packed panels
   size_t panel_bytes = 0;
   bool b_bf16 = false;
+  WeightType b_type = WeightType::kF32;
+  size_t group = 0;  // quantized weights: K values per scale
+  size_t nr = 0;     // columns per panel
   bool c_bf16 = false;
   SegmentPlan segments[kMaxSegments];
   size_t num_segments = 0;

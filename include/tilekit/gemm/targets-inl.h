@@ -4,4 +4,5 @@
 #include "tilekit/gemm/dot-inl.h"
 #include "tilekit/gemm/loops-inl.h"
 #include "tilekit/gemm/pack-inl.h"
+#include "tilekit/gemm/quant-inl.h"
 #include "tilekit/gemm/store-inl.h"

@@ -113,7 +113,7 @@ inline size_t vector_workspace_floats(const GemmPlan& p, const PanelLayout& l, s
   return a + c;
 }
 
-inline GemmRangeFn vector_range(Isa isa) { return &TILEKIT_DISPATCH_ON(isa, GemmRange); }
+inline GemmRangeFn vector_range(Isa isa, const GemmPlan&) { return &TILEKIT_DISPATCH_ON(isa, GemmRange); }
 
 inline constexpr GemmKernel kVectorGemm{"vector",      &any_path,     &vector_layout,
                                         &vector_offset, &vector_mr,    &vector_block,

@@ -1,0 +1,259 @@
+// Per-target: the quantized kernel (gemm/quant.h), weight-only: int8 / int4
+// values widen to fp32 in registers and multiply fp32 activations, fp32 sums.
+//   M = 1 (decode): QuantGemv streams several panels at once; each group's
+//     products are summed apart and scaled once (the zero point subtracted as
+//     z · Σa over the group), so a weight costs a load lane, a widening and an
+//     FMA.
+//   M > 1: each K block of a panel is dequantized to fp32 once per row block
+//     and the vector kernel's register tile (microkernel-inl.h) runs over it.
+#if defined(TILEKIT_GEMM_QUANT_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef TILEKIT_GEMM_QUANT_INL_H_
+#undef TILEKIT_GEMM_QUANT_INL_H_
+#else
+#define TILEKIT_GEMM_QUANT_INL_H_
+#endif
+
+#include <hwy/cache_control.h>
+#include <hwy/highway.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <utility>
+
+#include "tilekit/base/bf16.h"
+#include "tilekit/gemm/loops-inl.h"
+#include "tilekit/gemm/microkernel-inl.h"
+#include "tilekit/gemm/operands-inl.h"
+#include "tilekit/gemm/plan.h"
+#include "tilekit/gemm/prefetch-inl.h"
+#include "tilekit/gemm/store-inl.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace tilekit {
+namespace detail {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// A packed row's stored values (offset binary) as two fp32 vectors: columns
+// [0, N) and [N, 2N). int8: 2N bytes, each widened; int4: N bytes, the low
+// nibbles are columns [0, N), the high ones [N, 2N).
+template <bool kInt4, class DF>
+HWY_INLINE void LoadQuantRow(DF df, const uint8_t* HWY_RESTRICT row, hn::Vec<DF>& u0, hn::Vec<DF>& u1) {
+  const hn::RebindToUnsigned<DF> du;
+  const hn::RebindToSigned<DF> di;
+  const hn::Rebind<uint8_t, DF> d8;
+  const size_t N = hn::Lanes(df);
+  if constexpr (kInt4) {
+    const auto x = hn::PromoteTo(du, hn::LoadU(d8, row));
+    u0 = hn::ConvertTo(df, hn::BitCast(di, hn::And(x, hn::Set(du, 0xFu))));
+    u1 = hn::ConvertTo(df, hn::BitCast(di, hn::ShiftRight<4>(x)));
+  } else {
+    u0 = hn::ConvertTo(df, hn::BitCast(di, hn::PromoteTo(du, hn::LoadU(d8, row))));
+    u1 = hn::ConvertTo(df, hn::BitCast(di, hn::PromoteTo(du, hn::LoadU(d8, row + N))));
+  }
+}
+
+// Panels read at once by the GEMV, each its own memory stream (see GemvPanels):
+// a panel holds a group's sums and the running totals, 4 vectors.
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_SCALAR || HWY_TARGET == HWY_EMU128
+constexpr size_t kQuantGemvPanels = 2;
+#else
+constexpr size_t kQuantGemvPanels = 4;
+#endif
+
+// Where a GEMV reads its panels: a K-group of row_bytes rows is followed by the
+// panel's scales; panels lie panel_bytes apart.
+struct QuantPanels {
+  const uint8_t* b;
+  size_t panel_bytes, row_bytes, group_bytes, g, groups;
+  float zero;
+};
+
+#define TILEKIT_QGEMV_FMA(P)                                                                \
+  if constexpr (kPanels > P) {                                                              \
+    const uint8_t* row = rows + P * q.panel_bytes + k * q.row_bytes;                        \
+    hwy::Prefetch(row + kStreamAhead);                                                      \
+    hn::Vec<decltype(df)> u0, u1;                                                           \
+    LoadQuantRow<kInt4>(df, row, u0, u1);                                                   \
+    s##P##0 = hn::MulAdd(av, u0, s##P##0);                                                  \
+    s##P##1 = hn::MulAdd(av, u1, s##P##1);                                                  \
+  }
+#define TILEKIT_QGEMV_SCALE(P)                                                              \
+  if constexpr (kPanels > P) {                                                              \
+    const float* scales = reinterpret_cast<const float*>(rows + P * q.panel_bytes + q.g * q.row_bytes); \
+    t##P##0 = hn::MulAdd(hn::Sub(s##P##0, corr), hn::LoadU(df, scales), t##P##0);           \
+    t##P##1 = hn::MulAdd(hn::Sub(s##P##1, corr), hn::LoadU(df, scales + N), t##P##1);       \
+    s##P##0 = hn::Zero(df);                                                                 \
+    s##P##1 = hn::Zero(df);                                                                 \
+  }
+#define TILEKIT_QGEMV_STORE(P)                     \
+  if constexpr (kPanels > P) {                     \
+    hn::StoreU(t##P##0, df, out + P * 2 * N);      \
+    hn::StoreU(t##P##1, df, out + P * 2 * N + N);  \
+  }
+
+// out[P · 2N + c] = Σ_k a[k] · w(k, c) for the first kPanels panels at q.b.
+// `a` is zero-padded to whole groups; asum[gi] = Σ a over group gi.
+template <size_t kPanels, bool kInt4>
+HWY_NOINLINE void QuantGemvPanels(const QuantPanels& q, const float* HWY_RESTRICT a, const float* HWY_RESTRICT asum,
+                                  float* HWY_RESTRICT out) {
+  const hn::ScalableTag<float> df;
+  const size_t N = hn::Lanes(df);
+  auto s00 = hn::Zero(df), s01 = s00, s10 = s00, s11 = s00, s20 = s00, s21 = s00, s30 = s00, s31 = s00;
+  auto t00 = s00, t01 = s00, t10 = s00, t11 = s00, t20 = s00, t21 = s00, t30 = s00, t31 = s00;
+  for (size_t gi = 0; gi < q.groups; ++gi) {
+    const uint8_t* rows = q.b + gi * q.group_bytes;
+    const float* ag = a + gi * q.g;
+    for (size_t k = 0; k < q.g; ++k) {
+      const auto av = hn::Set(df, ag[k]);
+      TILEKIT_QGEMV_FMA(0) TILEKIT_QGEMV_FMA(1) TILEKIT_QGEMV_FMA(2) TILEKIT_QGEMV_FMA(3)
+    }
+    const auto corr = hn::Set(df, q.zero * asum[gi]);
+    TILEKIT_QGEMV_SCALE(0) TILEKIT_QGEMV_SCALE(1) TILEKIT_QGEMV_SCALE(2) TILEKIT_QGEMV_SCALE(3)
+  }
+  TILEKIT_QGEMV_STORE(0) TILEKIT_QGEMV_STORE(1) TILEKIT_QGEMV_STORE(2) TILEKIT_QGEMV_STORE(3)
+}
+#undef TILEKIT_QGEMV_FMA
+#undef TILEKIT_QGEMV_SCALE
+#undef TILEKIT_QGEMV_STORE
+static_assert(kQuantGemvPanels <= 4, "QuantGemvPanels declares 4 panels of accumulators");
+
+template <bool kInt4, size_t... kCounts>
+HWY_INLINE void RunQuantGemv(size_t panels, const QuantPanels& q, const float* a, const float* asum, float* out,
+                             std::index_sequence<kCounts...>) {
+  using Kernel = void (*)(const QuantPanels&, const float*, const float*, float*);
+  static constexpr Kernel kKernels[] = {&QuantGemvPanels<kCounts + 1, kInt4>...};
+  kKernels[panels - 1](q, a, asum, out);
+}
+
+template <bool kInt4>
+HWY_INLINE QuantPanels QuantPanelsOf(const GemmPlan& p) {
+  const size_t row_bytes = kInt4 ? p.nr / 2 : p.nr;
+  const size_t kp = (p.k + p.group - 1) / p.group * p.group;
+  return QuantPanels{p.b, p.panel_bytes, row_bytes, p.group * row_bytes + p.nr * sizeof(float), p.group,
+                     kp / p.group, kInt4 ? 8.f : 128.f};
+}
+
+// M = 1: the row as fp32 padded to whole groups and its group sums in `ws`,
+// then the share's panels kQuantGemvPanels at a time.
+template <typename TA, typename TC, bool kInt4>
+HWY_INLINE void QuantGemv(const GemmPlan& p, size_t p0, size_t p1, float* HWY_RESTRICT ws) {
+  const hn::ScalableTag<float> df;
+  const size_t N = hn::Lanes(df);
+  QuantPanels q = QuantPanelsOf<kInt4>(p);
+  float* a = ws;
+  float* asum = a + q.groups * q.g;
+  const TA* row = static_cast<const TA*>(p.a);
+  for (size_t gi = 0; gi < q.groups; ++gi) {
+    float sum = 0.f;
+    for (size_t k = gi * q.g; k < (gi + 1) * q.g; ++k) {
+      a[k] = k < p.k ? AsFloat(row[k]) : 0.f;
+      sum += a[k];
+    }
+    asum[gi] = sum;
+  }
+  HWY_ALIGN float tile[kQuantGemvPanels * 2 * HWY_MAX_BYTES / sizeof(float)];
+  for (size_t pb = p0; pb < p1; pb += kQuantGemvPanels) {
+    const size_t n = HWY_MIN(kQuantGemvPanels, p1 - pb);
+    q.b = p.b + pb * p.panel_bytes;
+    RunQuantGemv<kInt4>(n, q, a, asum, tile, std::make_index_sequence<kQuantGemvPanels>());
+    for (size_t i = 0; i < n; ++i) {
+      const PanelColumns pc = panel_columns(p, pb + i, 2 * N);
+      StoreTile<TC>(tile + i * 2 * N, 2 * N, TileOut{pc.seg, 0, pc.col, pc.cols}, 1);
+    }
+  }
+}
+
+// Rows [k0, k1) of a panel (k0 a multiple of 8, within whole groups of the
+// layout) dequantized to fp32, w = (u - z) · scale, as rows of 2N floats.
+template <bool kInt4>
+HWY_INLINE void DequantizeSlice(const QuantPanels& q, const uint8_t* panel, size_t k0, size_t k1,
+                                float* HWY_RESTRICT out) {
+  const hn::ScalableTag<float> df;
+  const size_t N = hn::Lanes(df);
+  for (size_t k = k0; k < k1;) {
+    const size_t gi = k / q.g, end = HWY_MIN(k1, (gi + 1) * q.g);
+    const uint8_t* group = panel + gi * q.group_bytes;
+    const float* scales = reinterpret_cast<const float*>(group + q.g * q.row_bytes);
+    const auto s0 = hn::LoadU(df, scales), s1 = hn::LoadU(df, scales + N);
+    const auto z = hn::Set(df, q.zero);
+    const auto zs0 = hn::Mul(z, s0), zs1 = hn::Mul(z, s1);
+    for (; k < end; ++k) {
+      hn::Vec<decltype(df)> u0, u1;
+      LoadQuantRow<kInt4>(df, group + (k - gi * q.g) * q.row_bytes, u0, u1);
+      float* dst = out + (k - k0) * 2 * N;
+      hn::Store(hn::MulSub(u0, s0, zs0), df, dst);
+      hn::Store(hn::MulSub(u1, s1, zs1), df, dst + N);
+    }
+  }
+}
+
+// M > 1, rows [r0, r1) × panels [p0, p1): per row block A packed as the
+// vector loops pack it (PackA), per panel and K block the slice dequantized
+// once and every row tile run over it (RunTile), partial sums in between.
+// Each element sums its products in k order whatever the tiling, as in
+// GemmRangeT.
+template <typename TA, typename TC, bool kInt4>
+HWY_INLINE void QuantRangeT(const GemmPlan& p, size_t r0, size_t r1, size_t p0, size_t p1, float* HWY_RESTRICT ws) {
+  const hn::ScalableTag<float> df;
+  const size_t N = hn::Lanes(df), nr = 2 * N;
+  const QuantPanels q = QuantPanelsOf<kInt4>(p);
+  const size_t mc_tiles = (p.mc + kGemmMR - 1) / kGemmMR;
+  float* a_ws = ws;
+  float* c_ws = a_ws + mc_tiles * kGemmMR * p.k;
+  // The slice is stored with aligned stores: its own cache line.
+  float* slice = ws + (mc_tiles * kGemmMR * (p.k + nr) + 15) / 16 * 16;
+  const TA* a = static_cast<const TA*>(p.a);
+  for (size_t ic = r0; ic < r1; ic += p.mc) {
+    const size_t rows = HWY_MIN(p.mc, r1 - ic);
+    const RowTiles tiles(rows);
+    PackA(a, p.lda, ic, rows, p.k, a_ws);
+    for (size_t pb = p0; pb < p1; ++pb) {
+      const PanelColumns cols = panel_columns(p, pb, nr);
+      const uint8_t* panel = p.b + pb * p.panel_bytes;
+      for (size_t pc = 0; pc < p.k; pc += p.kc) {
+        const size_t kc = HWY_MIN(p.kc, p.k - pc);
+        const uint32_t flags = (pc == 0 ? kFirstK : 0u) | (pc + kc >= p.k ? kLastK : 0u);
+        DequantizeSlice<kInt4>(q, panel, pc, pc + kc, slice);
+        const unsigned char* bytes = reinterpret_cast<const unsigned char*>(slice);
+        const PanelSlice<float> b{slice, bytes, nr * sizeof(float), L2Lines{bytes, 0, 0, 0}};
+        for (size_t t = 0; t < tiles.count; ++t) {
+          const TileOut out{cols.seg, ic + tiles.begin(t), cols.col, cols.cols};
+          if (flags & kLastK) PrefetchEpilogueInputs<TC>(out, tiles.rows(t));
+          RunTile<true, float, TC>(tiles.rows(t), kc, a_ws + t * p.k * kGemmMR + pc * kGemmMR, 0, b,
+                                   c_ws + t * kGemmMR * nr, flags, out, std::make_index_sequence<kGemmMR>());
+        }
+      }
+      if (p.k == 0) {  // no K block: the epilogue of a zero product
+        HWY_ALIGN float zeros[kGemmMR * 2 * HWY_MAX_BYTES / sizeof(float)] = {};
+        for (size_t t = 0; t < tiles.count; ++t) {
+          StoreTile<TC>(zeros, nr, TileOut{cols.seg, ic + tiles.begin(t), cols.col, cols.cols}, tiles.rows(t));
+        }
+      }
+    }
+  }
+}
+
+template <typename TA, typename TC>
+HWY_INLINE void QuantRangeAC(const GemmPlan& p, size_t r0, size_t r1, size_t p0, size_t p1, float* ws) {
+  const bool int4 = p.b_type == WeightType::kInt4;
+  if (p.m == 1) {
+    return int4 ? QuantGemv<TA, TC, true>(p, p0, p1, ws) : QuantGemv<TA, TC, false>(p, p0, p1, ws);
+  }
+  return int4 ? QuantRangeT<TA, TC, true>(p, r0, r1, p0, p1, ws) : QuantRangeT<TA, TC, false>(p, r0, r1, p0, p1, ws);
+}
+
+// GemmRangeFn of the quantized kernel: A and C fp32 or bf16.
+inline void QuantRange(const GemmPlan& p, size_t r0, size_t r1, size_t p0, size_t p1, float* ws) {
+  if (p.a_bf16) {
+    return p.c_bf16 ? QuantRangeAC<bf16, bf16>(p, r0, r1, p0, p1, ws) : QuantRangeAC<bf16, float>(p, r0, r1, p0, p1, ws);
+  }
+  return p.c_bf16 ? QuantRangeAC<float, bf16>(p, r0, r1, p0, p1, ws) : QuantRangeAC<float, float>(p, r0, r1, p0, p1, ws);
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace detail
+}  // namespace tilekit
+HWY_AFTER_NAMESPACE();
+
+#endif  // TILEKIT_GEMM_QUANT_INL_H_
