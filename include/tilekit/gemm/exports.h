@@ -1,6 +1,9 @@
-// The gemm module's per-target functions: the static target's pass of its
-// per-target code, then the dispatch tables TILEKIT_DISPATCH indexes. Only
-// files that compile kernels include it, after cpu/compile_targets.h.
+// The gemm module's per-target functions every kernel shares (the vector and
+// dot kernels, the epilogue store, packing's stream copy): the static target's
+// pass of its per-target code, then the dispatch tables TILEKIT_DISPATCH
+// indexes. A kernel record with per-target code of its own exports it in its
+// record header. Only files that compile kernels include it, after
+// cpu/compile_targets.h.
 #ifndef TILEKIT_GEMM_EXPORTS_H_
 #define TILEKIT_GEMM_EXPORTS_H_
 
@@ -19,7 +22,6 @@ HWY_EXPORT(GemmDotMR);
 HWY_EXPORT(GemmDotRange);
 HWY_EXPORT(GemmEpilogueTile);
 HWY_EXPORT(StreamCopy);
-HWY_EXPORT(QuantRange);
 }  // namespace detail
 }  // namespace tilekit
 

@@ -202,6 +202,7 @@ inline size_t quant_workspace_floats(const GemmPlan& p, const PanelLayout& l, si
   return round_up(mc * (kp + l.nr), 16) + p.kc * l.nr;
 }
 
+HWY_EXPORT(QuantRange);
 inline GemmRangeFn quant_range(Isa isa, const GemmPlan&) { return &TILEKIT_DISPATCH_ON(isa, QuantRange); }
 
 inline constexpr GemmKernel kQuantGemm{"quant",     &any_path,    &quant_layout,
