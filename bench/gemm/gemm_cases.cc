@@ -47,10 +47,12 @@ const std::vector<int>& GemmThreadCounts() {
   return threads;
 }
 
-size_t WeightElementBytes(const std::string& dtype) {
+double WeightElementBytes(const std::string& dtype) {
   if (dtype == "f32") return 4;
   if (dtype == "bf16" || dtype == "f32_bf16w") return 2;
-  throw std::invalid_argument("unknown GEMM dtype '" + dtype + "' (f32, bf16, f32_bf16w)");
+  if (dtype == "int8") return 1 + 4.0 / 32;
+  if (dtype == "int4") return 0.5 + 4.0 / 32;
+  throw std::invalid_argument("unknown GEMM dtype '" + dtype + "' (f32, bf16, f32_bf16w, int8, int4)");
 }
 
 size_t ColdCopies(size_t weight_bytes) {
@@ -122,10 +124,10 @@ void Prepare(LiveCase& live, const std::string& name, const GemmCase& c, const G
     // The first call is untimed anyway (thread pools start, pages fault in);
     // check it, and the last copy, so a rotation bug cannot hide.
     live.instance->Run(0);
-    live.error = CheckSample(c, live.ops, live.instance->C());
+    live.error = CheckSample(c, live.ops, live.instance->C(), live.instance->ASeen(), live.instance->BSeen());
     if (live.error.empty() && c.copies > 1) {
       live.instance->Run(c.copies - 1);
-      live.error = CheckSample(c, live.ops, live.instance->C());
+      live.error = CheckSample(c, live.ops, live.instance->C(), live.instance->ASeen(), live.instance->BSeen());
     }
   } catch (const std::exception& e) {
     live.error = std::string("setup failed: ") + e.what();
@@ -156,7 +158,9 @@ void RunCase(benchmark::State& state, const std::string& name, const GemmCase& c
   }
   live.next_copy = copy;  // the next repetition continues the rotation
   const double flops = 2.0 * c.shape.m * c.shape.n * c.shape.k;
-  const double weight_bytes = static_cast<double>(c.shape.n * c.shape.k) * WeightElementBytes(c.dtype);
+  const double weight_bytes = instance.WeightBytes() > 0
+                                  ? instance.WeightBytes()
+                                  : static_cast<double>(c.shape.n * c.shape.k) * WeightElementBytes(c.dtype);
   state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["GB/s"] = benchmark::Counter(weight_bytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
   state.SetLabel(live.label);
@@ -175,16 +179,19 @@ GemmOperands MakeOperands(const GemmShape& s) {
   return ops;
 }
 
-std::string CheckSample(const GemmCase& c, const GemmOperands& ops, const float* out) {
-  const bool round_a = c.dtype == "bf16", round_b = c.dtype != "f32";
+std::string CheckSample(const GemmCase& c, const GemmOperands& ops, const float* out, const float* a_seen,
+                        const float* b_seen) {
+  const bool round_a = c.dtype == "bf16", round_b = c.dtype == "bf16" || c.dtype == "f32_bf16w";
+  const float* a_in = a_seen ? a_seen : ops.A();
+  const float* b_in = b_seen ? b_seen : ops.B();
   const int64_t m = c.shape.m, n = c.shape.n, k = c.shape.k;
   for (int s = 0; s < 16; ++s) {
     const int64_t i = s % 4 == 0 ? 0 : s % 4 == 1 ? m - 1 : (s * 7919) % m;
     const int64_t j = s / 4 == 0 ? 0 : s / 4 == 1 ? n - 1 : (s * 104729) % n;
     double sum = 0, magnitude = 0;
     for (int64_t p = 0; p < k; ++p) {
-      const double prod = static_cast<double>(AsInput(ops.A()[i * k + p], round_a)) *
-                          AsInput(ops.B()[p * n + j], round_b);
+      const double prod = static_cast<double>(AsInput(a_in[i * k + p], round_a && !a_seen)) *
+                          AsInput(b_in[p * n + j], round_b && !b_seen);
       sum += prod;
       magnitude += std::fabs(prod);
     }
@@ -200,12 +207,12 @@ std::string CheckSample(const GemmCase& c, const GemmOperands& ops, const float*
 }
 
 void RegisterGemmCases(const std::string& library, const std::string& dtype, GemmFactory make) {
-  const size_t element_bytes = WeightElementBytes(dtype);  // rejects unknown dtypes at registration
+  const double element_bytes = WeightElementBytes(dtype);  // rejects unknown dtypes at registration
   auto shared_make = std::make_shared<GemmFactory>(std::move(make));
   for (int threads : GemmThreadCounts()) {
     for (const GemmShape& s : GemmShapes()) {
       GemmCase c{s, dtype, threads, s.m <= kColdMaxM && std::string(s.model) != "small", 1};
-      if (c.cold) c.copies = ColdCopies(static_cast<size_t>(s.n * s.k) * element_bytes);
+      if (c.cold) c.copies = ColdCopies(static_cast<size_t>(static_cast<double>(s.n * s.k) * element_bytes));
       const std::string name = "gemm/" + library + "/" + dtype + "/M:" + std::to_string(s.m) +
                                "/N:" + std::to_string(s.n) + "/K:" + std::to_string(s.k) +
                                "/threads:" + std::to_string(threads) + (c.cold ? "/cold" : "/warm");

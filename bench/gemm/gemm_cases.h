@@ -6,8 +6,10 @@
 //
 // Rows are named gemm/<library>/<dtype>/M:<m>/N:<n>/K:<k>/threads:<t>/<warm|cold>
 // and carry the counters GFLOP/s (2·M·N·K per call) and GB/s (weight bytes per
-// call). dtype: f32 (fp32 × fp32), bf16 (bf16 × bf16 → fp32), f32_bf16w (fp32
-// activations × bf16 weights → fp32).
+// call, scales included). dtype: f32 (fp32 × fp32), bf16 (bf16 × bf16 → fp32),
+// f32_bf16w (fp32 activations × bf16 weights → fp32), int8 / int4 (quantized
+// weights, a scale per column and 32 K values: tilekit's group-32 weights,
+// GGUF's Q8_0 / Q4_0 size; a peer reports the bytes of its own format).
 //
 // Adding a library is one file and one CMake line (see bench/README.md):
 //
@@ -48,8 +50,10 @@ struct GemmShape {
 const std::vector<GemmShape>& GemmShapes();
 const std::vector<int>& GemmThreadCounts();  // {1, 2}
 
-// Bytes per weight element for a dtype: 4 for f32, 2 for bf16 and f32_bf16w.
-size_t WeightElementBytes(const std::string& dtype);
+// Bytes per weight element for a dtype, scales included: 4 for f32, 2 for
+// bf16 and f32_bf16w, 1 + 4/32 for int8 and 0.5 + 4/32 for int4 (an fp32
+// scale per 32 values).
+double WeightElementBytes(const std::string& dtype);
 
 struct GemmCase {
   GemmShape shape;
@@ -78,11 +82,13 @@ struct GemmOperands {
 GemmOperands MakeOperands(const GemmShape& s);
 
 // Spot-checks 16 outputs (the corners among them) against fp64 sums over the
-// inputs as the library saw them (bf16-rounded where its dtype says so). The
-// bound, 1e-3 of Σ|a·b|, is above fp32 accumulation error for K = 11008
-// (K·2^-24 ≈ 7e-4) and below what a wrong layout or a transposed operand gives
-// (≈ 1/√K of Σ|a·b|, i.e. 1-2% here). Returns "" or what is wrong.
-std::string CheckSample(const GemmCase& c, const GemmOperands& ops, const float* out);
+// inputs as the library saw them (bf16-rounded where its dtype says so, or the
+// quantized values an instance reports: a_seen, b_seen). The bound, 1e-3 of
+// Σ|a·b|, is above fp32 accumulation error for K = 11008 (K·2^-24 ≈ 7e-4) and
+// below what a wrong layout or a transposed operand gives (≈ 1/√K of Σ|a·b|,
+// i.e. 1-2% here). Returns "" or what is wrong.
+std::string CheckSample(const GemmCase& c, const GemmOperands& ops, const float* out,
+                        const float* a_seen = nullptr, const float* b_seen = nullptr);
 
 // One library's GEMM for one case, set up outside the timed loop.
 class GemmInstance {
@@ -95,6 +101,14 @@ class GemmInstance {
   // What the library chose for this case (e.g. oneDNN's implementation name);
   // goes into the row's label.
   virtual std::string Detail() const { return ""; }
+  // The operands as the library multiplies them, fp32 row-major (A: M×K, B:
+  // K×N), where they are not the dtype's rounding of the inputs: quantized
+  // values. Null: the check rounds the inputs as the dtype says.
+  virtual const float* ASeen() const { return nullptr; }
+  virtual const float* BSeen() const { return nullptr; }
+  // Bytes of weights (scales included) one call reads, where not the dtype's
+  // WeightElementBytes · N · K (a peer's own quantized format); 0: the dtype's.
+  virtual double WeightBytes() const { return 0; }
 };
 
 // Builds an instance; may throw (the row is then reported as an error).

@@ -1,8 +1,8 @@
 // oneDNN on the shared GEMM cases, the way an inference engine uses it: a
 // matmul primitive created with format_tag::any for the weights, the weights
 // reordered once into the layout it asked for (its blocked, prepacked format),
-// outside the timed loop. f32, and bf16 × bf16 → f32 (AMX brgemm where the CPU
-// and OS allow it). The implementation oneDNN picked goes into each row's label.
+// outside the timed loop. f32, bf16 × bf16 → f32 (AMX brgemm where the CPU and
+// OS allow it), and int8 (s8 × s8 → f32 with output scales: OnednnInt8Matmul). The implementation oneDNN picked goes into each row's label.
 //
 // Debian's libdnnl is built with the OpenMP CPU runtime, so the thread count is
 // omp_set_num_threads, set before the primitive is created (its blocking
@@ -31,5 +31,6 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("peer_object", so);
   tilekit_bench::RegisterGemmCases("onednn", "f32", tilekit_bench::MakeGemm<tilekit_bench::OnednnMatmul>);
   tilekit_bench::RegisterGemmCases("onednn", "bf16", tilekit_bench::MakeGemm<tilekit_bench::OnednnMatmul>);
+  tilekit_bench::RegisterGemmCases("onednn", "int8", tilekit_bench::MakeGemm<tilekit_bench::OnednnInt8Matmul>);
   return tilekit_bench::BenchMain(argc, argv);
 }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "gemm_cases.h"
+#include "quantized_weights.h"
 #include "tilekit/tilekit.h"
 
 namespace tilekit_bench {
@@ -17,9 +18,11 @@ inline void CheckStatus(tilekit::Status s) {
   if (s != tilekit::Status::kOk) throw std::runtime_error(tilekit::last_error());
 }
 
-// kBf16Weights: weights packed as bf16; kBf16Activations: A converted to bf16
-// before timing (dtype bf16), else fp32 A (dtype f32 or f32_bf16w).
-template <bool kBf16Weights, bool kBf16Activations>
+// kWeights: how the weights are packed (fp32, bf16, or int8 / int4 with a
+// scale per 32 K values: the group-32 quantization of gemm_cases.h);
+// kBf16Activations: A converted to bf16 before timing (dtype bf16), else fp32
+// A (dtypes f32, f32_bf16w, int8, int4).
+template <tilekit::WeightType kWeights, bool kBf16Activations>
 class TilekitGemm : public GemmInstance {
  public:
   TilekitGemm(const GemmCase& c, const GemmOperands& ops)
@@ -31,9 +34,13 @@ class TilekitGemm : public GemmInstance {
     }
     a_ = ops.A();
     options_.executor = &pool_;
-    const auto type = kBf16Weights ? tilekit::WeightType::kBf16 : tilekit::WeightType::kF32;
+    tilekit::PackOptions pack;
+    pack.group = kGroup;
     packed_.resize(c.copies);
-    for (auto& p : packed_) CheckStatus(tilekit::pack_weights(tilekit::weights_kn(ops.B(), k_, n_), type, &p));
+    for (auto& p : packed_) CheckStatus(tilekit::pack_weights(tilekit::weights_kn(ops.B(), k_, n_), kWeights, &p, pack));
+    if constexpr (tilekit::is_quantized(kWeights)) {
+      b_seen_ = QuantizeColumns(ops.B(), k_, n_, kWeights == tilekit::WeightType::kInt8 ? 127 : 7, kGroup);
+    }
   }
   void Run(size_t copy) override {
     const auto c = tilekit::matrix(c_.as<float>(), m_, n_);
@@ -45,23 +52,29 @@ class TilekitGemm : public GemmInstance {
     }
   }
   const float* C() const override { return c_.as<float>(); }
+  const float* BSeen() const override { return b_seen_.empty() ? nullptr : b_seen_.data(); }
   std::string Detail() const override { return tilekit::cpu::path_report(); }
 
  private:
+  static constexpr size_t kGroup = 32;
   size_t m_, n_, k_;
   const float* a_ = nullptr;
   tilekit::ThreadPool pool_;
   tilekit::GemmOptions options_;
   std::vector<tilekit::PackedWeights> packed_;
+  std::vector<float> b_seen_;
   tilekit::AlignedBuffer a_bf16_, c_;
 };
 
-// The instance for a case's dtype: f32, f32_bf16w (fp32 A × bf16 weights) or
-// bf16 (both bf16).
+// The instance for a case's dtype: f32, f32_bf16w (fp32 A × bf16 weights), bf16
+// (both bf16), int8 or int4 (fp32 A × quantized weights).
 inline std::unique_ptr<GemmInstance> MakeTilekitGemm(const GemmCase& c, const GemmOperands& ops) {
-  if (c.dtype == "f32") return std::make_unique<TilekitGemm<false, false>>(c, ops);
-  if (c.dtype == "f32_bf16w") return std::make_unique<TilekitGemm<true, false>>(c, ops);
-  return std::make_unique<TilekitGemm<true, true>>(c, ops);
+  using tilekit::WeightType;
+  if (c.dtype == "f32") return std::make_unique<TilekitGemm<WeightType::kF32, false>>(c, ops);
+  if (c.dtype == "f32_bf16w") return std::make_unique<TilekitGemm<WeightType::kBf16, false>>(c, ops);
+  if (c.dtype == "int8") return std::make_unique<TilekitGemm<WeightType::kInt8, false>>(c, ops);
+  if (c.dtype == "int4") return std::make_unique<TilekitGemm<WeightType::kInt4, false>>(c, ops);
+  return std::make_unique<TilekitGemm<WeightType::kBf16, true>>(c, ops);
 }
 
 }  // namespace tilekit_bench

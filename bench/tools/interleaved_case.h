@@ -29,7 +29,7 @@ struct InterleavedCase {
     if (M <= 0 || N <= 0 || K <= 0 || (dtype != "f32" && dtype != "bf16" && dtype != "f32_bf16w")) return false;
     shape = GemmShape{M, N, K, "cli"};
     cold = M <= kColdMaxM;
-    weight_bytes = static_cast<size_t>(N * K) * WeightElementBytes(dtype);
+    weight_bytes = static_cast<size_t>(static_cast<double>(N * K) * WeightElementBytes(dtype));
     copies = std::max<size_t>(1, EnvSize("TILEKIT_BENCH_COPIES", cold ? ColdCopies(weight_bytes) : 1));
     rounds = std::max<size_t>(3, EnvSize("ROUNDS", 15));
     return true;

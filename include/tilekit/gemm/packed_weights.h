@@ -49,7 +49,7 @@ inline const char* weight_type_name(WeightType t) {
   }
   return "unknown";
 }
-inline bool is_quantized(WeightType t) { return t == WeightType::kInt8 || t == WeightType::kInt4; }
+constexpr bool is_quantized(WeightType t) { return t == WeightType::kInt8 || t == WeightType::kInt4; }
 
 // Where unpacked weights come from. kKN: row-major [K][N] (x·W); kNK: PyTorch
 // Linear's weight, row-major [N][K] (x·Wᵀ).
