@@ -77,11 +77,23 @@ struct Gguf {
   Dequantized deq;
 };
 
-uint16_t F32ToF16(float f) {  // round to nearest even; the test's values are normal and small
-  _Float16 h = static_cast<_Float16>(f);
-  uint16_t bits;
-  std::memcpy(&bits, &h, 2);
-  return bits;
+// IEEE half, round to nearest even, for normal values (the block scales the
+// writer produces lie between 2^-14 and 65504), and its value computed
+// arithmetically: independent of the library's bit conversion.
+uint16_t F32ToF16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  const uint32_t sign = (u >> 16) & 0x8000u, mant = u & 0x7FFFFFu;
+  const int exp = static_cast<int>((u >> 23) & 0xFF) - 127 + 15;
+  EXPECT_TRUE(exp >= 1 && exp <= 30) << "scale " << f << " is not a normal half";
+  uint32_t h = static_cast<uint32_t>(exp) << 10 | mant >> 13;
+  const uint32_t rest = mant & 0x1FFFu;
+  if (rest > 0x1000u || (rest == 0x1000u && (h & 1))) ++h;  // a carry into the exponent is right too
+  return static_cast<uint16_t>(sign | h);
+}
+double F16Value(uint16_t h) {
+  const double v = std::ldexp(1.0 + (h & 0x3FF) / 1024.0, ((h >> 10) & 0x1F) - 15);
+  return h & 0x8000 ? -v : v;
 }
 
 Gguf WriteGguf(SourceType type, size_t n, size_t k, Rng& rng) {
@@ -112,12 +124,7 @@ Gguf WriteGguf(SourceType type, size_t n, size_t k, Rng& rng) {
       }
       const uint16_t h = F32ToF16(d);
       std::memcpy(out, &h, 2);
-      float dh;
-      {
-        _Float16 hh;
-        std::memcpy(&hh, &h, 2);
-        dh = static_cast<float>(hh);
-      }
+      const float dh = static_cast<float>(F16Value(h));  // exact: a half is an fp32
       for (int j = 0; j < 32; ++j) {
         const size_t kk = b * 32 + j;
         t.deq.w[kk * n + r] = static_cast<float>(q[j]) * dh;
