@@ -53,26 +53,29 @@ HWY_INLINE void LoadQuantRow(DF df, const uint8_t* HWY_RESTRICT row, hn::Vec<DF>
   }
 }
 
-// Panels read at once by the GEMV, each its own memory stream (see GemvPanels):
-// a panel holds a group's sums and the running totals, 4 vectors.
+// Panels read at once by the GEMV, each its own memory stream (one core reads
+// memory faster from several sequential streams, as in GemvPanels): a panel
+// holds a group's two sums in registers; the running totals wait in memory,
+// updated once per group.
 #if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_SCALAR || HWY_TARGET == HWY_EMU128
-constexpr size_t kQuantGemvPanels = 2;
-#else
 constexpr size_t kQuantGemvPanels = 4;
+#else
+constexpr size_t kQuantGemvPanels = 8;
 #endif
 
 // Where a GEMV reads its panels: a K-group of row_bytes rows is followed by the
-// panel's scales; panels lie panel_bytes apart.
+// panel's scales; panels lie panel_bytes apart. A prefetch is issued every
+// rows_per_line rows (one per cache line of a stream).
 struct QuantPanels {
   const uint8_t* b;
-  size_t panel_bytes, row_bytes, group_bytes, g, groups;
+  size_t panel_bytes, row_bytes, group_bytes, g, groups, rows_per_line;
   float zero;
 };
 
 #define TILEKIT_QGEMV_FMA(P)                                                                \
   if constexpr (kPanels > P) {                                                              \
     const uint8_t* row = rows + P * q.panel_bytes + k * q.row_bytes;                        \
-    hwy::Prefetch(row + kStreamAhead);                                                      \
+    if (prefetch) hwy::Prefetch(row + kStreamAhead);                                        \
     hn::Vec<decltype(df)> u0, u1;                                                           \
     LoadQuantRow<kInt4>(df, row, u0, u1);                                                   \
     s##P##0 = hn::MulAdd(av, u0, s##P##0);                                                  \
@@ -81,42 +84,42 @@ struct QuantPanels {
 #define TILEKIT_QGEMV_SCALE(P)                                                              \
   if constexpr (kPanels > P) {                                                              \
     const float* scales = reinterpret_cast<const float*>(rows + P * q.panel_bytes + q.g * q.row_bytes); \
-    t##P##0 = hn::MulAdd(hn::Sub(s##P##0, corr), hn::LoadU(df, scales), t##P##0);           \
-    t##P##1 = hn::MulAdd(hn::Sub(s##P##1, corr), hn::LoadU(df, scales + N), t##P##1);       \
+    float* t = out + P * 2 * N;                                                             \
+    hn::Store(hn::MulAdd(hn::Sub(s##P##0, corr), hn::LoadU(df, scales), hn::Load(df, t)), df, t); \
+    hn::Store(hn::MulAdd(hn::Sub(s##P##1, corr), hn::LoadU(df, scales + N), hn::Load(df, t + N)), df, t + N); \
     s##P##0 = hn::Zero(df);                                                                 \
     s##P##1 = hn::Zero(df);                                                                 \
   }
-#define TILEKIT_QGEMV_STORE(P)                     \
-  if constexpr (kPanels > P) {                     \
-    hn::StoreU(t##P##0, df, out + P * 2 * N);      \
-    hn::StoreU(t##P##1, df, out + P * 2 * N + N);  \
-  }
 
-// out[P · 2N + c] = Σ_k a[k] · w(k, c) for the first kPanels panels at q.b.
-// `a` is zero-padded to whole groups; asum[gi] = Σ a over group gi.
+// out[P · 2N + c] = Σ_k a[k] · w(k, c) for the first kPanels panels at q.b
+// (out aligned, kPanels · 2N floats). `a` is zero-padded to whole groups;
+// asum[gi] = Σ a over group gi.
 template <size_t kPanels, bool kInt4>
 HWY_NOINLINE void QuantGemvPanels(const QuantPanels& q, const float* HWY_RESTRICT a, const float* HWY_RESTRICT asum,
                                   float* HWY_RESTRICT out) {
   const hn::ScalableTag<float> df;
   const size_t N = hn::Lanes(df);
+  for (size_t i = 0; i < kPanels * 2 * N; i += N) hn::Store(hn::Zero(df), df, out + i);
   auto s00 = hn::Zero(df), s01 = s00, s10 = s00, s11 = s00, s20 = s00, s21 = s00, s30 = s00, s31 = s00;
-  auto t00 = s00, t01 = s00, t10 = s00, t11 = s00, t20 = s00, t21 = s00, t30 = s00, t31 = s00;
+  auto s40 = s00, s41 = s00, s50 = s00, s51 = s00, s60 = s00, s61 = s00, s70 = s00, s71 = s00;
+  const size_t line_mask = q.rows_per_line - 1;
   for (size_t gi = 0; gi < q.groups; ++gi) {
     const uint8_t* rows = q.b + gi * q.group_bytes;
     const float* ag = a + gi * q.g;
     for (size_t k = 0; k < q.g; ++k) {
+      const bool prefetch = (k & line_mask) == 0;
       const auto av = hn::Set(df, ag[k]);
       TILEKIT_QGEMV_FMA(0) TILEKIT_QGEMV_FMA(1) TILEKIT_QGEMV_FMA(2) TILEKIT_QGEMV_FMA(3)
+      TILEKIT_QGEMV_FMA(4) TILEKIT_QGEMV_FMA(5) TILEKIT_QGEMV_FMA(6) TILEKIT_QGEMV_FMA(7)
     }
     const auto corr = hn::Set(df, q.zero * asum[gi]);
     TILEKIT_QGEMV_SCALE(0) TILEKIT_QGEMV_SCALE(1) TILEKIT_QGEMV_SCALE(2) TILEKIT_QGEMV_SCALE(3)
+    TILEKIT_QGEMV_SCALE(4) TILEKIT_QGEMV_SCALE(5) TILEKIT_QGEMV_SCALE(6) TILEKIT_QGEMV_SCALE(7)
   }
-  TILEKIT_QGEMV_STORE(0) TILEKIT_QGEMV_STORE(1) TILEKIT_QGEMV_STORE(2) TILEKIT_QGEMV_STORE(3)
 }
 #undef TILEKIT_QGEMV_FMA
 #undef TILEKIT_QGEMV_SCALE
-#undef TILEKIT_QGEMV_STORE
-static_assert(kQuantGemvPanels <= 4, "QuantGemvPanels declares 4 panels of accumulators");
+static_assert(kQuantGemvPanels <= 8, "QuantGemvPanels declares 8 panels of sums");
 
 template <bool kInt4, size_t... kCounts>
 HWY_INLINE void RunQuantGemv(size_t panels, const QuantPanels& q, const float* a, const float* asum, float* out,
@@ -130,8 +133,12 @@ template <bool kInt4>
 HWY_INLINE QuantPanels QuantPanelsOf(const GemmPlan& p) {
   const size_t row_bytes = kInt4 ? p.nr / 2 : p.nr;
   const size_t kp = (p.k + p.group - 1) / p.group * p.group;
+  // Rows per cache line, rounded down to a power of two (the loop masks with
+  // it), at least 1.
+  size_t rows_per_line = 1;
+  while (2 * rows_per_line * row_bytes <= 64) rows_per_line *= 2;
   return QuantPanels{p.b, p.panel_bytes, row_bytes, p.group * row_bytes + p.nr * sizeof(float), p.group,
-                     kp / p.group, kInt4 ? 8.f : 128.f};
+                     kp / p.group, rows_per_line, kInt4 ? 8.f : 128.f};
 }
 
 // M = 1: the row as fp32 padded to whole groups and its group sums in `ws`,
