@@ -41,11 +41,13 @@ struct Features {
   bool avx2 = false, fma = false;
   bool avx512f = false, avx512bw = false, avx512dq = false, avx512vl = false;
   bool avx512_bf16 = false;
+  bool avx512_vnni = false;  // vpdpbusd: u8 × s8 dot products into int32
   bool amx_tile = false, amx_bf16 = false, amx_int8 = false;  // CPUID says so
   bool amx_os = false;         // XCR0 enables tile state and Linux granted it
   const char* amx_note = "";   // why amx_os is false, when the CPU has AMX
   // aarch64
   bool neon = false, aes = false, sve = false, sve2 = false, arm_bf16 = false, i8mm = false;
+  bool dotprod = false;  // SDOT / UDOT (FEAT_DotProd)
   unsigned sve_bits = 0;  // SVE vector length in bits, 0 without SVE
   // caches, bytes (0 when unknown)
   size_t l1d = 0, l2 = 0, llc = 0;
@@ -121,6 +123,7 @@ inline Features detect() {
   f.avx512dq = cpuinfo_has_x86_avx512dq();
   f.avx512vl = cpuinfo_has_x86_avx512vl();
   f.avx512_bf16 = cpuinfo_has_x86_avx512bf16();
+  f.avx512_vnni = cpuinfo_has_x86_avx512vnni();
   detect_amx(f);
 #endif
 #if TILEKIT_ARCH_ARM64
@@ -129,6 +132,7 @@ inline Features detect() {
   f.sve = cpuinfo_has_arm_sve();
   f.sve2 = cpuinfo_has_arm_sve2();
   f.arm_bf16 = cpuinfo_has_arm_bf16();
+  f.dotprod = cpuinfo_has_arm_neon_dot();
   f.i8mm = (getauxval(AT_HWCAP2) >> 13) & 1;  // HWCAP2_I8MM
   if (f.sve) {
     const int vl = prctl(51 /* PR_SVE_GET_VL */);
@@ -163,6 +167,7 @@ inline std::string Features::describe() const {
   add(avx512dq, "avx512dq");
   add(avx512vl, "avx512vl");
   add(avx512_bf16, "avx512_bf16");
+  add(avx512_vnni, "avx512_vnni");
   add(amx_tile, "amx_tile");
   add(amx_bf16, "amx_bf16");
   add(amx_int8, "amx_int8");
@@ -174,6 +179,7 @@ inline std::string Features::describe() const {
   add(sve, "sve");
   add(sve2, "sve2");
   add(arm_bf16, "bf16");
+  add(dotprod, "dotprod");
   add(i8mm, "i8mm");
   if (sve) s += " sve_bits=" + std::to_string(sve_bits);
 #endif

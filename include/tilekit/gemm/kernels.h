@@ -23,6 +23,7 @@
 #if TILEKIT_ARCH_X86
 #include "tilekit/gemm/amx_gemm.h"
 #include "tilekit/gemm/amx_narrow.h"
+#include "tilekit/gemm/quant_vnni.h"
 #endif
 #if TILEKIT_ARCH_ARM64
 #include "tilekit/gemm/arm_bfmmla_gemm.h"
@@ -39,6 +40,9 @@ inline constexpr const GemmKernel* kGemmKernels[] = {
     &kDotGemm,  // fp32 / bf16, one narrow matrix, every path
 #if TILEKIT_ARCH_ARM64
     &arch::kArmBfmmlaGemm,  // bf16, neon_bf16 and sve_bf16
+#endif
+#if TILEKIT_ARCH_X86
+    &kQuantVnniGemm,  // int8 / int4, AVX-512 paths with VNNI
 #endif
     &kQuantGemm,   // int8 / int4, every path
     &kVectorGemm,  // fp32 / bf16, every path

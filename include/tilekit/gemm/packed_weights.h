@@ -151,6 +151,12 @@ struct PanelLayout {
   // Whether the kernel multiplies in bf16, so an fp32 A is rounded to bf16 (to
   // nearest even) before its products: AMX and BFMMLA have no fp32 input.
   bool a_bf16 = false;
+  // Kernels with integer dot products quantize A, for calls of M >= this many
+  // rows (0: never), to int8 per row and group of a_group K values:
+  // dynamically and symmetrically, scale = max|a| / 127, q = round(a / scale);
+  // the products are then exact in int32 and scaled in fp32.
+  uint32_t a_int8_min_rows = 0;
+  uint32_t a_group = 0;
   // Bits per stored weight.
   size_t bits() const {
     return type == WeightType::kF32 ? 32 : type == WeightType::kBf16 ? 16 : type == WeightType::kInt8 ? 8 : 4;
@@ -165,7 +171,8 @@ struct PanelLayout {
   bool rounds_a_to_bf16() const { return a_bf16; }
   bool operator==(const PanelLayout& o) const {
     return kind == o.kind && kernel == o.kernel && lanes == o.lanes && nr == o.nr && kr == o.kr &&
-           k_align == o.k_align && type == o.type && group == o.group && a_bf16 == o.a_bf16;
+           k_align == o.k_align && type == o.type && group == o.group && a_bf16 == o.a_bf16 &&
+           a_int8_min_rows == o.a_int8_min_rows && a_group == o.a_group;
   }
 };
 

@@ -1,0 +1,353 @@
+// The quantized kernel on AVX-512 VNNI and its record: int8 / int4 weights on
+// x86 paths of 16-lane vectors whose CPU has vpdpbusd (u8 × s8 dot products
+// into int32). The packed layout is the quantized kernel's (gemm/quant.h); the
+// record differs in what many rows run:
+//   M < kVnniMinRows: the weight-only kernels of gemm/quant-inl.h (decode: the
+//     bytes of the weights are the cost, and fp32 activations stay exact);
+//   M >= kVnniMinRows: A quantized to int8 per row and sub-group of at most
+//     256 K values (dynamic, symmetric: the documented rule of
+//     PanelLayout::a_int8_min_rows), the stored weights (offset binary u8, as
+//     packed) times the int8 activations summed exactly in int32 by vpdpbusd,
+//     z · Σq_a subtracted, then scaled by the weight's and the row's scales and
+//     summed in fp32, one sub-group at a time.
+//
+// Loops, for one share (rows [r0, r1) × panels [p0, p1)):
+//   ic: mc rows   A quantized once (int8 rows padded to whole groups, a scale
+//                 and a sum per sub-group) into the workspace;
+//   panel, then K block of kc (whole sub-groups): the slice's rows moved to
+//                 vpdpbusd's order, [kc/4][32][4] bytes (4 consecutive K of a
+//                 column in one 32-bit lane; int4 nibbles widened to bytes),
+//                 once per row block, in L1;
+//   row tile of kVnniMR rows × 32 columns over the K block: int32 sums and
+//                 fp32 results in registers; fp32 partial sums between K
+//                 blocks in the workspace, exact to store and reload.
+// Every output sums its sub-groups in K order whatever the blocking or thread
+// count, so 1 and N threads give the same bits.
+#ifndef TILEKIT_GEMM_QUANT_VNNI_H_
+#define TILEKIT_GEMM_QUANT_VNNI_H_
+
+#include "tilekit/cpu/features.h"
+
+#if TILEKIT_ARCH_X86
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+
+#include "tilekit/base/bf16.h"
+#include "tilekit/base/size_math.h"
+#include "tilekit/cpu/dispatch.h"
+#include "tilekit/gemm/exports.h"
+#include "tilekit/gemm/kernel.h"
+#include "tilekit/gemm/quant.h"
+
+namespace tilekit {
+namespace detail {
+
+#define TILEKIT_VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")))
+
+// Rows of the register tile: 6 rows × 2 vectors of int32 sums and as many fp32
+// results, 24 of 32 registers, the rest for the weights, a broadcast and the
+// scales. vpdpbusd issues one per cycle: 12 per 4 K steps of the tile.
+constexpr size_t kVnniMR = 6;
+constexpr size_t kVnniNR = 32;  // the quantized layout's panels on 16-lane paths
+// K values per int32 sum and activation scale: the weights' group, or for one
+// group of all of K the largest multiple of 4 up to 256 that divides it
+// (255 · 127 · 256 < 2^24: every sum converts to fp32 exactly).
+constexpr size_t kVnniMaxSubgroup = 256;
+// From this many rows, quantizing A and moving each weight slice to
+// vpdpbusd's order costs less than the dot products save; fewer rows (decode)
+// keep the weight-only kernels, which read the weights once as they are.
+constexpr size_t kVnniMinRows = 8;
+// K per block: 512 values of a 32-column slice are 16 KiB in L1.
+constexpr size_t kVnniKc = 512;
+
+inline size_t vnni_subgroup(size_t g) {
+  if (g <= kVnniMaxSubgroup) return g;
+  size_t sg = kVnniMaxSubgroup;
+  while (g % sg) sg -= 4;  // g is a multiple of 8: ends at 8 at worst
+  return sg;
+}
+
+// The quantized A block of one row block: int8 rows of kp values (zero past
+// K), and per row and sub-group the scale and the sum of the int8 values.
+struct VnniA {
+  int8_t* q;
+  float* scale;
+  int32_t* sum;
+  size_t kp, subgroups;
+};
+
+// 16 values of A from p as fp32 (n <= 16 of them real, the rest zero).
+TILEKIT_VNNI_TARGET inline __m512 LoadA16(const float* p, size_t n) {
+  return _mm512_maskz_loadu_ps(static_cast<__mmask16>(n >= 16 ? 0xFFFF : (1u << n) - 1), p);
+}
+TILEKIT_VNNI_TARGET inline __m512 LoadA16(const bf16* p, size_t n) {
+  const __m256i bits = _mm256_maskz_loadu_epi16(static_cast<__mmask16>(n >= 16 ? 0xFFFF : (1u << n) - 1), p);
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bits), 16));
+}
+
+// Rows [0, rows) of A (stride lda) quantized as PanelLayout::a_int8_min_rows
+// says: scale = max|a| / 127 per sub-group of sg values (sg a multiple of 4,
+// zeros past K), q = round(a / scale) to nearest even, as a division (so the
+// rule is exactly the documented one, not a multiplication by 127 / max).
+template <typename TA>
+TILEKIT_VNNI_TARGET inline void QuantizeRowsInt8(const TA* a, size_t lda, size_t rows, size_t k, size_t sg,
+                                                 const VnniA& out) {
+  const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7FFFFFFF));
+  const __m512 lim = _mm512_set1_ps(127.f);
+  for (size_t r = 0; r < rows; ++r) {
+    const TA* row = a + r * lda;
+    int8_t* q = out.q + r * out.kp;
+    for (size_t j = 0; j < out.subgroups; ++j) {
+      const size_t k0 = j * sg, real = k0 < k ? std::min(sg, k - k0) : 0;
+      __m512 amax = _mm512_setzero_ps();
+      __mmask16 non_finite = 0;
+      for (size_t i = 0; i < real; i += 16) {
+        const __m512 v = LoadA16(row + k0 + i, real - i);
+        non_finite |= _mm512_fpclass_ps_mask(v, 0x99);  // NaN, ±Inf
+        amax = _mm512_max_ps(amax, _mm512_and_ps(v, abs_mask));
+      }
+      // A NaN or infinite value makes the sub-group's scale NaN, so the row's
+      // outputs are NaN, as fp32 arithmetic would make them.
+      const float s = non_finite ? std::numeric_limits<float>::quiet_NaN() : _mm512_reduce_max_ps(amax) / 127.f;
+      const __m512 sv = _mm512_set1_ps(s);
+      __m512i sum = _mm512_setzero_si512();
+      for (size_t i = 0; i < sg; i += 16) {
+        const size_t n = std::min<size_t>(16, sg - i);
+        __m512i qi = _mm512_setzero_si512();
+        if (s != 0.f && s == s && i < real) {
+          const __m512 v = _mm512_div_ps(LoadA16(row + k0 + i, real - i), sv);
+          const __m512 rounded = _mm512_roundscale_ps(_mm512_min_ps(_mm512_max_ps(v, _mm512_sub_ps(_mm512_setzero_ps(), lim)), lim),
+                                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+          qi = _mm512_cvtps_epi32(rounded);
+        }
+        sum = _mm512_add_epi32(sum, qi);
+        _mm_mask_storeu_epi8(q + k0 + i, static_cast<__mmask16>(n >= 16 ? 0xFFFF : (1u << n) - 1),
+                             _mm512_cvtsepi32_epi8(qi));
+      }
+      out.scale[r * out.subgroups + j] = s;
+      out.sum[r * out.subgroups + j] = _mm512_reduce_add_epi32(sum);
+    }
+  }
+}
+
+// Rows [k0, k1) of a quantized panel (whole sub-groups, within the layout's
+// groups) moved to vpdpbusd's order: out[(k / 4) · 128 + 4c + k % 4] = u(k, c).
+template <bool kInt4>
+TILEKIT_VNNI_TARGET inline void RelayoutSlice(const uint8_t* panel, size_t g, size_t row_bytes, size_t group_bytes,
+                                              size_t k0, size_t k1, uint8_t* __restrict out) {
+  const __m256i low = _mm256_set1_epi8(0x0F);
+  for (size_t k = k0; k < k1; k += 4) {
+    __m256i r[4];
+    for (int t = 0; t < 4; ++t) {
+      const size_t kk = k + t;
+      const uint8_t* row = panel + (kk / g) * group_bytes + (kk % g) * row_bytes;
+      if constexpr (kInt4) {
+        // 16 bytes: columns 0-15 in the low nibbles, 16-31 in the high ones.
+        const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row));
+        const __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(x), _mm_srli_epi16(x, 4), 1);
+        r[t] = _mm256_and_si256(both, low);
+      } else {
+        r[t] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row));
+      }
+    }
+    // Interleave the four rows byte by byte: (k, c) pairs, then quadruples.
+    const __m256i ab_lo = _mm256_unpacklo_epi8(r[0], r[1]), ab_hi = _mm256_unpackhi_epi8(r[0], r[1]);
+    const __m256i cd_lo = _mm256_unpacklo_epi8(r[2], r[3]), cd_hi = _mm256_unpackhi_epi8(r[2], r[3]);
+    const __m256i q0 = _mm256_unpacklo_epi16(ab_lo, cd_lo), q1 = _mm256_unpackhi_epi16(ab_lo, cd_lo);
+    const __m256i q2 = _mm256_unpacklo_epi16(ab_hi, cd_hi), q3 = _mm256_unpackhi_epi16(ab_hi, cd_hi);
+    // Within each 128-bit lane the unpacks give columns 0-3, 4-7, 8-11, 12-15
+    // (lane 0: columns 0-15; lane 1: 16-31): put them back in column order.
+    uint8_t* dst = out + (k - k0) / 4 * 128;
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), _mm256_permute2x128_si256(q0, q1, 0x20));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 32), _mm256_permute2x128_si256(q2, q3, 0x20));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 64), _mm256_permute2x128_si256(q0, q1, 0x31));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 96), _mm256_permute2x128_si256(q2, q3, 0x31));
+  }
+}
+
+// One tile's work over one K block: A rows (int8, stride kp) from k0, their
+// sub-group scales and sums from j0, the weight slice in vpdpbusd's order and
+// the weight scales of each sub-group.
+struct VnniTileArgs {
+  const uint8_t* b;
+  const int8_t* a;
+  size_t kp;
+  const float* a_scale;
+  const int32_t* a_sum;
+  size_t a_subgroups;  // row stride of a_scale and a_sum
+  const float* const* w_scale;  // per sub-group of the block: 32 fp32
+  size_t subgroups, sg;
+  float zero;
+  float* c;  // rows × 32 fp32 partial sums
+  bool first;
+};
+
+template <int kRows>
+TILEKIT_VNNI_TARGET __attribute__((noinline)) void VnniTile(const VnniTileArgs& t) {
+  __m512 c[kRows][2];
+  for (int r = 0; r < kRows; ++r) {
+    c[r][0] = t.first ? _mm512_setzero_ps() : _mm512_loadu_ps(t.c + r * 32);
+    c[r][1] = t.first ? _mm512_setzero_ps() : _mm512_loadu_ps(t.c + r * 32 + 16);
+  }
+  const uint8_t* b = t.b;
+  for (size_t j = 0; j < t.subgroups; ++j) {
+    __m512i acc[kRows][2];
+    for (int r = 0; r < kRows; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_si512();
+    const int8_t* a = t.a + j * t.sg;
+    for (size_t s = 0; s < t.sg; s += 4, b += 128) {
+      const __m512i b0 = _mm512_loadu_si512(b), b1 = _mm512_loadu_si512(b + 64);
+      for (int r = 0; r < kRows; ++r) {
+        int32_t quad;
+        std::memcpy(&quad, a + r * t.kp + s, 4);
+        const __m512i av = _mm512_set1_epi32(quad);
+        acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], b0, av);
+        acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], b1, av);
+      }
+    }
+    const __m512 w0 = _mm512_loadu_ps(t.w_scale[j]), w1 = _mm512_loadu_ps(t.w_scale[j] + 16);
+    for (int r = 0; r < kRows; ++r) {
+      const size_t at = r * t.a_subgroups + j;
+      const __m512i corr = _mm512_set1_epi32(static_cast<int32_t>(t.zero) * t.a_sum[at]);
+      const __m512 sa = _mm512_set1_ps(t.a_scale[at]);
+      c[r][0] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][0], corr)), w0), sa, c[r][0]);
+      c[r][1] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][1], corr)), w1), sa, c[r][1]);
+    }
+  }
+  for (int r = 0; r < kRows; ++r) {
+    _mm512_storeu_ps(t.c + r * 32, c[r][0]);
+    _mm512_storeu_ps(t.c + r * 32 + 16, c[r][1]);
+  }
+}
+
+inline void RunVnniTile(size_t rows, const VnniTileArgs& t) {
+  using Kernel = void (*)(const VnniTileArgs&);
+  static constexpr Kernel kKernels[] = {&VnniTile<1>, &VnniTile<2>, &VnniTile<3>,
+                                        &VnniTile<4>, &VnniTile<5>, &VnniTile<6>};
+  static_assert(sizeof(kKernels) / sizeof(kKernels[0]) == kVnniMR, "one kernel per tile height");
+  kKernels[rows - 1](t);
+}
+
+// The workspace of the VNNI loops: the quantized A block, its scales and sums,
+// the partial sums of one panel, and the moved weight slice.
+struct VnniWorkspace {
+  size_t mc, kp, sg, subgroups, kc;
+  explicit VnniWorkspace(const GemmPlan& p)
+      : mc(p.mc), kp(round_up(p.k, p.group)), sg(vnni_subgroup(p.group)), subgroups(kp / sg), kc(p.kc) {}
+  size_t a_bytes() const { return round_up(mc * kp, 64); }
+  size_t meta_bytes() const { return round_up(mc * subgroups * 8, 64); }
+  size_t c_bytes() const { return round_up(mc * kVnniNR * sizeof(float), 64); }
+  size_t b_bytes() const { return kc * kVnniNR; }
+  size_t floats() const { return (a_bytes() + meta_bytes() + c_bytes() + b_bytes()) / sizeof(float) + 16; }
+};
+
+template <typename TA, bool kInt4>
+TILEKIT_VNNI_TARGET void VnniRangeT(const GemmPlan& p, size_t r0, size_t r1, size_t p0, size_t p1, float* ws) {
+  const VnniWorkspace w(p);
+  unsigned char* base = reinterpret_cast<unsigned char*>(ws);
+  const VnniA a_q{reinterpret_cast<int8_t*>(base), reinterpret_cast<float*>(base + w.a_bytes()),
+                  reinterpret_cast<int32_t*>(base + w.a_bytes() + w.mc * w.subgroups * sizeof(float)), w.kp,
+                  w.subgroups};
+  float* c_ws = reinterpret_cast<float*>(base + w.a_bytes() + w.meta_bytes());
+  uint8_t* slice = base + w.a_bytes() + w.meta_bytes() + w.c_bytes();
+  const size_t g = p.group, row_bytes = kInt4 ? kVnniNR / 2 : kVnniNR;
+  const size_t group_bytes = g * row_bytes + kVnniNR * sizeof(float);
+  const float zero = kInt4 ? 8.f : 128.f;
+  const auto epilogue = TILEKIT_DISPATCH_ON(p.isa, GemmEpilogueTile);
+  const float* w_scale[kVnniKc / 4];
+  const TA* a = static_cast<const TA*>(p.a);
+  for (size_t ic = r0; ic < r1; ic += p.mc) {
+    const size_t rows = std::min(p.mc, r1 - ic);
+    QuantizeRowsInt8(a + ic * p.lda, p.lda, rows, p.k, w.sg, a_q);
+    for (size_t pb = p0; pb < p1; ++pb) {
+      const PanelColumns cols = panel_columns(p, pb, kVnniNR);
+      if (w.kp == 0) {  // K = 0: the epilogue of a zero product
+        std::memset(c_ws, 0, rows * kVnniNR * sizeof(float));
+        epilogue(c_ws, kVnniNR, rows, *cols.seg, ic, cols.col, cols.cols, p.c_bf16);
+        continue;
+      }
+      const uint8_t* panel = p.b + pb * p.panel_bytes;
+      for (size_t pc = 0; pc < w.kp; pc += p.kc) {
+        const size_t kc = std::min(p.kc, w.kp - pc), subgroups = kc / w.sg;
+        RelayoutSlice<kInt4>(panel, g, row_bytes, group_bytes, pc, pc + kc, slice);
+        for (size_t j = 0; j < subgroups; ++j) {
+          w_scale[j] = reinterpret_cast<const float*>(panel + ((pc + j * w.sg) / g) * group_bytes + g * row_bytes);
+        }
+        const bool first = pc == 0, last = pc + kc >= w.kp;
+        for (size_t ir = 0; ir < rows; ir += kVnniMR) {
+          const size_t tile_rows = std::min(kVnniMR, rows - ir);
+          float* c = c_ws + ir * kVnniNR;
+          const VnniTileArgs t{slice, a_q.q + ir * w.kp + pc, w.kp,
+                               a_q.scale + ir * w.subgroups + pc / w.sg, a_q.sum + ir * w.subgroups + pc / w.sg,
+                               w.subgroups, w_scale, subgroups, w.sg, zero, c, first};
+          RunVnniTile(tile_rows, t);
+          if (last) epilogue(c, kVnniNR, tile_rows, *cols.seg, ic + ir, cols.col, cols.cols, p.c_bf16);
+        }
+      }
+    }
+  }
+}
+
+inline void VnniRange(const GemmPlan& p, size_t r0, size_t r1, size_t p0, size_t p1, float* ws) {
+  const bool int4 = p.b_type == WeightType::kInt4;
+  if (p.a_bf16) return int4 ? VnniRangeT<bf16, true>(p, r0, r1, p0, p1, ws) : VnniRangeT<bf16, false>(p, r0, r1, p0, p1, ws);
+  return int4 ? VnniRangeT<float, true>(p, r0, r1, p0, p1, ws) : VnniRangeT<float, false>(p, r0, r1, p0, p1, ws);
+}
+
+// --- The record. -------------------------------------------------------------
+
+inline bool vnni_path(Isa isa) {
+  return (isa == Isa::kAvx512 || isa == Isa::kAvx512Bf16 || isa == Isa::kAmx) && cpu::features().avx512_vnni;
+}
+
+inline bool vnni_layout(Isa isa, WeightType type, const PackShape& shape, PanelLayout* l) {
+  if (!quant_layout(isa, type, shape, l) || l->nr != kVnniNR) return false;
+  l->a_int8_min_rows = kVnniMinRows;
+  l->a_group = static_cast<uint32_t>(vnni_subgroup(l->group));
+  return true;
+}
+
+inline size_t vnni_mr(Isa isa) { return std::max(kVnniMR, quant_mr(isa)); }
+
+// Few rows: the weight-only kernel's blocking. Many: rows in blocks whose
+// int8 A (mc × Kp bytes) fills a quarter of L2, K in blocks of kVnniKc.
+inline void vnni_block(GemmPlan& p, const PanelLayout& l, size_t mr) {
+  if (p.m < kVnniMinRows) return quant_block(p, l, mr);
+  const cpu::Features& f = cpu::features();
+  const size_t l2 = f.l2 ? f.l2 : (size_t{1} << 20);
+  const size_t kp = l.padded_k(p.k), sg = vnni_subgroup(l.group);
+  p.pack_a = true;
+  p.nc_panels = 1;
+  p.kc = std::min(kp, std::max(sg, kVnniKc / sg * sg));
+  // Each row block moves every weight slice once: blocks of equal size, the
+  // fewest that fit (128 rows were 126 + 2, the second block moving all the
+  // weights again for two rows).
+  const size_t mc_max = std::max(kVnniMR, l2 / 4 / std::max<size_t>(kp, 1) / kVnniMR * kVnniMR);
+  p.mc = round_up(div_ceil(p.m, div_ceil(p.m, mc_max)), kVnniMR);
+}
+
+inline size_t vnni_workspace_floats(const GemmPlan& p, const PanelLayout& l, size_t mr) {
+  if (p.m < kVnniMinRows) return quant_workspace_floats(p, l, mr);
+  return VnniWorkspace(p).floats();
+}
+
+inline GemmRangeFn vnni_range(Isa isa, const GemmPlan& p) {
+  return p.m < kVnniMinRows ? quant_range(isa, p) : &VnniRange;
+}
+
+inline constexpr GemmKernel kQuantVnniGemm{"quant_vnni",      &vnni_path, &vnni_layout,
+                                           &quant_offset,     &vnni_mr,   &vnni_block,
+                                           &vnni_workspace_floats, &vnni_range, /*rows_first=*/false,
+                                           &quant_pack};
+
+}  // namespace detail
+}  // namespace tilekit
+
+#endif  // TILEKIT_ARCH_X86
+#endif  // TILEKIT_GEMM_QUANT_VNNI_H_
