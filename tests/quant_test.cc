@@ -492,6 +492,40 @@ TEST_P(QuantTest, FusedQkvEqualsSeparateGemms) {
   }
 }
 
+// A NaN or infinite activation makes its row's outputs non-finite on every
+// path (the weight-only kernels multiply it; the int8 kernels give its
+// sub-group a NaN scale): never a finite number made up from it. Other rows
+// are unaffected.
+TEST_P(QuantTest, NonFiniteActivationsPropagate) {
+  TILEKIT_SEED_TRACE();
+  Rng rng(10);
+  for (WeightType t : {WeightType::kInt8, WeightType::kInt4}) {
+    for (size_t m : {size_t{1}, size_t{3}, size_t{12}}) {
+      GemmCase gc;
+      gc.m = m, gc.n = 20, gc.k = 64;
+      QuantProblem prob(gc, t, 32, false, rng);
+      PackedWeights pw;
+      ASSERT_EQ(prob.pack(&pw, true, false), Status::kOk);
+      for (float bad : {NAN, INFINITY, -INFINITY}) {
+        std::vector<float> a = prob.a;
+        const size_t row = m - 1;
+        a[row * prob.lda + 40] = bad;
+        std::vector<float> c(m * gc.n);
+        ASSERT_EQ(gemm(matrix(a.data(), m, gc.k, prob.lda), pw, matrix(c.data(), m, gc.n)), Status::kOk);
+        for (size_t i = 0; i < m; ++i) {
+          for (size_t j = 0; j < gc.n; ++j) {
+            if (i == row) {
+              EXPECT_FALSE(std::isfinite(c[i * gc.n + j])) << weight_type_name(t) << " M=" << m << " " << bad;
+            } else {
+              EXPECT_TRUE(std::isfinite(c[i * gc.n + j])) << weight_type_name(t) << " M=" << m;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 // Counts the calls an executor was asked to split.
 class CountingPool final : public Executor {
  public:
