@@ -109,12 +109,56 @@ TILEKIT_AMX_TARGET inline float AmxBf16(int64_t iters) {
 }
 constexpr double kAmxFlops = 4 * 16 * 16 * 32 * 2;
 
+// vpdpbusd: each lane adds four u8 × s8 products into int32, 16 lanes → 128
+// integer ops. Same accumulator budget as FMA.
+__attribute__((target("avx512f,avx512vnni"))) inline float DotVnni(int64_t iters) {
+  __m512i acc[kFmaAccumulators];
+  for (int j = 0; j < kFmaAccumulators; ++j) acc[j] = _mm512_setzero_si512();
+  const __m512i x = _mm512_set1_epi8(1);  // each instruction adds 4 per lane: no overflow for 2^28 iterations
+  for (int64_t i = 0; i < iters; ++i) {
+#pragma GCC unroll 16
+    for (int j = 0; j < kFmaAccumulators; ++j) acc[j] = _mm512_dpbusd_epi32(acc[j], x, x);
+  }
+  for (int j = 1; j < kFmaAccumulators; ++j) acc[0] = _mm512_add_epi32(acc[0], acc[j]);
+  return static_cast<float>(_mm512_reduce_add_epi32(acc[0]));
+}
+constexpr double kDotVnniOps = kFmaAccumulators * 16 * 4 * 2;
+
+// AMX-INT8: the 2×2 tile blocking of AmxBf16 with tdpbssd, 16×16 outputs ×
+// 64 int8 products each.
+__attribute__((target("amx-tile,amx-int8,avx512f"))) inline float AmxInt8(int64_t iters) {
+  tilekit::arch::TileConfig cfg;
+  for (int t = 0; t < 8; ++t) cfg.set(t, 16, 64);  // 16 int32 (C) or 64 int8 (A, B in quadruples) per row
+  alignas(64) int8_t operand[16 * 64];
+  std::fill_n(operand, 16 * 64, int8_t{1});
+  alignas(64) int32_t c[16 * 16];
+  tilekit::arch::load_tile_config(cfg);
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  _tile_loadd(4, operand, 64);
+  _tile_loadd(5, operand, 64);
+  _tile_loadd(6, operand, 64);
+  _tile_loadd(7, operand, 64);
+  for (int64_t i = 0; i < iters; ++i) {
+    _tile_dpbssd(0, 4, 6);
+    _tile_dpbssd(1, 4, 7);
+    _tile_dpbssd(2, 5, 6);
+    _tile_dpbssd(3, 5, 7);
+  }
+  _tile_stored(0, c, 64);
+  _tile_release();
+  return static_cast<float>(c[0]);
+}
+constexpr double kAmxInt8Ops = 4 * 16 * 16 * 64 * 2;
+
 #endif  // TILEKIT_ARCH_X86
 
 using ComputeFn = float (*)(int64_t iters);
 struct ComputePeak {
   std::string name;
-  const char* dtype;  // "f32" or "bf16": the GEMM dtype family it bounds
+  const char* dtype;  // "f32", "bf16" or "int8": the GEMM dtype family it bounds
   std::string what;
   ComputeFn fn;
   int64_t iters;  // ~20 ms per call on this machine
@@ -141,21 +185,32 @@ inline std::vector<ComputePeak> ComputePeaks() {
     peaks.push_back({"amx_tdpbf16ps", "bf16", "tdpbf16ps 2x2 tiles (4 accumulators)", &AmxBf16, int64_t{1} << 19,
                      kAmxFlops});
   }
+  if (f.avx512f && f.avx512_vnni) {
+    peaks.push_back({"vpdpbusd", "int8", "vpdpbusd zmm x16 accumulators", &DotVnni, int64_t{1} << 21, kDotVnniOps});
+  }
+  if (f.amx() && f.amx_int8) {
+    peaks.push_back({"amx_tdpbssd", "int8", "tdpbssd 2x2 tiles (4 accumulators)", &AmxInt8, int64_t{1} << 19,
+                     kAmxInt8Ops});
+  }
 #endif
   return peaks;
 }
 
-// The ceiling a GEMM of `dtype` (f32, bf16, f32_bf16w) is measured against:
-// the FMA peak for f32; for bf16 dtypes AMX where granted, else the FMA peak
-// too (vdpbf16ps measured at half of it here, and tilekit's dispatcher takes
-// the faster unit). nullptr where this CPU has no kernel here (Arm: none yet).
+// The ceiling a GEMM of `dtype` (f32, bf16, f32_bf16w, int8, int4) is
+// measured against: the FMA peak for f32; for bf16 dtypes AMX where granted,
+// else the FMA peak too (vdpbf16ps measured at half of it here, and tilekit's
+// dispatcher takes the faster unit); for int8 / int4 the widest int8 unit
+// (AMX-INT8, else VNNI), else FMA. nullptr where this CPU has no kernel here
+// (Arm: none yet).
 inline const ComputePeak* PeakFor(const std::vector<ComputePeak>& peaks, const std::string& dtype) {
-  const ComputePeak* fma = nullptr;
+  const bool quantized = dtype == "int8" || dtype == "int4";
+  const ComputePeak *fma = nullptr, *int8 = nullptr;
   for (const ComputePeak& p : peaks) {
-    if (dtype != "f32" && p.name == "amx_tdpbf16ps") return &p;
+    if (!quantized && dtype != "f32" && p.name == "amx_tdpbf16ps") return &p;
     if (std::string(p.dtype) == "f32") fma = &p;
+    if (std::string(p.dtype) == "int8" && (!int8 || p.name == "amx_tdpbssd")) int8 = &p;
   }
-  return fma;
+  return quantized && int8 ? int8 : fma;
 }
 
 }  // namespace tilekit_bench

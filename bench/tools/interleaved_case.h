@@ -26,7 +26,10 @@ struct InterleavedCase {
   bool Parse(const char* m, const char* n, const char* k, const char* type) {
     const int64_t M = std::atoll(m), N = std::atoll(n), K = std::atoll(k);
     dtype = type ? type : "f32";
-    if (M <= 0 || N <= 0 || K <= 0 || (dtype != "f32" && dtype != "bf16" && dtype != "f32_bf16w")) return false;
+    if (M <= 0 || N <= 0 || K <= 0 ||
+        (dtype != "f32" && dtype != "bf16" && dtype != "f32_bf16w" && dtype != "int8" && dtype != "int4")) {
+      return false;
+    }
     shape = GemmShape{M, N, K, "cli"};
     cold = M <= kColdMaxM;
     weight_bytes = static_cast<size_t>(static_cast<double>(N * K) * WeightElementBytes(dtype));

@@ -2,7 +2,7 @@
 // this shared machine's slow phases (they lasted seconds to minutes and moved
 // absolute figures by up to 2x, more than the differences being tuned).
 //
-//   bench/interleaved_onednn M N K THREADS [f32|bf16|f32_bf16w]
+//   bench/interleaved_onednn M N K THREADS [f32|bf16|f32_bf16w|int8|int4]
 //
 // Each round times both libraries (best of 2 calls each, order alternating
 // between rounds) and the tool prints the median of the per-round ratios with
@@ -13,7 +13,10 @@
 // (more than 2 × the LLC); TILEKIT_BENCH_COPIES=n overrides; ROUNDS=n (default
 // 15); see interleaved_case.h. dtypes: f32 (both fp32), bf16 (both bf16 × bf16
 // → fp32), f32_bf16w (tilekit fp32 A × bf16 weights; oneDNN has no such
-// primitive, so it runs bf16 × bf16). Each round also reads the same number of bytes from
+// primitive, so it runs bf16 × bf16), int8 / int4 (tilekit's quantized
+// weights, a scale per 32 K values, fp32 A; oneDNN's s8 × s8 matmul with
+// per-column scales, A quantized before timing, for both: oneDNN 2.6 has no
+// 4-bit weights). GB/s count each library's own weight bytes. Each round also reads the same number of bytes from
 // weight-sized copies of its own, on as many threads, with the read-ceiling
 // kernels of bench_ceilings (read_bandwidth.h; the faster of plain and
 // prefetching), so "share of read bandwidth" is a per-round ratio too, and
@@ -84,7 +87,7 @@ class WeightReader {
 
 int main(int argc, char** argv) {
   if (argc < 5) {
-    std::fprintf(stderr, "usage: %s M N K THREADS [f32|bf16|f32_bf16w]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s M N K THREADS [f32|bf16|f32_bf16w|int8|int4]\n", argv[0]);
     return 2;
   }
   tilekit_bench::InterleavedCase cli;
@@ -100,8 +103,10 @@ int main(int argc, char** argv) {
   const size_t weight_bytes = cli.weight_bytes, copies = cli.copies, rounds = cli.rounds;
 
   const GemmCase tk_case{shape, dtype, threads, cold, copies};
-  // oneDNN has no fp32 × bf16-weights primitive: it runs bf16 × bf16 there.
-  const GemmCase dnnl_case{shape, dtype == "f32" ? "f32" : "bf16", threads, cold, copies};
+  // oneDNN has no fp32 × bf16-weights primitive: it runs bf16 × bf16 there;
+  // and no 4-bit weights: int8 there.
+  const bool quantized = dtype == "int8" || dtype == "int4";
+  const GemmCase dnnl_case{shape, dtype == "f32" ? "f32" : quantized ? "int8" : "bf16", threads, cold, copies};
   const tilekit_bench::GemmOperands ops = tilekit_bench::MakeOperands(shape);
   std::unique_ptr<GemmInstance> tilekit_gemm, onednn;
   std::vector<std::unique_ptr<WeightReader>> readers;
@@ -111,7 +116,11 @@ int main(int argc, char** argv) {
   if (peak_kind) peak = std::make_unique<PeakRunner>(*peak_kind, threads);
   try {
     tilekit_gemm = tilekit_bench::MakeTilekitGemm(tk_case, ops);
-    onednn = std::make_unique<tilekit_bench::OnednnMatmul>(dnnl_case, ops);
+    if (quantized) {
+      onednn = std::make_unique<tilekit_bench::OnednnInt8Matmul>(dnnl_case, ops);
+    } else {
+      onednn = std::make_unique<tilekit_bench::OnednnMatmul>(dnnl_case, ops);
+    }
     // Warm weights (one copy, in the LLC) have no memory bound to compare with.
     for (const tilekit_bench::Reader& r : tilekit_bench::Readers()) {
       if (cold) readers.push_back(std::make_unique<WeightReader>(weight_bytes, copies, threads, r.fn));
@@ -158,7 +167,7 @@ int main(int argc, char** argv) {
   }
   for (const auto& [name, c, g] : {std::make_tuple("tilekit", &tk_case, tilekit_gemm.get()),
                                    std::make_tuple("oneDNN", &dnnl_case, onednn.get())}) {
-    const std::string wrong = tilekit_bench::CheckSample(*c, ops, g->C());
+    const std::string wrong = tilekit_bench::CheckSample(*c, ops, g->C(), g->ASeen(), g->BSeen());
     if (!wrong.empty()) {
       std::fprintf(stderr, "%s: %s\n", name, wrong.c_str());
       return 1;
@@ -170,8 +179,9 @@ int main(int argc, char** argv) {
               rounds);
   std::printf("  tilekit (%s): %.1f GFLOP/s, %.1f GB/s of weights (median)\n", tilekit_gemm->Detail().c_str(),
               flops / tk / 1e9, weight_bytes / tk / 1e9);
+  const double dnnl_bytes = onednn->WeightBytes() > 0 ? onednn->WeightBytes() : static_cast<double>(weight_bytes);
   std::printf("  oneDNN (%s): %.1f GFLOP/s, %.1f GB/s of weights (median)\n", onednn->Detail().c_str(),
-              flops / dn / 1e9, weight_bytes / dn / 1e9);
+              flops / dn / 1e9, dnnl_bytes / dn / 1e9);
   std::printf("  tilekit / oneDNN speed, per round: median %.3fx, IQR [%.3f, %.3f]\n", Quantile(ratio, 0.5),
               Quantile(ratio, 0.25), Quantile(ratio, 0.75));
   if (peak) {

@@ -4,7 +4,7 @@
 // on 2 threads over 1: on this VM the second vCPU shares its core's issue
 // slots with the host in some minutes, and 1.2-2.0x was measured).
 //
-//   bench/interleaved_threads M N K [f32|bf16|f32_bf16w]
+//   bench/interleaved_threads M N K [f32|bf16|f32_bf16w|int8|int4]
 //
 // Each round times the 1- and 2-thread GEMMs (CallTimer::SettleThenTime,
 // order alternating) and the compute ceiling on 1 and 2 threads. Prints the
@@ -96,7 +96,8 @@ int main(int argc, char** argv) {
     kept.push_back(a / b / scaling);
   }
   for (const auto* c : {&case1, &case2}) {
-    const std::string wrong = tilekit_bench::CheckSample(*c, ops, (c == &case1 ? gemm1 : gemm2)->C());
+    const tilekit_bench::GemmInstance* g = c == &case1 ? gemm1.get() : gemm2.get();
+    const std::string wrong = tilekit_bench::CheckSample(*c, ops, g->C(), g->ASeen(), g->BSeen());
     if (!wrong.empty()) {
       std::fprintf(stderr, "%d thread(s): %s\n", c->threads, wrong.c_str());
       return 1;
