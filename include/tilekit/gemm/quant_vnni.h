@@ -189,42 +189,72 @@ struct VnniTileArgs {
   bool first;
 };
 
+// acc0 += b0 · (4 bytes at a, broadcast) and acc1 += b1 · (the same), u8
+// weights × s8 activations. Written out: GCC 12 copied the accumulator of
+// _mm512_dpbusd_epi32 to a spare register and back around each call (twice
+// the instructions of the loop), and folding the broadcast into the
+// instruction ({1to16}) spares a load-and-broadcast per row and step. Both
+// AT&T and Intel operand orders, for code built with -masm=intel.
+TILEKIT_VNNI_TARGET inline void DotBroadcast(const int8_t* a, __m512i b0, __m512i b1, __m512i& acc0, __m512i& acc1) {
+  asm("vpdpbusd {%[a]%{1to16%}, %[b0], %[c0]|%[c0], %[b0], %[a]%{1to16%}}\n\t"
+      "vpdpbusd {%[a]%{1to16%}, %[b1], %[c1]|%[c1], %[b1], %[a]%{1to16%}}"
+      : [c0] "+v"(acc0), [c1] "+v"(acc1)
+      : [b0] "v"(b0), [b1] "v"(b1), [a] "m"(*reinterpret_cast<const int32_t*>(a)));
+}
+
+// The accumulators of row R (int32 sums i, fp32 results c, two vectors each)
+// are named variables declared for every row and used only where the tile has
+// that row.
+#define TILEKIT_VNNI_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
+#define TILEKIT_VNNI_LOAD_C(R)                                                   \
+  if constexpr (kRows > R) {                                                     \
+    c##R##0 = t.first ? _mm512_setzero_ps() : _mm512_loadu_ps(t.c + R * 32);     \
+    c##R##1 = t.first ? _mm512_setzero_ps() : _mm512_loadu_ps(t.c + R * 32 + 16); \
+  }
+#define TILEKIT_VNNI_ZERO(R) \
+  if constexpr (kRows > R) i##R##0 = i##R##1 = _mm512_setzero_si512();
+#define TILEKIT_VNNI_DOT(R) \
+  if constexpr (kRows > R) DotBroadcast(a + R * t.kp + s, b0, b1, i##R##0, i##R##1);
+#define TILEKIT_VNNI_SCALE(R)                                                                            \
+  if constexpr (kRows > R) {                                                                             \
+    const size_t at = R * t.a_subgroups + j;                                                             \
+    const __m512i corr = _mm512_set1_epi32(zero * t.a_sum[at]);                                          \
+    const __m512 sa = _mm512_set1_ps(t.a_scale[at]);                                                     \
+    c##R##0 = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(i##R##0, corr)), w0), sa, c##R##0); \
+    c##R##1 = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(i##R##1, corr)), w1), sa, c##R##1); \
+  }
+#define TILEKIT_VNNI_STORE_C(R)                     \
+  if constexpr (kRows > R) {                        \
+    _mm512_storeu_ps(t.c + R * 32, c##R##0);        \
+    _mm512_storeu_ps(t.c + R * 32 + 16, c##R##1);   \
+  }
+
 template <int kRows>
 TILEKIT_VNNI_TARGET __attribute__((noinline)) void VnniTile(const VnniTileArgs& t) {
-  __m512 c[kRows][2];
-  for (int r = 0; r < kRows; ++r) {
-    c[r][0] = t.first ? _mm512_setzero_ps() : _mm512_loadu_ps(t.c + r * 32);
-    c[r][1] = t.first ? _mm512_setzero_ps() : _mm512_loadu_ps(t.c + r * 32 + 16);
-  }
+  static_assert(kRows >= 1 && kRows <= static_cast<int>(kVnniMR), "rows 0-5 are declared");
+  __m512 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
+  __m512i i00, i01, i10, i11, i20, i21, i30, i31, i40, i41, i50, i51;
+  TILEKIT_VNNI_ROWS(TILEKIT_VNNI_LOAD_C)
+  const int32_t zero = static_cast<int32_t>(t.zero);
   const uint8_t* b = t.b;
   for (size_t j = 0; j < t.subgroups; ++j) {
-    __m512i acc[kRows][2];
-    for (int r = 0; r < kRows; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_si512();
+    TILEKIT_VNNI_ROWS(TILEKIT_VNNI_ZERO)
     const int8_t* a = t.a + j * t.sg;
     for (size_t s = 0; s < t.sg; s += 4, b += 128) {
       const __m512i b0 = _mm512_loadu_si512(b), b1 = _mm512_loadu_si512(b + 64);
-      for (int r = 0; r < kRows; ++r) {
-        int32_t quad;
-        std::memcpy(&quad, a + r * t.kp + s, 4);
-        const __m512i av = _mm512_set1_epi32(quad);
-        acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], b0, av);
-        acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], b1, av);
-      }
+      TILEKIT_VNNI_ROWS(TILEKIT_VNNI_DOT)
     }
     const __m512 w0 = _mm512_loadu_ps(t.w_scale[j]), w1 = _mm512_loadu_ps(t.w_scale[j] + 16);
-    for (int r = 0; r < kRows; ++r) {
-      const size_t at = r * t.a_subgroups + j;
-      const __m512i corr = _mm512_set1_epi32(static_cast<int32_t>(t.zero) * t.a_sum[at]);
-      const __m512 sa = _mm512_set1_ps(t.a_scale[at]);
-      c[r][0] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][0], corr)), w0), sa, c[r][0]);
-      c[r][1] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][1], corr)), w1), sa, c[r][1]);
-    }
+    TILEKIT_VNNI_ROWS(TILEKIT_VNNI_SCALE)
   }
-  for (int r = 0; r < kRows; ++r) {
-    _mm512_storeu_ps(t.c + r * 32, c[r][0]);
-    _mm512_storeu_ps(t.c + r * 32 + 16, c[r][1]);
-  }
+  TILEKIT_VNNI_ROWS(TILEKIT_VNNI_STORE_C)
 }
+#undef TILEKIT_VNNI_LOAD_C
+#undef TILEKIT_VNNI_ZERO
+#undef TILEKIT_VNNI_DOT
+#undef TILEKIT_VNNI_SCALE
+#undef TILEKIT_VNNI_STORE_C
+#undef TILEKIT_VNNI_ROWS
 
 inline void RunVnniTile(size_t rows, const VnniTileArgs& t) {
   using Kernel = void (*)(const VnniTileArgs&);
@@ -316,7 +346,8 @@ inline bool vnni_layout(Isa isa, WeightType type, const PackShape& shape, PanelL
 inline size_t vnni_mr(Isa isa) { return std::max(kVnniMR, quant_mr(isa)); }
 
 // Few rows: the weight-only kernel's blocking. Many: rows in blocks whose
-// int8 A (mc × Kp bytes) fills a quarter of L2, K in blocks of kVnniKc.
+// int8 A (mc × Kp bytes) fills half of L2 (each block moves every weight slice
+// once), K in blocks of kVnniKc.
 inline void vnni_block(GemmPlan& p, const PanelLayout& l, size_t mr) {
   if (p.m < kVnniMinRows) return quant_block(p, l, mr);
   const cpu::Features& f = cpu::features();
@@ -328,7 +359,7 @@ inline void vnni_block(GemmPlan& p, const PanelLayout& l, size_t mr) {
   // Each row block moves every weight slice once: blocks of equal size, the
   // fewest that fit (128 rows were 126 + 2, the second block moving all the
   // weights again for two rows).
-  const size_t mc_max = std::max(kVnniMR, l2 / 4 / std::max<size_t>(kp, 1) / kVnniMR * kVnniMR);
+  const size_t mc_max = std::max(kVnniMR, l2 / 2 / std::max<size_t>(kp, 1) / kVnniMR * kVnniMR);
   p.mc = round_up(div_ceil(p.m, div_ceil(p.m, mc_max)), kVnniMR);
 }
 
