@@ -38,6 +38,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <utility>
 
 #include "tilekit/base/bf16.h"
 #include "tilekit/base/size_math.h"
@@ -173,107 +174,127 @@ TILEKIT_VNNI_TARGET inline void RelayoutSlice(const uint8_t* panel, size_t g, si
 }
 
 // One tile's work over one K block: A rows (int8, stride kp) from k0, their
-// sub-group scales and sums from j0, the weight slice in vpdpbusd's order and
-// the weight scales of each sub-group.
+// sub-group scales and sums from j0, the weight slices of its panels in
+// vpdpbusd's order and their scales per sub-group.
 struct VnniTileArgs {
-  const uint8_t* b;
+  const uint8_t* b[2];  // the slices of its kPanels panels
   const int8_t* a;
   size_t kp;
   const float* a_scale;
   const int32_t* a_sum;
-  size_t a_subgroups;  // row stride of a_scale and a_sum
-  const float* const* w_scale;  // per sub-group of the block: 32 fp32
+  size_t a_subgroups;            // row stride of a_scale and a_sum
+  const float* w_scale[2][kVnniKc / 4];  // per panel, per sub-group of the block: 32 fp32
   size_t subgroups, sg;
-  float zero;
-  float* c;  // rows × 32 fp32 partial sums
-  bool first;
+  int32_t zero;
+  float* c;  // rows × 64 fp32 partial sums (row stride 64; the second panel at +32)
 };
 
-// acc0 += b0 · (4 bytes at a, broadcast) and acc1 += b1 · (the same), u8
-// weights × s8 activations. Written out: GCC 12 copied the accumulator of
+// acc_v += b_v · (4 bytes at a, broadcast), u8 weights × s8 activations, for
+// the first 2·kPanels vectors. Written out: GCC 12 copied the accumulator of
 // _mm512_dpbusd_epi32 to a spare register and back around each call (twice
 // the instructions of the loop), and folding the broadcast into the
 // instruction ({1to16}) spares a load-and-broadcast per row and step. Both
 // AT&T and Intel operand orders, for code built with -masm=intel.
-TILEKIT_VNNI_TARGET inline void DotBroadcast(const int8_t* a, __m512i b0, __m512i b1, __m512i& acc0, __m512i& acc1) {
-  asm("vpdpbusd {%[a]%{1to16%}, %[b0], %[c0]|%[c0], %[b0], %[a]%{1to16%}}\n\t"
-      "vpdpbusd {%[a]%{1to16%}, %[b1], %[c1]|%[c1], %[b1], %[a]%{1to16%}}"
-      : [c0] "+v"(acc0), [c1] "+v"(acc1)
-      : [b0] "v"(b0), [b1] "v"(b1), [a] "m"(*reinterpret_cast<const int32_t*>(a)));
+#define TILEKIT_VNNI_DPBUSD(B, C) "vpdpbusd {%[a]%{1to16%}, %[" #B "], %[" #C "]|%[" #C "], %[" #B "], %[a]%{1to16%}}\n\t"
+template <int kPanels>
+TILEKIT_VNNI_TARGET inline void DotBroadcast(const int8_t* a, const __m512i* b, __m512i& c0, __m512i& c1,
+                                             __m512i& c2, __m512i& c3) {
+  if constexpr (kPanels == 2) {
+    asm(TILEKIT_VNNI_DPBUSD(b0, c0) TILEKIT_VNNI_DPBUSD(b1, c1) TILEKIT_VNNI_DPBUSD(b2, c2)
+            TILEKIT_VNNI_DPBUSD(b3, c3)
+        : [c0] "+v"(c0), [c1] "+v"(c1), [c2] "+v"(c2), [c3] "+v"(c3)
+        : [b0] "v"(b[0]), [b1] "v"(b[1]), [b2] "v"(b[2]), [b3] "v"(b[3]),
+          [a] "m"(*reinterpret_cast<const int32_t*>(a)));
+  } else {
+    (void)c2, (void)c3;
+    asm(TILEKIT_VNNI_DPBUSD(b0, c0) TILEKIT_VNNI_DPBUSD(b1, c1)
+        : [c0] "+v"(c0), [c1] "+v"(c1)
+        : [b0] "v"(b[0]), [b1] "v"(b[1]), [a] "m"(*reinterpret_cast<const int32_t*>(a)));
+  }
 }
+#undef TILEKIT_VNNI_DPBUSD
 
-// The accumulators of row R (int32 sums i, fp32 results c, two vectors each)
-// are named variables declared for every row and used only where the tile has
-// that row.
+// The int32 sums of row R (four vectors: two per panel) are named variables
+// declared for every row and used only where the tile has that row (arrays of
+// vectors are not kept in registers reliably). The fp32 results wait in `c`
+// (L1), updated once per sub-group, so the sums alone fill the registers:
+// 6 rows × 4 vectors + 4 weight vectors, and per K step 4 weight loads and 6
+// broadcast loads feed 24 vpdpbusd.
 #define TILEKIT_VNNI_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
-#define TILEKIT_VNNI_LOAD_C(R)                                                   \
-  if constexpr (kRows > R) {                                                     \
-    c##R##0 = t.first ? _mm512_setzero_ps() : _mm512_loadu_ps(t.c + R * 32);     \
-    c##R##1 = t.first ? _mm512_setzero_ps() : _mm512_loadu_ps(t.c + R * 32 + 16); \
-  }
 #define TILEKIT_VNNI_ZERO(R) \
-  if constexpr (kRows > R) i##R##0 = i##R##1 = _mm512_setzero_si512();
+  if constexpr (kRows > R) i##R##0 = i##R##1 = i##R##2 = i##R##3 = _mm512_setzero_si512();
 #define TILEKIT_VNNI_DOT(R) \
-  if constexpr (kRows > R) DotBroadcast(a + R * t.kp + s, b0, b1, i##R##0, i##R##1);
-#define TILEKIT_VNNI_SCALE(R)                                                                            \
-  if constexpr (kRows > R) {                                                                             \
-    const size_t at = R * t.a_subgroups + j;                                                             \
-    const __m512i corr = _mm512_set1_epi32(zero * t.a_sum[at]);                                          \
-    const __m512 sa = _mm512_set1_ps(t.a_scale[at]);                                                     \
-    c##R##0 = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(i##R##0, corr)), w0), sa, c##R##0); \
-    c##R##1 = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(i##R##1, corr)), w1), sa, c##R##1); \
+  if constexpr (kRows > R) DotBroadcast<kPanels>(a + R * t.kp + s, bv, i##R##0, i##R##1, i##R##2, i##R##3);
+#define TILEKIT_VNNI_SCALE_ONE(R, V, W)                                                                   \
+  {                                                                                                        \
+    float* cp = t.c + R * 64 + V * 16;                                                                    \
+    const __m512 prod = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(i##R##V, corr)), W);           \
+    _mm512_storeu_ps(cp, _mm512_fmadd_ps(prod, sa, _mm512_loadu_ps(cp)));                                 \
   }
-#define TILEKIT_VNNI_STORE_C(R)                     \
-  if constexpr (kRows > R) {                        \
-    _mm512_storeu_ps(t.c + R * 32, c##R##0);        \
-    _mm512_storeu_ps(t.c + R * 32 + 16, c##R##1);   \
+#define TILEKIT_VNNI_SCALE(R)                                                     \
+  if constexpr (kRows > R) {                                                      \
+    const size_t at = R * t.a_subgroups + j;                                      \
+    const __m512i corr = _mm512_set1_epi32(t.zero * t.a_sum[at]);                 \
+    const __m512 sa = _mm512_set1_ps(t.a_scale[at]);                              \
+    TILEKIT_VNNI_SCALE_ONE(R, 0, w0) TILEKIT_VNNI_SCALE_ONE(R, 1, w1)             \
+    if constexpr (kPanels == 2) {                                                 \
+      TILEKIT_VNNI_SCALE_ONE(R, 2, w2) TILEKIT_VNNI_SCALE_ONE(R, 3, w3)           \
+    }                                                                             \
   }
 
-template <int kRows>
+template <int kRows, int kPanels>
 TILEKIT_VNNI_TARGET __attribute__((noinline)) void VnniTile(const VnniTileArgs& t) {
   static_assert(kRows >= 1 && kRows <= static_cast<int>(kVnniMR), "rows 0-5 are declared");
-  __m512 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
-  __m512i i00, i01, i10, i11, i20, i21, i30, i31, i40, i41, i50, i51;
-  TILEKIT_VNNI_ROWS(TILEKIT_VNNI_LOAD_C)
-  const int32_t zero = static_cast<int32_t>(t.zero);
-  const uint8_t* b = t.b;
+  __m512i i00, i01, i02, i03, i10, i11, i12, i13, i20, i21, i22, i23;
+  __m512i i30, i31, i32, i33, i40, i41, i42, i43, i50, i51, i52, i53;
+  const uint8_t* b0 = t.b[0];
+  const uint8_t* b1 = t.b[kPanels - 1];
   for (size_t j = 0; j < t.subgroups; ++j) {
     TILEKIT_VNNI_ROWS(TILEKIT_VNNI_ZERO)
     const int8_t* a = t.a + j * t.sg;
-    for (size_t s = 0; s < t.sg; s += 4, b += 128) {
-      const __m512i b0 = _mm512_loadu_si512(b), b1 = _mm512_loadu_si512(b + 64);
+    for (size_t s = 0; s < t.sg; s += 4, b0 += 128, b1 += 128) {
+      __m512i bv[4];
+      bv[0] = _mm512_loadu_si512(b0);
+      bv[1] = _mm512_loadu_si512(b0 + 64);
+      if constexpr (kPanels == 2) {
+        bv[2] = _mm512_loadu_si512(b1);
+        bv[3] = _mm512_loadu_si512(b1 + 64);
+      }
       TILEKIT_VNNI_ROWS(TILEKIT_VNNI_DOT)
     }
-    const __m512 w0 = _mm512_loadu_ps(t.w_scale[j]), w1 = _mm512_loadu_ps(t.w_scale[j] + 16);
+    const __m512 w0 = _mm512_loadu_ps(t.w_scale[0][j]), w1 = _mm512_loadu_ps(t.w_scale[0][j] + 16);
+    __m512 w2 = w0, w3 = w1;
+    if constexpr (kPanels == 2) {
+      w2 = _mm512_loadu_ps(t.w_scale[1][j]);
+      w3 = _mm512_loadu_ps(t.w_scale[1][j] + 16);
+    }
+    (void)w2, (void)w3;
     TILEKIT_VNNI_ROWS(TILEKIT_VNNI_SCALE)
   }
-  TILEKIT_VNNI_ROWS(TILEKIT_VNNI_STORE_C)
 }
-#undef TILEKIT_VNNI_LOAD_C
 #undef TILEKIT_VNNI_ZERO
 #undef TILEKIT_VNNI_DOT
+#undef TILEKIT_VNNI_SCALE_ONE
 #undef TILEKIT_VNNI_SCALE
-#undef TILEKIT_VNNI_STORE_C
 #undef TILEKIT_VNNI_ROWS
 
-inline void RunVnniTile(size_t rows, const VnniTileArgs& t) {
+template <int kPanels, int... kRows>
+inline void RunVnniTile(size_t rows, const VnniTileArgs& t, std::integer_sequence<int, kRows...>) {
   using Kernel = void (*)(const VnniTileArgs&);
-  static constexpr Kernel kKernels[] = {&VnniTile<1>, &VnniTile<2>, &VnniTile<3>,
-                                        &VnniTile<4>, &VnniTile<5>, &VnniTile<6>};
-  static_assert(sizeof(kKernels) / sizeof(kKernels[0]) == kVnniMR, "one kernel per tile height");
+  static constexpr Kernel kKernels[] = {&VnniTile<kRows + 1, kPanels>...};
   kKernels[rows - 1](t);
 }
 
 // The workspace of the VNNI loops: the quantized A block, its scales and sums,
-// the partial sums of one panel, and the moved weight slice.
+// the partial sums of two panels, and their moved weight slices.
 struct VnniWorkspace {
   size_t mc, kp, sg, subgroups, kc;
   explicit VnniWorkspace(const GemmPlan& p)
       : mc(p.mc), kp(round_up(p.k, p.group)), sg(vnni_subgroup(p.group)), subgroups(kp / sg), kc(p.kc) {}
   size_t a_bytes() const { return round_up(mc * kp, 64); }
   size_t meta_bytes() const { return round_up(mc * subgroups * 8, 64); }
-  size_t c_bytes() const { return round_up(mc * kVnniNR * sizeof(float), 64); }
-  size_t b_bytes() const { return kc * kVnniNR; }
+  size_t c_bytes() const { return round_up(mc * 2 * kVnniNR * sizeof(float), 64); }
+  size_t b_bytes() const { return 2 * kc * kVnniNR; }
   size_t floats() const { return (a_bytes() + meta_bytes() + c_bytes() + b_bytes()) / sizeof(float) + 16; }
 };
 
@@ -285,41 +306,55 @@ TILEKIT_VNNI_TARGET void VnniRangeT(const GemmPlan& p, size_t r0, size_t r1, siz
                   reinterpret_cast<int32_t*>(base + w.a_bytes() + w.mc * w.subgroups * sizeof(float)), w.kp,
                   w.subgroups};
   float* c_ws = reinterpret_cast<float*>(base + w.a_bytes() + w.meta_bytes());
-  uint8_t* slice = base + w.a_bytes() + w.meta_bytes() + w.c_bytes();
+  uint8_t* slices = base + w.a_bytes() + w.meta_bytes() + w.c_bytes();
   const size_t g = p.group, row_bytes = kInt4 ? kVnniNR / 2 : kVnniNR;
   const size_t group_bytes = g * row_bytes + kVnniNR * sizeof(float);
-  const float zero = kInt4 ? 8.f : 128.f;
   const auto epilogue = TILEKIT_DISPATCH_ON(p.isa, GemmEpilogueTile);
-  const float* w_scale[kVnniKc / 4];
   const TA* a = static_cast<const TA*>(p.a);
+  VnniTileArgs t;
+  t.kp = w.kp;
+  t.a_subgroups = w.subgroups;
+  t.sg = w.sg;
+  t.zero = kInt4 ? 8 : 128;
   for (size_t ic = r0; ic < r1; ic += p.mc) {
     const size_t rows = std::min(p.mc, r1 - ic);
     QuantizeRowsInt8(a + ic * p.lda, p.lda, rows, p.k, w.sg, a_q);
-    for (size_t pb = p0; pb < p1; ++pb) {
-      const PanelColumns cols = panel_columns(p, pb, kVnniNR);
-      if (w.kp == 0) {  // K = 0: the epilogue of a zero product
-        std::memset(c_ws, 0, rows * kVnniNR * sizeof(float));
-        epilogue(c_ws, kVnniNR, rows, *cols.seg, ic, cols.col, cols.cols, p.c_bf16);
-        continue;
-      }
-      const uint8_t* panel = p.b + pb * p.panel_bytes;
+    // Two panels at a time (the last alone when their count is odd): a tile
+    // of 4 vectors of sums per row needs 4 weight loads per 24 vpdpbusd.
+    for (size_t pb = p0; pb < p1;) {
+      const size_t panels = std::min<size_t>(2, p1 - pb);
+      std::memset(c_ws, 0, rows * 2 * kVnniNR * sizeof(float));
       for (size_t pc = 0; pc < w.kp; pc += p.kc) {
-        const size_t kc = std::min(p.kc, w.kp - pc), subgroups = kc / w.sg;
-        RelayoutSlice<kInt4>(panel, g, row_bytes, group_bytes, pc, pc + kc, slice);
-        for (size_t j = 0; j < subgroups; ++j) {
-          w_scale[j] = reinterpret_cast<const float*>(panel + ((pc + j * w.sg) / g) * group_bytes + g * row_bytes);
+        const size_t kc = std::min(p.kc, w.kp - pc);
+        t.subgroups = kc / w.sg;
+        for (size_t q = 0; q < panels; ++q) {
+          const uint8_t* panel = p.b + (pb + q) * p.panel_bytes;
+          t.b[q] = slices + q * p.kc * kVnniNR;
+          RelayoutSlice<kInt4>(panel, g, row_bytes, group_bytes, pc, pc + kc, slices + q * p.kc * kVnniNR);
+          for (size_t j = 0; j < t.subgroups; ++j) {
+            t.w_scale[q][j] =
+                reinterpret_cast<const float*>(panel + ((pc + j * w.sg) / g) * group_bytes + g * row_bytes);
+          }
         }
-        const bool first = pc == 0, last = pc + kc >= w.kp;
         for (size_t ir = 0; ir < rows; ir += kVnniMR) {
           const size_t tile_rows = std::min(kVnniMR, rows - ir);
-          float* c = c_ws + ir * kVnniNR;
-          const VnniTileArgs t{slice, a_q.q + ir * w.kp + pc, w.kp,
-                               a_q.scale + ir * w.subgroups + pc / w.sg, a_q.sum + ir * w.subgroups + pc / w.sg,
-                               w.subgroups, w_scale, subgroups, w.sg, zero, c, first};
-          RunVnniTile(tile_rows, t);
-          if (last) epilogue(c, kVnniNR, tile_rows, *cols.seg, ic + ir, cols.col, cols.cols, p.c_bf16);
+          t.a = a_q.q + ir * w.kp + pc;
+          t.a_scale = a_q.scale + ir * w.subgroups + pc / w.sg;
+          t.a_sum = a_q.sum + ir * w.subgroups + pc / w.sg;
+          t.c = c_ws + ir * 2 * kVnniNR;
+          if (panels == 2) {
+            RunVnniTile<2>(tile_rows, t, std::make_integer_sequence<int, kVnniMR>());
+          } else {
+            RunVnniTile<1>(tile_rows, t, std::make_integer_sequence<int, kVnniMR>());
+          }
         }
       }
+      // K = 0 runs no block: the epilogue of the zeroed sums.
+      for (size_t q = 0; q < panels; ++q) {
+        const PanelColumns cols = panel_columns(p, pb + q, kVnniNR);
+        epilogue(c_ws + q * kVnniNR, 2 * kVnniNR, rows, *cols.seg, ic, cols.col, cols.cols, p.c_bf16);
+      }
+      pb += panels;
     }
   }
 }
