@@ -1,9 +1,10 @@
 // The graph executor and the Llama model on every path, against a plain fp64
 // forward written from the Llama formulas (no tilekit kernels) that carries a
 // first-order running error bound beside each value: logits within that bound
-// and the same greedy tokens, bf16 weights, chunked prefill, batched decode,
-// threads, allocation-freedom, bad input and checkpoints; the arena planner on
-// its own.
+// and the same greedy tokens, bf16 weights, int8 / int4 weights (the reference
+// on their dequantized values, tests/quant_reference.h), chunked prefill,
+// batched decode, threads, allocation-freedom, bad input and checkpoints; the
+// arena planner on its own.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <new>
 #include <string>
 #include <vector>
@@ -54,6 +56,63 @@ struct RandomModel {
     data.resize(count);
     llama2c_weights(c, data.data(), &weights);
     testing::FillLlamaWeights(c, weights, [&](float lo, float hi) { return rng.uniform(lo, hi); });
+  }
+};
+
+// What a LlamaModel with kInt8 / kInt4 weights multiplies, for the
+// reference: every linear's weights (the classifier's too) quantized by the
+// documented rule (tests/quant_reference.h) and dequantized, the norms and
+// the embedding table (looked up in fp32) as they were. The config unties the
+// classifier (the dequantized table) from the table.
+struct QuantizedModel {
+  LlamaConfig config;
+  std::vector<float> data, mag, classifier, classifier_mag;
+  LlamaWeights weights;
+  testing::QuantizedBound bound;
+  // The quantization of all the weights: the largest |w - q·s| and scale,
+  // Σ(w - q·s)² and Σw².
+  double max_error = 0, max_scale = 0, sum_sq_error = 0, sum_sq = 0;
+
+  QuantizedModel(const RandomModel& m, WeightType type, size_t group)
+      : config(m.config), data(m.data), mag(m.data.size(), 0.f) {
+    const LlamaConfig& c = m.config;
+    llama2c_weights(c, data.data(), &weights);
+    llama2c_weights(c, mag.data(), &bound.magnitudes);
+    bound.group = group;
+    // The [n][k] matrix at `w` (in m.data) into out and out_mag.
+    auto quantize = [&](const float* w, size_t n, size_t k, float* out, float* out_mag) {
+      const testing::Dequantized d = testing::Quantize(w, k, n, SourceLayout::kNK, type, group);
+      std::copy(d.w.begin(), d.w.end(), out);
+      std::copy(d.mag.begin(), d.mag.end(), out_mag);
+      max_error = std::max(max_error, d.max_error);
+      max_scale = std::max(max_scale, d.max_scale);
+      sum_sq_error += d.sum_sq_error;
+      sum_sq += d.sum_sq;
+    };
+    auto in_place = [&](const float* w, size_t n, size_t k) {
+      const size_t at = static_cast<size_t>(w - m.data.data());
+      quantize(w, n, k, data.data() + at, mag.data() + at);
+    };
+    const size_t D = c.dim, H = c.hidden, qd = c.heads * c.head_dim(), kvd = c.kv_heads * c.head_dim();
+    for (const LlamaLayerWeights& l : m.weights.layers) {
+      in_place(l.wq, qd, D);
+      in_place(l.wk, kvd, D);
+      in_place(l.wv, kvd, D);
+      in_place(l.wo, D, qd);
+      in_place(l.w1, H, D);
+      in_place(l.w2, D, H);
+      in_place(l.w3, H, D);
+    }
+    if (c.tied_embeddings) {
+      classifier.resize(c.vocab * D);
+      classifier_mag.resize(c.vocab * D);
+      quantize(m.weights.embedding, c.vocab, D, classifier.data(), classifier_mag.data());
+      weights.classifier = classifier.data();
+      bound.magnitudes.classifier = classifier_mag.data();
+      config.tied_embeddings = false;
+    } else {
+      in_place(m.weights.classifier, c.vocab, D);
+    }
   }
 };
 
@@ -112,17 +171,32 @@ std::vector<int32_t> Prompt(size_t n, size_t vocab, uint64_t stream) {
 class GraphLlama : public PathTest {};
 TILEKIT_INSTANTIATE_PATHS(GraphLlama);
 
-void RunAgainstReference(WeightType type, RopePairing pairing, size_t steps, uint64_t stream) {
+// The fp64 reference of the model `m` packed as `type` weights (group: K
+// values per scale of quantized ones): fp32 weights; bf16 ones with their
+// rounding in the bound; quantized ones dequantized (`quantized`, which must
+// outlive it).
+Reference ReferenceFor(const RandomModel& m, WeightType type, const QuantizedModel* quantized) {
+  if (quantized) return Reference(quantized->config, quantized->weights, 0.0, 0.0, &quantized->bound);
+  const bool bf = type == WeightType::kBf16;
+  return Reference(m.config, m.weights, bf ? kBf16Eps : 0.0,
+                   bf && active_panel_layout(WeightType::kBf16).rounds_a_to_bf16() ? kBf16Eps : 0.0);
+}
+
+std::unique_ptr<QuantizedModel> QuantizedFor(const RandomModel& m, WeightType type, size_t group) {
+  return is_quantized(type) ? std::make_unique<QuantizedModel>(m, type, group) : nullptr;
+}
+
+void RunAgainstReference(WeightType type, RopePairing pairing, size_t steps, uint64_t stream, size_t group = 32) {
   TILEKIT_SEED_TRACE();
   const RandomModel m(TinyConfig(pairing), stream);
   LlamaOptions o;
   o.max_tokens = 16;
   o.weights = type;
+  o.weight_group = group;
   LlamaModel model;
   ASSERT_EQ(model.build(m.config, m.weights, o), Status::kOk) << last_error();
-  const bool bf = type == WeightType::kBf16;
-  Reference ref(m.config, m.weights, bf ? kBf16Eps : 0.0,
-                bf && active_panel_layout(WeightType::kBf16).rounds_a_to_bf16() ? kBf16Eps : 0.0);
+  const std::unique_ptr<QuantizedModel> quantized = QuantizedFor(m, type, group);
+  Reference ref = ReferenceFor(m, type, quantized.get());
   KvSlot slot;
   ASSERT_EQ(slot.init(model.cache(), m.config.max_seq_len), Status::kOk);
   const std::vector<int32_t> prompt = Prompt(9, m.config.vocab, stream + 1);
@@ -146,14 +220,33 @@ void RunAgainstReference(WeightType type, RopePairing pairing, size_t steps, uin
 
 TEST_P(GraphLlama, Fp32LogitsAndGreedyTokensMatchTheReference) { RunAgainstReference(WeightType::kF32, RopePairing::kInterleaved, 64, 1); }
 TEST_P(GraphLlama, Bf16WeightsWithinTheirBound) { RunAgainstReference(WeightType::kBf16, RopePairing::kHalfSplit, 16, 2); }
+// Quantized weights against the reference on their dequantized values, every
+// group size (K = 48 and 112 here: groups of 32 and 64 end short of K, 128
+// and all of K are one group).
+TEST_P(GraphLlama, Int8WeightsWithinTheirBound) {
+  for (size_t group : {32, 64, 128, 0}) {
+    SCOPED_TRACE(::testing::Message() << "group " << group);
+    RunAgainstReference(WeightType::kInt8, group % 64 ? RopePairing::kInterleaved : RopePairing::kHalfSplit, 24,
+                        40 + group, group);
+  }
+}
+TEST_P(GraphLlama, Int4WeightsWithinTheirBound) {
+  for (size_t group : {32, 64, 128}) {
+    SCOPED_TRACE(::testing::Message() << "group " << group);
+    RunAgainstReference(WeightType::kInt4, group % 64 ? RopePairing::kInterleaved : RopePairing::kHalfSplit, 24,
+                        50 + group, group);
+  }
+}
 
-// Every logit of a prompt run in chunks equals the one-shot run's, bitwise.
-TEST_P(GraphLlama, ChunkedPrefillEqualsOneShot) {
+// Every logit of a prompt run in chunks and run at once, within the
+// reference's bound.
+void ChunkedPrefillAndOneShot(WeightType type, uint64_t stream) {
   TILEKIT_SEED_TRACE();
-  const RandomModel m(TinyConfig(), 3);
+  const RandomModel m(TinyConfig(), stream);
   LlamaOptions o;
   o.max_tokens = 40;
   o.all_logits = true;
+  o.weights = type;
   LlamaModel one, chunked;
   ASSERT_EQ(one.build(m.config, m.weights, o), Status::kOk);
   ASSERT_EQ(chunked.build(m.config, m.weights, o), Status::kOk);
@@ -164,7 +257,8 @@ TEST_P(GraphLlama, ChunkedPrefillEqualsOneShot) {
   ASSERT_EQ(one.forward(a, prompt.data(), prompt.size()), Status::kOk);
   const size_t V = m.config.vocab;
   const std::vector<float> whole(one.logits().data, one.logits().data + prompt.size() * V);
-  Reference ref(m.config, m.weights, 0, 0);
+  const std::unique_ptr<QuantizedModel> quantized = QuantizedFor(m, type, o.weight_group);
+  Reference ref = ReferenceFor(m, type, quantized.get());
   size_t at = 0;
   for (size_t chunk : {5, 1, 13, 18}) {
     ASSERT_EQ(chunked.forward(b, prompt.data() + at, chunk), Status::kOk) << last_error();
@@ -180,18 +274,32 @@ TEST_P(GraphLlama, ChunkedPrefillEqualsOneShot) {
   }
 }
 
+TEST_P(GraphLlama, ChunkedPrefillEqualsOneShot) { ChunkedPrefillAndOneShot(WeightType::kF32, 3); }
+TEST_P(GraphLlama, QuantizedChunkedPrefillEqualsOneShot) {
+  ChunkedPrefillAndOneShot(WeightType::kInt8, 60);
+  ChunkedPrefillAndOneShot(WeightType::kInt4, 61);
+}
+
 // Three sequences of different lengths decoded in one step give each the
-// logits it gets decoded alone.
-TEST_P(GraphLlama, DecodeBatchEqualsEachAlone) {
+// logits it gets decoded alone: the same bits with fp32 weights. Quantized
+// weights take another kernel for one row (the GEMV: products summed per
+// group, then scaled) than for several (dequantized K blocks under the vector
+// tile), so there each sequence, batched and alone, is within the reference's
+// bound instead.
+void DecodeBatchAndEachAlone(WeightType type, uint64_t stream) {
   TILEKIT_SEED_TRACE();
-  const RandomModel m(TinyConfig(), 5);
+  const RandomModel m(TinyConfig(), stream);
   LlamaOptions o;
   o.max_tokens = 16;
   o.max_sequences = 3;
+  o.weights = type;
   LlamaModel batched, alone;
   ASSERT_EQ(batched.build(m.config, m.weights, o), Status::kOk);
   ASSERT_EQ(alone.build(m.config, m.weights, o), Status::kOk);
   const size_t V = m.config.vocab;
+  const bool bitwise = !is_quantized(type);
+  const std::unique_ptr<QuantizedModel> quantized = QuantizedFor(m, type, o.weight_group);
+  std::vector<Reference> refs;
   KvSlot sb[3], sa[3];
   int32_t next[3];
   const size_t lengths[3] = {5, 11, 3};
@@ -202,6 +310,9 @@ TEST_P(GraphLlama, DecodeBatchEqualsEachAlone) {
     ASSERT_EQ(batched.forward(sb[s], p.data(), p.size()), Status::kOk);
     ASSERT_EQ(alone.forward(sa[s], p.data(), p.size()), Status::kOk);
     next[s] = static_cast<int32_t>(ArgMax(alone.logits().data, V));
+    if (bitwise) continue;
+    refs.push_back(ReferenceFor(m, type, quantized.get()));
+    for (int32_t t : p) (void)refs.back().step(t);
   }
   for (int step = 0; step < 4; ++step) {
     SequenceStep seqs[3];
@@ -213,21 +324,40 @@ TEST_P(GraphLlama, DecodeBatchEqualsEachAlone) {
     for (int s = 0; s < 3; ++s) sb[s].advance(1);
     for (int s = 0; s < 3; ++s) {
       ASSERT_EQ(alone.forward(sa[s], &next[s], 1), Status::kOk);
-      for (size_t j = 0; j < V; ++j) {
-        ASSERT_EQ(testing::Bits(batched.logits().data[s * V + j]), testing::Bits(alone.logits().data[j]))
-            << "sequence " << s << " step " << step << " logit " << j;
+      const float* in_batch = batched.logits().data + s * V;
+      if (bitwise) {
+        for (size_t j = 0; j < V; ++j) {
+          ASSERT_EQ(testing::Bits(in_batch[j]), testing::Bits(alone.logits().data[j]))
+              << "sequence " << s << " step " << step << " logit " << j;
+        }
+      } else {
+        const EV r = refs[s].step(next[s]);
+        for (size_t j = 0; j < V; ++j) {
+          ASSERT_TRUE(WithinBound(std::fabs(in_batch[j] - r.v[j]), kSigmas * r.e[j], "batched"))
+              << "sequence " << s << " step " << step << " logit " << j;
+          ASSERT_TRUE(WithinBound(std::fabs(alone.logits().data[j] - r.v[j]), kSigmas * r.e[j], "alone"))
+              << "sequence " << s << " step " << step << " logit " << j;
+        }
       }
       next[s] = static_cast<int32_t>(ArgMax(alone.logits().data, V));
     }
   }
 }
 
-TEST_P(GraphLlama, OneAndTwoThreadsBitwise) {
+TEST_P(GraphLlama, DecodeBatchEqualsEachAlone) { DecodeBatchAndEachAlone(WeightType::kF32, 5); }
+TEST_P(GraphLlama, QuantizedDecodeBatchAndEachAloneWithinTheirBound) {
+  DecodeBatchAndEachAlone(WeightType::kInt8, 62);
+  DecodeBatchAndEachAlone(WeightType::kInt4, 63);
+}
+
+// Packing and running on one thread and on two give the same logits, bitwise.
+void OneAndTwoThreads(WeightType type, uint64_t stream) {
   TILEKIT_SEED_TRACE();
-  const RandomModel m(TinyConfig(), 6);
+  const RandomModel m(TinyConfig(), stream);
   LlamaOptions o;
   o.max_tokens = 40;
   o.all_logits = true;
+  o.weights = type;
   ThreadPool pool(2);
   LlamaModel m1, m2;
   ASSERT_EQ(m1.build(m.config, m.weights, o), Status::kOk);
@@ -246,12 +376,19 @@ TEST_P(GraphLlama, OneAndTwoThreadsBitwise) {
   }
 }
 
-TEST_P(GraphLlama, NoAllocationAcrossStepsOfAnySize) {
+TEST_P(GraphLlama, OneAndTwoThreadsBitwise) { OneAndTwoThreads(WeightType::kF32, 6); }
+TEST_P(GraphLlama, QuantizedOneAndTwoThreadsBitwise) {
+  OneAndTwoThreads(WeightType::kInt8, 64);
+  OneAndTwoThreads(WeightType::kInt4, 65);
+}
+
+void NoAllocationAcrossSteps(WeightType type, uint64_t stream) {
   TILEKIT_SEED_TRACE();
-  const RandomModel m(TinyConfig(), 8);
+  const RandomModel m(TinyConfig(), stream);
   LlamaOptions o;
   o.max_tokens = 12;
   o.max_sequences = 3;
+  o.weights = type;
   LlamaModel model;
   ASSERT_EQ(model.build(m.config, m.weights, o), Status::kOk);
   KvSlot slots[3];
@@ -280,6 +417,66 @@ TEST_P(GraphLlama, NoAllocationAcrossStepsOfAnySize) {
     step(seqs, 1 + rng.below(12 / seqs));
   }
   EXPECT_EQ(g_allocations.load(), before);
+}
+
+TEST_P(GraphLlama, NoAllocationAcrossStepsOfAnySize) { NoAllocationAcrossSteps(WeightType::kF32, 8); }
+TEST_P(GraphLlama, QuantizedNoAllocationAcrossStepsOfAnySize) {
+  NoAllocationAcrossSteps(WeightType::kInt8, 66);
+  NoAllocationAcrossSteps(WeightType::kInt4, 67);
+}
+
+// The quantization of the tiny model's weights, per type and group, and what
+// it does to the logits against the model's fp32 weights: printed (the
+// numbers the docs quote), with the rule checked (each weight within half a
+// step of its scale).
+TEST(GraphLlamaQuantized, QuantizationErrorOfTheWeights) {
+  TILEKIT_SEED_TRACE();
+  const RandomModel m(TinyConfig(), 70);
+  const size_t V = m.config.vocab;
+  const std::vector<int32_t> prompt = Prompt(24, V, 71);
+  Reference exact(m.config, m.weights, 0, 0);
+  std::vector<EV> want;
+  for (int32_t t : prompt) want.push_back(exact.step(t));
+  std::printf("quantized tiny Llama (dim 48, hidden 112, 2 layers, vocab 97), %zu tokens, against fp32 weights:\n",
+              prompt.size());
+  struct Case {
+    WeightType type;
+    size_t group;
+  };
+  for (const Case& c : {Case{WeightType::kInt8, 32}, Case{WeightType::kInt8, 64}, Case{WeightType::kInt8, 128},
+                        Case{WeightType::kInt8, 0}, Case{WeightType::kInt4, 32}, Case{WeightType::kInt4, 64},
+                        Case{WeightType::kInt4, 128}}) {
+    const QuantizedModel q(m, c.type, c.group);
+    EXPECT_LE(q.max_error, q.max_scale * (0.5 + 1e-6)) << weight_type_name(c.type) << " group " << c.group;
+    LlamaOptions o;
+    o.max_tokens = prompt.size();
+    o.all_logits = true;
+    o.weights = c.type;
+    o.weight_group = c.group;
+    LlamaModel model;
+    ASSERT_EQ(model.build(m.config, m.weights, o), Status::kOk) << last_error();
+    KvSlot slot;
+    ASSERT_EQ(slot.init(model.cache(), m.config.max_seq_len), Status::kOk);
+    ASSERT_EQ(model.forward(slot, prompt.data(), prompt.size()), Status::kOk) << last_error();
+    double sq_diff = 0, sq = 0, max_diff = 0;
+    size_t agree = 0;
+    for (size_t t = 0; t < prompt.size(); ++t) {
+      const float* got = model.logits().data + t * V;
+      size_t best = 0;
+      for (size_t j = 0; j < V; ++j) {
+        const double d = got[j] - want[t].v[j];
+        sq_diff += d * d;
+        sq += want[t].v[j] * want[t].v[j];
+        max_diff = std::max(max_diff, std::fabs(d));
+        if (want[t].v[j] > want[t].v[best]) best = j;
+      }
+      agree += ArgMax(got, V) == best;
+    }
+    std::printf("  %s group %3zu: weights rms error %.2e of rms, max |w - q·s| %.3g (max scale %.3g), %.2f MB packed; "
+                "logits rms error %.2e of rms, max %.3g; greedy token as fp32's %zu/%zu\n",
+                weight_type_name(c.type), c.group, std::sqrt(q.sum_sq_error / q.sum_sq), q.max_error, q.max_scale,
+                model.graph().stats().packed_bytes / 1e6, std::sqrt(sq_diff / sq), max_diff, agree, prompt.size());
+  }
 }
 
 TEST(GraphLlamaInput, BadConfigsAndStepsAreRefused) {
@@ -457,6 +654,109 @@ TEST_P(GraphApi, MlpAddAndNormAgainstReference) {
   const TensorId e = bad.embedding(table.data(), V, D);
   EXPECT_EQ(bad.linear(e, weights_kn(w2.data(), H1, H2)), kNoTensor);
   EXPECT_TRUE(FailsWith(bad.build(gc), Status::kShapeMismatch, "for an input of 40 columns"));
+}
+
+// Per-node weight types: linears reading one input fuse only with linears of
+// their own type (one group size per graph), and each node's output equals
+// gemm on weights packed as the node's, bitwise (a fused segment is bitwise a
+// GEMM of its own: quant_test). The group and the types are checked at build.
+TEST_P(GraphApi, PerNodeQuantizedWeights) {
+  TILEKIT_SEED_TRACE();
+  Rng rng(22);
+  const size_t D = 72, ns[5] = {24, 17, 33, 9, 40};
+  const NodeWeights types[5] = {NodeWeights::kInt8, NodeWeights::kInt8, NodeWeights::kInt4, NodeWeights::kGraphDefault,
+                                NodeWeights::kInt4};
+  std::vector<std::vector<float>> w(6);
+  for (size_t i = 0; i < 6; ++i) {
+    w[i].resize(ns[std::min<size_t>(i, 4)] * D);
+    rng.fill(w[i].data(), w[i].size());
+  }
+  std::vector<float> bias(ns[0]);
+  rng.fill(bias.data(), bias.size());
+  const auto describe = [&](Graph& g, TensorId* outs) {
+    const TensorId x = g.input(D);
+    for (size_t i = 0; i < 4; ++i) {
+      LinearOptions lo;
+      lo.weights = types[i];
+      if (i == 0) lo.bias = bias.data(), lo.activation = Activation::kSilu;
+      outs[i] = g.linear(x, weights_nk(w[i].data(), ns[i], D), lo);
+    }
+    outs[4] = g.gate_up_swiglu(x, weights_nk(w[4].data(), ns[4], D), weights_nk(w[5].data(), ns[4], D), types[4]);
+    for (size_t i = 0; i < 5; ++i) g.mark_output(outs[i]);
+    return x;
+  };
+  Graph graph;
+  TensorId outs[5];
+  const TensorId x = describe(graph, outs);
+  GraphConfig gc;
+  gc.max_tokens = 6;
+  gc.weight_group = 64;
+  ASSERT_EQ(graph.build(gc), Status::kOk) << last_error();
+  EXPECT_EQ(graph.stats().fused_linears, 1u);  // the two int8 linears
+  for (size_t tokens : {6, 1}) {
+    rng.fill(graph.input_data(x), tokens * D);
+    const SequenceStep s{nullptr, 0, 0, tokens};
+    ASSERT_EQ(graph.run(Step{nullptr, &s, 1}), Status::kOk) << last_error();
+    const MatrixView<const float> in = matrix<const float>(graph.input_data(x), tokens, D);
+    for (size_t i = 0; i < 5; ++i) {
+      const WeightType t = graph_detail::weight_type(types[i], gc.weights);
+      PackOptions po;
+      po.group = gc.weight_group;
+      PackedWeights pw;
+      Epilogue ep;
+      if (i == 4) {
+        ASSERT_EQ(pack_weights_gate_up(weights_nk(w[4].data(), ns[4], D), weights_nk(w[5].data(), ns[4], D), t, &pw, po),
+                  Status::kOk);
+        ep.activation = Activation::kSwiGlu;
+      } else {
+        ASSERT_EQ(pack_weights(weights_nk(w[i].data(), ns[i], D), t, &pw, po), Status::kOk);
+        if (i == 0) ep.with_bias(bias.data()).activation = Activation::kSilu;
+      }
+      std::vector<float> want(tokens * ns[i], testing::PoisonF32());
+      ASSERT_EQ(gemm(in, pw, matrix(want.data(), tokens, ns[i]), ep), Status::kOk) << last_error();
+      const MatrixView<const float> got = graph.output(outs[i]);
+      ASSERT_EQ(got.rows, tokens);
+      for (size_t r = 0; r < tokens; ++r) {
+        for (size_t j = 0; j < ns[i]; ++j) {
+          ASSERT_EQ(testing::Bits(got.data[r * got.ld + j]), testing::Bits(want[r * ns[i] + j]))
+              << "linear " << i << " (" << weight_type_name(t) << ") row " << r << " col " << j;
+        }
+      }
+    }
+  }
+  // Group sizes pack_weights refuses, and int4 with one group of all of K,
+  // are refused at build, before anything is packed; a bad group is refused
+  // even when nothing is quantized.
+  struct Bad {
+    size_t group;
+    WeightType weights;
+    const char* detail;
+  };
+  for (const Bad& bad : {Bad{48, WeightType::kF32, "weight_group is 48"}, Bad{1, WeightType::kInt8, "weight_group is 1"},
+                         Bad{0, WeightType::kF32, "int4 weights need a group size"}}) {
+    Graph g;
+    TensorId o[5];
+    describe(g, o);
+    GraphConfig bc = gc;
+    bc.weight_group = bad.group;
+    bc.weights = bad.weights;
+    EXPECT_TRUE(FailsWith(g.build(bc), Status::kInvalidArgument, bad.detail));
+    EXPECT_EQ(g.stats().packed_bytes, 0u) << bad.detail;
+  }
+  GraphConfig unknown = gc;
+  unknown.weights = static_cast<WeightType>(7);
+  Graph g;
+  TensorId o[5];
+  describe(g, o);
+  EXPECT_TRUE(FailsWith(g.build(unknown), Status::kInvalidArgument, "unknown weight type 7"));
+  // Group 0 (one scale per column over all of K) takes int8 weights.
+  Graph int8_only;
+  const TensorId xi = int8_only.input(D);
+  int8_only.mark_output(int8_only.linear(xi, weights_nk(w[0].data(), ns[0], D), {nullptr, Activation::kNone,
+                                                                                   NodeWeights::kInt8}));
+  GraphConfig g0 = gc;
+  g0.weight_group = 0;
+  EXPECT_EQ(int8_only.build(g0), Status::kOk) << last_error();
 }
 
 // The arena planner alone (graph/arena.h), over random usage records: some of

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "harness.h"
+#include "quant_reference.h"
 #include "tilekit/graph/llama.h"
 
 namespace tilekit {
@@ -62,10 +63,19 @@ struct EV {
 constexpr double kSigmas = 6;
 constexpr double kU = kF32Eps;
 
+// Quantized weights (kInt8, kInt4): the reference runs on the dequantized
+// weights q·s, and an inner product's roundings scale with Σ|x|·(|q| + 2z)·s
+// over K + K/g + 4 of them (tests/quant_reference.h) instead of Σ|x·w| over K.
+struct QuantizedBound {
+  LlamaWeights magnitudes;  // (|q| + 2z)·s per weight, laid out as the weights
+  size_t group = 0;         // K values per scale (0: all of K)
+};
+
 class LlamaReference {
  public:
-  LlamaReference(const LlamaConfig& c, const LlamaWeights& w, double w_rel, double a_rel)
-      : c_(c), w_(w), w_rel_(w_rel), a_rel_(a_rel), k_(c.layers), v_(c.layers) {}
+  LlamaReference(const LlamaConfig& c, const LlamaWeights& w, double w_rel, double a_rel,
+                 const QuantizedBound* quantized = nullptr)
+      : c_(c), w_(w), w_rel_(w_rel), a_rel_(a_rel), quantized_(quantized), k_(c.layers), v_(c.layers) {}
 
   // Feeds the token at the next position; returns the logits with bounds.
   EV step(int token) {
@@ -74,25 +84,33 @@ class LlamaReference {
     for (size_t i = 0; i < D; ++i) x.v[i] = w_.embedding[token * D + i];
     for (size_t l = 0; l < c_.layers; ++l) {
       const LlamaLayerWeights& lw = w_.layers[l];
+      // The magnitudes of weight matrix `member` of this layer (null: |w|).
+      const auto mag = [&](const float* LlamaLayerWeights::*member) {
+        return quantized_ ? quantized_->magnitudes.layers[l].*member : nullptr;
+      };
       EV h = norm(x, lw.attn_norm);
-      EV q = linear(h, lw.wq, c_.heads * hs), k = linear(h, lw.wk, kvd), v = linear(h, lw.wv, kvd);
+      EV q = linear(h, lw.wq, mag(&LlamaLayerWeights::wq), c_.heads * hs);
+      EV k = linear(h, lw.wk, mag(&LlamaLayerWeights::wk), kvd), v = linear(h, lw.wv, mag(&LlamaLayerWeights::wv), kvd);
       rope(&q, pos);
       rope(&k, pos);
       k_[l].push_back(k);
       v_[l].push_back(v);
       EV o = attend(q, l);
-      add(&x, linear(o, lw.wo, D));
+      add(&x, linear(o, lw.wo, mag(&LlamaLayerWeights::wo), D));
       h = norm(x, lw.ffn_norm);
-      EV g = linear(h, lw.w1, c_.hidden), u = linear(h, lw.w3, c_.hidden), a(c_.hidden);
+      EV g = linear(h, lw.w1, mag(&LlamaLayerWeights::w1), c_.hidden);
+      EV u = linear(h, lw.w3, mag(&LlamaLayerWeights::w3), c_.hidden), a(c_.hidden);
       for (size_t i = 0; i < c_.hidden; ++i) {
         const double s = g.v[i] / (1 + std::exp(-g.v[i]));
         a.v[i] = s * u.v[i];
         a.e[i] = std::sqrt(std::pow(1.1 * g.e[i] * u.v[i], 2) + std::pow(s * u.e[i], 2) + std::pow(8 * kU * a.v[i], 2));
       }
-      add(&x, linear(a, lw.w2, D));
+      add(&x, linear(a, lw.w2, mag(&LlamaLayerWeights::w2), D));
     }
     const EV h = norm(x, w_.final_norm);
-    return linear(h, c_.tied_embeddings ? w_.embedding : w_.classifier, c_.vocab);
+    const float* cls = c_.tied_embeddings ? w_.embedding : w_.classifier;
+    const LlamaWeights* m = quantized_ ? &quantized_->magnitudes : nullptr;
+    return linear(h, cls, m ? (c_.tied_embeddings ? m->embedding : m->classifier) : nullptr, c_.vocab);
   }
 
  private:
@@ -110,22 +128,24 @@ class LlamaReference {
     }
     return y;
   }
-  // y = x·Wᵀ, W: [n][k].
-  EV linear(const EV& x, const float* w, size_t n) const {
+  // y = x·Wᵀ, W: [n][k]; w_mag: what each product's roundings scale with,
+  // per weight, where it is not |w| (quantized weights), laid out as W.
+  EV linear(const EV& x, const float* w, const float* w_mag, size_t n) const {
     const size_t k = x.v.size();
     const double round2 = w_rel_ * w_rel_ + a_rel_ * a_rel_;
+    const double terms = w_mag ? static_cast<double>(QuantSumTerms(k, quantized_->group)) : static_cast<double>(k);
     EV y(n);
     for (size_t j = 0; j < n; ++j) {
       double s = 0, mag = 0, sq = 0, prop = 0;
       for (size_t i = 0; i < k; ++i) {
         const double wi = w[j * k + i], p = x.v[i] * wi;
         s += p;
-        mag += std::fabs(p);
+        mag += w_mag ? std::fabs(x.v[i] * w_mag[j * k + i]) : std::fabs(p);
         sq += p * p;
         prop += x.e[i] * x.e[i] * wi * wi;
       }
       y.v[j] = s;
-      y.e[j] = std::sqrt(prop + round2 * sq + k * kU * kU * mag * mag + kU * kU * s * s);
+      y.e[j] = std::sqrt(prop + round2 * sq + terms * kU * kU * mag * mag + kU * kU * s * s);
     }
     return y;
   }
@@ -195,6 +215,7 @@ class LlamaReference {
   LlamaConfig c_;
   const LlamaWeights& w_;
   double w_rel_, a_rel_;
+  const QuantizedBound* quantized_;
   size_t len_ = 0;
   std::vector<std::vector<EV>> k_, v_;
 };

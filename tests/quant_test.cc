@@ -19,52 +19,16 @@
 #include <vector>
 
 #include "gemm_reference.h"
+#include "quant_reference.h"
 
 namespace tilekit {
 namespace {
 
+using testing::Dequantized;
 using testing::GemmCase;
 using testing::GemmReference;
+using testing::GroupOf;
 using testing::Rng;
-
-int QMax(WeightType t) { return t == WeightType::kInt8 ? 127 : 7; }
-int Zero(WeightType t) { return t == WeightType::kInt8 ? 128 : 8; }
-size_t GroupOf(size_t group, size_t k) { return group ? group : std::max<size_t>(8, (k + 7) / 8 * 8); }
-
-// One quantized weight matrix as the reference sees it, [K][wn] row-major:
-// q · s (rounded to fp32), and the magnitude (|q| + 2z) · s its products'
-// roundings scale with.
-struct Dequantized {
-  std::vector<float> w, mag;
-  double max_error = 0, max_scale = 0;  // of the quantization, against the fp32 source
-};
-
-// The rule of pack_weights for fp32 / bf16 sources. src: [K][wn] row-major.
-Dequantized Quantize(const std::vector<float>& src, size_t k, size_t wn, WeightType t, size_t group) {
-  const size_t g = GroupOf(group, k);
-  const float qmax = static_cast<float>(QMax(t));
-  const double z = Zero(t);
-  Dequantized d;
-  d.w.assign(k * wn, 0.f);
-  d.mag.assign(k * wn, 0.f);
-  for (size_t c = 0; c < wn; ++c) {
-    for (size_t k0 = 0; k0 < k; k0 += g) {
-      const size_t k1 = std::min(k, k0 + g);
-      float amax = 0.f;
-      for (size_t kk = k0; kk < k1; ++kk) amax = std::max(amax, std::fabs(src[kk * wn + c]));
-      const float s = amax / qmax;
-      for (size_t kk = k0; kk < k1; ++kk) {
-        const float v = src[kk * wn + c];
-        const float q = s == 0.f ? 0.f : std::nearbyint(std::max(-qmax, std::min(qmax, v / s)));
-        d.w[kk * wn + c] = q * s;
-        d.mag[kk * wn + c] = static_cast<float>((std::fabs(q) + 2 * z) * s);
-        d.max_error = std::max(d.max_error, std::fabs(static_cast<double>(v) - static_cast<double>(q) * s));
-        d.max_scale = std::max<double>(d.max_scale, s);
-      }
-    }
-  }
-  return d;
-}
 
 // A GGUF tensor written by the test: N rows of K values as Q8_0 or Q4_0
 // blocks (llama.cpp's quantizers: Q8_0 d = max|x| / 127, q = round(x / d);
@@ -194,8 +158,8 @@ struct QuantProblem {
       g.ep.residual = residual.data();
       g.ep.ld_residual = ldc;
     }
-    deq = Quantize(src, g.k, wn, t, grp);
-    g.sum_terms = g.k + (g.k + GroupOf(grp, g.k) - 1) / GroupOf(grp, g.k) + 4;
+    deq = testing::Quantize(src.data(), g.k, wn, SourceLayout::kKN, t, grp);
+    g.sum_terms = testing::QuantSumTerms(g.k, grp);
   }
 
   // The source in [K][N] (kn) or PyTorch's [N][K] (nk, a transposed copy).

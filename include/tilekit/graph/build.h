@@ -8,7 +8,9 @@
 #error "tilekit/graph/build.h is a part of tilekit/graph/graph.h: include that"
 #endif
 
+#include <algorithm>
 #include <cstdint>
+#include <iterator>
 #include <utility>
 #include <vector>
 
@@ -28,12 +30,10 @@ inline Status Graph::build(const GraphConfig& config) {
   Status st = check_cache(config);
   if (st != Status::kOk) return st;
   if ((st = check_sizes(config)) != Status::kOk) return st;
+  if ((st = check_weights(config)) != Status::kOk) return st;
   config_ = config;
   for (Node& n : nodes_) {
-    if (n.op != Op::kLinear) continue;
-    n.linear.type = n.linear.weights == NodeWeights::kF32    ? WeightType::kF32
-                    : n.linear.weights == NodeWeights::kBf16 ? WeightType::kBf16
-                                                             : config.weights;
+    if (n.op == Op::kLinear) n.linear.type = graph_detail::weight_type(n.linear.weights, config.weights);
   }
   stats_.folded_adds += graph_detail::fold_residual_adds(nodes_, tensors_);
   stats_.fused_linears += graph_detail::fuse_linears_sharing_input(nodes_);
@@ -92,6 +92,30 @@ inline Status Graph::check_cache(const GraphConfig& config) const {
   return Status::kOk;
 }
 
+// The weight types and the group size, before anything is packed: what
+// pack_weights would refuse for the first quantized linear is refused here
+// for the graph.
+inline Status Graph::check_weights(const GraphConfig& config) const {
+  const WeightType types[] = {WeightType::kF32, WeightType::kBf16, WeightType::kInt8, WeightType::kInt4};
+  if (std::find(std::begin(types), std::end(types), config.weights) == std::end(types)) {
+    return fail(Status::kInvalidArgument, "graph: GraphConfig::weights is an unknown weight type %d",
+                static_cast<int>(config.weights));
+  }
+  const size_t g = config.weight_group;
+  if (g != 0 && g != 32 && g != 64 && g != 128) {
+    return fail(Status::kInvalidArgument, "graph: GraphConfig::weight_group is %zu; quantized weights take 32, 64, "
+                "128 or 0 (one scale per column over all of K)", g);
+  }
+  if (g != 0) return Status::kOk;
+  for (const Node& n : nodes_) {
+    if (n.op == Op::kLinear && graph_detail::weight_type(n.linear.weights, config.weights) == WeightType::kInt4) {
+      return fail(Status::kInvalidArgument, "graph: int4 weights need a group size (32, 64 or 128); "
+                  "GraphConfig::weight_group is 0");
+    }
+  }
+  return Status::kOk;
+}
+
 // Each tensor's bytes at the most rows, and all of them together (the arena
 // is at most their sum), must fit in size_t: an input or embedding of 2^62
 // columns planned a wrapped, tiny arena that run() then wrote past.
@@ -119,6 +143,7 @@ inline Status Graph::pack(const GraphConfig& config) {
   packed_.reserve(count);
   PackOptions po;
   po.executor = config.pack_executor;
+  po.group = config.weight_group;  // read for quantized weights only
   std::vector<WeightSource> parts;
   for (Node& n : nodes_) {
     if (n.dead || n.op != Op::kLinear) continue;

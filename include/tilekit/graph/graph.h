@@ -21,7 +21,8 @@
 //    buffer for the whole model;
 //  - horizontal fusion: linears that read the same tensor (Q, K, V) become
 //    one gemm_fused, each segment with its own bias and activation;
-//  - packing: each linear's weights once, fp32 or bf16 (per graph or per node);
+//  - packing: each linear's weights once, fp32, bf16, or quantized to int8 or
+//    int4 (per graph or per node; GraphConfig::weight_group K values per scale);
 //  - planning: every tensor is alive from its producing node to its last
 //    reader, an output may take the buffer of an input its node reads last
 //    where the kernel allows in place, and the buffers share one arena,
@@ -93,12 +94,21 @@ struct GraphConfig {
   size_t max_tokens = 0;     // the largest step the graph runs (tokens of all sequences)
   size_t max_sequences = 1;  // the most sequences in one step
   WeightType weights = WeightType::kF32;  // linears that do not choose their own
+  // Quantized linears (kInt8, kInt4, by default or by node): K values per
+  // scale, one group size for the whole graph, as a checkpoint format has one
+  // (GGUF's Q8_0 / Q4_0: 32). 32, 64 or 128; or 0, one scale per output column
+  // over all of K (kInt8 only). Checked at build even when no linear is
+  // quantized.
+  size_t weight_group = 32;
   KvCache* kv_cache = nullptr;            // read and written by kv_write and attention nodes
   Executor* pack_executor = nullptr;      // threads for packing at build
 };
 
-// Per-node choice of a linear's weight type.
-enum class NodeWeights : uint8_t { kGraphDefault, kF32, kBf16 };
+// Per-node choice of a linear's weight type. kInt8 / kInt4 quantize the
+// node's fp32 (or bf16) weights at build, by pack_weights' rule (symmetric,
+// round to nearest, one fp32 scale per output column and weight_group K
+// values; gemm/packed_weights.h).
+enum class NodeWeights : uint8_t { kGraphDefault, kF32, kBf16, kInt8, kInt4 };
 
 struct LinearOptions {
   const float* bias = nullptr;  // [N], copied
@@ -190,6 +200,7 @@ class Graph {
   TensorId add_node(Node node);
   // build.h
   Status check_cache(const GraphConfig& config) const;
+  Status check_weights(const GraphConfig& config) const;
   Status check_sizes(const GraphConfig& config) const;
   Status pack(const GraphConfig& config);
   // run.h

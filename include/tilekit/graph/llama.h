@@ -63,7 +63,12 @@ struct LlamaWeights {
 struct LlamaOptions {
   size_t max_tokens = 1;     // the largest step (prefill chunk, or decode batch)
   size_t max_sequences = 1;  // sequences in one step, and sequences the cache holds
+  // Every linear's weights, the classifier's included (the embedding lookup
+  // reads the fp32 table): kF32, kBf16, or kInt8 / kInt4 quantized at build
+  // with one scale per output column and weight_group K values
+  // (GraphConfig::weight_group: 32, 64, 128, or 0 for all of K with kInt8).
   WeightType weights = WeightType::kF32;
+  size_t weight_group = 32;
   KvDtype kv_dtype = KvDtype::kF32;
   size_t block_tokens = 16;
   bool all_logits = false;  // logits for every token (else for each sequence's last)
@@ -220,6 +225,7 @@ inline Status LlamaModel::build(const LlamaConfig& c, const LlamaWeights& w, con
   gc.max_tokens = o.max_tokens;
   gc.max_sequences = o.max_sequences;
   gc.weights = o.weights;
+  gc.weight_group = o.weight_group;
   gc.kv_cache = &cache_;
   gc.pack_executor = o.pack_executor;
   return g.build(gc);

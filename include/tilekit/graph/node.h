@@ -51,6 +51,18 @@ struct Segment {
   Activation activation = Activation::kNone;
 };
 
+// The weight type a linear packs: its own choice, or the graph's.
+inline WeightType weight_type(NodeWeights w, WeightType graph_default) {
+  switch (w) {
+    case NodeWeights::kF32: return WeightType::kF32;
+    case NodeWeights::kBf16: return WeightType::kBf16;
+    case NodeWeights::kInt8: return WeightType::kInt8;
+    case NodeWeights::kInt4: return WeightType::kInt4;
+    case NodeWeights::kGraphDefault: break;
+  }
+  return graph_default;
+}
+
 struct LinearArgs {
   // One segment; several after horizontal fusion; or gate and up (gate_up),
   // packed as a pair into one SwiGLU output (both segments' out).
@@ -58,7 +70,7 @@ struct LinearArgs {
   bool gate_up = false;
   TensorId residual = kNoTensor;  // added in the GEMM's store: a folded add
   NodeWeights weights = NodeWeights::kGraphDefault;  // as described
-  WeightType type = WeightType::kF32;                // as packed: weights, or the config's
+  WeightType type = WeightType::kF32;                // as packed: weights, or the config's (weight_type)
   size_t packed = 0;                                 // index into the graph's packed weights
   std::vector<FusedOutput<float>> fused;             // filled per run, allocated at build
 };
