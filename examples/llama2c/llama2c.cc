@@ -4,7 +4,12 @@
 // tokens/s of prefill and decode are printed.
 //
 //   llama2c model.bin tokenizer.bin [-i prompt] [-n tokens] [-t temperature] [-p top_p]
-//           [-s seed] [-w f32|bf16] [-j threads] [-c prefill_chunk] [-q] (quiet: no text)
+//           [-s seed] [-w f32|bf16|int8|int4] [-g group] [-j threads] [-c prefill_chunk]
+//           [-q] (quiet: no text)
+//
+// -w int8 / int4 quantize every linear's weights at load (the classifier's
+// too; the embedding table stays fp32), one scale per output column and -g
+// K values (32, the default; 64, 128; or 0, all of K, for int8).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -16,6 +21,7 @@
 
 #include "tilekit/loaders/llama2c.h"
 #include "tilekit/tilekit.h"
+#include "../common/weight_type_arg.h"
 #include "tokenizer.h"
 
 namespace {
@@ -55,6 +61,12 @@ struct Sampler {
   }
 };
 
+// " (group 32)" for quantized weights.
+std::string GroupNote(tilekit::WeightType type, size_t group) {
+  if (!tilekit::is_quantized(type)) return "";
+  return group ? " (group " + std::to_string(group) + ")" : " (one scale per column)";
+}
+
 int Fail(const char* what) {
   std::fprintf(stderr, "llama2c: %s: %s\n", what, tilekit::last_error());
   return 1;
@@ -66,12 +78,12 @@ int main(int argc, char** argv) {
   if (argc < 3) {
     std::fprintf(stderr,
                  "usage: %s model.bin tokenizer.bin [-i prompt] [-n tokens] [-t temperature] [-p top_p] [-s seed]\n"
-                 "       [-w f32|bf16] [-j threads] [-c prefill_chunk] [-q]\n",
+                 "       [-w f32|bf16|int8|int4] [-g group] [-j threads] [-c prefill_chunk] [-q]\n",
                  argv[0]);
     return 2;
   }
   std::string prompt = "Once upon a time";
-  size_t steps = 32, threads = 1, chunk = 64;
+  size_t steps = 32, threads = 1, chunk = 64, group = 32;
   float temperature = 0.f, top_p = 0.9f;
   unsigned long long seed = 42;
   bool quiet = false;
@@ -94,9 +106,9 @@ int main(int argc, char** argv) {
     else if (flag == "-s") seed = std::strtoull(v, nullptr, 10);
     else if (flag == "-j") threads = std::max<size_t>(1, std::strtoul(v, nullptr, 10));
     else if (flag == "-c") chunk = std::max<size_t>(1, std::strtoul(v, nullptr, 10));
-    else if (flag == "-w" && (!std::strcmp(v, "f32") || !std::strcmp(v, "bf16"))) {
-      type = std::strcmp(v, "bf16") ? tilekit::WeightType::kF32 : tilekit::WeightType::kBf16;
-    } else {
+    else if (flag == "-g") group = std::strtoul(v, nullptr, 10);
+    else if (flag == "-w" && ParseWeightType(v, &type)) continue;
+    else {
       std::fprintf(stderr, "llama2c: unknown flag %s %s\n", flag.c_str(), v);
       return 2;
     }
@@ -115,16 +127,18 @@ int main(int argc, char** argv) {
   tilekit::LlamaOptions opt;
   opt.max_tokens = std::min(chunk, c.max_seq_len);
   opt.weights = type;
+  opt.weight_group = group;
   opt.pack_executor = &pool;
   tilekit::LlamaModel model;
   if (model.build(c, ck.weights, opt) != tilekit::Status::kOk) return Fail("build");
   const tilekit::GraphStats& st = model.graph().stats();
   std::fprintf(stderr,
-               "model: dim %zu hidden %zu layers %zu heads %zu/%zu vocab %zu seq %zu, %s weights (%.1f MB packed), %zu threads\n"
+               "model: dim %zu hidden %zu layers %zu heads %zu/%zu vocab %zu seq %zu, %s weights%s (%.1f MB packed, "
+               "scales included), %zu threads\n"
                "graph: %zu kernel calls per step (%zu linears fused horizontally, %zu residual adds in GEMM stores), "
                "arena %.2f MB for %zu tokens (all %zu tensors apart: %.2f MB)\n",
                c.dim, c.hidden, c.layers, c.heads, c.kv_heads, c.vocab, c.max_seq_len, tilekit::weight_type_name(type),
-               st.packed_bytes / 1e6, threads, st.kernel_nodes, st.fused_linears, st.folded_adds, st.arena_bytes / 1e6,
+               GroupNote(type, group).c_str(), st.packed_bytes / 1e6, threads, st.kernel_nodes, st.fused_linears, st.folded_adds, st.arena_bytes / 1e6,
                opt.max_tokens, st.tensors, st.intermediate_bytes / 1e6);
 
   std::vector<int32_t> tokens = tok.encode(prompt);
