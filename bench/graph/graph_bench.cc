@@ -1,6 +1,6 @@
 // The graph executor (issue 18): one Llama-7B-dims decoder layer (dim 4096,
 // hidden 11008, 32 heads, 8 KV heads, head_dim 128) built with add_llama_layer,
-//  - decode of one token at a context of 1K and 4K, fp32 and bf16 weights, each
+//  - decode of one token at a context of 1K and 4K, per weight type, each
 //    iteration beside a read pass over as many bytes as the step must read (the
 //    layer's packed weights and its fp32 K/V) on the same threads (interleaved,
 //    so both see the same machine): x_bound = median decode time / median read
@@ -17,8 +17,21 @@
 //    weights' shapes, same cache), us_per_layer = (median graph − median
 //    direct) / layers.
 //
-// Rows: graph_decode/<tilekit|read_ceiling>/<f32|bf16>/context:<S>/threads:<t>
-//       graph_prefill/<tilekit|eager>/<dtype>/T:512/threads:<t>
+//  - the whole model per weight type: llama2.c's stories110M dims as a
+//    LlamaModel, decode tokens/s at a context of 512 beside the streaming bound
+//    (bound_tokens/s = the read ceiling measured in the same run, interleaved,
+//    over the packed weight bytes per token, scales included; the K/V bytes
+//    the step reads too are reported apart, kv_MB), and prefill tokens/s in
+//    512-token steps.
+//
+// Weight types: f32, bf16, and int8 / int4 quantized at build in groups of 32
+// (GraphConfig::weight_group's default); their packed bytes include the
+// scales.
+//
+// Rows: graph_decode/<tilekit|read_ceiling>/<f32|bf16|int8|int4>/context:<S>/threads:<t>
+//       graph_prefill/<tilekit|eager>/<weights>/T:512/threads:<t>
+//       graph_model_decode/tilekit/<weights>/context:512/threads:<t>
+//       graph_model_prefill/tilekit/<weights>/T:512/threads:<t>
 //       graph_overhead/tilekit/f32/dim:64/layers:4/threads:<t>
 // GB/s: decode = packed weight bytes + K/V bytes read per step; GFLOP/s:
 // prefill = the layer's GEMM FLOPs (2·T·(2D² + 2D·Dkv + 3DH)), attention not
@@ -29,6 +42,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <iterator>
 #include <memory>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <string>
@@ -39,6 +53,7 @@
 #include "onednn_unfused.h"
 #include "read_bandwidth.h"
 #include "tilekit/graph/llama.h"
+#include "tilekit/loaders/llama2c.h"
 #include "tilekit/tilekit.h"
 
 namespace {
@@ -153,10 +168,14 @@ struct LayerGraph {
   }
 };
 
-// The 7B layer per weight type, built on first use (packing takes seconds).
+constexpr tilekit::WeightType kWeightTypes[] = {tilekit::WeightType::kF32, tilekit::WeightType::kBf16,
+                                                tilekit::WeightType::kInt8, tilekit::WeightType::kInt4};
+
+// The 7B layer per weight type (int8 and int4 quantized in groups of 32, the
+// graph's default), built on first use (packing takes seconds).
 LayerGraph* Graph7B(tilekit::WeightType type) {
-  static std::unique_ptr<LayerGraph> graphs[2];
-  std::unique_ptr<LayerGraph>& g = graphs[type == tilekit::WeightType::kBf16];
+  static std::unique_ptr<LayerGraph> graphs[std::size(kWeightTypes)];
+  std::unique_ptr<LayerGraph>& g = graphs[static_cast<size_t>(type)];
   if (!g) {
     g.reset(new LayerGraph);
     tilekit::ThreadPool pool(2);
@@ -168,8 +187,6 @@ LayerGraph* Graph7B(tilekit::WeightType type) {
   }
   return g.get();
 }
-
-const char* TypeName(tilekit::WeightType t) { return t == tilekit::WeightType::kBf16 ? "bf16" : "f32"; }
 
 // A read pass over `bytes` split over the pool (the prefetching reader).
 struct ReadPass {
@@ -413,6 +430,130 @@ void EagerPrefill(benchmark::State& state, size_t threads) {
   state.counters["GFLOP/s"] = benchmark::Counter(LayerFlops(kChunk) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// ---- the whole model -----------------------------------------------------------
+// llama2.c's stories110M dims (dim 768, hidden 2048, 12 layers, 12 heads,
+// vocab 32000, tied classifier) as a LlamaModel with random weights, per
+// weight type: decode tokens/s at a context of 512 beside the streaming bound
+// (the packed weight bytes per token, scales included, over the read ceiling
+// measured in the same run, interleaved: bound_tokens/s), and prefill
+// tokens/s of 512-token steps.
+constexpr size_t kModelContext = 512;
+
+tilekit::LlamaConfig ModelConfig() {
+  tilekit::LlamaConfig c;
+  c.dim = 768, c.hidden = 2048, c.layers = 12, c.heads = 12, c.kv_heads = 12, c.vocab = 32000;
+  c.max_seq_len = 1024;
+  c.rope.pairing = tilekit::RopePairing::kInterleaved;
+  return c;
+}
+
+struct Model {
+  tilekit::LlamaModel model;
+  tilekit::KvSlot slot;
+  tilekit::SequenceStep decode, prefill;  // one token at kModelContext; kChunk tokens at 0
+  std::vector<int32_t> tokens;
+};
+
+// The model's weights in llama2.c's layout, shared by every weight type:
+// uniform with variance 1/fan-in, norm weights 1 (empty if they do not fit).
+const std::vector<float>& ModelData(tilekit::LlamaWeights* w) {
+  static const tilekit::LlamaConfig c = ModelConfig();
+  static const std::vector<float> data = [] {
+    size_t n = 0;
+    if (!tilekit::llama2c_floats(c, &n)) return std::vector<float>();
+    std::vector<float> d(n);
+    Fill(d.data(), n, 21, std::sqrt(3.f / c.dim));
+    tilekit::LlamaWeights lw;
+    tilekit::llama2c_weights(c, d.data(), &lw);
+    const auto ones = [&](const float* p) { std::fill_n(d.begin() + (p - d.data()), c.dim, 1.f); };
+    for (const tilekit::LlamaLayerWeights& l : lw.layers) ones(l.attn_norm), ones(l.ffn_norm);
+    ones(lw.final_norm);
+    return d;
+  }();
+  tilekit::llama2c_weights(c, data.data(), w);
+  return data;
+}
+
+Model* ModelOf(tilekit::WeightType type) {
+  static std::unique_ptr<Model> models[std::size(kWeightTypes)];
+  std::unique_ptr<Model>& m = models[static_cast<size_t>(type)];
+  if (m) return m.get();
+  m.reset(new Model);
+  tilekit::LlamaWeights w;
+  const tilekit::LlamaConfig c = ModelConfig();
+  tilekit::ThreadPool pool(2);
+  tilekit::LlamaOptions o;
+  o.max_tokens = kChunk;
+  o.weights = type;
+  o.pack_executor = &pool;
+  m->tokens.resize(kChunk);
+  for (size_t i = 0; i < kChunk; ++i) m->tokens[i] = static_cast<int32_t>((i * 7919) % c.vocab);
+  if (ModelData(&w).empty() || m->model.build(c, w, o) != Status::kOk ||
+      m->slot.init(m->model.cache(), c.max_seq_len) != Status::kOk ||
+      m->model.forward(m->slot, m->tokens.data(), kModelContext) != Status::kOk ||
+      m->slot.grow(m->model.cache(), 1) != Status::kOk) {
+    m.reset();
+    return nullptr;
+  }
+  m->decode = m->slot.step(1);  // never advanced: each run writes the same position
+  m->prefill = tilekit::SequenceStep{m->decode.blocks, m->decode.num_blocks, 0, kChunk};
+  return m.get();
+}
+
+void ModelDecode(benchmark::State& state, tilekit::WeightType type, size_t threads) {
+  Model* m = ModelOf(type);
+  if (!m) {
+    state.SkipWithError(tilekit::last_error());
+    return;
+  }
+  tilekit::ThreadPool pool(threads);
+  const size_t bytes = m->model.graph().stats().packed_bytes;
+  ReadPass read;
+  if (!read.init(bytes, threads)) {
+    state.SkipWithError("out of memory");
+    return;
+  }
+  std::vector<double> dec, rd;
+  for (auto _ : state) {
+    const auto t0 = clock_type::now();
+    if (m->model.forward(tilekit::Step{m->tokens.data(), &m->decode, 1}, &pool) != Status::kOk) {
+      state.SkipWithError(tilekit::last_error());
+      return;
+    }
+    dec.push_back(Seconds(t0));
+    state.PauseTiming();
+    rd.push_back(read.seconds(pool));
+    benchmark::DoNotOptimize(read.sink);
+    state.ResumeTiming();
+  }
+  // The read pass covers the packed bytes rounded down to whole granules.
+  const double read_bps = read.n * sizeof(float) / Median(rd);
+  state.counters["tokens/s"] = 1 / Median(dec);
+  state.counters["bound_tokens/s"] = read_bps / bytes;
+  state.counters["x_bound"] = Median(dec) * read_bps / bytes;
+  state.counters["read_GB/s"] = read_bps * 1e-9;
+  state.counters["weight_MB"] = bytes * 1e-6;
+  // K/V the step also reads (fp32 cache), outside the bound.
+  const tilekit::LlamaConfig c = ModelConfig();
+  state.counters["kv_MB"] = 2.0 * c.layers * kModelContext * c.kv_heads * c.head_dim() * sizeof(float) * 1e-6;
+}
+
+void ModelPrefill(benchmark::State& state, tilekit::WeightType type, size_t threads) {
+  Model* m = ModelOf(type);
+  if (!m) {
+    state.SkipWithError(tilekit::last_error());
+    return;
+  }
+  tilekit::ThreadPool pool(threads);
+  for (auto _ : state) {
+    if (m->model.forward(tilekit::Step{m->tokens.data(), &m->prefill, 1}, &pool) != Status::kOk) {
+      state.SkipWithError(tilekit::last_error());
+      return;
+    }
+  }
+  state.counters["tokens/s"] = benchmark::Counter(kChunk, benchmark::Counter::kIsIterationInvariantRate);
+}
+
 // ---- overhead ------------------------------------------------------------------
 // The kernel calls a decode step of one Llama layer makes, made directly, on
 // weights packed as the graph packs them (Q/K/V as one three-segment GEMM,
@@ -549,17 +690,22 @@ int main(int argc, char** argv) {
     tilekit_bench::ApplyPolicy(benchmark::RegisterBenchmark(("graph_overhead/tilekit/f32/dim:64/layers:4" + t).c_str(),
                                                             GraphOverhead, size_t{4}, threads));
     for (size_t context : {size_t{1024}, size_t{4096}}) {
-      for (WeightType w : {WeightType::kF32, WeightType::kBf16}) {
-        Register(std::string("graph_decode/tilekit/") + TypeName(w) + "/context:" + std::to_string(context) + t,
+      for (WeightType w : kWeightTypes) {
+        Register(std::string("graph_decode/tilekit/") + tilekit::weight_type_name(w) + "/context:" + std::to_string(context) + t,
                  GraphDecode, w, context, threads);
       }
     }
     tilekit_bench::ApplyPolicy(
         benchmark::RegisterBenchmark(("graph_decode/read_ceiling/f32/context:0" + t).c_str(), ReadCeiling, threads));
-    for (WeightType w : {WeightType::kF32, WeightType::kBf16}) {
+    for (WeightType w : kWeightTypes) {
+      const std::string name = tilekit::weight_type_name(w);
+      tilekit_bench::ApplyPolicy(benchmark::RegisterBenchmark(("graph_prefill/tilekit/" + name + "/T:512" + t).c_str(),
+                                                              GraphPrefill, w, threads));
       tilekit_bench::ApplyPolicy(benchmark::RegisterBenchmark(
-          (std::string("graph_prefill/tilekit/") + TypeName(w) + "/T:512" + t).c_str(),
-          [](benchmark::State& s, WeightType w, size_t threads) { GraphPrefill(s, w, threads); }, w, threads));
+          ("graph_model_decode/tilekit/" + name + "/context:" + std::to_string(kModelContext) + t).c_str(),
+          ModelDecode, w, threads));
+      tilekit_bench::ApplyPolicy(benchmark::RegisterBenchmark(
+          ("graph_model_prefill/tilekit/" + name + "/T:512" + t).c_str(), ModelPrefill, w, threads));
     }
     tilekit_bench::ApplyPolicy(
         benchmark::RegisterBenchmark(("graph_prefill/eager/f32/T:512" + t).c_str(), EagerPrefill, threads));
