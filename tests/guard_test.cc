@@ -17,6 +17,7 @@
 #include "guarded_buffer.h"
 #include "harness.h"
 #include "ops_reference.h"
+#include "quant_reference.h"
 
 namespace tilekit {
 namespace {
@@ -50,6 +51,12 @@ uint32_t Bits(float f) {
   uint32_t u;
   std::memcpy(&u, &f, 4);
   return u;
+}
+
+// Copies of a guarded operand in ordinary memory, for the same call twice.
+template <typename T>
+std::vector<T> Plain(const GuardedBuffer<T>& b) {
+  return std::vector<T>(b.data(), b.data() + b.size());
 }
 
 class GuardTest : public testing::PathTest {};
@@ -117,9 +124,13 @@ TEST_P(GuardTest, ApplyEpilogue) {
 // A (fp32 or bf16), C (fp32 or bf16), bias and residual each against a guard,
 // for N across the tails (narrow dot-product columns up to 16, the path's
 // panels above), M = 1 (the GEMV kernels), 2 and 13 (row tiles and their
-// tail), K across a vector's width. Packed weights are tilekit's own buffer.
+// tail), K across a vector's width. Packed weights are tilekit's own buffer:
+// fp32, bf16, or int8 / int4 quantized from fp32 in groups of `group` (the
+// reference then multiplies the dequantized weights, tests/quant_reference.h).
 template <typename TA, typename TC>
-void GemmAgainstGuards(size_t m, size_t n, size_t k, Guard g, bool w_bf16, bool gate_up, testing::Rng& rng) {
+void GemmAgainstGuards(size_t m, size_t n, size_t k, Guard g, WeightType type, bool gate_up, testing::Rng& rng,
+                       size_t group = 32) {
+  const bool w_bf16 = type == WeightType::kBf16;
   testing::GemmCase gc;
   gc.m = m, gc.n = n, gc.k = k;
   gc.a_bf16 = kIsBf16<TA>, gc.c_bf16 = kIsBf16<TC>, gc.w_bf16 = w_bf16, gc.gate_up = gate_up;
@@ -149,28 +160,36 @@ void GemmAgainstGuards(size_t m, size_t n, size_t k, Guard g, bool w_bf16, bool 
     gc.ep.bias = bias.data();
     gc.ep.activation = kActivations[rng.below(5)];
   }
-  const WeightType type = w_bf16 ? WeightType::kBf16 : WeightType::kF32;
+  PackOptions po;
+  po.group = group;
   PackedWeights pw;
   if (gate_up) {
-    ASSERT_EQ(pack_weights_gate_up(weights_kn(w.data(), k, n, wn), weights_kn(w.data() + n, k, n, wn), type, &pw),
+    ASSERT_EQ(pack_weights_gate_up(weights_kn(w.data(), k, n, wn), weights_kn(w.data() + n, k, n, wn), type, &pw, po),
               Status::kOk);
   } else {
-    ASSERT_EQ(pack_weights(weights_kn(w.data(), k, n), type, &pw), Status::kOk);
+    ASSERT_EQ(pack_weights(weights_kn(w.data(), k, n), type, &pw, po), Status::kOk);
   }
   ASSERT_EQ(gemm(MatrixView<const TA>{ga.data(), m, k, lda}, pw, MatrixView<TC>{gcm.data(), m, n, ldc}, gc.ep),
             Status::kOk)
       << last_error();
   gc.a_rounded = !gc.a_bf16 && pw.layout().rounds_a_to_bf16();
   gc.odd_rounded_sums = pw.layout().kind == PanelKind::kArmBfmmla;
+  testing::Dequantized deq;
+  if (is_quantized(type)) {
+    deq = testing::Quantize(w.data(), k, wn, SourceLayout::kKN, type, group);
+    gc.sum_terms = testing::QuantSumTerms(k, group);
+  }
   testing::GemmReference ref;
-  ref.compute(gc, a.data(), lda, w.data(), c_old.data(), ldc);
+  ref.compute(gc, a.data(), lda, is_quantized(type) ? deq.w.data() : w.data(), c_old.data(), ldc,
+              is_quantized(type) ? deq.mag.data() : nullptr);
   for (size_t i = 0; i < m; ++i) {
     for (size_t j = 0; j < n; ++j) {
       float got;
       if constexpr (kIsBf16<TC>) got = bf16_to_f32(gcm[i * ldc + j]); else got = gcm[i * ldc + j];
       ASSERT_TRUE(testing::WithinBound(std::fabs(got - ref.out[i * n + j]), ref.bound[i * n + j]))
           << "C[" << i << "][" << j << "] m=" << m << " k=" << k << " A " << (gc.a_bf16 ? "bf16" : "f32") << " C "
-          << (gc.c_bf16 ? "bf16" : "f32") << " W " << (w_bf16 ? "bf16" : "f32") << (gate_up ? " gate_up" : "");
+          << (gc.c_bf16 ? "bf16" : "f32") << " W " << weight_type_name(type) << " group " << group
+          << (gate_up ? " gate_up" : "");
     }
   }
 }
@@ -184,12 +203,83 @@ TEST_P(GuardTest, Gemm) {
       for (size_t k : {1, 17, 33}) {
         // Every dtype mix of A and C; the weight type and a gate/up pair in turn.
         const int v = variant++;
-        const bool w_bf16 = v & 1, gate_up = v % 5 == 0;
-        GemmAgainstGuards<float, float>(m, n, k, g, w_bf16, gate_up, rng);
-        GemmAgainstGuards<float, bf16>(m, n, k, g, w_bf16, gate_up, rng);
-        GemmAgainstGuards<bf16, float>(m, n, k, g, w_bf16, gate_up, rng);
-        GemmAgainstGuards<bf16, bf16>(m, n, k, g, w_bf16, gate_up, rng);
+        const WeightType type = v & 1 ? WeightType::kBf16 : WeightType::kF32;
+        const bool gate_up = v % 5 == 0;
+        GemmAgainstGuards<float, float>(m, n, k, g, type, gate_up, rng);
+        GemmAgainstGuards<float, bf16>(m, n, k, g, type, gate_up, rng);
+        GemmAgainstGuards<bf16, float>(m, n, k, g, type, gate_up, rng);
+        GemmAgainstGuards<bf16, bf16>(m, n, k, g, type, gate_up, rng);
         if (::testing::Test::HasFatalFailure()) return;
+      }
+    }
+  });
+}
+
+// The quantized GEMM (int8 and int4 weights): M = 1 (the GEMV) and M > 1 (the
+// dequantized K blocks under the vector tile), K short of a group, across
+// groups and past one, every group size in turn, gate/up every fifth case.
+TEST_P(GuardTest, QuantGemm) {
+  TILEKIT_SEED_TRACE();
+  testing::Rng rng(9);
+  int variant = 0;
+  GuardSweep(GuardTails(65), [&](size_t n, Guard g) {
+    for (size_t m : {1, 2, 13}) {
+      for (size_t k : {1, 33, 70}) {
+        const int v = variant++;
+        const WeightType type = v & 1 ? WeightType::kInt4 : WeightType::kInt8;
+        const size_t group = type == WeightType::kInt8 && v % 3 == 2 ? 0 : size_t{32} << (v / 2 % 3);
+        const bool gate_up = v % 5 == 0;
+        GemmAgainstGuards<float, float>(m, n, k, g, type, gate_up, rng, group);
+        GemmAgainstGuards<float, bf16>(m, n, k, g, type, gate_up, rng, group);
+        GemmAgainstGuards<bf16, float>(m, n, k, g, type, gate_up, rng, group);
+        GemmAgainstGuards<bf16, bf16>(m, n, k, g, type, gate_up, rng, group);
+        if (::testing::Test::HasFatalFailure()) return;
+      }
+    }
+  });
+}
+
+// GGUF Q8_0 / Q4_0 tensors packed from guarded memory: the last block of the
+// last row ends at the guard page (after), or the first block starts right
+// past it (before); rows packed or a few bytes apart (blocks then start at
+// odd addresses). Packed bytes equal those packed from ordinary memory, and
+// the weights multiply as the blocks' values d · q (a unit row of A reads
+// each one exactly on the GEMV).
+TEST_P(GuardTest, GgufSources) {
+  TILEKIT_SEED_TRACE();
+  testing::Rng rng(10);
+  GuardSweep(GuardTails(65), [&](size_t n, Guard g) {
+    for (SourceType st : {SourceType::kGgufQ8_0, SourceType::kGgufQ4_0}) {
+      const WeightType type = st == SourceType::kGgufQ8_0 ? WeightType::kInt8 : WeightType::kInt4;
+      for (size_t k : {32, 96}) {
+        const size_t row = k / 32 * gguf_block_bytes(st), ld = row + rng.below(2) * 3;
+        GuardedBuffer<unsigned char> bytes(testing::SpanElements(n, row, ld), g);
+        for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<unsigned char>(rng.below(256));
+        for (size_t r = 0; r < n; ++r) {
+          for (size_t b = 0; b < k / 32; ++b) {  // finite half scales: exponents 1 to 30
+            unsigned char* d = &bytes[r * ld + b * gguf_block_bytes(st)];
+            d[1] = static_cast<unsigned char>((d[1] & 0x83) | (1 + rng.below(30)) << 2);
+          }
+        }
+        const std::vector<unsigned char> plain = Plain(bytes);
+        PackedWeights pw, pw_plain;
+        ASSERT_EQ(pack_weights(weights_gguf(bytes.data(), st, n, k, ld), type, &pw), Status::kOk) << last_error();
+        ASSERT_EQ(pack_weights(weights_gguf(plain.data(), st, n, k, ld), type, &pw_plain), Status::kOk);
+        ASSERT_EQ(pw.bytes(), pw_plain.bytes());
+        ASSERT_EQ(std::memcmp(pw.panel(0), pw_plain.panel(0), pw.bytes()), 0) << source_type_name(st) << " k=" << k;
+        std::vector<float> a(k, 0.f), c(n);
+        for (size_t kk : {size_t{0}, k - 1}) {
+          a[kk] = 1.f;
+          ASSERT_EQ(gemm(matrix<const float>(a.data(), 1, k), pw, matrix(c.data(), 1, n)), Status::kOk);
+          for (size_t r = 0; r < n; ++r) {
+            uint16_t d;
+            int q;
+            testing::GgufBlockValue(plain.data(), st, ld, r, kk, &d, &q);
+            ASSERT_EQ(c[r], static_cast<float>(testing::HalfValue(d) * q))
+                << source_type_name(st) << " row " << r << " k " << kk;
+          }
+          a[kk] = 0.f;
+        }
       }
     }
   });
@@ -340,12 +430,6 @@ TEST_P(GuardTest, Softmax) {
       }
     }
   });
-}
-
-// Copies of a guarded operand in ordinary memory, for the same call twice.
-template <typename T>
-std::vector<T> Plain(const GuardedBuffer<T>& b) {
-  return std::vector<T>(b.data(), b.data() + b.size());
 }
 
 template <typename T>

@@ -10,12 +10,16 @@
 // |a| · (|q| + 2z) · s, not with |a · w|: Dequantized::mag holds that
 // magnitude per weight, and a product of K terms takes K + K/g + 4 roundings
 // (the group sums, their scaling and the dequantization), QuantSumTerms.
+//
+// GGUF Q8_0 / Q4_0 blocks are read back by the layout the header documents
+// (GgufBlockValue), their half scales by arithmetic (HalfValue).
 #ifndef TILEKIT_TESTS_QUANT_REFERENCE_H_
 #define TILEKIT_TESTS_QUANT_REFERENCE_H_
 
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
 #include "tilekit/tilekit.h"
@@ -70,6 +74,31 @@ inline Dequantized Quantize(const float* src, size_t k, size_t n, SourceLayout l
     }
   }
   return d;
+}
+
+// An IEEE half's value, every class (subnormals, infinities, NaN),
+// computed arithmetically: independent of the library's bit conversion.
+inline double HalfValue(uint16_t h) {
+  const int e = (h >> 10) & 0x1F, m = h & 0x3FF;
+  const double v = e == 0x1F ? (m ? std::nan("") : HUGE_VAL)
+                   : e == 0  ? std::ldexp(m, -24)
+                             : std::ldexp(1024 + m, e - 25);
+  return h & 0x8000 ? -v : v;
+}
+
+// Value k of row r of a GGUF Q8_0 / Q4_0 tensor (rows `row_bytes` apart), as
+// gemm/packed_weights.h documents the blocks: its block's half scale d and
+// its quantized value q (w = d · q).
+inline void GgufBlockValue(const unsigned char* bytes, SourceType type, size_t row_bytes, size_t r, size_t k,
+                           uint16_t* d, int* q) {
+  const unsigned char* block = bytes + r * row_bytes + k / 32 * (type == SourceType::kGgufQ8_0 ? 34 : 18);
+  *d = static_cast<uint16_t>(block[0] | block[1] << 8);
+  const size_t j = k % 32;
+  if (type == SourceType::kGgufQ8_0) {
+    *q = static_cast<int8_t>(block[2 + j]);
+  } else {
+    *q = (j < 16 ? block[2 + j] & 0xF : block[2 + j - 16] >> 4) - 8;
+  }
 }
 
 }  // namespace testing
