@@ -194,24 +194,37 @@ void GemmAgainstGuards(size_t m, size_t n, size_t k, Guard g, WeightType type, b
   }
 }
 
-TEST_P(GuardTest, Gemm) {
-  TILEKIT_SEED_TRACE();
-  testing::Rng rng(4);
+// The GEMM sweep: N across the tails, M = 1, 2 and 13, each K of `ks`, every
+// dtype mix of A and C; `weights` picks each case's weight type, group and
+// whether it is a gate/up pair, from a running count of cases.
+struct WeightsCase {
+  WeightType type;
+  size_t group;
+  bool gate_up;
+};
+void GemmGuardSweep(testing::Rng& rng, std::initializer_list<size_t> ks,
+                    const std::function<WeightsCase(int)>& weights) {
   int variant = 0;
   GuardSweep(GuardTails(65), [&](size_t n, Guard g) {
     for (size_t m : {1, 2, 13}) {
-      for (size_t k : {1, 17, 33}) {
-        // Every dtype mix of A and C; the weight type and a gate/up pair in turn.
-        const int v = variant++;
-        const WeightType type = v & 1 ? WeightType::kBf16 : WeightType::kF32;
-        const bool gate_up = v % 5 == 0;
-        GemmAgainstGuards<float, float>(m, n, k, g, type, gate_up, rng);
-        GemmAgainstGuards<float, bf16>(m, n, k, g, type, gate_up, rng);
-        GemmAgainstGuards<bf16, float>(m, n, k, g, type, gate_up, rng);
-        GemmAgainstGuards<bf16, bf16>(m, n, k, g, type, gate_up, rng);
+      for (size_t k : ks) {
+        const WeightsCase w = weights(variant++);
+        GemmAgainstGuards<float, float>(m, n, k, g, w.type, w.gate_up, rng, w.group);
+        GemmAgainstGuards<float, bf16>(m, n, k, g, w.type, w.gate_up, rng, w.group);
+        GemmAgainstGuards<bf16, float>(m, n, k, g, w.type, w.gate_up, rng, w.group);
+        GemmAgainstGuards<bf16, bf16>(m, n, k, g, w.type, w.gate_up, rng, w.group);
         if (::testing::Test::HasFatalFailure()) return;
       }
     }
+  });
+}
+
+// fp32 and bf16 weights in turn, a gate/up pair every fifth case.
+TEST_P(GuardTest, Gemm) {
+  TILEKIT_SEED_TRACE();
+  testing::Rng rng(4);
+  GemmGuardSweep(rng, {1, 17, 33}, [](int v) {
+    return WeightsCase{v & 1 ? WeightType::kBf16 : WeightType::kF32, 32, v % 5 == 0};
   });
 }
 
@@ -221,21 +234,9 @@ TEST_P(GuardTest, Gemm) {
 TEST_P(GuardTest, QuantGemm) {
   TILEKIT_SEED_TRACE();
   testing::Rng rng(9);
-  int variant = 0;
-  GuardSweep(GuardTails(65), [&](size_t n, Guard g) {
-    for (size_t m : {1, 2, 13}) {
-      for (size_t k : {1, 33, 70}) {
-        const int v = variant++;
-        const WeightType type = v & 1 ? WeightType::kInt4 : WeightType::kInt8;
-        const size_t group = type == WeightType::kInt8 && v % 3 == 2 ? 0 : size_t{32} << (v / 2 % 3);
-        const bool gate_up = v % 5 == 0;
-        GemmAgainstGuards<float, float>(m, n, k, g, type, gate_up, rng, group);
-        GemmAgainstGuards<float, bf16>(m, n, k, g, type, gate_up, rng, group);
-        GemmAgainstGuards<bf16, float>(m, n, k, g, type, gate_up, rng, group);
-        GemmAgainstGuards<bf16, bf16>(m, n, k, g, type, gate_up, rng, group);
-        if (::testing::Test::HasFatalFailure()) return;
-      }
-    }
+  GemmGuardSweep(rng, {1, 33, 70}, [](int v) {
+    const WeightType type = v & 1 ? WeightType::kInt4 : WeightType::kInt8;
+    return WeightsCase{type, type == WeightType::kInt8 && v % 3 == 2 ? 0 : size_t{32} << (v / 2 % 3), v % 5 == 0};
   });
 }
 

@@ -215,6 +215,39 @@ struct ReadPass {
 
 size_t KvBytes(size_t context) { return 2 * context * kKvDim * sizeof(float); }
 
+// Times `step` once per iteration, and after each (outside the timing) the
+// read pass on the same threads, interleaved so both see the same machine.
+// False, the state skipped, when a step fails.
+template <typename StepFn>
+bool TimeBesideReads(benchmark::State& state, ReadPass& read, tilekit::Executor& pool, StepFn&& step,
+                     std::vector<double>* steps, std::vector<double>* reads) {
+  for (auto _ : state) {
+    const auto t0 = clock_type::now();
+    if (step() != Status::kOk) {
+      state.SkipWithError(tilekit::last_error());
+      return false;
+    }
+    steps->push_back(Seconds(t0));
+    state.PauseTiming();
+    reads->push_back(read.seconds(pool));
+    benchmark::DoNotOptimize(read.sink);
+    state.ResumeTiming();
+  }
+  return true;
+}
+
+// Runs `step` once per iteration; false, the state skipped, when it fails.
+template <typename StepFn>
+bool TimeSteps(benchmark::State& state, StepFn&& step) {
+  for (auto _ : state) {
+    if (step() != Status::kOk) {
+      state.SkipWithError(tilekit::last_error());
+      return false;
+    }
+  }
+  return true;
+}
+
 void GraphDecode(benchmark::State& state, tilekit::WeightType type, size_t context, size_t threads) {
   LayerGraph* g = Graph7B(type);
   if (!g) {
@@ -228,18 +261,7 @@ void GraphDecode(benchmark::State& state, tilekit::WeightType type, size_t conte
     return;
   }
   std::vector<double> dec, rd;
-  for (auto _ : state) {
-    const auto t0 = clock_type::now();
-    if (g->run(context, 1, &pool) != Status::kOk) {
-      state.SkipWithError(tilekit::last_error());
-      return;
-    }
-    dec.push_back(Seconds(t0));
-    state.PauseTiming();
-    rd.push_back(read.seconds(pool));
-    benchmark::DoNotOptimize(read.sink);
-    state.ResumeTiming();
-  }
+  if (!TimeBesideReads(state, read, pool, [&] { return g->run(context, 1, &pool); }, &dec, &rd)) return;
   const double bytes = static_cast<double>(g->graph.stats().packed_bytes);
   state.counters["GB/s"] = benchmark::Counter((bytes + KvBytes(context)) * 1e-9,
                                               benchmark::Counter::kIsIterationInvariantRate);
@@ -274,12 +296,7 @@ void GraphPrefill(benchmark::State& state, tilekit::WeightType type, size_t thre
     return;
   }
   tilekit::ThreadPool pool(threads);
-  for (auto _ : state) {
-    if (g->run(0, kChunk, &pool) != Status::kOk) {
-      state.SkipWithError(tilekit::last_error());
-      return;
-    }
-  }
+  if (!TimeSteps(state, [&] { return g->run(0, kChunk, &pool); })) return;
   state.counters["GFLOP/s"] = benchmark::Counter(LayerFlops(kChunk) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 
@@ -514,18 +531,8 @@ void ModelDecode(benchmark::State& state, tilekit::WeightType type, size_t threa
     return;
   }
   std::vector<double> dec, rd;
-  for (auto _ : state) {
-    const auto t0 = clock_type::now();
-    if (m->model.forward(tilekit::Step{m->tokens.data(), &m->decode, 1}, &pool) != Status::kOk) {
-      state.SkipWithError(tilekit::last_error());
-      return;
-    }
-    dec.push_back(Seconds(t0));
-    state.PauseTiming();
-    rd.push_back(read.seconds(pool));
-    benchmark::DoNotOptimize(read.sink);
-    state.ResumeTiming();
-  }
+  const tilekit::Step step{m->tokens.data(), &m->decode, 1};
+  if (!TimeBesideReads(state, read, pool, [&] { return m->model.forward(step, &pool); }, &dec, &rd)) return;
   // The read pass covers the packed bytes rounded down to whole granules.
   const double read_bps = read.n * sizeof(float) / Median(rd);
   state.counters["tokens/s"] = 1 / Median(dec);
@@ -545,12 +552,8 @@ void ModelPrefill(benchmark::State& state, tilekit::WeightType type, size_t thre
     return;
   }
   tilekit::ThreadPool pool(threads);
-  for (auto _ : state) {
-    if (m->model.forward(tilekit::Step{m->tokens.data(), &m->prefill, 1}, &pool) != Status::kOk) {
-      state.SkipWithError(tilekit::last_error());
-      return;
-    }
-  }
+  const tilekit::Step step{m->tokens.data(), &m->prefill, 1};
+  if (!TimeSteps(state, [&] { return m->model.forward(step, &pool); })) return;
   state.counters["tokens/s"] = benchmark::Counter(kChunk, benchmark::Counter::kIsIterationInvariantRate);
 }
 
