@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <new>
@@ -79,6 +80,18 @@ struct QuantizedModel {
     llama2c_weights(c, data.data(), &weights);
     llama2c_weights(c, mag.data(), &bound.magnitudes);
     bound.group = group;
+    // Whether (and per how many values) the path's kernel for these weights
+    // quantizes x, from the layout it packs a linear of K inputs in.
+    const auto layout = [type, group, &m](size_t k) {  // m outlives the model it quantizes
+      PackOptions po;
+      po.group = group;
+      PanelLayout l;
+      const WeightSource one_row = weights_nk(m.data.data(), 1, k);
+      EXPECT_EQ(packing_layout(&one_row, 1, type, PackKind::kSeparate, po, &l), Status::kOk) << last_error();
+      return l;
+    };
+    bound.a_int8_min_rows = layout(c.dim).a_int8_min_rows;
+    bound.a_group = [layout](size_t k) { return static_cast<size_t>(layout(k).a_group); };
     // The [n][k] matrix at `w` (in m.data) into out and out_mag.
     auto quantize = [&](const float* w, size_t n, size_t k, float* out, float* out_mag) {
       const testing::Dequantized d = testing::Quantize(w, k, n, SourceLayout::kNK, type, group);
@@ -201,7 +214,7 @@ void RunAgainstReference(WeightType type, RopePairing pairing, size_t steps, uin
   ASSERT_EQ(slot.init(model.cache(), m.config.max_seq_len), Status::kOk);
   const std::vector<int32_t> prompt = Prompt(9, m.config.vocab, stream + 1);
   EV logits;
-  for (int32_t t : prompt) logits = ref.step(t);
+  for (int32_t t : prompt) logits = ref.step(t, prompt.size(), 1);
   ASSERT_EQ(model.forward(slot, prompt.data(), prompt.size()), Status::kOk) << last_error();
   int ambiguous = 0;
   int32_t next = static_cast<int32_t>(CheckLogits(model.logits().data, logits, "prefill", &ambiguous));
@@ -263,7 +276,9 @@ void ChunkedPrefillAndOneShot(WeightType type, uint64_t stream) {
   for (size_t chunk : {5, 1, 13, 18}) {
     ASSERT_EQ(chunked.forward(b, prompt.data() + at, chunk), Status::kOk) << last_error();
     for (size_t t = 0; t < chunk; ++t) {
-      const EV r = ref.step(prompt[at + t]);
+      // The one-shot run's GEMMs have every token's rows, the chunked run's a
+      // chunk's: the bound of the larger covers both.
+      const EV r = ref.step(prompt[at + t], prompt.size(), prompt.size());
       for (size_t j = 0; j < V; ++j) {
         const float x = chunked.logits().data[t * V + j], y = whole[(at + t) * V + j];
         ASSERT_TRUE(WithinBound(std::fabs(x - r.v[j]), kSigmas * r.e[j], "chunked")) << "token " << at + t;
@@ -312,7 +327,7 @@ void DecodeBatchAndEachAlone(WeightType type, uint64_t stream) {
     next[s] = static_cast<int32_t>(ArgMax(alone.logits().data, V));
     if (bitwise) continue;
     refs.push_back(ReferenceFor(m, type, quantized.get()));
-    for (int32_t t : p) (void)refs.back().step(t);
+    for (int32_t t : p) (void)refs.back().step(t, p.size(), 1);
   }
   for (int step = 0; step < 4; ++step) {
     SequenceStep seqs[3];
@@ -331,7 +346,7 @@ void DecodeBatchAndEachAlone(WeightType type, uint64_t stream) {
               << "sequence " << s << " step " << step << " logit " << j;
         }
       } else {
-        const EV r = refs[s].step(next[s]);
+        const EV r = refs[s].step(next[s], 3, 3);  // batched: 3 rows; alone: 1, within the same bound
         for (size_t j = 0; j < V; ++j) {
           ASSERT_TRUE(WithinBound(std::fabs(in_batch[j] - r.v[j]), kSigmas * r.e[j], "batched"))
               << "sequence " << s << " step " << step << " logit " << j;
@@ -437,7 +452,8 @@ TEST(GraphLlamaQuantized, QuantizationErrorOfTheWeights) {
   Reference exact(m.config, m.weights, 0, 0);
   std::vector<EV> want;
   for (int32_t t : prompt) want.push_back(exact.step(t));
-  std::printf("quantized tiny Llama (dim 48, hidden 112, 2 layers, vocab 97), %zu tokens, against fp32 weights:\n",
+  std::printf("quantized tiny Llama (dim 48, hidden 112, 2 layers, vocab 97), %zu tokens in one step (the kernel "
+              "quantizes activations too where its layout says so), against fp32 weights:\n",
               prompt.size());
   struct Case {
     WeightType type;

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <vector>
 
 #include "harness.h"
@@ -66,9 +67,15 @@ constexpr double kU = kF32Eps;
 // Quantized weights (kInt8, kInt4): the reference runs on the dequantized
 // weights q·s, and an inner product's roundings scale with Σ|x|·(|q| + 2z)·s
 // over K + K/g + 4 of them (tests/quant_reference.h) instead of Σ|x·w| over K.
+// Kernels that multiply in integers quantize x too, in GEMMs of at least
+// a_int8_min_rows rows (PanelLayout): per row and sub-group of a_group(K)
+// values, s = max|x| / 127, each value moved by at most s/2, an error the
+// reference carries like the others (variance (s/2)² per value).
 struct QuantizedBound {
   LlamaWeights magnitudes;  // (|q| + 2z)·s per weight, laid out as the weights
   size_t group = 0;         // K values per scale (0: all of K)
+  size_t a_int8_min_rows = 0;  // 0: x is never quantized
+  std::function<size_t(size_t k)> a_group;
 };
 
 class LlamaReference {
@@ -78,7 +85,11 @@ class LlamaReference {
       : c_(c), w_(w), w_rel_(w_rel), a_rel_(a_rel), quantized_(quantized), k_(c.layers), v_(c.layers) {}
 
   // Feeds the token at the next position; returns the logits with bounds.
-  EV step(int token) {
+  // rows, classifier_rows: the rows of the step's GEMMs (its tokens) and of
+  // its classifier's (its sequences, or its tokens for every token's logits),
+  // which decide whether quantized weights' kernels quantize x.
+  EV step(int token, size_t rows = 1, size_t classifier_rows = 1) {
+    a_rows_ = rows;
     const size_t D = c_.dim, hs = c_.head_dim(), kvd = c_.kv_heads * hs, pos = len_++;
     EV x(D);
     for (size_t i = 0; i < D; ++i) x.v[i] = w_.embedding[token * D + i];
@@ -110,6 +121,7 @@ class LlamaReference {
     const EV h = norm(x, w_.final_norm);
     const float* cls = c_.tied_embeddings ? w_.embedding : w_.classifier;
     const LlamaWeights* m = quantized_ ? &quantized_->magnitudes : nullptr;
+    a_rows_ = classifier_rows;
     return linear(h, cls, m ? (c_.tied_embeddings ? m->embedding : m->classifier) : nullptr, c_.vocab);
   }
 
@@ -134,6 +146,19 @@ class LlamaReference {
     const size_t k = x.v.size();
     const double round2 = w_rel_ * w_rel_ + a_rel_ * a_rel_;
     const double terms = w_mag ? static_cast<double>(QuantSumTerms(k, quantized_->group)) : static_cast<double>(k);
+    // Each x's variance, the quantization of x by the kernel included.
+    std::vector<double> var(k);
+    for (size_t i = 0; i < k; ++i) var[i] = x.e[i] * x.e[i];
+    if (w_mag && quantized_->a_int8_min_rows && a_rows_ >= quantized_->a_int8_min_rows) {
+      const size_t ag = quantized_->a_group(k);
+      for (size_t k0 = 0; k0 < k; k0 += ag) {
+        const size_t k1 = std::min(k, k0 + ag);
+        double amax = 0;
+        for (size_t i = k0; i < k1; ++i) amax = std::max(amax, std::fabs(x.v[i]) + kSigmas * x.e[i]);
+        const double half_step = amax / 127 / 2 * (1 + 1e-3);  // the kernel's s, from its own x
+        for (size_t i = k0; i < k1; ++i) var[i] += half_step * half_step;
+      }
+    }
     EV y(n);
     for (size_t j = 0; j < n; ++j) {
       double s = 0, mag = 0, sq = 0, prop = 0;
@@ -142,7 +167,7 @@ class LlamaReference {
         s += p;
         mag += w_mag ? std::fabs(x.v[i] * w_mag[j * k + i]) : std::fabs(p);
         sq += p * p;
-        prop += x.e[i] * x.e[i] * wi * wi;
+        prop += var[i] * wi * wi;
       }
       y.v[j] = s;
       y.e[j] = std::sqrt(prop + round2 * sq + terms * kU * kU * mag * mag + kU * kU * s * s);
@@ -216,6 +241,7 @@ class LlamaReference {
   const LlamaWeights& w_;
   double w_rel_, a_rel_;
   const QuantizedBound* quantized_;
+  size_t a_rows_ = 1;  // rows of the GEMM being followed
   size_t len_ = 0;
   std::vector<std::vector<EV>> k_, v_;
 };

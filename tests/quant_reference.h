@@ -11,7 +11,9 @@
 // magnitude per weight, and a product of K terms takes K + K/g + 4 roundings
 // (the group sums, their scaling and the dequantization), QuantSumTerms.
 //
-// GGUF Q8_0 / Q4_0 blocks are read back by the layout the header documents
+// Kernels that multiply in integers quantize A too, for calls of enough rows
+// (PanelLayout::a_int8_min_rows): ActivationsSeen. GGUF Q8_0 / Q4_0 blocks
+// are read back by the layout the header documents
 // (GgufBlockValue), their half scales by arithmetic (HalfValue).
 #ifndef TILEKIT_TESTS_QUANT_REFERENCE_H_
 #define TILEKIT_TESTS_QUANT_REFERENCE_H_
@@ -74,6 +76,28 @@ inline Dequantized Quantize(const float* src, size_t k, size_t n, SourceLayout l
     }
   }
   return d;
+}
+
+// The activations a kernel multiplies (A: m rows of k, stride lda): A itself,
+// or where the layout says the kernel quantizes A for this many rows
+// (PanelLayout::a_int8_min_rows), A quantized by that rule: per row and group
+// of a_group values, s = max|a| / 127, q = round(a / s), seen as q · s.
+inline std::vector<float> ActivationsSeen(const std::vector<float>& a, size_t m, size_t k, size_t lda, const PanelLayout& l) {
+  if (!l.a_int8_min_rows || m < l.a_int8_min_rows) return a;
+  std::vector<float> seen = a;
+  for (size_t i = 0; i < m; ++i) {
+    for (size_t k0 = 0; k0 < k; k0 += l.a_group) {
+      const size_t k1 = std::min(k, k0 + l.a_group);
+      float amax = 0.f;
+      for (size_t kk = k0; kk < k1; ++kk) amax = std::max(amax, std::fabs(a[i * lda + kk]));
+      const float s = amax / 127.f;
+      for (size_t kk = k0; kk < k1; ++kk) {
+        const float q = s == 0.f ? 0.f : std::nearbyint(std::max(-127.f, std::min(127.f, a[i * lda + kk] / s)));
+        seen[i * lda + kk] = q * s;
+      }
+    }
+  }
+  return seen;
 }
 
 // An IEEE half's value, every class (subnormals, infinities, NaN),

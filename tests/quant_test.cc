@@ -24,6 +24,7 @@
 namespace tilekit {
 namespace {
 
+using testing::ActivationsSeen;
 using testing::Dequantized;
 using testing::GemmCase;
 using testing::GemmReference;
@@ -97,28 +98,6 @@ Gguf WriteGguf(SourceType type, size_t n, size_t k, Rng& rng) {
     }
   }
   return t;
-}
-
-// The activations a kernel multiplies (A: m rows of k, stride lda): A itself,
-// or where the layout says the kernel quantizes A for this many rows
-// (PanelLayout::a_int8_min_rows), A quantized by that rule: per row and group
-// of a_group values, s = max|a| / 127, q = round(a / s), seen as q · s.
-std::vector<float> ActivationsSeen(const std::vector<float>& a, size_t m, size_t k, size_t lda, const PanelLayout& l) {
-  if (!l.a_int8_min_rows || m < l.a_int8_min_rows) return a;
-  std::vector<float> seen = a;
-  for (size_t i = 0; i < m; ++i) {
-    for (size_t k0 = 0; k0 < k; k0 += l.a_group) {
-      const size_t k1 = std::min(k, k0 + l.a_group);
-      float amax = 0.f;
-      for (size_t kk = k0; kk < k1; ++kk) amax = std::max(amax, std::fabs(a[i * lda + kk]));
-      const float s = amax / 127.f;
-      for (size_t kk = k0; kk < k1; ++kk) {
-        const float q = s == 0.f ? 0.f : std::nearbyint(std::max(-127.f, std::min(127.f, a[i * lda + kk] / s)));
-        seen[i * lda + kk] = q * s;
-      }
-    }
-  }
-  return seen;
 }
 
 // One case: A (M × K, fp32 or bf16), weights quantized from a source the
