@@ -556,9 +556,14 @@ TEST_P(QuantTest, BadInputIsReportedAndWeightsUntouched) {
                                  Status::kInvalidArgument, "NaN or infinite weight"));
   std::vector<bf16> wb(w.size());
   for (size_t i = 0; i < w.size(); ++i) wb[i] = f32_to_bf16(w[i]);
+  // fp32 and bf16 sources in one call: the quantized packer reads each as
+  // its own type; fp32 and bf16 weights take one element type per call.
   const WeightSource mixed[2] = {weights_nk(w.data(), n, k), weights_nk(wb.data(), n, k)};
-  EXPECT_TRUE(testing::FailsWith(pack_weights(mixed, 2, WeightType::kInt8, PackKind::kSeparate, &pw),
+  PackedWeights fp_weights;
+  EXPECT_TRUE(testing::FailsWith(pack_weights(mixed, 2, WeightType::kBf16, PackKind::kSeparate, &fp_weights),
                                  Status::kInvalidArgument, "pack bf16 and f32 apart"));
+  PackedWeights both;
+  EXPECT_EQ(pack_weights(mixed, 2, WeightType::kInt8, PackKind::kSeparate, &both), Status::kOk) << last_error();
 
   const Gguf q8 = WriteGguf(SourceType::kGgufQ8_0, n, k, rng);
   EXPECT_TRUE(testing::FailsWith(pack_weights(weights_gguf(q8.bytes.data(), SourceType::kGgufQ8_0, n, k),
@@ -588,6 +593,11 @@ TEST_P(QuantTest, BadInputIsReportedAndWeightsUntouched) {
                                                 WeightType::kInt8, &pw),
                                    Status::kInvalidArgument, "row 3, block 1 has a"));
   }
+  // A K whose packed size overflows is refused before any block is read (the
+  // scales were once scanned first: a read far past the caller's rows).
+  EXPECT_TRUE(testing::FailsWith(pack_weights(weights_gguf(q8.bytes.data(), SourceType::kGgufQ8_0, 1, size_t{1} << 62),
+                                              WeightType::kInt8, &pw),
+                                 Status::kOverflow, "overflows"));
   WeightSource unknown = weights_nk(w.data(), n, k);
   unknown.type = static_cast<SourceType>(9);
   EXPECT_TRUE(testing::FailsWith(pack_weights(unknown, WeightType::kInt8, &pw), Status::kInvalidArgument,

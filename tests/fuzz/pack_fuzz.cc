@@ -215,8 +215,9 @@ bool PlanRefuses(const std::vector<QuantSource>& src, WeightType type, size_t gr
         return true;
       }
     }
-    // One element type per call among fp32 and bf16 sources.
-    if (w.type != src[0].w.type && !IsGguf(w.type) && !IsGguf(src[0].w.type)) return true;
+    // fp32 and bf16 weights: one element type per call (the quantized packer
+    // reads each source as its own type).
+    if (!quantized && w.type != src[0].w.type) return true;
   }
   return gate_up && src[0].w.n != src[1].w.n;
 }

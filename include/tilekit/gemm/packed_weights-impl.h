@@ -62,9 +62,9 @@ struct PackAccess {
     for (size_t i = 0; i < count; ++i) {
       Status s = check_source(parts[i], i, k, type, options);
       if (s != Status::kOk) return s;
-      // The generic fill reads one element type per call (gate and up share
-      // panels); GGUF blocks pack one source at a time in the quantized fill.
-      if (parts[i].type != parts[0].type && !is_gguf(parts[0].type) && !is_gguf(parts[i].type)) {
+      // The generic fill (fp32, bf16 weights) reads one element type per call;
+      // the quantized fill reads each source as its own type.
+      if (!is_quantized(type) && parts[i].type != parts[0].type) {
         return fail(Status::kInvalidArgument, "pack_weights: source %zu is %s, source 0 is %s; pack %s and %s apart",
                     i, source_type_name(parts[i].type), source_type_name(parts[0].type),
                     source_type_name(parts[i].type), source_type_name(parts[0].type));
@@ -108,6 +108,10 @@ struct PackAccess {
     if (k > SIZE_MAX - l.k_align || !detail::mul_fits(l.padded_k(k), size_t{l.nr} * l.bits(), &values) ||
         !detail::mul_fits(p.panels_, l.panel_bytes(k), bytes)) {
       return fail(Status::kOverflow, "pack_weights: packed size of K=%zu, N=%zu overflows", k, p.n_);
+    }
+    for (size_t i = 0; i < count; ++i) {
+      const Status s = check_gguf_scales(parts[i], i);
+      if (s != Status::kOk) return s;
     }
     *out = std::move(p);
     return Status::kOk;
@@ -170,8 +174,16 @@ struct PackAccess {
     if (w.n && w.k && !detail::mul_fits(w.n - 1, w.ld, &span)) {
       return fail(Status::kOverflow, "pack_weights: source %zu of %zu rows of %zu bytes overflows", i, w.n, w.ld);
     }
-    // Scales are read before anything is written, so a bad block leaves the
-    // output as it was (the fill cannot fail halfway).
+    return Status::kOk;
+  }
+
+  // GGUF block scales, read before anything is written, so a bad block leaves
+  // the output as it was (the fill cannot fail halfway). Only after the packed
+  // size is known to fit: a K that overflows it would have the scan read far
+  // past the caller's rows.
+  static Status check_gguf_scales(const WeightSource& w, size_t i) {
+    if (!is_gguf(w.type)) return Status::kOk;
+    const size_t block = gguf_block_bytes(w.type);
     const unsigned char* bytes = static_cast<const unsigned char*>(w.data);
     for (size_t r = 0; r < w.n; ++r) {
       for (size_t b = 0; b < w.k / kGgufBlockValues; ++b) {

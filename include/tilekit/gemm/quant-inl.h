@@ -172,7 +172,9 @@ HWY_INLINE void QuantGemv(const GemmPlan& p, size_t p0, size_t p1, float* HWY_RE
 }
 
 // Rows [k0, k1) of a panel (k0 a multiple of 8, within whole groups of the
-// layout) dequantized to fp32, w = (u - z) · scale, as rows of 2N floats.
+// layout) dequantized to fp32, w = (u - z) · scale, as rows of 2N floats: the
+// subtraction is exact (small integers), so w is q · scale rounded once, on
+// every path (a fused u · s - z · s would round differently where not fused).
 template <bool kInt4>
 HWY_INLINE void DequantizeSlice(const QuantPanels& q, const uint8_t* panel, size_t k0, size_t k1,
                                 float* HWY_RESTRICT out) {
@@ -184,13 +186,12 @@ HWY_INLINE void DequantizeSlice(const QuantPanels& q, const uint8_t* panel, size
     const float* scales = reinterpret_cast<const float*>(group + q.g * q.row_bytes);
     const auto s0 = hn::LoadU(df, scales), s1 = hn::LoadU(df, scales + N);
     const auto z = hn::Set(df, q.zero);
-    const auto zs0 = hn::Mul(z, s0), zs1 = hn::Mul(z, s1);
     for (; k < end; ++k) {
       hn::Vec<decltype(df)> u0, u1;
       LoadQuantRow<kInt4>(df, group + (k - gi * q.g) * q.row_bytes, u0, u1);
       float* dst = out + (k - k0) * 2 * N;
-      hn::Store(hn::MulSub(u0, s0, zs0), df, dst);
-      hn::Store(hn::MulSub(u1, s1, zs1), df, dst + N);
+      hn::Store(hn::Mul(hn::Sub(u0, z), s0), df, dst);
+      hn::Store(hn::Mul(hn::Sub(u1, z), s1), df, dst + N);
     }
   }
 }
