@@ -1,5 +1,6 @@
 // The gemm module's per-target functions every kernel shares (the vector and
-// dot kernels, the epilogue store, packing's stream copy): the static target's
+// dot kernels, the epilogue store, packing's stream copy, the int8 activation
+// quantizer of the integer kernels): the static target's
 // pass of its per-target code, then the dispatch tables TILEKIT_DISPATCH
 // indexes. A kernel record with per-target code of its own exports it in its
 // record header. Only files that compile kernels include it, after
@@ -22,6 +23,7 @@ HWY_EXPORT(GemmDotMR);
 HWY_EXPORT(GemmDotRange);
 HWY_EXPORT(GemmEpilogueTile);
 HWY_EXPORT(StreamCopy);
+HWY_EXPORT(QuantizeActInt8);
 }  // namespace detail
 }  // namespace tilekit
 

@@ -2,14 +2,14 @@
 // x86 paths of 16-lane vectors whose CPU has vpdpbusd (u8 × s8 dot products
 // into int32). The packed layout is the quantized kernel's (gemm/quant.h); the
 // record differs in what many rows run:
-//   M < kVnniMinRows: the weight-only kernels of gemm/quant-inl.h (decode: the
-//     bytes of the weights are the cost, and fp32 activations stay exact);
-//   M >= kVnniMinRows: A quantized to int8 per row and sub-group of at most
-//     256 K values (dynamic, symmetric: the documented rule of
-//     PanelLayout::a_int8_min_rows), the stored weights (offset binary u8, as
-//     packed) times the int8 activations summed exactly in int32 by vpdpbusd,
-//     z · Σq_a subtracted, then scaled by the weight's and the row's scales and
-//     summed in fp32, one sub-group at a time.
+//   M < kInt8ActMinRows: the weight-only kernels of gemm/quant-inl.h (decode:
+//     the bytes of the weights are the cost, and fp32 activations stay exact);
+//   M >= kInt8ActMinRows: A quantized to int8 per row and sub-group of at most
+//     256 K values (dynamic, symmetric: the rule of gemm/quant_act.h), the
+//     stored weights (offset binary u8, as packed) times the int8 activations
+//     summed exactly in int32 by vpdpbusd, z · Σq_a subtracted, then scaled by
+//     the weight's and the row's scales and summed in fp32, one sub-group at a
+//     time.
 //
 // Loops, for one share (rows [r0, r1) × panels [p0, p1)):
 //   ic: mc rows   A quantized once (int8 rows padded to whole groups, a scale
@@ -33,11 +33,9 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <limits>
 #include <utility>
 
 #include "tilekit/base/bf16.h"
@@ -46,6 +44,7 @@
 #include "tilekit/gemm/exports.h"
 #include "tilekit/gemm/kernel.h"
 #include "tilekit/gemm/quant.h"
+#include "tilekit/gemm/quant_act.h"
 
 namespace tilekit {
 namespace detail {
@@ -57,86 +56,8 @@ namespace detail {
 // scales. vpdpbusd issues one per cycle: 12 per 4 K steps of the tile.
 constexpr size_t kVnniMR = 6;
 constexpr size_t kVnniNR = 32;  // the quantized layout's panels on 16-lane paths
-// K values per int32 sum and activation scale: the weights' group, or for one
-// group of all of K the largest multiple of 4 up to 256 that divides it
-// (255 · 127 · 256 < 2^24: every sum converts to fp32 exactly).
-constexpr size_t kVnniMaxSubgroup = 256;
-// From this many rows, quantizing A and moving each weight slice to
-// vpdpbusd's order costs less than the dot products save; fewer rows (decode)
-// keep the weight-only kernels, which read the weights once as they are.
-constexpr size_t kVnniMinRows = 8;
 // K per block: 512 values of a 32-column slice are 16 KiB in L1.
 constexpr size_t kVnniKc = 512;
-
-inline size_t vnni_subgroup(size_t g) {
-  if (g <= kVnniMaxSubgroup) return g;
-  size_t sg = kVnniMaxSubgroup;
-  while (g % sg) sg -= 4;  // g is a multiple of 8: ends at 8 at worst
-  return sg;
-}
-
-// The quantized A block of one row block: int8 rows of kp values (zero past
-// K), and per row and sub-group the scale and the sum of the int8 values.
-struct VnniA {
-  int8_t* q;
-  float* scale;
-  int32_t* sum;
-  size_t kp, subgroups;
-};
-
-// 16 values of A from p as fp32 (n <= 16 of them real, the rest zero).
-TILEKIT_VNNI_TARGET inline __m512 LoadA16(const float* p, size_t n) {
-  return _mm512_maskz_loadu_ps(static_cast<__mmask16>(n >= 16 ? 0xFFFF : (1u << n) - 1), p);
-}
-TILEKIT_VNNI_TARGET inline __m512 LoadA16(const bf16* p, size_t n) {
-  const __m256i bits = _mm256_maskz_loadu_epi16(static_cast<__mmask16>(n >= 16 ? 0xFFFF : (1u << n) - 1), p);
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bits), 16));
-}
-
-// Rows [0, rows) of A (stride lda) quantized as PanelLayout::a_int8_min_rows
-// says: scale = max|a| / 127 per sub-group of sg values (sg a multiple of 4,
-// zeros past K), q = round(a / scale) to nearest even, as a division (so the
-// rule is exactly the documented one, not a multiplication by 127 / max).
-template <typename TA>
-TILEKIT_VNNI_TARGET inline void QuantizeRowsInt8(const TA* a, size_t lda, size_t rows, size_t k, size_t sg,
-                                                 const VnniA& out) {
-  const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7FFFFFFF));
-  const __m512 lim = _mm512_set1_ps(127.f);
-  for (size_t r = 0; r < rows; ++r) {
-    const TA* row = a + r * lda;
-    int8_t* q = out.q + r * out.kp;
-    for (size_t j = 0; j < out.subgroups; ++j) {
-      const size_t k0 = j * sg, real = k0 < k ? std::min(sg, k - k0) : 0;
-      __m512 amax = _mm512_setzero_ps();
-      __mmask16 non_finite = 0;
-      for (size_t i = 0; i < real; i += 16) {
-        const __m512 v = LoadA16(row + k0 + i, real - i);
-        non_finite |= _mm512_fpclass_ps_mask(v, 0x99);  // NaN, ±Inf
-        amax = _mm512_max_ps(amax, _mm512_and_ps(v, abs_mask));
-      }
-      // A NaN or infinite value makes the sub-group's scale NaN, so the row's
-      // outputs are NaN, as fp32 arithmetic would make them.
-      const float s = non_finite ? std::numeric_limits<float>::quiet_NaN() : _mm512_reduce_max_ps(amax) / 127.f;
-      const __m512 sv = _mm512_set1_ps(s);
-      __m512i sum = _mm512_setzero_si512();
-      for (size_t i = 0; i < sg; i += 16) {
-        const size_t n = std::min<size_t>(16, sg - i);
-        __m512i qi = _mm512_setzero_si512();
-        if (s != 0.f && s == s && i < real) {
-          const __m512 v = _mm512_div_ps(LoadA16(row + k0 + i, real - i), sv);
-          const __m512 rounded = _mm512_roundscale_ps(_mm512_min_ps(_mm512_max_ps(v, _mm512_sub_ps(_mm512_setzero_ps(), lim)), lim),
-                                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-          qi = _mm512_cvtps_epi32(rounded);
-        }
-        sum = _mm512_add_epi32(sum, qi);
-        _mm_mask_storeu_epi8(q + k0 + i, static_cast<__mmask16>(n >= 16 ? 0xFFFF : (1u << n) - 1),
-                             _mm512_cvtsepi32_epi8(qi));
-      }
-      out.scale[r * out.subgroups + j] = s;
-      out.sum[r * out.subgroups + j] = _mm512_reduce_add_epi32(sum);
-    }
-  }
-}
 
 // Rows [k0, k1) of a quantized panel (whole sub-groups, within the layout's
 // groups) moved to vpdpbusd's order: out[(k / 4) · 128 + 4c + k % 4] = u(k, c).
@@ -290,7 +211,7 @@ inline void RunVnniTile(size_t rows, const VnniTileArgs& t, std::integer_sequenc
 struct VnniWorkspace {
   size_t mc, kp, sg, subgroups, kc;
   explicit VnniWorkspace(const GemmPlan& p)
-      : mc(p.mc), kp(round_up(p.k, p.group)), sg(vnni_subgroup(p.group)), subgroups(kp / sg), kc(p.kc) {}
+      : mc(p.mc), kp(round_up(p.k, p.group)), sg(int8_act_subgroup(p.group)), subgroups(kp / sg), kc(p.kc) {}
   size_t a_bytes() const { return round_up(mc * kp, 64); }
   size_t meta_bytes() const { return round_up(mc * subgroups * 8, 64); }
   size_t c_bytes() const { return round_up(mc * 2 * kVnniNR * sizeof(float), 64); }
@@ -298,19 +219,24 @@ struct VnniWorkspace {
   size_t floats() const { return (a_bytes() + meta_bytes() + c_bytes() + b_bytes()) / sizeof(float) + 16; }
 };
 
-template <typename TA, bool kInt4>
+template <bool kInt4>
 TILEKIT_VNNI_TARGET void VnniRangeT(const GemmPlan& p, size_t r0, size_t r1, size_t p0, size_t p1, float* ws) {
   const VnniWorkspace w(p);
   unsigned char* base = reinterpret_cast<unsigned char*>(ws);
-  const VnniA a_q{reinterpret_cast<int8_t*>(base), reinterpret_cast<float*>(base + w.a_bytes()),
-                  reinterpret_cast<int32_t*>(base + w.a_bytes() + w.mc * w.subgroups * sizeof(float)), w.kp,
-                  w.subgroups};
+  const Int8Rows a_q{reinterpret_cast<int8_t*>(base),
+                     w.kp,
+                     reinterpret_cast<float*>(base + w.a_bytes()),
+                     reinterpret_cast<int32_t*>(base + w.a_bytes() + w.mc * w.subgroups * sizeof(float)),
+                     w.subgroups,
+                     w.sg,
+                     w.subgroups};
   float* c_ws = reinterpret_cast<float*>(base + w.a_bytes() + w.meta_bytes());
   uint8_t* slices = base + w.a_bytes() + w.meta_bytes() + w.c_bytes();
   const size_t g = p.group, row_bytes = kInt4 ? kVnniNR / 2 : kVnniNR;
   const size_t group_bytes = g * row_bytes + kVnniNR * sizeof(float);
   const auto epilogue = TILEKIT_DISPATCH_ON(p.isa, GemmEpilogueTile);
-  const TA* a = static_cast<const TA*>(p.a);
+  const auto quantize = TILEKIT_DISPATCH_ON(p.isa, QuantizeActInt8);
+  const size_t a_elem = p.a_bf16 ? sizeof(bf16) : sizeof(float);
   VnniTileArgs t;
   t.kp = w.kp;
   t.a_subgroups = w.subgroups;
@@ -318,7 +244,7 @@ TILEKIT_VNNI_TARGET void VnniRangeT(const GemmPlan& p, size_t r0, size_t r1, siz
   t.zero = kInt4 ? 8 : 128;
   for (size_t ic = r0; ic < r1; ic += p.mc) {
     const size_t rows = std::min(p.mc, r1 - ic);
-    QuantizeRowsInt8(a + ic * p.lda, p.lda, rows, p.k, w.sg, a_q);
+    quantize(static_cast<const unsigned char*>(p.a) + ic * p.lda * a_elem, p.a_bf16, p.lda, rows, p.k, a_q);
     // Two panels at a time (the last alone when their count is odd): a tile
     // of 4 vectors of sums per row needs 4 weight loads per 24 vpdpbusd.
     for (size_t pb = p0; pb < p1;) {
@@ -360,9 +286,8 @@ TILEKIT_VNNI_TARGET void VnniRangeT(const GemmPlan& p, size_t r0, size_t r1, siz
 }
 
 inline void VnniRange(const GemmPlan& p, size_t r0, size_t r1, size_t p0, size_t p1, float* ws) {
-  const bool int4 = p.b_type == WeightType::kInt4;
-  if (p.a_bf16) return int4 ? VnniRangeT<bf16, true>(p, r0, r1, p0, p1, ws) : VnniRangeT<bf16, false>(p, r0, r1, p0, p1, ws);
-  return int4 ? VnniRangeT<float, true>(p, r0, r1, p0, p1, ws) : VnniRangeT<float, false>(p, r0, r1, p0, p1, ws);
+  if (p.b_type == WeightType::kInt4) return VnniRangeT<true>(p, r0, r1, p0, p1, ws);
+  VnniRangeT<false>(p, r0, r1, p0, p1, ws);
 }
 
 // --- The record. -------------------------------------------------------------
@@ -373,38 +298,26 @@ inline bool vnni_path(Isa isa) {
 
 inline bool vnni_layout(Isa isa, WeightType type, const PackShape& shape, PanelLayout* l) {
   if (!quant_layout(isa, type, shape, l) || l->nr != kVnniNR) return false;
-  l->a_int8_min_rows = kVnniMinRows;
-  l->a_group = static_cast<uint32_t>(vnni_subgroup(l->group));
+  set_int8_act(l);
   return true;
 }
 
 inline size_t vnni_mr(Isa isa) { return std::max(kVnniMR, quant_mr(isa)); }
 
-// Few rows: the weight-only kernel's blocking. Many: rows in blocks whose
-// int8 A (mc × Kp bytes) fills half of L2 (each block moves every weight slice
-// once), K in blocks of kVnniKc.
+// Few rows: the weight-only kernel's blocking. Many: int8_act_block's, K in
+// blocks of kVnniKc.
 inline void vnni_block(GemmPlan& p, const PanelLayout& l, size_t mr) {
-  if (p.m < kVnniMinRows) return quant_block(p, l, mr);
-  const cpu::Features& f = cpu::features();
-  const size_t l2 = f.l2 ? f.l2 : (size_t{1} << 20);
-  const size_t kp = l.padded_k(p.k), sg = vnni_subgroup(l.group);
-  p.pack_a = true;
-  p.nc_panels = 1;
-  p.kc = std::min(kp, std::max(sg, kVnniKc / sg * sg));
-  // Each row block moves every weight slice once: blocks of equal size, the
-  // fewest that fit (128 rows were 126 + 2, the second block moving all the
-  // weights again for two rows).
-  const size_t mc_max = std::max(kVnniMR, l2 / 2 / std::max<size_t>(kp, 1) / kVnniMR * kVnniMR);
-  p.mc = round_up(div_ceil(p.m, div_ceil(p.m, mc_max)), kVnniMR);
+  if (p.m < kInt8ActMinRows) return quant_block(p, l, mr);
+  int8_act_block(p, l, kVnniMR, kVnniKc);
 }
 
 inline size_t vnni_workspace_floats(const GemmPlan& p, const PanelLayout& l, size_t mr) {
-  if (p.m < kVnniMinRows) return quant_workspace_floats(p, l, mr);
+  if (p.m < kInt8ActMinRows) return quant_workspace_floats(p, l, mr);
   return VnniWorkspace(p).floats();
 }
 
 inline GemmRangeFn vnni_range(Isa isa, const GemmPlan& p) {
-  return p.m < kVnniMinRows ? quant_range(isa, p) : &VnniRange;
+  return p.m < kInt8ActMinRows ? quant_range(isa, p) : &VnniRange;
 }
 
 inline constexpr GemmKernel kQuantVnniGemm{"quant_vnni",      &vnni_path, &vnni_layout,

@@ -5,4 +5,5 @@
 #include "tilekit/gemm/loops-inl.h"
 #include "tilekit/gemm/pack-inl.h"
 #include "tilekit/gemm/quant-inl.h"
+#include "tilekit/gemm/quant_act-inl.h"
 #include "tilekit/gemm/store-inl.h"
