@@ -27,6 +27,7 @@
 #endif
 #if TILEKIT_ARCH_ARM64
 #include "tilekit/gemm/arm_bfmmla_gemm.h"
+#include "tilekit/gemm/quant_sdot.h"
 #endif
 
 namespace tilekit {
@@ -43,6 +44,9 @@ inline constexpr const GemmKernel* kGemmKernels[] = {
 #endif
 #if TILEKIT_ARCH_X86
     &kQuantVnniGemm,  // int8 / int4, AVX-512 paths with VNNI
+#endif
+#if TILEKIT_ARCH_ARM64
+    &kQuantSdotGemm,  // int8 / int4, NEON paths with dotprod, SVE paths
 #endif
     &kQuantGemm,   // int8 / int4, every path
     &kVectorGemm,  // fp32 / bf16, every path
