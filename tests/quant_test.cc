@@ -278,6 +278,101 @@ TEST_P(QuantTest, RowTails) {
   }
 }
 
+// The paths of an integer dot-product kernel quantize A from 8 rows: x86
+// AVX-512 paths whose CPU has VNNI (quant_vnni), Arm NEON paths whose CPU has
+// FEAT_DotProd and every SVE path (quant_sdot; SVE's SDOT is base SVE). The
+// layout says so, with the sub-group of the rule: the weights' group, or for
+// int8 per column the largest multiple of 4 up to 256 dividing the padded K.
+TEST_P(QuantTest, IntegerKernelOnPathsWithDotProducts) {
+  const Isa isa = GetParam();
+  const cpu::Features& f = cpu::features();
+  const bool vnni = (isa == Isa::kAvx512 || isa == Isa::kAvx512Bf16 || isa == Isa::kAmx) && f.avx512_vnni;
+  const bool sdot = isa == Isa::kSve || isa == Isa::kSveBf16 || ((isa == Isa::kNeon || isa == Isa::kNeonBf16) && f.dotprod);
+  struct Want {
+    WeightType type;
+    size_t group, k, sub_group;
+  };
+  const Want wants[] = {{WeightType::kInt8, 32, 100, 32},  {WeightType::kInt4, 64, 64, 64},
+                        {WeightType::kInt8, 128, 129, 128}, {WeightType::kInt8, 0, 100, 104},
+                        {WeightType::kInt8, 0, 300, 152},  {WeightType::kInt8, 0, 2100, 8},
+                        {WeightType::kInt8, 0, 4096, 256}};
+  const PanelLayout vector = active_panel_layout(WeightType::kF32);
+  for (const Want& w : wants) {
+    std::vector<float> src(3 * w.k, 1.f);
+    const WeightSource part = weights_nk(src.data(), 3, w.k);
+    PackOptions opt;
+    opt.group = w.group;
+    PanelLayout l;
+    ASSERT_EQ(packing_layout(&part, 1, w.type, PackKind::kSeparate, opt, &l), Status::kOk) << last_error();
+    EXPECT_EQ(l.kind, PanelKind::kQuant);
+    EXPECT_EQ(l.nr, 2 * vector.lanes);
+    EXPECT_EQ(l.a_int8_min_rows, vnni || sdot ? 8u : 0u) << weight_type_name(w.type) << " group " << w.group;
+    if (vnni || sdot) {
+      EXPECT_EQ(l.a_group, w.sub_group) << weight_type_name(w.type) << " group " << w.group << " K " << w.k;
+    }
+  }
+}
+
+// The loops of the integer kernels at their edges, each case against the
+// reference: per-column int8 (group 0) whose sub-groups are not whole 16-byte
+// loads (K = 300: 152) or only 8 values (K = 2100); K short of a group (K =
+// 100 in groups of 32); several K blocks (K from 2100: blocks of 512 on x86,
+// half of L1 on Arm, 1024 to 4096 K on NEON, fewer on wide SVE panels); two
+// row blocks where L2 is 1 MiB or less, as cpuinfo reports under qemu (M =
+// 130 at K = 4100); row counts on both sides of the 4-row tile and the 8-row
+// threshold; N tails of one column, one short of a panel and one past it.
+TEST_P(QuantTest, IntegerKernelEdges) {
+  TILEKIT_SEED_TRACE();
+  Rng rng(11);
+  const size_t nr = 2 * active_panel_layout(WeightType::kF32).lanes;
+  struct Shape {
+    WeightType type;
+    size_t group, m, n, k;
+  };
+  const Shape shapes[] = {
+      {WeightType::kInt8, 0, 9, nr + 1, 300},    {WeightType::kInt8, 0, 13, 2 * nr - 1, 2100},
+      {WeightType::kInt8, 0, 8, 1, 600},         {WeightType::kInt8, 32, 8, 1, 100},
+      {WeightType::kInt4, 32, 11, nr + 1, 100},  {WeightType::kInt8, 128, 12, 3, 2200},
+      {WeightType::kInt4, 32, 130, 3, 4100}, {WeightType::kInt4, 64, 7, nr + 1, 2100},
+  };
+  for (const Shape& sh : shapes) {
+    GemmCase gc;
+    gc.m = sh.m, gc.n = sh.n, gc.k = sh.k;
+    gc.a_bf16 = rng.below(2);
+    QuantProblem prob(gc, sh.type, sh.group, false, rng);
+    PackedWeights pw;
+    ASSERT_EQ(prob.pack(&pw, true, false), Status::kOk) << prob.describe() << ": " << last_error();
+    std::vector<float> out;
+    ASSERT_EQ(prob.run(pw, out), Status::kOk) << last_error();
+    EXPECT_TRUE(prob.check(out, pw));
+  }
+}
+
+// Each row's result depends on that row alone, whatever the blocking: the
+// first rows of a call are the same bits as a call of those rows alone (in
+// other tiles, of other heights), from the threshold up.
+TEST_P(QuantTest, RowsDoNotDependOnTheirNeighbours) {
+  TILEKIT_SEED_TRACE();
+  Rng rng(12);
+  const size_t k = 1000, n = 2 * active_panel_layout(WeightType::kF32).lanes + 3;
+  std::vector<float> w(n * k), a(70 * k);
+  rng.fill(w.data(), w.size());
+  rng.fill(a.data(), a.size());
+  for (WeightType t : {WeightType::kInt8, WeightType::kInt4}) {
+    PackedWeights pw;
+    ASSERT_EQ(pack_weights(weights_nk(w.data(), n, k), t, &pw), Status::kOk) << last_error();
+    std::vector<float> all(70 * n);
+    ASSERT_EQ(gemm(matrix(a.data(), 70, k), pw, matrix(all.data(), 70, n)), Status::kOk);
+    for (size_t m : {size_t{8}, size_t{9}, size_t{13}}) {
+      std::vector<float> some(m * n);
+      ASSERT_EQ(gemm(matrix(a.data(), m, k), pw, matrix(some.data(), m, n)), Status::kOk);
+      for (size_t i = 0; i < m * n; ++i) {
+        ASSERT_EQ(testing::Bits(some[i]), testing::Bits(all[i])) << weight_type_name(t) << " M=" << m << " at " << i;
+      }
+    }
+  }
+}
+
 // Rows of A that are unit vectors read the packed weights one by one: on the
 // GEMV (M = 1) every product but one is 0 · w, so C = fl(q · s) exactly, the
 // weight the reference computed (a zero of either sign: compared as values). A
@@ -486,15 +581,20 @@ class CountingPool final : public Executor {
 };
 
 // The same bits on one thread and on two, for the GEMV and the tiled loops,
-// with shapes large enough to be split (the counting pool checks they were).
+// with shapes large enough to be split (the counting pool checks they were):
+// panels split (N = 1000), and rows (one panel: the second share starts
+// mid-matrix, and under qemu, L2 unknown, each share is two row blocks).
 TEST_P(QuantTest, OneAndTwoThreadsAreBitwiseEqual) {
   TILEKIT_SEED_TRACE();
   Rng rng(7);
   CountingPool pool(2);
+  struct Shape {
+    size_t m, n, k;
+  };
   for (WeightType t : {WeightType::kInt8, WeightType::kInt4}) {
-    for (size_t m : {size_t{1}, size_t{40}}) {
+    for (const Shape& sh : {Shape{1, 1000, 1024}, Shape{40, 1000, 1024}, Shape{260, 3, 4100}}) {
       GemmCase gc;
-      gc.m = m, gc.n = 1000, gc.k = 1024;
+      gc.m = sh.m, gc.n = sh.n, gc.k = sh.k;
       QuantProblem prob(gc, t, 128, false, rng);
       PackedWeights pw;
       ASSERT_EQ(prob.pack(&pw, true, false), Status::kOk) << last_error();
