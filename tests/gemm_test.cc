@@ -1,7 +1,9 @@
 // GEMM on every path: shapes and tails, random shapes, every dtype mix, every
 // epilogue op, fusion, threads, concurrency, allocation-freedom and bad input.
+#include <array>
 #include <atomic>
 #include <cstdlib>
+#include <iterator>
 #include <new>
 #include <set>
 #include <string>
@@ -155,13 +157,23 @@ constexpr Activation kActivationsAndSwiGlu[] = {Activation::kNone,     Activatio
 
 // Random element types and epilogue for g, drawn from rng in a fixed order so a
 // seed replays the same cases. The activation comes from `acts`; SwiGLU makes g
-// a gate/up pair, which takes no bias.
+// a gate/up pair, which takes no bias. With `pick` >= 0 the dtype mix (pick
+// mod 8) and the activation (pick / 8 mod kActs) are chosen instead of drawn:
+// 8·kActs consecutive picks run every pair once, where fewer random draws
+// (the emulated legs) could miss one.
 template <size_t kActs>
-void RandomDtypesAndEpilogue(GemmCase& g, testing::Rng& rng, const Activation (&acts)[kActs]) {
-  g.a_bf16 = rng.below(2);
-  g.w_bf16 = rng.below(2);
-  g.c_bf16 = rng.below(2);
-  g.ep.activation = acts[rng.below(kActs)];
+void RandomDtypesAndEpilogue(GemmCase& g, testing::Rng& rng, const Activation (&acts)[kActs], int pick = -1) {
+  if (pick >= 0) {
+    g.a_bf16 = pick & 1;
+    g.w_bf16 = pick & 2;
+    g.c_bf16 = pick & 4;
+    g.ep.activation = acts[static_cast<size_t>(pick) / 8 % kActs];
+  } else {
+    g.a_bf16 = rng.below(2);
+    g.w_bf16 = rng.below(2);
+    g.c_bf16 = rng.below(2);
+    g.ep.activation = acts[rng.below(kActs)];
+  }
   g.gate_up = g.ep.activation == Activation::kSwiGlu;
   if (!g.gate_up && rng.below(2)) g.ep.bias = reinterpret_cast<const float*>(1);
   if (rng.below(3) == 0) g.ep.residual = reinterpret_cast<const float*>(1);
@@ -222,10 +234,23 @@ void RunAndCheck(const GemmCase& g, testing::Rng& rng, size_t pad = 0) {
 
 const size_t kSweep[] = {1, 2, 3, 7, 15, 16, 17, 31, 33, 64, 100, 257};
 
+// The row counts of the sweeps: kSweep, up to 100 on the emulated legs. 257
+// rows cut into the same row tiles as 100 (heights 11 and 12 at mr = 12, 4 at
+// mr = 4), so it adds cost (a third of the sweep), not a tail; columns keep 257
+// (at 2048 bits, the only count of three panels), and row blocks are
+// LargeShapesCrossEveryBlockBoundary's.
+std::vector<size_t> SweepRows() {
+  std::vector<size_t> rows;
+  for (size_t m : kSweep) {
+    if (!testing::Emulated() || m <= 100) rows.push_back(m);
+  }
+  return rows;
+}
+
 TEST_P(GemmTest, ShapeSweepF32) {
   TILEKIT_SEED_TRACE();
   testing::Rng rng(10);
-  for (size_t m : kSweep) {
+  for (size_t m : SweepRows()) {
     for (size_t n : kSweep) {
       for (size_t k : {size_t{1}, size_t{17}, size_t{100}}) RunAndCheck(Case(m, n, k), rng);
     }
@@ -236,7 +261,7 @@ TEST_P(GemmTest, ShapeSweepF32) {
 TEST_P(GemmTest, ShapeSweepBf16WeightsAndActivations) {
   TILEKIT_SEED_TRACE();
   testing::Rng rng(11);
-  for (size_t m : kSweep) {
+  for (size_t m : SweepRows()) {
     for (size_t n : kSweep) {
       GemmCase g = Case(m, n, 1 + rng.below(64));
       g.w_bf16 = true;
@@ -268,11 +293,25 @@ TEST_P(GemmTest, KZeroGivesTheEpilogueOfZero) {
 
 // Shapes past every blocking boundary of every path: several K blocks with a
 // K tail inside the last step, several row blocks (mc) and panel groups (nc),
-// with an epilogue at each tile of them.
+// with an epilogue at each tile of them. Native shapes are sized for real
+// caches. The emulated legs fix caches of 4 KiB / 32 KiB
+// (TILEKIT_TEST_CACHE_KIB, tests/CMakeLists.txt), blocks of kc = 16-128 and
+// mc = 16-128 rows from 128-bit to 2048-bit vectors, so shapes of a tenth of
+// the work cross the same boundaries; with them every kernel of every emulated
+// path (vector and BFMMLA, 128 to 2048 bits) crosses all three, where the
+// native shapes under qemu's fallback caches left BFMMLA at 128 bits without
+// K blocks and 2048 bits without row blocks. K is odd: BFMMLA's last k-block of
+// 4 is padded too.
 TEST_P(GemmTest, LargeShapesCrossEveryBlockBoundary) {
   TILEKIT_SEED_TRACE();
   testing::Rng rng(24);
-  for (const auto& shape : {std::array<size_t, 3>{288, 40, 4100}, std::array<size_t, 3>{100, 1100, 300}}) {
+  using Shape = std::array<size_t, 3>;
+  const bool emulated = testing::Emulated();
+  // Tall: K blocks with a tail, row blocks wherever A is packed. Wide: many
+  // panels, and K blocks on the wider vectors.
+  const Shape tall = emulated ? Shape{150, 40, 299} : Shape{288, 40, 4100};
+  const Shape wide = emulated ? Shape{40, 300, 151} : Shape{100, 1100, 300};
+  for (const Shape& shape : {tall, wide}) {
     for (int dt = 0; dt < 3; ++dt) {
       GemmCase g = Case(shape[0], shape[1], shape[2]);
       g.w_bf16 = dt > 0;
@@ -285,17 +324,18 @@ TEST_P(GemmTest, LargeShapesCrossEveryBlockBoundary) {
   }
   // A packed block too large to re-read per panel (mc × K floats > half of L2),
   // so the vector loops keep panel groups: several of them, each with several K
-  // blocks. Not on the SVE paths: the loop order is target-independent (the
-  // x86 and NEON paths run it), and emulated SVE costs ~10x per element more
-  // than NEON under qemu, which made this shape alone several minutes of CI.
-  if (GetParam() != Isa::kSve && GetParam() != Isa::kSveBf16) {
-    GemmCase g = Case(288, 480, 920);
+  // blocks. The loop order is target-independent; natively (no SVE) every
+  // path runs the large shape; emulated, every path runs the small one (at
+  // 4 KiB / 32 KiB: 3 to 33 groups of 4 to 15 K blocks).
+  {
+    const Shape grouped = emulated ? Shape{30, 260, 230} : Shape{288, 480, 920};
+    GemmCase g = Case(grouped[0], grouped[1], grouped[2]);
     g.ep.residual = reinterpret_cast<const float*>(1);
     RunAndCheck(g, rng);
   }
   // SwiGLU pairs finished after several K blocks.
   for (bool w_bf16 : {false, true}) {
-    GemmCase g = Case(70, 150, 600);
+    GemmCase g = emulated ? Case(30, 150, 230) : Case(70, 150, 600);
     g.gate_up = true;
     g.ep.activation = Activation::kSwiGlu;
     g.w_bf16 = w_bf16;
@@ -354,13 +394,21 @@ TEST_P(GemmTest, SwiGluGateUpPair) {
   }
 }
 
+// Natively 200 cases with every choice drawn. Emulated, 48: each pair of dtype
+// mix (8) and activation (6) once, and a GEMV in each run of 8, so that every
+// category is covered by construction; shapes, bias, residual, alpha, beta and
+// padding are still drawn.
 TEST_P(GemmTest, RandomShapesDtypesAndEpilogues) {
   TILEKIT_SEED_TRACE();
   testing::Rng rng(16);
-  for (int t = 0; t < 200; ++t) {
-    // Every 8th case is a GEMV (M = 1 has kernels of its own).
-    GemmCase g = Case(t % 8 == 0 ? 1 : 1 + rng.below(80), 1 + rng.below(160), rng.below(160));
-    RandomDtypesAndEpilogue(g, rng, kActivationsAndSwiGlu);
+  const bool emulated = testing::Emulated();
+  const int cases = emulated ? 8 * static_cast<int>(std::size(kActivationsAndSwiGlu)) : 200;
+  for (int t = 0; t < cases; ++t) {
+    // Every 8th case is a GEMV (M = 1 has kernels of its own); emulated, at a
+    // different dtype mix in each run of 8.
+    const bool gemv = (emulated ? t + t / 8 : t) % 8 == 0;
+    GemmCase g = Case(gemv ? 1 : 1 + rng.below(80), 1 + rng.below(160), rng.below(160));
+    RandomDtypesAndEpilogue(g, rng, kActivationsAndSwiGlu, emulated ? t : -1);
     SCOPED_TRACE(t);
     RunAndCheck(g, rng, rng.below(3));
   }
@@ -497,13 +545,23 @@ TEST_P(GemmTest, OneAndTwoThreadsAreBitwiseEqual) {
   // M = 1 (split N), N = 10 (split M), shapes where both splits apply, and
   // shapes with several K blocks (split N, split M). Each is large enough to be
   // split (the count of executor runs checks it): smaller calls stay on the
-  // calling thread (SmallCallsStayOnTheCallingThread).
-  for (const auto& shape : {std::array<size_t, 3>{1, 300, 2000}, std::array<size_t, 3>{200, 10, 1100},
-                            std::array<size_t, 3>{64, 130, 333}, std::array<size_t, 3>{13, 70, 2400},
-                            std::array<size_t, 3>{40, 300, 700}, std::array<size_t, 3>{200, 20, 600},
-                            // dot-product columns: M = 1 and 12 split columns, 9 and 50 rows
-                            std::array<size_t, 3>{1, 13, 42000}, std::array<size_t, 3>{12, 10, 18000},
-                            std::array<size_t, 3>{9, 7, 36000}, std::array<size_t, 3>{50, 10, 4400}}) {
+  // calling thread (SmallCallsStayOnTheCallingThread). Whether a call is split
+  // depends on its work alone (threading/split.h: 2·M·K·N flops or the packed
+  // weights' bytes against 10 µs a task), not on the machine, so the emulated
+  // legs run the same geometries with K cut to 1.2x that threshold (M = 1: in
+  // bf16 bytes, 1.2-1.25x); their small caches
+  // (TILEKIT_TEST_CACHE_KIB) keep several K blocks in the K-blocked shapes.
+  using Shape = std::array<size_t, 3>;
+  const std::vector<Shape> native = {Shape{1, 300, 2000}, Shape{200, 10, 1100}, Shape{64, 130, 333},
+                                     Shape{13, 70, 2400}, Shape{40, 300, 700},  Shape{200, 20, 600},
+                                     // dot-product columns: M = 1 and 12 split columns, 9 and 50 rows
+                                     Shape{1, 13, 42000}, Shape{12, 10, 18000}, Shape{9, 7, 36000},
+                                     Shape{50, 10, 4400}};
+  const std::vector<Shape> emulated = {Shape{1, 300, 1000}, Shape{200, 10, 600},  Shape{64, 130, 145},
+                                       Shape{13, 70, 1320},  Shape{40, 300, 100},  Shape{200, 20, 300},
+                                       Shape{1, 13, 24000},  Shape{12, 10, 10000}, Shape{9, 7, 19100},
+                                       Shape{50, 10, 2400}};
+  for (const Shape& shape : testing::Emulated() ? emulated : native) {
     for (int dt = 0; dt < 3; ++dt) {
       GemmCase g = Case(shape[0], shape[1], shape[2]);
       g.w_bf16 = dt > 0;  // fp32 A with bf16 weights, and all bf16
@@ -568,11 +626,16 @@ TEST_P(GemmTest, ConcurrentCallsFromSeveralThreads) {
   }
 }
 
+// K: enough work to be split over the pool (the count of executor runs checks
+// it), and several K blocks (the partial sums' workspace). Emulated, K is cut
+// to 1.2x the split threshold (threading/split.h), which the legs' small
+// caches still cut into several K blocks.
 TEST_P(GemmTest, NoHeapAllocationAfterWarmUp) {
   testing::Rng rng(20);
+  const bool emulated = testing::Emulated();
   for (bool w_bf16 : {false, true})
   for (size_t n : {size_t{100}, size_t{10}}) {  // 10: narrow weights
-    GemmCase g = Case(64, n, 3600);  // K: enough work to be split over the pool
+    GemmCase g = Case(64, n, emulated ? (n == 10 ? 1880 : 190) : 3600);
     g.a_bf16 = true;  // the path that needs the A workspace
     g.w_bf16 = w_bf16;
     Problem p(g, rng);
@@ -580,7 +643,7 @@ TEST_P(GemmTest, NoHeapAllocationAfterWarmUp) {
     ASSERT_EQ(p.pack(&pw), Status::kOk);
     std::vector<float> c(g.m * g.n);
     std::vector<bf16> a(p.a_bf16);
-    ThreadPool pool(2);
+    CountingExecutor pool(2);
     GemmOptions opt;
     opt.executor = &pool;
     for (int warm = 0; warm < 3; ++warm) {
@@ -593,6 +656,9 @@ TEST_P(GemmTest, NoHeapAllocationAfterWarmUp) {
       ASSERT_EQ(gemm(matrix(p.a.data(), 1, g.k), pw, matrix(c.data(), 1, g.n)), Status::kOk);
     }
     EXPECT_EQ(g_allocations.load(), before) << (w_bf16 ? "bf16" : "f32") << " weights, N=" << n;
+    // With one panel, whether rows are split depends on the kernel's row tile
+    // (as in OneAndTwoThreadsAreBitwiseEqual); with several, all 8 calls are.
+    if (pw.panels() > 1) EXPECT_EQ(pool.runs(), 8u) << (w_bf16 ? "bf16" : "f32") << " weights, N=" << n;
   }
 }
 
@@ -959,14 +1025,17 @@ TEST_P(GemmTest, NarrowShapeSweep) {
 // Narrow weights with many rows: the AMX narrow kernel's row tiles (16 rows,
 // blocks of 1 tile for bf16 A and 2 for fp32 A, a last tile of M mod 16 rows
 // under its own tile configuration, thread shares of 32 rows) and its fp32 A
-// chunks (8 K steps of 32), on every path (the others run the dot-product
-// kernel over the same shapes).
+// chunks (8 K steps of 32; K = 600 is two and a tail), on every path (the
+// others run the dot-product kernel over the same shapes). The emulated legs
+// (aarch64: no AMX) leave out K = 600: for the dot-product kernel, steps of
+// 2·lanes (8 to 128) and their tails, 33 and 257 already cross it.
 TEST_P(GemmTest, NarrowRowBlocks) {
   TILEKIT_SEED_TRACE();
   testing::Rng rng(26);
+  const std::vector<size_t> ks = testing::Emulated() ? std::vector<size_t>{33, 257} : std::vector<size_t>{33, 257, 600};
   for (size_t m : {15, 16, 17, 31, 48, 63, 64, 65, 80, 129, 200}) {
     for (size_t n : {1, 10, 16}) {
-      for (size_t k : {33, 257, 600}) {
+      for (size_t k : ks) {
         GemmCase g = Case(m, n, k);
         RandomDtypesAndEpilogue(g, rng, kActivations);
         // bf16 weights 3 times in 4: the AMX narrow kernel takes only those.

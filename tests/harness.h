@@ -62,6 +62,22 @@ inline std::vector<Isa> TestedPaths() {
   return paths;
 }
 
+// Whether the tests run emulated: the qemu legs set TILEKIT_TEST_EMULATED=1
+// (tests/CMakeLists.txt), and with it TILEKIT_TEST_CACHE_KIB, small caches
+// that make the cache blocking (cpu/features.h) cut small shapes into blocks.
+// qemu costs tens of times a native run per element, and emulated SVE at 256
+// bits and more several times that, so tests size their shapes and random
+// repetitions for it: a smaller shape still crosses the same boundaries (the
+// blocks shrink with the caches; thread splits depend on the work alone) and
+// every category of a random draw is still drawn. Native runs keep their shapes.
+inline bool Emulated() {
+  static const bool emulated = [] {
+    const char* env = std::getenv("TILEKIT_TEST_EMULATED");
+    return env && *env && std::strcmp(env, "0") != 0;
+  }();
+  return emulated;
+}
+
 // Forces a path for the lifetime of the object (a cap equal to the path: the
 // CPU supports it, so it is what gets chosen).
 class ScopedPath {

@@ -125,7 +125,7 @@ TEST_P(RmsNormTest, OptionsAndRandomShapes) {
   TILEKIT_SEED_TRACE();
   testing::Rng rng(7);
   // Emulated SVE is slow: fewer random shapes on the qemu legs.
-  const int n = std::getenv("TILEKIT_TEST_MIN_PATH") ? 6 : 30;
+  const int n = testing::Emulated() ? 6 : 30;
   for (int k = 0; k < n; ++k) {
     const Case c{1 + rng.below(6), 1 + rng.below(5), 1 + rng.below(300), rng.below(3) * rng.below(9), rng.below(20)};
     RmsNormOptions opt;

@@ -128,7 +128,7 @@ TEST_P(RopeTest, RandomShapes) {
   TILEKIT_SEED_TRACE();
   testing::Rng rng(5);
   const std::vector<RopeConfig> configs = Configs();
-  const int n = std::getenv("TILEKIT_TEST_MIN_PATH") ? 8 : 40;
+  const int n = testing::Emulated() ? 8 : 40;
   for (int i = 0; i < n; ++i) {
     const size_t hd = 2 * (2 + rng.below(70));
     const size_t rot = 2 * (2 + rng.below(hd / 2 - 1));

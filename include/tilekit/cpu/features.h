@@ -112,6 +112,22 @@ inline void detect_amx(Features& f) {
 }
 #endif  // TILEKIT_ARCH_X86
 
+// A test hook, like TILEKIT_TEST_DENY_AMX: TILEKIT_TEST_CACHE_KIB="L1D,L2"
+// (KiB, e.g. "4,32") replaces the detected L1 data and L2 sizes, and so the
+// cache blocking derived from them (gemm/vector.h, gemm/quant.h). The emulated
+// test legs set it so that small shapes cross every block boundary: blocking
+// decides which loop runs a product, never its arithmetic (each element sums
+// in k order whatever the blocks). Ignored unless both sizes parse.
+inline void test_cache_sizes(Features& f) {
+  const char* env = std::getenv("TILEKIT_TEST_CACHE_KIB");
+  if (!env || !*env) return;
+  unsigned long l1 = 0, l2 = 0;
+  char tail = 0;
+  if (std::sscanf(env, "%lu,%lu%c", &l1, &l2, &tail) != 2 || l1 == 0 || l2 == 0) return;
+  f.l1d = static_cast<size_t>(l1) << 10;
+  f.l2 = f.llc = static_cast<size_t>(l2) << 10;
+}
+
 inline Features detect() {
   Features f;
   if (!cpuinfo_initialize()) return f;  // unknown CPU: everything false -> scalar
@@ -142,6 +158,7 @@ inline Features detect() {
   if (cpuinfo_get_l1d_caches_count()) f.l1d = cpuinfo_get_l1d_cache(0)->size;
   if (cpuinfo_get_l2_caches_count()) f.l2 = cpuinfo_get_l2_cache(0)->size;
   if (cpuinfo_get_l3_caches_count()) f.llc = cpuinfo_get_l3_cache(0)->size;
+  test_cache_sizes(f);
   if (!f.llc) f.llc = f.l2;
   f.cores = cpuinfo_get_cores_count() ? cpuinfo_get_cores_count() : 1;
   return f;
