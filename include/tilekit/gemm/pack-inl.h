@@ -24,9 +24,9 @@ namespace hn = hwy::HWY_NAMESPACE;
 // writing around the cache spares each line its read for ownership. Packing
 // an fp32 [K][N] source (rows copied whole) went from 8-10 to 21-23 GB/s on
 // one AVX-512 thread, 0.82-0.88 of a memcpy of the same bytes
-// (docs/performance.md). The caller issues hwy::FlushStream() before the
-// bytes are published to another thread. Targets without non-temporal stores
-// (NEON) store normally.
+// (docs/performance-history.md, "Streaming the packed rows"). The caller
+// issues hwy::FlushStream() before the bytes are published to another
+// thread. Targets without non-temporal stores (NEON) store normally.
 inline void StreamCopy(const void* HWY_RESTRICT src, void* HWY_RESTRICT dst, size_t bytes) {
   const hn::ScalableTag<uint32_t> d;
   const size_t lanes = hn::Lanes(d), n = bytes / 4;

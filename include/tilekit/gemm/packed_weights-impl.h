@@ -214,8 +214,9 @@ struct PackAccess {
   // costs more than a plain one; otherwise copied. fill_share flushes. Only
   // the fp32 [K][N] copy streams: the [N][K] transpose (through a block in L1)
   // and the bf16 rounding (through a staging row) measured 0.8x and 0.7x
-  // streamed against storing in place (docs/performance.md "Streaming the
-  // packed rows"), since they are bound by their own work, not by the stores.
+  // streamed against storing in place (docs/performance-history.md
+  // "Streaming the packed rows"), since they are bound by their own work, not
+  // by the stores.
   static void write_rows(const PackedWeights& pw, const void* src, void* dst, size_t bytes) {
     const size_t row_bytes = pw.layout_.nr * pw.layout_.element_bytes();
     if (row_bytes % kCacheLine == 0 && pw.panel_bytes() % kCacheLine == 0) {
