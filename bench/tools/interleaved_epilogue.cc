@@ -8,8 +8,8 @@
 // the variants' order rotates between rounds) and the tool prints the medians
 // of the per-round ratios fused / bare (the fusion's cost) and unfused / fused
 // (what it saves) with their interquartile ranges. Not part of scripts/bench:
-// the figures quoted in docs/performance-history.md for the fused-epilogue
-// goals.
+// the figures quoted in docs/performance.md ("Fused epilogue") and, for the
+// fused-epilogue goals, docs/performance-history.md.
 #include "tilekit/tilekit.h"
 
 #include <algorithm>

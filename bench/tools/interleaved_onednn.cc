@@ -23,7 +23,7 @@
 // runs the compute ceiling of its dtype on as many threads (compute_peak.h:
 // FMA for f32, AMX for the bf16 dtypes where granted) for "share of peak". Not
 // part of scripts/bench: a tool for tuning and for the ratios quoted in
-// docs/performance-history.md.
+// docs/performance.md (the current ones) and docs/performance-history.md.
 #include "tilekit/tilekit.h"
 
 #include <algorithm>
