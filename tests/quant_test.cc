@@ -373,6 +373,41 @@ TEST_P(QuantTest, RowsDoNotDependOnTheirNeighbours) {
   }
 }
 
+// Below the integer kernels' rows (kQuantGemvMaxRows), the weight-only GEMV
+// runs rows in tiles of up to 4 that share each widened weight: a row's
+// outputs are the same bits whichever call and tile it is in (M = 1 to 7, the
+// row alone), over N of 8 panel blocks and a tail (several tiles of panels
+// per block) and K of several groups with a short last one.
+TEST_P(QuantTest, GemvRowsIndependentOfTheirTile) {
+  TILEKIT_SEED_TRACE();
+  Rng rng(13);
+  const size_t lanes = active_panel_layout(WeightType::kF32).lanes;
+  const size_t k = 300, n = 9 * 2 * lanes - 5, rows = 7;
+  std::vector<float> w(n * k), a(rows * k);
+  rng.fill(w.data(), w.size());
+  rng.fill(a.data(), a.size());
+  for (WeightType t : {WeightType::kInt8, WeightType::kInt4}) {
+    PackedWeights pw;
+    PackOptions opt;
+    opt.group = 64;
+    ASSERT_EQ(pack_weights(weights_nk(w.data(), n, k), t, &pw, opt), Status::kOk) << last_error();
+    std::vector<std::vector<float>> alone(rows, std::vector<float>(n, testing::PoisonF32()));
+    for (size_t i = 0; i < rows; ++i) {
+      ASSERT_EQ(gemm(matrix(a.data() + i * k, 1, k), pw, matrix(alone[i].data(), 1, n)), Status::kOk);
+    }
+    for (size_t m = 2; m <= rows; ++m) {
+      std::vector<float> c(m * n, testing::PoisonF32());
+      ASSERT_EQ(gemm(matrix(a.data(), m, k), pw, matrix(c.data(), m, n)), Status::kOk);
+      for (size_t i = 0; i < m; ++i) {
+        for (size_t j = 0; j < n; ++j) {
+          ASSERT_EQ(testing::Bits(c[i * n + j]), testing::Bits(alone[i][j]))
+              << weight_type_name(t) << " M=" << m << " at (" << i << ", " << j << ")";
+        }
+      }
+    }
+  }
+}
+
 // Rows of A that are unit vectors read the packed weights one by one: on the
 // GEMV (M = 1) every product but one is 0 · w, so C = fl(q · s) exactly, the
 // weight the reference computed (a zero of either sign: compared as values). A

@@ -1,10 +1,10 @@
 // Per-target: the quantized kernel (gemm/quant.h), weight-only: int8 / int4
 // values widen to fp32 in registers and multiply fp32 activations, fp32 sums.
-//   M = 1 (decode): QuantGemv streams several panels at once; each group's
-//     products are summed apart and scaled once (the zero point subtracted as
-//     z · Σa over the group), so a weight costs a load lane, a widening and an
-//     FMA.
-//   M > 1: each K block of a panel is dequantized to fp32 once per row block
+//   M <= kQuantGemvMaxRows (decode): QuantGemv streams several panels at
+//     once; each group's products are summed apart and scaled once (the zero
+//     point subtracted as z · Σa over the group), so a weight costs a load
+//     lane, a widening and an FMA per row of a tile of up to 4 rows.
+//   More rows: each K block of a panel is dequantized to fp32 once per row block
 //     and the vector kernel's register tile (microkernel-inl.h) runs over it.
 #if defined(TILEKIT_GEMM_QUANT_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef TILEKIT_GEMM_QUANT_INL_H_
@@ -26,6 +26,7 @@
 #include "tilekit/gemm/operands-inl.h"
 #include "tilekit/gemm/plan.h"
 #include "tilekit/gemm/prefetch-inl.h"
+#include "tilekit/gemm/quant_act.h"
 #include "tilekit/gemm/store-inl.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -76,78 +77,141 @@ HWY_INLINE void LoadQuantRow(DF df, const uint8_t* HWY_RESTRICT row, hn::Vec<DF>
 
 // Panels read at once by the GEMV, each its own memory stream (one core reads
 // memory faster from several sequential streams, as in GemvPanels): a panel
-// holds a group's two sums in registers; the running totals wait in memory,
-// updated once per group.
+// holds a group's two sums per row in registers; the running totals wait in
+// memory, updated once per group. A tile of kRows rows reads
+// QuantGemvPanelsFor(kRows) panels at once: every weight row loaded and
+// widened once serves all of them, within 16 sums in registers (one row keeps
+// 8 panels of AVX-512's 32 registers, as before rows were added).
 #if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_SCALAR || HWY_TARGET == HWY_EMU128
 constexpr size_t kQuantGemvPanels = 4;
 #else
 constexpr size_t kQuantGemvPanels = 8;
 #endif
+// Rows of one GEMV tile: more rows are tiles of at most this many.
+constexpr size_t kQuantGemvRows = 4;
+constexpr size_t QuantGemvPanelsFor(size_t rows) {
+  return rows == 1 ? kQuantGemvPanels : rows == 2 ? kQuantGemvPanels / 2 : HWY_MAX(size_t{1}, kQuantGemvPanels / 4);
+}
 
 // Where a GEMV reads its panels: a K-group of row_bytes rows is followed by the
 // panel's scales; panels lie panel_bytes apart. A prefetch is issued every
-// rows_per_line rows (one per cache line of a stream).
+// rows_per_line rows (one per cache line of a stream), for the panels the tile
+// reads and up to stream_panels panels from q.b: a tile of several rows reads
+// fewer panels than one core needs streams to read memory at speed, so the
+// first tile of a block brings in the whole block's panels for the next tiles.
 struct QuantPanels {
   const uint8_t* b;
   size_t panel_bytes, row_bytes, group_bytes, g, groups, rows_per_line;
   float zero;
+  size_t stream_panels;
 };
 
-#define TILEKIT_QGEMV_FMA(P)                                                                \
-  if constexpr (kPanels > P) {                                                              \
-    const uint8_t* row = rows + P * q.panel_bytes + k * q.row_bytes;                        \
-    if (prefetch) hwy::Prefetch(row + kStreamAhead);                                        \
-    hn::Vec<decltype(df)> u0, u1;                                                           \
-    LoadQuantRow<kInt4>(df, row, u0, u1);                                                   \
-    s##P##0 = hn::MulAdd(av, u0, s##P##0);                                                  \
-    s##P##1 = hn::MulAdd(av, u1, s##P##1);                                                  \
+// The rows of a GEMV tile: row r's fp32 values (zero-padded to whole groups)
+// at a + r · a_stride, its group sums at asum + r · asum_stride, its outputs
+// at out + r · out_stride.
+struct QuantGemvRows {
+  const float* a;
+  const float* asum;
+  float* out;
+  size_t a_stride, asum_stride, out_stride;
+};
+
+// Sum s<P><R><half> of panel P, row R. Only the sums of panels < kPanels and
+// rows < kRows are used; the compiler drops the others.
+#define TILEKIT_QGEMV_DECLARE(P)                                                             \
+  auto s##P##00 = hn::Zero(df), s##P##01 = s##P##00, s##P##10 = s##P##00, s##P##11 = s##P##00, \
+       s##P##20 = s##P##00, s##P##21 = s##P##00, s##P##30 = s##P##00, s##P##31 = s##P##00;
+#define TILEKIT_QGEMV_ROW_FMA(P, R)                                                          \
+  if constexpr (kRows > R) {                                                                 \
+    s##P##R##0 = hn::MulAdd(a##R, u0, s##P##R##0);                                           \
+    s##P##R##1 = hn::MulAdd(a##R, u1, s##P##R##1);                                           \
   }
-#define TILEKIT_QGEMV_SCALE(P)                                                              \
-  if constexpr (kPanels > P) {                                                              \
+#define TILEKIT_QGEMV_FMA(P)                                                                 \
+  if constexpr (kPanels > P) {                                                               \
+    const uint8_t* row = rows + P * q.panel_bytes + k * q.row_bytes;                         \
+    if (prefetch) hwy::Prefetch(row + kStreamAhead);                                         \
+    hn::Vec<decltype(df)> u0, u1;                                                            \
+    LoadQuantRow<kInt4>(df, row, u0, u1);                                                    \
+    TILEKIT_QGEMV_ROW_FMA(P, 0) TILEKIT_QGEMV_ROW_FMA(P, 1)                                  \
+    TILEKIT_QGEMV_ROW_FMA(P, 2) TILEKIT_QGEMV_ROW_FMA(P, 3)                                  \
+  }
+#define TILEKIT_QGEMV_ROW_SCALE(P, R)                                                        \
+  if constexpr (kRows > R) {                                                                 \
+    const auto corr = hn::Set(df, q.zero * r.asum[R * r.asum_stride + gi]);                  \
+    float* t = r.out + R * r.out_stride + P * 2 * N;                                         \
+    hn::Store(hn::MulAdd(hn::Sub(s##P##R##0, corr), sc0, hn::Load(df, t)), df, t);           \
+    hn::Store(hn::MulAdd(hn::Sub(s##P##R##1, corr), sc1, hn::Load(df, t + N)), df, t + N);   \
+    s##P##R##0 = hn::Zero(df);                                                               \
+    s##P##R##1 = hn::Zero(df);                                                               \
+  }
+#define TILEKIT_QGEMV_SCALE(P)                                                               \
+  if constexpr (kPanels > P) {                                                               \
     const float* scales = reinterpret_cast<const float*>(rows + P * q.panel_bytes + q.g * q.row_bytes); \
-    float* t = out + P * 2 * N;                                                             \
-    hn::Store(hn::MulAdd(hn::Sub(s##P##0, corr), hn::LoadU(df, scales), hn::Load(df, t)), df, t); \
-    hn::Store(hn::MulAdd(hn::Sub(s##P##1, corr), hn::LoadU(df, scales + N), hn::Load(df, t + N)), df, t + N); \
-    s##P##0 = hn::Zero(df);                                                                 \
-    s##P##1 = hn::Zero(df);                                                                 \
+    const auto sc0 = hn::LoadU(df, scales), sc1 = hn::LoadU(df, scales + N);                 \
+    TILEKIT_QGEMV_ROW_SCALE(P, 0) TILEKIT_QGEMV_ROW_SCALE(P, 1)                              \
+    TILEKIT_QGEMV_ROW_SCALE(P, 2) TILEKIT_QGEMV_ROW_SCALE(P, 3)                              \
   }
 
-// out[P · 2N + c] = Σ_k a[k] · w(k, c) for the first kPanels panels at q.b
-// (out aligned, kPanels · 2N floats). `a` is zero-padded to whole groups;
-// asum[gi] = Σ a over group gi.
-template <size_t kPanels, bool kInt4>
-HWY_NOINLINE void QuantGemvPanels(const QuantPanels& q, const float* HWY_RESTRICT a, const float* HWY_RESTRICT asum,
-                                  float* HWY_RESTRICT out) {
+// out_r[P · 2N + c] = Σ_k a_r[k] · w(k, c) for the first kPanels panels at q.b
+// and rows r < kRows (each out row aligned, kPanels · 2N floats). Each row's
+// sums are the same operations in the same order whatever kRows: a row's
+// outputs do not depend on the rows beside it.
+template <size_t kRows, size_t kPanels, bool kInt4>
+HWY_NOINLINE void QuantGemvTile(const QuantPanels& q, const QuantGemvRows& r) {
+  static_assert(kRows >= 1 && kRows <= kQuantGemvRows && kPanels <= 8, "QuantGemvTile declares 8 panels × 4 rows");
   const hn::ScalableTag<float> df;
   const size_t N = hn::Lanes(df);
-  for (size_t i = 0; i < kPanels * 2 * N; i += N) hn::Store(hn::Zero(df), df, out + i);
-  auto s00 = hn::Zero(df), s01 = s00, s10 = s00, s11 = s00, s20 = s00, s21 = s00, s30 = s00, s31 = s00;
-  auto s40 = s00, s41 = s00, s50 = s00, s51 = s00, s60 = s00, s61 = s00, s70 = s00, s71 = s00;
+  for (size_t i = 0; i < kRows; ++i) {
+    for (size_t c = 0; c < kPanels * 2 * N; c += N) hn::Store(hn::Zero(df), df, r.out + i * r.out_stride + c);
+  }
+  TILEKIT_QGEMV_DECLARE(0) TILEKIT_QGEMV_DECLARE(1) TILEKIT_QGEMV_DECLARE(2) TILEKIT_QGEMV_DECLARE(3)
+  TILEKIT_QGEMV_DECLARE(4) TILEKIT_QGEMV_DECLARE(5) TILEKIT_QGEMV_DECLARE(6) TILEKIT_QGEMV_DECLARE(7)
   const size_t line_mask = q.rows_per_line - 1;
   for (size_t gi = 0; gi < q.groups; ++gi) {
     const uint8_t* rows = q.b + gi * q.group_bytes;
-    const float* ag = a + gi * q.g;
+    const float* ag = r.a + gi * q.g;
     for (size_t k = 0; k < q.g; ++k) {
       const bool prefetch = (k & line_mask) == 0;
-      const auto av = hn::Set(df, ag[k]);
+      const auto a0 = hn::Set(df, ag[k]);
+      const auto a1 = hn::Set(df, kRows > 1 ? ag[r.a_stride + k] : 0.f);
+      const auto a2 = hn::Set(df, kRows > 2 ? ag[2 * r.a_stride + k] : 0.f);
+      const auto a3 = hn::Set(df, kRows > 3 ? ag[3 * r.a_stride + k] : 0.f);
       TILEKIT_QGEMV_FMA(0) TILEKIT_QGEMV_FMA(1) TILEKIT_QGEMV_FMA(2) TILEKIT_QGEMV_FMA(3)
       TILEKIT_QGEMV_FMA(4) TILEKIT_QGEMV_FMA(5) TILEKIT_QGEMV_FMA(6) TILEKIT_QGEMV_FMA(7)
+      if (kPanels < kQuantGemvPanels && prefetch) {
+        for (size_t s = kPanels; s < q.stream_panels; ++s) {
+          hwy::Prefetch(rows + s * q.panel_bytes + k * q.row_bytes + kStreamAhead);
+        }
+      }
     }
-    const auto corr = hn::Set(df, q.zero * asum[gi]);
     TILEKIT_QGEMV_SCALE(0) TILEKIT_QGEMV_SCALE(1) TILEKIT_QGEMV_SCALE(2) TILEKIT_QGEMV_SCALE(3)
     TILEKIT_QGEMV_SCALE(4) TILEKIT_QGEMV_SCALE(5) TILEKIT_QGEMV_SCALE(6) TILEKIT_QGEMV_SCALE(7)
   }
 }
+#undef TILEKIT_QGEMV_DECLARE
+#undef TILEKIT_QGEMV_ROW_FMA
 #undef TILEKIT_QGEMV_FMA
+#undef TILEKIT_QGEMV_ROW_SCALE
 #undef TILEKIT_QGEMV_SCALE
-static_assert(kQuantGemvPanels <= 8, "QuantGemvPanels declares 8 panels of sums");
 
-template <bool kInt4, size_t... kCounts>
-HWY_INLINE void RunQuantGemv(size_t panels, const QuantPanels& q, const float* a, const float* asum, float* out,
-                             std::index_sequence<kCounts...>) {
-  using Kernel = void (*)(const QuantPanels&, const float*, const float*, float*);
-  static constexpr Kernel kKernels[] = {&QuantGemvPanels<kCounts + 1, kInt4>...};
-  kKernels[panels - 1](q, a, asum, out);
+// The tile of `rows` rows and `panels` panels (1 <= panels <=
+// QuantGemvPanelsFor(rows)).
+template <size_t kRows, bool kInt4, size_t... kCounts>
+HWY_INLINE void RunQuantGemvRows(size_t panels, const QuantPanels& q, const QuantGemvRows& r,
+                                 std::index_sequence<kCounts...>) {
+  using Kernel = void (*)(const QuantPanels&, const QuantGemvRows&);
+  static constexpr Kernel kKernels[] = {&QuantGemvTile<kRows, kCounts + 1, kInt4>...};
+  kKernels[panels - 1](q, r);
+}
+
+template <bool kInt4>
+HWY_INLINE void RunQuantGemv(size_t rows, size_t panels, const QuantPanels& q, const QuantGemvRows& r) {
+  switch (rows) {
+    case 1: return RunQuantGemvRows<1, kInt4>(panels, q, r, std::make_index_sequence<QuantGemvPanelsFor(1)>());
+    case 2: return RunQuantGemvRows<2, kInt4>(panels, q, r, std::make_index_sequence<QuantGemvPanelsFor(2)>());
+    case 3: return RunQuantGemvRows<3, kInt4>(panels, q, r, std::make_index_sequence<QuantGemvPanelsFor(3)>());
+    default: return RunQuantGemvRows<4, kInt4>(panels, q, r, std::make_index_sequence<QuantGemvPanelsFor(4)>());
+  }
 }
 
 template <bool kInt4>
@@ -158,36 +222,53 @@ HWY_INLINE QuantPanels QuantPanelsOf(const GemmPlan& p) {
   // it), at least 1.
   size_t rows_per_line = 1;
   while (2 * rows_per_line * row_bytes <= 64) rows_per_line *= 2;
-  return QuantPanels{p.b, p.panel_bytes, row_bytes, p.group * row_bytes + p.nr * sizeof(float), p.group,
-                     kp / p.group, rows_per_line, QuantZero(kInt4)};
+  const size_t group_bytes = p.group * row_bytes + p.nr * sizeof(float);
+  return QuantPanels{p.b,           p.panel_bytes,    row_bytes, group_bytes, p.group, kp / p.group,
+                     rows_per_line, QuantZero(kInt4), /*stream_panels=*/0};
 }
 
-// M = 1: the row as fp32 padded to whole groups and its group sums in `ws`,
-// then the share's panels kQuantGemvPanels at a time.
+// M <= kQuantGemvMaxRows (decode, a few sequences at once): the rows as fp32
+// padded to whole groups and their group sums in `ws`, then the share's
+// panels kQuantGemvPanels at a time, each block's rows in tiles of up to
+// kQuantGemvRows: the first tile streams the block from memory, the others
+// find it in L2 (kQuantGemvPanels panels of K rows: 256 KiB at K = 4096,
+// int8 on 16 lanes).
 template <typename TA, typename TC, bool kInt4>
 HWY_INLINE void QuantGemv(const GemmPlan& p, size_t p0, size_t p1, float* HWY_RESTRICT ws) {
   const hn::ScalableTag<float> df;
   const size_t N = hn::Lanes(df);
   QuantPanels q = QuantPanelsOf<kInt4>(p);
+  const size_t kp = q.groups * q.g;
   float* a = ws;
-  float* asum = a + q.groups * q.g;
-  const TA* row = static_cast<const TA*>(p.a);
-  for (size_t gi = 0; gi < q.groups; ++gi) {
-    float sum = 0.f;
-    for (size_t k = gi * q.g; k < (gi + 1) * q.g; ++k) {
-      a[k] = k < p.k ? AsFloat(row[k]) : 0.f;
-      sum += a[k];
+  float* asum = a + p.m * kp;
+  const TA* rows = static_cast<const TA*>(p.a);
+  for (size_t i = 0; i < p.m; ++i) {
+    const TA* row = rows + i * p.lda;
+    for (size_t gi = 0; gi < q.groups; ++gi) {
+      float sum = 0.f;
+      for (size_t k = gi * q.g; k < (gi + 1) * q.g; ++k) {
+        a[i * kp + k] = k < p.k ? AsFloat(row[k]) : 0.f;
+        sum += a[i * kp + k];
+      }
+      asum[i * q.groups + gi] = sum;
     }
-    asum[gi] = sum;
   }
-  HWY_ALIGN float tile[kQuantGemvPanels * 2 * HWY_MAX_BYTES / sizeof(float)];
+  constexpr size_t kTileLd = kQuantGemvPanels * 2 * HWY_MAX_BYTES / sizeof(float);
+  HWY_ALIGN float tile[kQuantGemvRows * kTileLd];
   for (size_t pb = p0; pb < p1; pb += kQuantGemvPanels) {
     const size_t n = HWY_MIN(kQuantGemvPanels, p1 - pb);
-    q.b = p.b + pb * p.panel_bytes;
-    RunQuantGemv<kInt4>(n, q, a, asum, tile, std::make_index_sequence<kQuantGemvPanels>());
-    for (size_t i = 0; i < n; ++i) {
-      const PanelColumns pc = panel_columns(p, pb + i, 2 * N);
-      StoreTile<TC>(tile + i * 2 * N, 2 * N, TileOut{pc.seg, 0, pc.col, pc.cols}, 1);
+    for (size_t i0 = 0; i0 < p.m; i0 += kQuantGemvRows) {
+      const size_t m = HWY_MIN(kQuantGemvRows, p.m - i0), step = QuantGemvPanelsFor(m);
+      for (size_t j = 0; j < n; j += step) {
+        q.b = p.b + (pb + j) * p.panel_bytes;
+        q.stream_panels = i0 == 0 && j == 0 ? n : 0;
+        const QuantGemvRows r{a + i0 * kp, asum + i0 * q.groups, tile + j * 2 * N, kp, q.groups, kTileLd};
+        RunQuantGemv<kInt4>(m, HWY_MIN(step, n - j), q, r);
+      }
+      for (size_t j = 0; j < n; ++j) {
+        const PanelColumns pc = panel_columns(p, pb + j, 2 * N);
+        StoreTile<TC>(tile + j * 2 * N, kTileLd, TileOut{pc.seg, i0, pc.col, pc.cols}, m);
+      }
     }
   }
 }
@@ -266,7 +347,7 @@ HWY_INLINE void QuantRangeT(const GemmPlan& p, size_t r0, size_t r1, size_t p0, 
 template <typename TA, typename TC>
 HWY_INLINE void QuantRangeAC(const GemmPlan& p, size_t r0, size_t r1, size_t p0, size_t p1, float* ws) {
   const bool int4 = p.b_type == WeightType::kInt4;
-  if (p.m == 1) {
+  if (p.m <= kQuantGemvMaxRows) {
     return int4 ? QuantGemv<TA, TC, true>(p, p0, p1, ws) : QuantGemv<TA, TC, false>(p, p0, p1, ws);
   }
   return int4 ? QuantRangeT<TA, TC, true>(p, r0, r1, p0, p1, ws) : QuantRangeT<TA, TC, false>(p, r0, r1, p0, p1, ws);

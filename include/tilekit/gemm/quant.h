@@ -32,6 +32,7 @@
 #include "tilekit/cpu/features.h"
 #include "tilekit/gemm/exports.h"
 #include "tilekit/gemm/kernel.h"
+#include "tilekit/gemm/quant_act.h"
 #include "tilekit/gemm/vector.h"
 
 namespace tilekit {
@@ -170,7 +171,7 @@ inline bool quant_pack(const PackJob& job, size_t p0, size_t p1) {
 
 inline size_t quant_mr(Isa isa) { return vector_mr(isa); }
 
-// M = 1 streams the panels once (QuantGemv). More rows dequantize a K block of
+// M <= kQuantGemvMaxRows streams the panels once (QuantGemv). More rows dequantize a K block of
 // a panel to fp32 once per row block (in L1: kc × nr floats fill half of it)
 // and run the vector kernel's register tile over it; kc is whole groups (or,
 // with one group of all of K, any multiple of 8).
@@ -180,9 +181,9 @@ inline void quant_block(GemmPlan& p, const PanelLayout& l, size_t mr) {
   const size_t l2 = f.l2 ? f.l2 : (size_t{1} << 20);
   const size_t g = l.group, kp = l.padded_k(p.k);
   p.nc_panels = 1;
-  if (p.m == 1) {
+  if (p.m <= kQuantGemvMaxRows) {
     p.pack_a = false;
-    p.mc = 1;
+    p.mc = p.m;
     p.kc = kp;
     return;
   }
@@ -192,12 +193,13 @@ inline void quant_block(GemmPlan& p, const PanelLayout& l, size_t mr) {
   p.mc = std::min(round_up(p.m, mr), std::max(mr, l2 / 4 / (kp * sizeof(float)) / mr * mr));
 }
 
-// M = 1: A as fp32 padded to whole groups, and one sum of A per group. More
+// M <= kQuantGemvMaxRows: A as fp32 rows padded to whole groups, and one sum
+// of each row per group. More
 // rows: the packed A block (mc × Kp), the partial sums of one panel (mc × nr)
 // and the dequantized slice (kc × nr).
 inline size_t quant_workspace_floats(const GemmPlan& p, const PanelLayout& l, size_t mr) {
   const size_t kp = l.padded_k(p.k);
-  if (p.m == 1) return kp + kp / l.group;
+  if (p.m <= kQuantGemvMaxRows) return p.m * (kp + kp / l.group);
   const size_t mc = round_up(p.mc, mr);
   return round_up(mc * (kp + l.nr), 16) + p.kc * l.nr;
 }

@@ -33,6 +33,9 @@ namespace detail {
 // (decode) keep the weight-only kernels, which read the weights once as they
 // are.
 constexpr size_t kInt8ActMinRows = 8;
+// Fewer rows: the weight-only GEMV of gemm/quant-inl.h streams the weights
+// once, tiles of up to 4 rows sharing each widened weight, on every path.
+constexpr size_t kQuantGemvMaxRows = kInt8ActMinRows - 1;
 // K values per int32 sum and activation scale: at most 256, so every sum
 // (|q_a| <= 127, stored weights < 256 with their zero point) stays below
 // 255 · 127 · 256 < 2^24 and converts to fp32 exactly.
