@@ -132,7 +132,8 @@ struct GraphStats {
 // The kinds of node a step's time is split into (StepProfile): every GEMM
 // (gemm and gemm_fused: the GEMVs of a decode step), attention, the norms
 // (rms_norm, add_rms_norm), RoPE, and the rest (embedding lookup, KV cache
-// writes, adds not folded into a GEMM, copies of each sequence's last row).
+// writes, adds not folded into a GEMM, copies of each sequence's last row,
+// and input nodes, which run nothing).
 enum class NodeKind : uint8_t { kLinear, kAttention, kNorm, kRope, kOther };
 constexpr size_t kNodeKinds = 5;
 inline const char* node_kind_name(NodeKind k) {
