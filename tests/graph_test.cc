@@ -453,6 +453,67 @@ TEST_P(GraphLlama, QuantizedNoAllocationAcrossStepsOfAnySize) {
   NoAllocationAcrossSteps(WeightType::kInt4, 67);
 }
 
+// A profiled run (StepProfile) gives the bits of an unprofiled one, counts
+// each kind's nodes, and its kinds add up to the step: what is outside every
+// node (the step's checks, the interpreter, the clock reads) is a few percent
+// of a step whose kernels do some work (dim 256 here). The nodes' sum can
+// never exceed the step: they are disjoint intervals inside it. Decode steps
+// are profiled one by one and the median step's share checked, so a
+// preemption between two nodes of one step on a shared machine fails nothing.
+TEST(GraphProfile, KindsAddUpToTheStepAndProfilingChangesNoBits) {
+  LlamaConfig c = TinyConfig();
+  c.dim = 256, c.hidden = 688, c.heads = 8, c.kv_heads = 4, c.vocab = 1000;
+  const RandomModel m(c, 90);
+  LlamaOptions o;
+  o.max_tokens = 16;
+  LlamaModel plain, profiled;
+  ASSERT_EQ(plain.build(m.config, m.weights, o), Status::kOk) << last_error();
+  ASSERT_EQ(profiled.build(m.config, m.weights, o), Status::kOk) << last_error();
+  KvSlot a, b;
+  ASSERT_EQ(a.init(plain.cache(), c.max_seq_len), Status::kOk);
+  ASSERT_EQ(b.init(profiled.cache(), c.max_seq_len), Status::kOk);
+  ThreadPool pool(2);
+  const std::vector<int32_t> tokens = Prompt(16 + 24, c.vocab, 91);
+  StepProfile total;
+  std::vector<double> inside;  // per decode step: nodes_ns / step_ns
+  size_t at = 0;
+  for (size_t n : {16, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}) {
+    ASSERT_EQ(a.grow(plain.cache(), n), Status::kOk);
+    ASSERT_EQ(b.grow(profiled.cache(), n), Status::kOk);
+    const SequenceStep sa = a.step(n), sb = b.step(n);
+    StepProfile p;
+    ASSERT_EQ(plain.forward(Step{tokens.data() + at, &sa, 1}, &pool), Status::kOk) << last_error();
+    ASSERT_EQ(profiled.forward(Step{tokens.data() + at, &sb, 1}, &pool, &p), Status::kOk) << last_error();
+    a.advance(n), b.advance(n), at += n;
+    const MatrixView<const float> x = plain.logits(), y = profiled.logits();
+    for (size_t i = 0; i < x.cols; ++i) ASSERT_EQ(testing::Bits(x.data[i]), testing::Bits(y.data[i])) << i;
+    EXPECT_EQ(p.steps, 1u);
+    EXPECT_LE(p.nodes_ns(), p.step_ns);
+    if (n == 1) inside.push_back(static_cast<double>(p.nodes_ns()) / p.step_ns);
+    total += p;
+  }
+  // Per step: a fused QKV, the output projection, gate/up and down per layer
+  // and the classifier; attention and RoPE per layer; two norms per layer and
+  // the final one; the embedding lookup, a KV write per layer and the last row.
+  const uint64_t steps = total.steps, L = c.layers;
+  EXPECT_EQ(steps, 25u);
+  EXPECT_EQ(total.kind_nodes(NodeKind::kLinear), steps * (4 * L + 1));
+  EXPECT_EQ(total.kind_nodes(NodeKind::kAttention), steps * L);
+  EXPECT_EQ(total.kind_nodes(NodeKind::kNorm), steps * (2 * L + 1));
+  EXPECT_EQ(total.kind_nodes(NodeKind::kRope), steps * L);
+  EXPECT_EQ(total.kind_nodes(NodeKind::kOther), steps * (L + 2));
+  for (size_t k = 0; k < kNodeKinds; ++k) EXPECT_GT(total.ns[k], 0u) << node_kind_name(static_cast<NodeKind>(k));
+  EXPECT_LE(total.nodes_ns(), total.step_ns);
+  std::nth_element(inside.begin(), inside.begin() + inside.size() / 2, inside.end());
+  EXPECT_GE(inside[inside.size() / 2], 0.9) << "the median decode step spends more than 10% outside its nodes";
+  // Failed runs add nothing.
+  const StepProfile before = total;
+  const SequenceStep bad{nullptr, 0, 0, 1};
+  EXPECT_NE(profiled.forward(Step{tokens.data(), &bad, 1}, &pool, &total), Status::kOk);
+  EXPECT_EQ(total.steps, before.steps);
+  EXPECT_EQ(total.step_ns, before.step_ns);
+}
+
 // The quantization of the tiny model's weights, per type and group, and what
 // it does to the logits against the model's fp32 weights: printed (the
 // numbers the docs quote), with the rule checked (each weight within half a

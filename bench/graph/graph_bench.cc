@@ -1,10 +1,11 @@
-// The graph executor (issue 18): one Llama-7B-dims decoder layer (dim 4096,
-// hidden 11008, 32 heads, 8 KV heads, head_dim 128) built with add_llama_layer,
-//  - decode of one token at a context of 1K and 4K, per weight type, each
+// The graph executor (issues 18 and 26): one Llama-7B-dims decoder layer (dim
+// 4096, hidden 11008, 32 heads, 8 KV heads, head_dim 128) built with
+// add_llama_layer,
+//  - decode of one token at a context of 512 and 4096, per weight type, each
 //    iteration beside a read pass over as many bytes as the step must read (the
 //    layer's packed weights and its fp32 K/V) on the same threads (interleaved,
 //    so both see the same machine): x_bound = median decode time / median read
-//    time (goal <= 1.15);
+//    time (goal <= 1.15), and the step's share per kind of node (StepProfile);
 //  - prefill of 512 tokens against the same layer composed eagerly in this
 //    binary (graph_prefill/eager): oneDNN matmuls with weights reordered once
 //    into the blocked layout oneDNN chooses (tag::any), RMSNorm, RoPE, SiLU,
@@ -17,20 +18,24 @@
 //    weights' shapes, same cache), us_per_layer = (median graph − median
 //    direct) / layers.
 //
-//  - the whole model per weight type: llama2.c's stories110M dims as a
-//    LlamaModel, decode tokens/s at a context of 512 beside the streaming bound
+//  - the whole model per weight type: TinyLlama's layer shape over 8 layers
+//    (dim 2048, hidden 5632, 32 heads, 4 KV heads, vocab 32000, untied
+//    classifier; 1.67 GB of fp32 weights per token) as a LlamaModel: decode
+//    tokens/s at a context of 512 and 4096 beside the streaming bound
 //    (bound_tokens/s = the read ceiling measured in the same run, interleaved,
-//    over the packed weight bytes per token, scales included; the K/V bytes
-//    the step reads too are reported apart, kv_MB), and prefill tokens/s in
-//    512-token steps.
+//    over the bytes per token: packed weights, scales included, and the K/V
+//    the step reads), the step's share per kind of node (share_linear,
+//    share_attention, share_norm, share_rope, share_other; StepProfile), its
+//    GEMMs against the read ceiling (linear_x_bound) and against the same
+//    GEMMs run alone (linear_x_alone); and prefill tokens/s in 512-token steps.
 //
 // Weight types: f32, bf16, and int8 / int4 quantized at build in groups of 32
 // (GraphConfig::weight_group's default); their packed bytes include the
 // scales.
 //
-// Rows: graph_decode/<tilekit|read_ceiling>/<f32|bf16|int8|int4>/context:<S>/threads:<t>
+// Rows: graph_decode/<tilekit|read_ceiling>/<f32|bf16|int8|int4>/context:<512|4096|0>/threads:<t>
 //       graph_prefill/<tilekit|eager>/<weights>/T:512/threads:<t>
-//       graph_model_decode/tilekit/<weights>/context:512/threads:<t>
+//       graph_model_decode/tilekit/<weights>/context:<512|4096>/threads:<t>
 //       graph_model_prefill/tilekit/<weights>/T:512/threads:<t>
 //       graph_overhead/tilekit/f32/dim:64/layers:4/threads:<t>
 // GB/s: decode = packed weight bytes + K/V bytes read per step; GFLOP/s:
@@ -64,6 +69,7 @@ using tilekit::Status;
 constexpr size_t kDim = 4096, kHidden = 11008, kHeads = 32, kKvHeads = 8, kHeadDim = 128, kChunk = 512,
                  kMaxContext = 4096;
 constexpr size_t kKvDim = kKvHeads * kHeadDim;
+constexpr size_t kContexts[] = {512, 4096};  // of the decode rows, the layer's and the model's
 
 double Seconds(clock_type::time_point t0) { return std::chrono::duration<double>(clock_type::now() - t0).count(); }
 double Median(std::vector<double> v) {
@@ -236,6 +242,23 @@ bool TimeBesideReads(benchmark::State& state, ReadPass& read, tilekit::Executor&
   return true;
 }
 
+// The share of each step per kind of node (median over the steps), beside
+// what the step's GEMMs took against the same GEMMs alone and against the
+// read ceiling.
+void ProfileCounters(benchmark::State& state, const std::vector<tilekit::StepProfile>& profiles) {
+  for (size_t k = 0; k < tilekit::kNodeKinds; ++k) {
+    std::vector<double> share;
+    for (const tilekit::StepProfile& p : profiles) share.push_back(static_cast<double>(p.ns[k]) / p.step_ns);
+    state.counters[std::string("share_") + tilekit::node_kind_name(static_cast<tilekit::NodeKind>(k))] = Median(share);
+  }
+}
+
+std::vector<double> KindSeconds(const std::vector<tilekit::StepProfile>& profiles, tilekit::NodeKind k) {
+  std::vector<double> s;
+  for (const tilekit::StepProfile& p : profiles) s.push_back(p.kind_ns(k) * 1e-9);
+  return s;
+}
+
 // Runs `step` once per iteration; false, the state skipped, when it fails.
 template <typename StepFn>
 bool TimeSteps(benchmark::State& state, StepFn&& step) {
@@ -261,7 +284,14 @@ void GraphDecode(benchmark::State& state, tilekit::WeightType type, size_t conte
     return;
   }
   std::vector<double> dec, rd;
-  if (!TimeBesideReads(state, read, pool, [&] { return g->run(context, 1, &pool); }, &dec, &rd)) return;
+  std::vector<tilekit::StepProfile> profiles;
+  const tilekit::SequenceStep seq = g->seq(context, 1);
+  const auto step = [&] {
+    profiles.emplace_back();
+    return g->graph.run(tilekit::Step{nullptr, &seq, 1}, &pool, &profiles.back());
+  };
+  if (!TimeBesideReads(state, read, pool, step, &dec, &rd)) return;
+  ProfileCounters(state, profiles);
   const double bytes = static_cast<double>(g->graph.stats().packed_bytes);
   state.counters["GB/s"] = benchmark::Counter((bytes + KvBytes(context)) * 1e-9,
                                               benchmark::Counter::kIsIterationInvariantRate);
@@ -448,28 +478,37 @@ void EagerPrefill(benchmark::State& state, size_t threads) {
 }
 
 // ---- the whole model -----------------------------------------------------------
-// llama2.c's stories110M dims (dim 768, hidden 2048, 12 layers, 12 heads,
-// vocab 32000, tied classifier) as a LlamaModel with random weights, per
-// weight type: decode tokens/s at a context of 512 beside the streaming bound
-// (the packed weight bytes per token, scales included, over the read ceiling
-// measured in the same run, interleaved: bound_tokens/s), and prefill
-// tokens/s of 512-token steps.
-constexpr size_t kModelContext = 512;
-
+// TinyLlama-1.1B's layer shape (dim 2048, hidden 5632, 32 heads, 4 KV heads,
+// vocab 32000, untied classifier) over 8 layers as a LlamaModel with random
+// weights: 1.67 GB of fp32 weights read per token. Per weight type, decode one
+// token at a context of 512 and 4096, each step profiled (StepProfile) and
+// followed, outside the timing, by
+//  - the read pass over the bytes per token (packed weights, scales included,
+//    and the fp32 K/V the step reads), on the same threads: x_bound;
+//  - the model's GEMMs alone (ModelGemvs), the same shapes and weight type
+//    called back to back: linear_x_alone = the GEMMs' time inside the step
+//    over their time alone (goal: within 5%).
+// and prefill tokens/s of 512-token steps.
+//
+// The KV cache holds random K/V written straight into every layer at
+// positions [0, 4096) (FillModelCache): a prefill of 4096 tokens would take minutes per weight
+// type, and attention's time does not depend on the values (finite ones, no
+// -inf logits). A decode step writes position `context` and attends to the
+// keys before it and its own, every iteration the same.
 tilekit::LlamaConfig ModelConfig() {
   tilekit::LlamaConfig c;
-  c.dim = 768, c.hidden = 2048, c.layers = 12, c.heads = 12, c.kv_heads = 12, c.vocab = 32000;
-  c.max_seq_len = 1024;
-  c.rope.pairing = tilekit::RopePairing::kInterleaved;
+  c.dim = 2048, c.hidden = 5632, c.layers = 8, c.heads = 32, c.kv_heads = 4, c.vocab = 32000;
+  c.max_seq_len = kMaxContext + 1;
+  c.tied_embeddings = false;
+  c.rope.pairing = tilekit::RopePairing::kHalfSplit;  // HF's, as TinyLlama's checkpoints
   return c;
 }
 
-struct Model {
-  tilekit::LlamaModel model;
-  tilekit::KvSlot slot;
-  tilekit::SequenceStep decode, prefill;  // one token at kModelContext; kChunk tokens at 0
-  std::vector<int32_t> tokens;
-};
+// K/V bytes a decode step at `context` reads (fp32 cache, every layer).
+double ModelKvBytes(size_t context) {
+  const tilekit::LlamaConfig c = ModelConfig();
+  return 2.0 * c.layers * (context + 1) * c.kv_heads * c.head_dim() * sizeof(float);
+}
 
 // The model's weights in llama2.c's layout, shared by every weight type:
 // uniform with variance 1/fan-in, norm weights 1 (empty if they do not fit).
@@ -491,11 +530,105 @@ const std::vector<float>& ModelData(tilekit::LlamaWeights* w) {
   return data;
 }
 
+// The model's GEMMs outside the graph: its linears packed as the graph packs
+// them (Q, K, V as one three-segment object, gate/up as one SwiGLU pair, the
+// output and down projections with the residual in their store, the
+// classifier), called at M = 1 in the model's order with nothing between
+// them. Outputs go to buffers of their own, so repeated calls never grow a
+// residual stream.
+class ModelGemvs {
+ public:
+  ModelGemvs(const tilekit::LlamaConfig& c, const tilekit::LlamaWeights& w, tilekit::WeightType type,
+             tilekit::Executor* pack)
+      : c_(c), layers_(c.layers) {
+    using tilekit::weights_nk;
+    const size_t D = c.dim, H = c.hidden, qd = c.heads * c.head_dim(), kvd = c.kv_heads * c.head_dim();
+    tilekit::PackOptions po;
+    po.executor = pack;
+    const auto sep = tilekit::PackKind::kSeparate;
+    for (size_t l = 0; l < c.layers && ok_; ++l) {
+      const tilekit::LlamaLayerWeights& lw = w.layers[l];
+      const tilekit::WeightSource qkv[3] = {weights_nk(lw.wq, qd, D), weights_nk(lw.wk, kvd, D),
+                                            weights_nk(lw.wv, kvd, D)};
+      const tilekit::WeightSource gu[2] = {weights_nk(lw.w1, H, D), weights_nk(lw.w3, H, D)};
+      const tilekit::WeightSource wo = weights_nk(lw.wo, D, qd), w2 = weights_nk(lw.w2, D, H);
+      Layer& p = layers_[l];
+      ok_ = tilekit::pack_weights(qkv, 3, type, sep, &p.qkv, po) == Status::kOk &&
+            tilekit::pack_weights(gu, 2, type, tilekit::PackKind::kGateUp, &p.gate_up, po) == Status::kOk &&
+            tilekit::pack_weights(&wo, 1, type, sep, &p.wo, po) == Status::kOk &&
+            tilekit::pack_weights(&w2, 1, type, sep, &p.w2, po) == Status::kOk;
+    }
+    const tilekit::WeightSource cls = weights_nk(w.classifier, c.vocab, D);
+    ok_ = ok_ && tilekit::pack_weights(&cls, 1, type, sep, &classifier_, po) == Status::kOk;
+    h_.assign(D, 0.5f), x_.assign(D, 0.25f), y_.resize(D), q_.resize(qd), k_.resize(kvd), v_.resize(kvd);
+    att_.assign(qd, 0.5f), ff_.resize(H), logits_.resize(c.vocab);
+  }
+  bool ok() const { return ok_; }
+
+  Status run(tilekit::Executor* ex) {
+    using tilekit::matrix;
+    const size_t D = c_.dim, H = c_.hidden, qd = c_.heads * c_.head_dim(), kvd = c_.kv_heads * c_.head_dim();
+    tilekit::GemmOptions go;
+    go.executor = ex;
+    const tilekit::Epilogue residual = tilekit::Epilogue().with_residual(x_.data(), D);
+    const tilekit::FusedOutput<float> qkv[3] = {{matrix(q_.data(), 1, qd), {}}, {matrix(k_.data(), 1, kvd), {}},
+                                                {matrix(v_.data(), 1, kvd), {}}};
+    const auto h = matrix<const float>(h_.data(), 1, D);
+    Status st = Status::kOk;
+    auto ok = [&](Status x) { return (st = x) == Status::kOk; };
+    for (const Layer& p : layers_) {
+      if (!ok(tilekit::gemm_fused(h, p.qkv, qkv, 3, go)) ||
+          !ok(tilekit::gemm(matrix<const float>(att_.data(), 1, qd), p.wo, matrix(y_.data(), 1, D), residual, go)) ||
+          !ok(tilekit::gemm(h, p.gate_up, matrix(ff_.data(), 1, H), tilekit::Epilogue().with(tilekit::Activation::kSwiGlu), go)) ||
+          !ok(tilekit::gemm(matrix<const float>(ff_.data(), 1, H), p.w2, matrix(y_.data(), 1, D), residual, go))) {
+        return st;
+      }
+    }
+    return tilekit::gemm(h, classifier_, matrix(logits_.data(), 1, c_.vocab), tilekit::Epilogue(), go);
+  }
+
+ private:
+  struct Layer {
+    tilekit::PackedWeights qkv, gate_up, wo, w2;
+  };
+  tilekit::LlamaConfig c_;
+  std::vector<Layer> layers_;
+  tilekit::PackedWeights classifier_;
+  std::vector<float> h_, x_, y_, q_, k_, v_, att_, ff_, logits_;
+  bool ok_ = true;
+};
+
+struct Model {
+  tilekit::WeightType type;
+  tilekit::LlamaModel model;
+  tilekit::KvSlot slot;
+  std::vector<int32_t> tokens;
+  std::unique_ptr<ModelGemvs> gemvs;
+};
+
+// Random K/V at positions [0, kMaxContext) of every layer.
+bool FillModelCache(tilekit::LlamaModel& m, const tilekit::KvSlot& slot) {
+  tilekit::KvCache& cache = m.cache();
+  const size_t h = cache.config().kv_heads, d = cache.config().head_dim;
+  std::vector<float> kv(kMaxContext * h * d);
+  Fill(kv.data(), kv.size(), 11, 1.f);
+  const tilekit::SequenceStep s = slot.step(0);
+  const tilekit::KvSequence seq{s.blocks, s.num_blocks, kMaxContext};
+  const auto view = tilekit::heads_view<const float>(kv.data(), kMaxContext, h, d);
+  for (size_t l = 0; l < cache.config().layers; ++l) {
+    if (tilekit::kv_cache_write(cache, l, seq, 0, view, view) != Status::kOk) return false;
+  }
+  return true;
+}
+
+// One weight type's model (and its GEMMs apart) at a time: the rows run type
+// by type, and the fp32 model with its GEMMs is 3.3 GB beside the 1.9 GB of
+// source weights.
 Model* ModelOf(tilekit::WeightType type) {
-  static std::unique_ptr<Model> models[std::size(kWeightTypes)];
-  std::unique_ptr<Model>& m = models[static_cast<size_t>(type)];
-  if (m) return m.get();
+  static std::unique_ptr<Model> m;
+  if (m && m->type == type) return m.get();
   m.reset(new Model);
+  m->type = type;
   tilekit::LlamaWeights w;
   const tilekit::LlamaConfig c = ModelConfig();
   tilekit::ThreadPool pool(2);
@@ -507,42 +640,66 @@ Model* ModelOf(tilekit::WeightType type) {
   for (size_t i = 0; i < kChunk; ++i) m->tokens[i] = static_cast<int32_t>((i * 7919) % c.vocab);
   if (ModelData(&w).empty() || m->model.build(c, w, o) != Status::kOk ||
       m->slot.init(m->model.cache(), c.max_seq_len) != Status::kOk ||
-      m->model.forward(m->slot, m->tokens.data(), kModelContext) != Status::kOk ||
-      m->slot.grow(m->model.cache(), 1) != Status::kOk) {
+      m->slot.grow(m->model.cache(), c.max_seq_len) != Status::kOk || !FillModelCache(m->model, m->slot)) {
     m.reset();
     return nullptr;
   }
-  m->decode = m->slot.step(1);  // never advanced: each run writes the same position
-  m->prefill = tilekit::SequenceStep{m->decode.blocks, m->decode.num_blocks, 0, kChunk};
+  m->gemvs.reset(new ModelGemvs(c, w, type, &pool));
+  if (!m->gemvs->ok()) m.reset();
   return m.get();
 }
 
-void ModelDecode(benchmark::State& state, tilekit::WeightType type, size_t threads) {
+void ModelDecode(benchmark::State& state, tilekit::WeightType type, size_t context, size_t threads) {
   Model* m = ModelOf(type);
   if (!m) {
     state.SkipWithError(tilekit::last_error());
     return;
   }
   tilekit::ThreadPool pool(threads);
-  const size_t bytes = m->model.graph().stats().packed_bytes;
+  const double weight_bytes = static_cast<double>(m->model.graph().stats().packed_bytes);
+  const double bytes = weight_bytes + ModelKvBytes(context);  // per token
   ReadPass read;
-  if (!read.init(bytes, threads)) {
+  if (!read.init(static_cast<size_t>(bytes), threads)) {
     state.SkipWithError("out of memory");
     return;
   }
-  std::vector<double> dec, rd;
-  const tilekit::Step step{m->tokens.data(), &m->decode, 1};
-  if (!TimeBesideReads(state, read, pool, [&] { return m->model.forward(step, &pool); }, &dec, &rd)) return;
-  // The read pass covers the packed bytes rounded down to whole granules.
+  const tilekit::SequenceStep seq = m->slot.step(1);
+  const tilekit::SequenceStep at{seq.blocks, seq.num_blocks, context, 1};
+  const tilekit::Step step{m->tokens.data(), &at, 1};
+  std::vector<double> dec, rd, alone;
+  std::vector<tilekit::StepProfile> profiles;
+  for (auto _ : state) {
+    tilekit::StepProfile p;
+    const auto t0 = clock_type::now();
+    if (m->model.forward(step, &pool, &p) != Status::kOk) {
+      state.SkipWithError(tilekit::last_error());
+      return;
+    }
+    dec.push_back(Seconds(t0));
+    state.PauseTiming();
+    profiles.push_back(p);
+    rd.push_back(read.seconds(pool));
+    benchmark::DoNotOptimize(read.sink);
+    const auto t1 = clock_type::now();
+    if (m->gemvs->run(&pool) != Status::kOk) {
+      state.SkipWithError(tilekit::last_error());
+      return;
+    }
+    alone.push_back(Seconds(t1));
+    state.ResumeTiming();
+  }
+  // The read pass covers the bytes rounded down to whole granules.
   const double read_bps = read.n * sizeof(float) / Median(rd);
+  const double linear = Median(KindSeconds(profiles, tilekit::NodeKind::kLinear));
   state.counters["tokens/s"] = 1 / Median(dec);
   state.counters["bound_tokens/s"] = read_bps / bytes;
   state.counters["x_bound"] = Median(dec) * read_bps / bytes;
   state.counters["read_GB/s"] = read_bps * 1e-9;
-  state.counters["weight_MB"] = bytes * 1e-6;
-  // K/V the step also reads (fp32 cache), outside the bound.
-  const tilekit::LlamaConfig c = ModelConfig();
-  state.counters["kv_MB"] = 2.0 * c.layers * kModelContext * c.kv_heads * c.head_dim() * sizeof(float) * 1e-6;
+  state.counters["MB/token"] = bytes * 1e-6;
+  state.counters["kv_MB"] = ModelKvBytes(context) * 1e-6;
+  ProfileCounters(state, profiles);
+  state.counters["linear_x_bound"] = linear * read_bps / weight_bytes;
+  state.counters["linear_x_alone"] = linear / Median(alone);
 }
 
 void ModelPrefill(benchmark::State& state, tilekit::WeightType type, size_t threads) {
@@ -552,7 +709,9 @@ void ModelPrefill(benchmark::State& state, tilekit::WeightType type, size_t thre
     return;
   }
   tilekit::ThreadPool pool(threads);
-  const tilekit::Step step{m->tokens.data(), &m->prefill, 1};
+  const tilekit::SequenceStep seq = m->slot.step(kChunk);
+  const tilekit::SequenceStep at{seq.blocks, seq.num_blocks, 0, kChunk};
+  const tilekit::Step step{m->tokens.data(), &at, 1};
   if (!TimeSteps(state, [&] { return m->model.forward(step, &pool); })) return;
   state.counters["tokens/s"] = benchmark::Counter(kChunk, benchmark::Counter::kIsIterationInvariantRate);
 }
@@ -692,7 +851,7 @@ int main(int argc, char** argv) {
     const std::string t = "/threads:" + std::to_string(threads);
     tilekit_bench::ApplyPolicy(benchmark::RegisterBenchmark(("graph_overhead/tilekit/f32/dim:64/layers:4" + t).c_str(),
                                                             GraphOverhead, size_t{4}, threads));
-    for (size_t context : {size_t{1024}, size_t{4096}}) {
+    for (size_t context : kContexts) {
       for (WeightType w : kWeightTypes) {
         Register(std::string("graph_decode/tilekit/") + tilekit::weight_type_name(w) + "/context:" + std::to_string(context) + t,
                  GraphDecode, w, context, threads);
@@ -704,14 +863,25 @@ int main(int argc, char** argv) {
       const std::string name = tilekit::weight_type_name(w);
       tilekit_bench::ApplyPolicy(benchmark::RegisterBenchmark(("graph_prefill/tilekit/" + name + "/T:512" + t).c_str(),
                                                               GraphPrefill, w, threads));
-      tilekit_bench::ApplyPolicy(benchmark::RegisterBenchmark(
-          ("graph_model_decode/tilekit/" + name + "/context:" + std::to_string(kModelContext) + t).c_str(),
-          ModelDecode, w, threads));
-      tilekit_bench::ApplyPolicy(benchmark::RegisterBenchmark(
-          ("graph_model_prefill/tilekit/" + name + "/T:512" + t).c_str(), ModelPrefill, w, threads));
     }
     tilekit_bench::ApplyPolicy(
         benchmark::RegisterBenchmark(("graph_prefill/eager/f32/T:512" + t).c_str(), EagerPrefill, threads));
+  }
+  // The whole model type by type (ModelOf keeps one weight type's model).
+  for (WeightType w : kWeightTypes) {
+    const std::string name = tilekit::weight_type_name(w);
+    for (size_t context : kContexts) {
+      for (size_t threads : {size_t{1}, size_t{2}}) {
+        Register("graph_model_decode/tilekit/" + name + "/context:" + std::to_string(context) + "/threads:" +
+                     std::to_string(threads),
+                 ModelDecode, w, context, threads);
+      }
+    }
+    for (size_t threads : {size_t{1}, size_t{2}}) {
+      tilekit_bench::ApplyPolicy(benchmark::RegisterBenchmark(
+          ("graph_model_prefill/tilekit/" + name + "/T:512/threads:" + std::to_string(threads)).c_str(), ModelPrefill,
+          w, threads));
+    }
   }
   return tilekit_bench::BenchMain(argc, argv);
 }

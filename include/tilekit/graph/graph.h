@@ -14,6 +14,7 @@
 //   g.mark_output(logits);
 //   g.build(config);           // packs, fuses, plans one arena
 //   g.run(step, &pool);        // any token count <= config.max_tokens
+//   g.run(step, &pool, &prof); // the same, its time per kind of node added to prof
 //
 // build():
 //  - epilogue folding: add(linear(x), r) becomes one GEMM storing x·W + r,
@@ -35,7 +36,9 @@
 // different lengths in one decode step all use the same graph. The executor
 // is handed to every kernel; every kernel gives the same bits for any thread
 // count, so the graph does too. A node adds no arithmetic of its own: the
-// embedding lookup and taking the last row of each sequence are copies.
+// embedding lookup and taking the last row of each sequence are copies. A
+// StepProfile handed to run() gets the step's wall time per kind of node
+// (GEMMs, attention, norms, RoPE, the rest); without one no clock is read.
 //
 // Target-independent, header-only: it calls the entry points of tilekit.h.
 // This header is the API. The definitions follow it, one job per header,
@@ -126,6 +129,51 @@ struct GraphStats {
   size_t fused_linears = 0;       // linears that joined another's GEMM (horizontal fusion)
 };
 
+// The kinds of node a step's time is split into (StepProfile): every GEMM
+// (gemm and gemm_fused: the GEMVs of a decode step), attention, the norms
+// (rms_norm, add_rms_norm), RoPE, and the rest (embedding lookup, KV cache
+// writes, adds not folded into a GEMM, copies of each sequence's last row,
+// and input nodes, which run nothing).
+enum class NodeKind : uint8_t { kLinear, kAttention, kNorm, kRope, kOther };
+constexpr size_t kNodeKinds = 5;
+inline const char* node_kind_name(NodeKind k) {
+  static const char* const kNames[kNodeKinds] = {"linear", "attention", "norm", "rope", "other"};
+  return kNames[static_cast<size_t>(k)];
+}
+
+// Where the time of steps went, by kind of node: Graph::run(step, executor,
+// &profile) adds each node's wall time (steady_clock around its kernel call,
+// the executor's threads included) to its kind, and the whole run's, from
+// the step's checks to the last node, to step_ns. It sums over runs until the
+// caller clears it (`profile = StepProfile()`), so a profile of n steps
+// divides by `steps`. Only runs that return kOk are added. step_ns minus
+// nodes_ns() is what is outside every node: the step's checks and the
+// interpreter (and the clock reads themselves, two per node).
+//
+// Off unless passed: run() without a profile reads no clock (the profiled
+// loop is a separate instantiation). The caller owns the profile: no global
+// state, nothing allocated; one profile per thread that runs a graph.
+struct StepProfile {
+  uint64_t ns[kNodeKinds] = {};     // wall time in nodes of each kind (index: NodeKind)
+  uint64_t nodes[kNodeKinds] = {};  // nodes of each kind run
+  uint64_t step_ns = 0;             // wall time of the runs, nodes and all
+  uint64_t steps = 0;               // runs added
+
+  uint64_t kind_ns(NodeKind k) const { return ns[static_cast<size_t>(k)]; }
+  uint64_t kind_nodes(NodeKind k) const { return nodes[static_cast<size_t>(k)]; }
+  uint64_t nodes_ns() const {
+    uint64_t sum = 0;
+    for (uint64_t t : ns) sum += t;
+    return sum;
+  }
+  StepProfile& operator+=(const StepProfile& o) {
+    for (size_t k = 0; k < kNodeKinds; ++k) ns[k] += o.ns[k], nodes[k] += o.nodes[k];
+    step_ns += o.step_ns;
+    steps += o.steps;
+    return *this;
+  }
+};
+
 namespace graph_detail {  // node.h
 enum class Op : uint8_t;
 struct Node;
@@ -177,7 +225,8 @@ class Graph {
 
   // --- build and run -------------------------------------------------------
   Status build(const GraphConfig& config);
-  Status run(const Step& step, Executor* executor = nullptr);
+  // profile: where the step's time went, added to it (StepProfile); null: not timed.
+  Status run(const Step& step, Executor* executor = nullptr, StepProfile* profile = nullptr);
 
   // Where an input tensor's rows go (max_tokens rows of cols floats); valid after build.
   float* input_data(TensorId t) const;
@@ -205,6 +254,8 @@ class Graph {
   Status pack(const GraphConfig& config);
   // run.h
   Status check_step(const Step& step) const;
+  template <bool kProfiled>
+  Status run_step(const Step& step, Executor* ex, StepProfile* profile);
   Status run_node(Node& n, const Step& step, Executor* ex);
   size_t rows_at(Rows r) const { return r == Rows::kTokens ? step_tokens_ : step_seqs_; }
   float* data(TensorId t) const;

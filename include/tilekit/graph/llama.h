@@ -156,7 +156,10 @@ class LlamaModel {
   Status build(const LlamaConfig& config, const LlamaWeights& weights, const LlamaOptions& options);
 
   // Runs one step; logits() then holds a row per sequence (or per token).
-  Status forward(const Step& step, Executor* executor = nullptr) { return graph_.run(step, executor); }
+  // profile: the step's time per kind of node, added to it (Graph::run).
+  Status forward(const Step& step, Executor* executor = nullptr, StepProfile* profile = nullptr) {
+    return graph_.run(step, executor, profile);
+  }
   MatrixView<const float> logits() const { return graph_.output(logits_); }
 
   // Convenience for one sequence: grows its cache, runs `count` tokens, advances it.

@@ -31,6 +31,23 @@ namespace graph_detail {
 
 enum class Op : uint8_t { kInput, kEmbedding, kLinear, kRmsNorm, kAddRmsNorm, kAdd, kRope, kKvWrite, kAttention, kLastTokens };
 
+// The StepProfile kind a node's time is added to.
+inline NodeKind kind_of(Op op) {
+  switch (op) {
+    case Op::kLinear: return NodeKind::kLinear;
+    case Op::kAttention: return NodeKind::kAttention;
+    case Op::kRmsNorm:
+    case Op::kAddRmsNorm: return NodeKind::kNorm;
+    case Op::kRope: return NodeKind::kRope;
+    case Op::kInput:
+    case Op::kEmbedding:
+    case Op::kAdd:
+    case Op::kKvWrite:
+    case Op::kLastTokens: break;
+  }
+  return NodeKind::kOther;
+}
+
 // A tensor as described; its rows are counted per step.
 struct TensorInfo {
   size_t cols = 0;

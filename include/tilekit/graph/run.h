@@ -1,6 +1,7 @@
 // Graph::run (a part of graph.h): the step checked whole before any node runs
 // (so a refused step writes no output and no cache row), then each live node
-// in order, a call to a kernel of tilekit.h on views of the arena.
+// in order, a call to a kernel of tilekit.h on views of the arena, timed per
+// node when the caller asked for a StepProfile.
 #ifndef TILEKIT_GRAPH_RUN_H_
 #define TILEKIT_GRAPH_RUN_H_
 
@@ -8,6 +9,7 @@
 #error "tilekit/graph/run.h is a part of tilekit/graph/graph.h: include that"
 #endif
 
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 
@@ -73,7 +75,21 @@ inline Status Graph::check_step(const Step& step) const {
   return Status::kOk;
 }
 
-inline Status Graph::run(const Step& step, Executor* executor) {
+inline Status Graph::run(const Step& step, Executor* executor, StepProfile* profile) {
+  return profile ? run_step<true>(step, executor, profile) : run_step<false>(step, executor, nullptr);
+}
+
+// The interpreter, once with clock reads around each node and once without,
+// so an unprofiled run pays nothing for the profile.
+template <bool kProfiled>
+inline Status Graph::run_step(const Step& step, Executor* executor, StepProfile* profile) {
+  using clock = std::chrono::steady_clock;
+  const auto ns_since = [](clock::time_point t0) {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - t0).count());
+  };
+  clock::time_point start;
+  if constexpr (kProfiled) start = clock::now();
+  StepProfile this_run;  // added to *profile when the whole step succeeded
   const Status st = check_step(step);
   if (st != Status::kOk) return st;
   step_seqs_ = step.num_seqs;
@@ -86,8 +102,22 @@ inline Status Graph::run(const Step& step, Executor* executor) {
   }
   for (Node& n : nodes_) {
     if (n.dead) continue;
-    const Status s = run_node(n, step, executor);
-    if (s != Status::kOk) return s;
+    if constexpr (kProfiled) {
+      const clock::time_point t0 = clock::now();
+      const Status s = run_node(n, step, executor);
+      const size_t kind = static_cast<size_t>(graph_detail::kind_of(n.op));
+      this_run.ns[kind] += ns_since(t0);
+      ++this_run.nodes[kind];
+      if (s != Status::kOk) return s;
+    } else {
+      const Status s = run_node(n, step, executor);
+      if (s != Status::kOk) return s;
+    }
+  }
+  if constexpr (kProfiled) {
+    this_run.step_ns = ns_since(start);
+    this_run.steps = 1;
+    *profile += this_run;
   }
   return Status::kOk;
 }
