@@ -1,8 +1,14 @@
 // The paged KV cache: its size before allocation, block management (sharing,
-// reuse), and writes from strided views cast to the cache dtype, on every path.
+// reuse), and writes from strided views cast to the cache dtype, on every path;
+// the misuses the cache refuses (issue 27: a length one short of the write, a
+// released block in a live table), each with its message and outputs untouched.
+#include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <string>
 #include <vector>
 
+#include "attention_reference.h"
 #include "harness.h"
 
 namespace tilekit {
@@ -171,6 +177,103 @@ TEST_P(KvCacheTest, BadWritesAreReportedAndTheCacheUntouched) {
   EXPECT_EQ(kv_cache_write(cache, 0, seq, 0, heads_view(inside, 1, 3, 17), heads_view<const float>(v.data(), 1, 3, 9)),
             Status::kAliasing);
   for (size_t i = 0; i < 4 * 51; ++i) ASSERT_EQ(reinterpret_cast<const float*>(cache.key_rows(0, id))[i], 0.f);
+}
+
+// A small cache and one sequence of it, with random K/V for `tokens` positions
+// kept beside it, and the fp64 reference of a decode step over any prefix.
+struct Decoding {
+  KvCache cache;
+  std::vector<uint32_t> table;
+  std::vector<float> k, v, q;
+  static constexpr size_t kHeads = 2, kD = 8, kBlock = 4;
+
+  void Init(size_t tokens, testing::Rng& rng) {
+    KvCacheConfig cfg;
+    cfg.layers = 2;
+    cfg.kv_heads = kHeads;
+    cfg.head_dim = kD;
+    cfg.block_tokens = kBlock;
+    cfg.num_blocks = 8;
+    ASSERT_EQ(cache.init(cfg), Status::kOk);
+    k.resize(tokens * kHeads * kD);
+    v.resize(tokens * kHeads * kD);
+    q.resize(kHeads * kD);
+    rng.fill(k.data(), k.size());
+    rng.fill(v.data(), v.size());
+    rng.fill(q.data(), q.size());
+  }
+  // Blocks for [0, end), then K/V of [pos, end) into `layer`.
+  void Write(size_t layer, size_t pos, size_t end) {
+    while (table.size() * kBlock < end) {
+      uint32_t id;
+      ASSERT_EQ(cache.allocate_block(&id), Status::kOk);
+      table.push_back(id);
+    }
+    const size_t row = kHeads * kD;
+    ASSERT_EQ(kv_cache_write(cache, layer, KvSequence{table.data(), table.size(), end}, pos,
+                             heads_view<const float>(k.data() + pos * row, end - pos, kHeads, kD, row),
+                             heads_view<const float>(v.data() + pos * row, end - pos, kHeads, kD, row)),
+              Status::kOk)
+        << last_error();
+  }
+  Status Attend(size_t layer, size_t length, std::vector<float>* out) const {
+    return attention(heads_view<const float>(q.data(), 1, kHeads, kD), cache, layer,
+                     KvSequence{table.data(), table.size(), length}, heads_view(out->data(), 1, kHeads, kD));
+  }
+  // The step's output against the fp64 reference over positions [0, length).
+  void ExpectMatches(const std::vector<float>& out, size_t length) const {
+    testing::AttentionProblem pr;
+    pr.t = 1, pr.s = length, pr.hq = kHeads, pr.hkv = kHeads, pr.d = kD, pr.dv = kD;
+    pr.q = q.data(), pr.k = k.data(), pr.v = v.data();
+    pr.q_stride = pr.k_stride = pr.v_stride = kHeads * kD;
+    pr.tile_keys = kBlock;
+    const testing::AttentionReference ref = testing::AttentionReference64(pr);
+    for (size_t i = 0; i < ref.o.size(); ++i) {
+      ASSERT_LE(std::fabs(out[i] - ref.o[i]), ref.bound[i]) << "length " << length << ", out[" << i << "]";
+    }
+  }
+};
+
+void ExpectRefused(Status got, Status want, const char* needle, const std::vector<float>& out) {
+  EXPECT_EQ(got, want) << status_name(got) << ": " << last_error();
+  EXPECT_NE(std::string(last_error()).find(needle), std::string::npos) << "message: " << last_error();
+  for (float f : out) ASSERT_EQ(f, 7.f) << "a refused call wrote its output";
+}
+
+// Issue 27: a decode step that writes K/V at position p and leaves the length
+// at p (the engine forgot to advance it) read one position short and returned
+// kOk, off by up to 4.0. Inside a block (p = 9) and at a block's first row (p = 12).
+TEST_P(KvCacheTest, LengthOneShortOfTheWriteIsRefused) {
+  TILEKIT_SEED_TRACE();
+  testing::Rng rng(11);
+  Decoding dec;
+  dec.Init(13, rng);
+  dec.Write(0, 0, 9);  // the prompt
+  std::vector<float> out(Decoding::kHeads * Decoding::kD, 7.f);
+  for (size_t p = 9; p < 13; ++p) {
+    dec.Write(0, p, p + 1);
+    if (p == 9 || p == 12) {
+      ExpectRefused(dec.Attend(0, p, &out), Status::kInvalidArgument, "written", out);
+    }
+    ASSERT_EQ(dec.Attend(0, p + 1, &out), Status::kOk) << last_error();
+    dec.ExpectMatches(out, p + 1);
+    std::fill(out.begin(), out.end(), 7.f);
+  }
+}
+
+// Issue 27: attention over a block id already released returned kOk.
+TEST_P(KvCacheTest, ReleasedBlockInATableIsRefused) {
+  TILEKIT_SEED_TRACE();
+  testing::Rng rng(12);
+  Decoding dec;
+  dec.Init(8, rng);
+  dec.Write(0, 0, 8);
+  std::vector<float> out(Decoding::kHeads * Decoding::kD, 7.f);
+  ASSERT_EQ(dec.Attend(0, 8, &out), Status::kOk) << last_error();
+  dec.ExpectMatches(out, 8);
+  std::fill(out.begin(), out.end(), 7.f);
+  ASSERT_EQ(dec.cache.release_block(dec.table[1]), Status::kOk);
+  ExpectRefused(dec.Attend(0, 8, &out), Status::kInvalidArgument, "released", out);
 }
 
 TILEKIT_INSTANTIATE_PATHS(KvCacheTest);
