@@ -76,12 +76,15 @@ enum class Rows : uint8_t { kTokens, kSequences };
 
 // A sequence's part of a step: its KV block table (covering pos + tokens), how
 // many tokens it already holds in the cache, and how many of the step's tokens
-// are its own (the next `tokens` of Step::token_ids).
+// are its own (the next `tokens` of Step::token_ids). `generations`, optional,
+// one per table entry, as KvSequence::generations (KvSequenceState::step gives
+// both): a block released and taken again since is then refused.
 struct SequenceStep {
   const uint32_t* blocks = nullptr;
   size_t num_blocks = 0;
   size_t pos = 0;
   size_t tokens = 0;
+  const uint32_t* generations = nullptr;
 };
 
 struct Step {

@@ -9,6 +9,7 @@
 #endif
 
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 
 namespace tilekit {
@@ -33,19 +34,19 @@ inline Status Graph::check_step(const Step& step) const {
     if (q.pos > SIZE_MAX - q.tokens) {
       return fail(Status::kOverflow, "graph: sequence %zu's pos %zu + %zu tokens overflows", s, q.pos, q.tokens);
     }
-    // The block table as kv_cache_write and attention read it.
+    // The block table as kv_cache_write and attention read it: what each
+    // layer's write and attention will check (held blocks, positions before
+    // pos written, per block), so none of them refuses after another wrote.
     if (cache) {
-      const KvCacheConfig& kc = cache->config();
-      const size_t end = q.pos + q.tokens, used = end / kc.block_tokens + (end % kc.block_tokens != 0);
-      if (q.num_blocks < used || q.num_blocks > SIZE_MAX / kc.block_tokens) {
-        return fail(Status::kInvalidArgument, "graph: sequence %zu's %zu blocks cannot hold %zu tokens%s", s,
-                    q.num_blocks, end, q.num_blocks < used ? "" : " (or their tokens overflow size_t)");
-      }
-      if (!q.blocks) return fail(Status::kNullPointer, "graph: sequence %zu's block table is null", s);
-      for (size_t b = 0; b < used; ++b) {
-        if (q.blocks[b] >= kc.num_blocks) {
-          return fail(Status::kInvalidArgument, "graph: sequence %zu's block %zu is %u, the pool has %zu blocks", s,
-                      b, q.blocks[b], kc.num_blocks);
+      if (!q.blocks && q.num_blocks) return fail(Status::kNullPointer, "graph: sequence %zu's block table is null", s);
+      const KvSequence seq{q.blocks, q.num_blocks, q.pos + q.tokens, q.generations};
+      for (const Node& n : nodes_) {
+        if (n.dead || n.op != Op::kKvWrite) continue;
+        const Status st = kv_cache_check_step(*cache, n.kv_write.layer, seq, q.pos, q.tokens);
+        if (st != Status::kOk) {
+          char why[256];  // fail() writes the buffer last_error() reads
+          std::snprintf(why, sizeof(why), "%s", last_error());
+          return fail(st, "graph: sequence %zu: %s", s, why);
         }
       }
     }
@@ -175,7 +176,7 @@ inline Status Graph::run_node(Node& n, const Step& step, Executor* ex) {
       size_t row = 0;
       for (size_t s = 0; s < step.num_seqs; ++s) {
         const SequenceStep& q = step.seqs[s];
-        const KvSequence seq{q.blocks, q.num_blocks, q.pos + q.tokens};
+        const KvSequence seq{q.blocks, q.num_blocks, q.pos + q.tokens, q.generations};
         const Status st = kv_cache_write(cache, n.kv_write.layer, seq, q.pos,
                                          heads_view<const float>(k.data + row * k.ld, q.tokens, k.cols / d, d, k.ld),
                                          heads_view<const float>(v.data + row * v.ld, q.tokens, v.cols / dv, dv, v.ld));
@@ -193,7 +194,7 @@ inline Status Graph::run_node(Node& n, const Step& step, Executor* ex) {
         const SequenceStep& sq = step.seqs[s];
         AttentionBatchItem& it = items_[s];
         it.q = heads_view<const float>(q.data + row * q.ld, sq.tokens, heads, d, q.ld);
-        it.seq = KvSequence{sq.blocks, sq.num_blocks, sq.pos + sq.tokens};
+        it.seq = KvSequence{sq.blocks, sq.num_blocks, sq.pos + sq.tokens, sq.generations};
         it.out = heads_view(o.data + row * o.ld, sq.tokens, heads, d, o.ld);
         it.lse = nullptr;
         row += sq.tokens;
