@@ -280,6 +280,126 @@ TEST_P(KvCacheTest, ReleasedBlockInATableIsRefused) {
   ExpectRefused(dec.Attend(0, 8, &out), Status::kInvalidArgument, "released", out);
 }
 
+// The same misuse with the block taken again by another sequence (and written
+// whole by it, so the written rows say nothing): the generation the first
+// sequence kept refuses it.
+TEST_P(KvCacheTest, BlockTakenAgainByAnotherSequenceIsRefused) {
+  TILEKIT_SEED_TRACE();
+  testing::Rng rng(13);
+  Decoding dec;
+  dec.Init(8, rng);
+  dec.Write(0, 0, 8);
+  std::vector<uint32_t> gens;
+  for (uint32_t id : dec.table) gens.push_back(dec.cache.generation(id));
+  std::vector<float> out(Decoding::kHeads * Decoding::kD, 7.f);
+  const KvSequence a{dec.table.data(), dec.table.size(), 8, gens.data()};
+  const auto q = heads_view<const float>(dec.q.data(), 1, Decoding::kHeads, Decoding::kD);
+  const auto o = heads_view(out.data(), 1, Decoding::kHeads, Decoding::kD);
+  ASSERT_EQ(attention(q, dec.cache, 0, a, o), Status::kOk) << last_error();
+  std::fill(out.begin(), out.end(), 7.f);
+  ASSERT_EQ(dec.cache.release_block(dec.table[1]), Status::kOk);
+  uint32_t b = 0, b_gen = 0;
+  ASSERT_EQ(dec.cache.allocate_block(&b, &b_gen), Status::kOk);
+  ASSERT_EQ(b, dec.table[1]);  // the most recently freed block comes back first
+  EXPECT_EQ(b_gen, gens[1] + 2);
+  const KvSequence other{&b, 1, 4, &b_gen};
+  const size_t row = Decoding::kHeads * Decoding::kD;
+  ASSERT_EQ(kv_cache_write(dec.cache, 0, other, 0, heads_view<const float>(dec.k.data(), 4, Decoding::kHeads, Decoding::kD, row),
+                           heads_view<const float>(dec.v.data(), 4, Decoding::kHeads, Decoding::kD, row)),
+            Status::kOk)
+      << last_error();
+  ExpectRefused(attention(q, dec.cache, 0, a, o), Status::kInvalidArgument, "taken again", out);
+  std::vector<float> k1(row, 1.f);
+  EXPECT_EQ(kv_cache_write(dec.cache, 0, a, 5, heads_view<const float>(k1.data(), 1, Decoding::kHeads, Decoding::kD),
+                           heads_view<const float>(k1.data(), 1, Decoding::kHeads, Decoding::kD)),
+            Status::kInvalidArgument);
+  EXPECT_NE(std::string(last_error()).find("taken again"), std::string::npos) << last_error();
+}
+
+// KvSequenceState: reserve, write and attend per layer, advance; layer 0
+// attends every position, layers 1 and 2 a sliding window of 5, so their
+// table drops (releases) blocks as the sequence moves on. Every step's output
+// against the fp64 reference over the whole K/V (windowed where the layer is),
+// the blocks held against what the windows need, the pool's free count
+// against what the state holds.
+TEST_P(KvCacheTest, SequenceStateReservesAdvancesAndDropsBehindWindows) {
+  TILEKIT_SEED_TRACE();
+  testing::Rng rng(14);
+  constexpr size_t kLayers = 3, kHkv = 2, kHq = 4, kD = 8, kBt = 2, kTokens = 23, kWindow = 5;
+  const size_t windows[kLayers] = {0, kWindow, kWindow};
+  KvCacheConfig cfg;
+  cfg.layers = kLayers;
+  cfg.kv_heads = kHkv;
+  cfg.head_dim = kD;
+  cfg.block_tokens = kBt;
+  cfg.num_blocks = 40;
+  KvCache cache;
+  ASSERT_EQ(cache.init(cfg), Status::kOk);
+  const size_t row = kHkv * kD;
+  std::vector<float> k(kLayers * kTokens * row), v(k.size()), q(kTokens * kHq * kD);
+  rng.fill(k.data(), k.size());
+  rng.fill(v.data(), v.size());
+  rng.fill(q.data(), q.size());
+  KvSequenceState seq;
+  ASSERT_EQ(seq.init(cache, kTokens, windows), Status::kOk);
+  EXPECT_EQ(seq.reserve(kTokens + 1), Status::kInvalidArgument);  // past max_tokens
+  for (size_t pos = 0; pos < kTokens;) {
+    const size_t n = std::min<size_t>(pos == 0 ? 7 : pos % 4 == 0 ? 3 : 1, kTokens - pos);
+    ASSERT_EQ(seq.reserve(n), Status::kOk) << last_error();
+    for (size_t l = 0; l < kLayers; ++l) {
+      const float* kl = k.data() + (l * kTokens + pos) * row;
+      const float* vl = v.data() + (l * kTokens + pos) * row;
+      ASSERT_EQ(kv_cache_write(cache, l, seq.step(l, n), seq.length(), heads_view<const float>(kl, n, kHkv, kD),
+                               heads_view<const float>(vl, n, kHkv, kD)),
+                Status::kOk)
+          << "layer " << l << " at " << pos << ": " << last_error();
+      std::vector<float> out(n * kHq * kD, 7.f);
+      AttentionParams p;
+      p.mask.causal = true;
+      p.mask.window = windows[l];
+      const auto qv = heads_view<const float>(q.data() + pos * kHq * kD, n, kHq, kD);
+      ASSERT_EQ(attention(qv, cache, l, seq.step(l, n), heads_view(out.data(), n, kHq, kD), p), Status::kOk)
+          << "layer " << l << " at " << pos << ": " << last_error();
+      testing::AttentionProblem pr;
+      pr.t = n, pr.s = pos + n, pr.hq = kHq, pr.hkv = kHkv, pr.d = kD, pr.dv = kD;
+      pr.q = qv.data, pr.k = k.data() + l * kTokens * row, pr.v = v.data() + l * kTokens * row;
+      pr.q_stride = kHq * kD, pr.k_stride = pr.v_stride = row;
+      pr.causal = true;
+      pr.window = windows[l];
+      pr.tile_keys = kBt;
+      const testing::AttentionReference ref = testing::AttentionReference64(pr);
+      for (size_t i = 0; i < ref.o.size(); ++i) {
+        ASSERT_LE(std::fabs(out[i] - ref.o[i]), ref.bound[i]) << "layer " << l << " at " << pos << ", out[" << i << "]";
+      }
+      if (windows[l] && pos > kWindow + kBt) {  // a wider window than the table was kept for reads dropped blocks
+        p.mask.window = 0;
+        std::fill(out.begin(), out.end(), 7.f);
+        ExpectRefused(attention(qv, cache, l, seq.step(l, n), heads_view(out.data(), n, kHq, kD), p),
+                      Status::kInvalidArgument, "dropped", out);
+      }
+    }
+    ASSERT_EQ(seq.advance(n), Status::kOk) << last_error();
+    pos += n;
+    EXPECT_EQ(seq.length(), pos);
+    // The global table holds every block; the windowed one those at or after
+    // the next query's first key, pos + 1 - window.
+    const size_t first = pos + 1 > kWindow ? pos + 1 - kWindow : 0;
+    const size_t held = div_ceil(pos, kBt) + (div_ceil(pos, kBt) - first / kBt);
+    EXPECT_EQ(seq.blocks_held(), held) << "at " << pos;
+    EXPECT_EQ(cache.free_blocks(), cfg.num_blocks - held) << "at " << pos;
+  }
+  EXPECT_EQ(seq.advance(1), Status::kInvalidArgument);  // nothing reserved
+  seq.release();
+  EXPECT_EQ(cache.free_blocks(), cfg.num_blocks);
+  EXPECT_EQ(seq.length(), 0u);
+  // A reservation the pool cannot hold takes nothing.
+  KvSequenceState big;
+  ASSERT_EQ(big.init(cache, 200), Status::kOk);
+  EXPECT_EQ(big.reserve(200), Status::kOutOfMemory);
+  EXPECT_EQ(cache.free_blocks(), cfg.num_blocks);
+  EXPECT_EQ(big.blocks_held(), 0u);
+}
+
 TILEKIT_INSTANTIATE_PATHS(KvCacheTest);
 
 }  // namespace
