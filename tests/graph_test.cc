@@ -1020,10 +1020,42 @@ TEST(GraphFuzzRegressions, AttentionScaleAndRopeOfOneTensorAreRefusedByTheNode) 
   }));
 }
 
+// Issue 27: an attention node whose layer no kv_write of the graph writes
+// reads what earlier calls wrote; over positions never written the step is
+// refused before any node runs (the output of the node before it untouched),
+// and runs once kv_cache_write has written them.
+TEST(GraphFuzzRegressions, AttentionWithoutItsWriteIsCheckedBeforeAnyNodeRuns) {
+  KvCache cache;
+  ASSERT_EQ(cache.init(SmallCache()), Status::kOk);
+  const std::vector<float> w(4, 1.f);
+  Graph g;
+  const TensorId x = g.input(4);
+  const TensorId y = g.rms_norm(x, w.data(), 0.f);
+  g.mark_output(y);
+  g.mark_output(g.attention(y, 2, 0));
+  GraphConfig gc;
+  gc.max_tokens = 1;
+  gc.kv_cache = &cache;
+  ASSERT_EQ(g.build(gc), Status::kOk) << last_error();
+  uint32_t block, gen;
+  ASSERT_EQ(cache.allocate_block(&block, &gen), Status::kOk);
+  const float in[4] = {1, -2, 3, 0.5f};
+  std::memcpy(g.input_data(x), in, sizeof(in));
+  std::memset(const_cast<float*>(g.output(y).data), 0, 4 * sizeof(float));
+  const SequenceStep seq{&block, 1, 0, 1, &gen};
+  EXPECT_TRUE(FailsWith(g.run(Step{nullptr, &seq, 1}), Status::kInvalidArgument, "position 0 of layer 0 was not written"));
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(g.output(y).data[i], 0.f);
+  ASSERT_EQ(kv_cache_write(cache, 0, KvSequence{&block, 1, 1, &gen}, 0, heads_view<const float>(in, 1, 2, 2),
+                           heads_view<const float>(in, 1, 2, 2)),
+            Status::kOk);
+  EXPECT_EQ(g.run(Step{nullptr, &seq, 1}), Status::kOk) << last_error();
+}
+
 // A step's block table and pos are checked before any node runs: a block id
 // past the pool, a null table, num_blocks whose tokens overflow size_t or
 // pos + tokens past size_t (and, issue 27, a free block, a block of another
-// generation, a pos whose earlier positions were not written) ran the nodes before
+// generation, a pos whose earlier positions were not written, two sequences
+// writing one block) ran the nodes before
 // kv_write (an output written), and kv_write for the sequences before the bad
 // one (cache rows written), then failed.
 TEST(GraphFuzzRegressions, ABadBlockTableIsRefusedBeforeAnyNodeRuns) {
@@ -1064,7 +1096,8 @@ TEST(GraphFuzzRegressions, ABadBlockTableIsRefusedBeforeAnyNodeRuns) {
                          Bad{{blocks[1], 1, SIZE_MAX, 1}, Status::kOverflow, "overflows"},
                          Bad{{freed, 1, 0, 1}, Status::kInvalidArgument, "was released: it is free"},
                          Bad{{blocks[1], 1, 0, 1, stale_gen}, Status::kInvalidArgument, "taken again"},
-                         Bad{{unwritten, 2, 2, 1}, Status::kInvalidArgument, "position 1 of layer 0 was not written"}}) {
+                         Bad{{unwritten, 2, 2, 1}, Status::kInvalidArgument, "position 1 of layer 0 was not written"},
+                         Bad{{blocks[0], 1, 0, 1, gens[0]}, Status::kInvalidArgument, "both write block"}}) {
     seqs[1] = bad.seq;  // the second sequence: kv_write wrote the first's rows before failing
     EXPECT_TRUE(FailsWith(g.run(Step{second, seqs, 2}), bad.status, bad.detail));
     EXPECT_EQ(std::memcmp(g.output(y).data, out.data(), out.size() * sizeof(float)), 0) << bad.detail;

@@ -295,6 +295,7 @@ TILEKIT_API Status kv_cache_check_step(const KvCache& cache, size_t layer, const
   if (pos > SIZE_MAX - tokens) return fail(Status::kOverflow, "%s: pos + tokens overflows", op);
   Status st = detail::check_kv_sequence(op, cache, layer, seq, pos + tokens);
   if (st != Status::kOk) return st;
+  if (tokens == 0) return detail::check_kv_written(op, cache, layer, seq, 0, pos);  // attention alone
   // Attention reads [0, pos + tokens): [0, pos) written before, the rest by
   // this step's write, which needs nothing written past pos in pos's block...
   // unless it rewrites (a rollback), which it may: only [0, pos) is required.

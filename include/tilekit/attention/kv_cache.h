@@ -150,9 +150,10 @@ TILEKIT_API Status kv_cache_write(KvCache& cache, size_t layer, const KvSequence
                                   HeadsView<const bf16> k, HeadsView<const bf16> v);
 
 // Whether one causal step of `tokens` new tokens at `pos` may run on `layer`
-// (kv_cache_write at pos, then attention over pos + tokens with no window):
-// what those two calls check, before either writes anything, so a caller that
-// writes several layers (the graph executor) refuses a bad step whole.
+// (kv_cache_write at pos, then attention over pos + tokens with no window; with
+// tokens = 0, attention alone over pos): what those calls check, before any
+// writes, so a caller that writes several layers (the graph executor) refuses
+// a bad step whole.
 TILEKIT_API Status kv_cache_check_step(const KvCache& cache, size_t layer, const KvSequence& seq, size_t pos,
                                        size_t tokens);
 

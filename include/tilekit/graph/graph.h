@@ -57,6 +57,7 @@
 #include "tilekit/attention/kv_cache.h"
 #include "tilekit/base/aligned_buffer.h"
 #include "tilekit/base/matrix.h"
+#include "tilekit/base/size_math.h"
 #include "tilekit/base/status.h"
 #include "tilekit/epilogue/apply.h"
 #include "tilekit/epilogue/epilogue.h"

@@ -35,18 +35,49 @@ inline Status Graph::check_step(const Step& step) const {
       return fail(Status::kOverflow, "graph: sequence %zu's pos %zu + %zu tokens overflows", s, q.pos, q.tokens);
     }
     // The block table as kv_cache_write and attention read it: what each
-    // layer's write and attention will check (held blocks, positions before
-    // pos written, per block), so none of them refuses after another wrote.
+    // node's call will check (held blocks; positions before pos written, or,
+    // for an attention whose layer no earlier kv_write of the step writes,
+    // exactly [0, pos + tokens)), per block, so none refuses after another wrote.
     if (cache) {
       if (!q.blocks && q.num_blocks) return fail(Status::kNullPointer, "graph: sequence %zu's block table is null", s);
       const KvSequence seq{q.blocks, q.num_blocks, q.pos + q.tokens, q.generations};
-      for (const Node& n : nodes_) {
-        if (n.dead || n.op != Op::kKvWrite) continue;
-        const Status st = kv_cache_check_step(*cache, n.kv_write.layer, seq, q.pos, q.tokens);
+      for (size_t i = 0; i < nodes_.size(); ++i) {
+        const Node& n = nodes_[i];
+        if (n.dead || (n.op != Op::kKvWrite && n.op != Op::kAttention)) continue;
+        const size_t layer = n.op == Op::kKvWrite ? n.kv_write.layer : n.attention.layer;
+        bool written = n.op == Op::kKvWrite;
+        for (size_t j = i; j-- > 0 && !written;) {  // backwards: a layer's kv_write sits just before its attention
+          written = !nodes_[j].dead && nodes_[j].op == Op::kKvWrite && nodes_[j].kv_write.layer == layer;
+        }
+        if (n.op == Op::kAttention && written) continue;  // its write's check covers it
+        const Status st = written ? kv_cache_check_step(*cache, layer, seq, q.pos, q.tokens)
+                                  : kv_cache_check_step(*cache, layer, seq, q.pos + q.tokens, 0);
         if (st != Status::kOk) {
           char why[256];  // fail() writes the buffer last_error() reads
           std::snprintf(why, sizeof(why), "%s", last_error());
           return fail(st, "graph: sequence %zu: %s", s, why);
+        }
+      }
+    }
+  }
+  // Two sequences writing one block: the second write would end the first's
+  // positions (or race with it), so its attention would refuse mid-step.
+  // (Blocks they only read, a shared prefix, are fine.)
+  bool writes = false;
+  for (const Node& n : nodes_) writes = writes || (!n.dead && n.op == Op::kKvWrite);
+  if (cache && writes) {
+    const size_t bt = cache->config().block_tokens;
+    for (size_t a = 0; a < step.num_seqs; ++a) {
+      const SequenceStep& x = step.seqs[a];
+      for (size_t b = a + 1; b < step.num_seqs; ++b) {
+        const SequenceStep& y = step.seqs[b];
+        for (size_t i = x.pos / bt; i < div_ceil(x.pos + x.tokens, bt); ++i) {
+          for (size_t j = y.pos / bt; j < div_ceil(y.pos + y.tokens, bt); ++j) {
+            if (x.blocks[i] == y.blocks[j]) {
+              return fail(Status::kInvalidArgument, "graph: sequences %zu and %zu both write block %u", a, b,
+                          x.blocks[i]);
+            }
+          }
         }
       }
     }
