@@ -535,7 +535,7 @@ TEST(GraphLlamaInput, BadConfigsAndStepsAreRefused) {
   const int32_t negative = -1;
   EXPECT_TRUE(FailsWith(model.forward(slot, &negative, 1), Status::kInvalidArgument, "outside the vocabulary"));
   const SequenceStep no_blocks{nullptr, 0, 0, 1};
-  EXPECT_TRUE(FailsWith(model.forward(Step{tokens.data(), &no_blocks, 1}), Status::kInvalidArgument, "beyond the 0 blocks"));
+  EXPECT_TRUE(FailsWith(model.forward(Step{tokens.data(), &no_blocks, 1}), Status::kInvalidArgument, "blocks cannot hold"));
   // Still usable after refusals.
   EXPECT_EQ(model.forward(slot, tokens.data(), 4), Status::kOk) << last_error();
 }
@@ -1090,9 +1090,9 @@ TEST(GraphFuzzRegressions, ABadBlockTableIsRefusedBeforeAnyNodeRuns) {
     Status status;
     const char* detail;
   };
-  for (const Bad& bad : {Bad{{past, 1, 0, 1}, Status::kInvalidArgument, "entry 0 is 4, the pool has 4 blocks"},
+  for (const Bad& bad : {Bad{{past, 1, 0, 1}, Status::kInvalidArgument, "block 0 is 4, the pool has 4 blocks"},
                          Bad{{nullptr, 1, 0, 1}, Status::kNullPointer, "block table is null"},
-                         Bad{{blocks[1], SIZE_MAX, 0, 1}, Status::kInvalidArgument, "beyond"},
+                         Bad{{blocks[1], SIZE_MAX, 0, 1}, Status::kInvalidArgument, "overflow size_t"},
                          Bad{{blocks[1], 1, SIZE_MAX, 1}, Status::kOverflow, "overflows"},
                          Bad{{freed, 1, 0, 1}, Status::kInvalidArgument, "was released: it is free"},
                          Bad{{blocks[1], 1, 0, 1, stale_gen}, Status::kInvalidArgument, "taken again"},

@@ -352,6 +352,10 @@ void Attend(FuzzedDataProvider& in, State& st, const Table& table) {
                              HeadsView<float>{out.data(), t, hq, dv, hq * dv, dv}, p);
   TILEKIT_FUZZ_CHECK(s == want, "attention at length %zu (written to %zu, window %zu, %zu queries): %s, expected %s (%s)",
                      len, end, window, t, status_name(s), status_name(want), s == Status::kOk ? "" : last_error());
+  if (std::getenv("KV_CACHE_FUZZ_VERBOSE")) {  // replaying: what each attention met
+    std::fprintf(stderr, "attention at %zu (written to %zu, window %zu): %s\n", len, end, window,
+                 s == Status::kOk ? "ok" : last_error());
+  }
   if (s != Status::kOk) {
     for (float f : out) {
       uint32_t bits;

@@ -39,7 +39,20 @@ inline Status Graph::check_step(const Step& step) const {
     // for an attention whose layer no earlier kv_write of the step writes,
     // exactly [0, pos + tokens)), per block, so none refuses after another wrote.
     if (cache) {
-      if (!q.blocks && q.num_blocks) return fail(Status::kNullPointer, "graph: sequence %zu's block table is null", s);
+      // The table itself, whether or not a node reads it.
+      const KvCacheConfig& kc = cache->config();
+      const size_t end = q.pos + q.tokens, used = div_ceil(end, kc.block_tokens);
+      if (q.num_blocks < used || q.num_blocks > SIZE_MAX / kc.block_tokens) {
+        return fail(Status::kInvalidArgument, "graph: sequence %zu's %zu blocks cannot hold %zu tokens%s", s,
+                    q.num_blocks, end, q.num_blocks < used ? "" : " (or their tokens overflow size_t)");
+      }
+      if (!q.blocks) return fail(Status::kNullPointer, "graph: sequence %zu's block table is null", s);
+      for (size_t b = 0; b < used; ++b) {
+        if (q.blocks[b] >= kc.num_blocks) {
+          return fail(Status::kInvalidArgument, "graph: sequence %zu's block %zu is %u, the pool has %zu blocks", s,
+                      b, q.blocks[b], kc.num_blocks);
+        }
+      }
       const KvSequence seq{q.blocks, q.num_blocks, q.pos + q.tokens, q.generations};
       for (size_t i = 0; i < nodes_.size(); ++i) {
         const Node& n = nodes_[i];
