@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "attention_reference.h"
@@ -389,6 +390,12 @@ TEST_P(KvCacheTest, SequenceStateReservesAdvancesAndDropsBehindWindows) {
     EXPECT_EQ(cache.free_blocks(), cfg.num_blocks - held) << "at " << pos;
   }
   EXPECT_EQ(seq.advance(1), Status::kInvalidArgument);  // nothing reserved
+  KvSequenceState moved = std::move(seq);  // the blocks go with it; the source is as before init
+  EXPECT_EQ(seq.reserve(1), Status::kInvalidArgument);
+  EXPECT_EQ(seq.advance(0), Status::kInvalidArgument);
+  seq.release();  // nothing to give back
+  EXPECT_EQ(moved.length(), kTokens);
+  seq = std::move(moved);
   seq.release();
   EXPECT_EQ(cache.free_blocks(), cfg.num_blocks);
   EXPECT_EQ(seq.length(), 0u);

@@ -12,7 +12,8 @@
 // different windows cannot share a table when some release blocks: the state
 // keeps one table per distinct window (Gemma 2's global and local layers: two
 // tables), each holding whole blocks of which its layers use their rows. A
-// windowed table holds at most window / block_tokens + 2 blocks.
+// windowed table holds at most (window - 1) / block_tokens + 2 blocks between
+// steps (plus what reserve takes for the next).
 //
 // init reserves every table's capacity (max_tokens); reserve, step and advance
 // allocate nothing. Not thread-safe (a scheduler's object, like the cache's
@@ -33,6 +34,13 @@ namespace tilekit {
 
 class KvSequenceState {
  public:
+  KvSequenceState() = default;
+  // Move-only: two copies would each release the same blocks.
+  KvSequenceState(const KvSequenceState&) = delete;
+  KvSequenceState& operator=(const KvSequenceState&) = delete;
+  KvSequenceState(KvSequenceState&&) = default;
+  KvSequenceState& operator=(KvSequenceState&&) = default;
+
   // A sequence of at most max_tokens tokens over `cache`, which must outlive
   // the state. layer_windows: per layer of the cache, the sliding window its
   // attention uses (0: none, every position stays); null: no layer has one.
@@ -74,7 +82,7 @@ class KvSequenceState {
   // whole (nothing taken) past max_tokens or when the pool has too few free
   // blocks (kOutOfMemory).
   Status reserve(size_t tokens) {
-    if (!cache_) return fail(Status::kInvalidArgument, "KvSequenceState::reserve before init");
+    if (!cache_ || tables_.empty()) return fail(Status::kInvalidArgument, "KvSequenceState::reserve before init");
     if (tokens > max_tokens_ - length_) {
       return fail(Status::kInvalidArgument, "KvSequenceState: %zu + %zu tokens, the sequence holds at most %zu",
                   length_, tokens, max_tokens_);
@@ -110,7 +118,7 @@ class KvSequenceState {
   // holds only positions no query from the new length on can see (before
   // length + 1 - window) is released and its entry becomes kKvNoBlock.
   Status advance(size_t tokens) {
-    if (!cache_) return fail(Status::kInvalidArgument, "KvSequenceState::advance before init");
+    if (!cache_ || tables_.empty()) return fail(Status::kInvalidArgument, "KvSequenceState::advance before init");
     const size_t bt = cache_->config().block_tokens;
     if (tokens > max_tokens_ - length_ || length_ + tokens > tables_[0].blocks.size() * bt) {
       return fail(Status::kInvalidArgument, "KvSequenceState: advancing %zu tokens past the %zu reserved after %zu",
