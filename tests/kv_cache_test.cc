@@ -344,6 +344,9 @@ TEST_P(KvCacheTest, SequenceStateReservesAdvancesAndDropsBehindWindows) {
   KvSequenceState seq;
   ASSERT_EQ(seq.init(cache, kTokens, windows), Status::kOk);
   EXPECT_EQ(seq.reserve(kTokens + 1), Status::kInvalidArgument);  // past max_tokens
+  ASSERT_EQ(seq.reserve(1), Status::kOk);
+  EXPECT_EQ(seq.init(cache, kTokens, windows), Status::kInvalidArgument);  // would lose the blocks
+  EXPECT_NE(std::string(last_error()).find("still held"), std::string::npos) << last_error();
   for (size_t pos = 0; pos < kTokens;) {
     const size_t n = std::min<size_t>(pos == 0 ? 7 : pos % 4 == 0 ? 3 : 1, kTokens - pos);
     ASSERT_EQ(seq.reserve(n), Status::kOk) << last_error();

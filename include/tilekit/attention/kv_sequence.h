@@ -44,8 +44,12 @@ class KvSequenceState {
   // A sequence of at most max_tokens tokens over `cache`, which must outlive
   // the state. layer_windows: per layer of the cache, the sliding window its
   // attention uses (0: none, every position stays); null: no layer has one.
-  // A second init releases nothing: release() first.
+  // Refused while the state holds blocks (they would be lost): release() first.
   Status init(KvCache& cache, size_t max_tokens, const size_t* layer_windows = nullptr) {
+    if (blocks_held()) {
+      return fail(Status::kInvalidArgument, "KvSequenceState::init: %zu blocks still held (release() first)",
+                  blocks_held());
+    }
     if (cache.empty()) return fail(Status::kInvalidArgument, "KvSequenceState: the cache is not initialised");
     const KvCacheConfig& c = cache.config();
     // A table entry per block of max_tokens (released ones too): more than a
