@@ -456,8 +456,9 @@ TEST_P(AttentionTest, ChunkedPrefillAndDecodeMatchOneShot) {
   const Reference ref = Reference64(full, x);
   Paged pg;
   MakePaged(full, x, 16, 0, &pg, rng);
-  // Prefill in chunks (17 tokens, then decode steps of one): each call sees
-  // the prefix written so far.
+  // Prefill in chunks (17 tokens, then decode steps of one): each call writes
+  // its K/V (the same values MakePaged wrote, the written positions ending at
+  // the chunk's end) and sees the prefix written so far.
   std::vector<float> rows(full.t * full.hq * full.dv);
   for (size_t done = 0; done < full.t;) {
     const size_t n = done < 60 ? std::min<size_t>(17, full.t - done) : 1;
@@ -466,6 +467,11 @@ TEST_P(AttentionTest, ChunkedPrefillAndDecodeMatchOneShot) {
     c.s = done + n;
     KvSequence seq = pg.seq;
     seq.length = c.s;
+    ASSERT_EQ(kv_cache_write(pg.cache, 0, seq, done,
+                             heads_view<const float>(x.k.data() + done * x.k_stride, n, c.hkv, c.d, x.k_stride),
+                             heads_view<const float>(x.v.data() + done * x.v_stride, n, c.hkv, c.dv, x.v_stride)),
+              Status::kOk)
+        << last_error();
     Output out = MakeOutput(c);
     AttentionParams p = Params(c, x);
     const auto q = heads_view<const float>(x.q.data() + done * x.q_stride, n, c.hq, c.d, x.q_stride);
@@ -734,10 +740,12 @@ TEST_P(AttentionTest, BadInputIsReportedAndOutputUntouched) {
   EXPECT_EQ(bytes, 4u * 2 * 2 * (8 + 8) * 4);
   ASSERT_EQ(cache.init(cfg), Status::kOk);
   EXPECT_EQ(cache.bytes(), bytes);
-  uint32_t table[2] = {0, 1};
+  uint32_t table[2];
+  for (uint32_t& id : table) ASSERT_EQ(cache.allocate_block(&id), Status::kOk);
   KvSequence seq{table, 2, 4};
+  expect(attention(q, cache, 0, seq, o), Status::kInvalidArgument, "was not written");
   expect(attention(q, cache, 0, KvSequence{table, 1, 4}, o), Status::kInvalidArgument, "beyond");
-  uint32_t bad_table[2] = {0, 9};
+  uint32_t bad_table[2] = {table[0], 9};
   expect(attention(q, cache, 0, KvSequence{bad_table, 2, 4}, o), Status::kInvalidArgument, "the pool has");
   expect(attention(q, cache, 1, seq, o), Status::kInvalidArgument, "layer");
   expect(kv_cache_write(cache, 0, seq, 3, k, v), Status::kInvalidArgument, "beyond");

@@ -341,7 +341,7 @@ void DecodeBatchAndEachAlone(WeightType type, uint64_t stream) {
       seqs[s] = sb[s].step(1);
     }
     ASSERT_EQ(batched.forward(Step{next, seqs, 3}), Status::kOk) << last_error();
-    for (int s = 0; s < 3; ++s) sb[s].advance(1);
+    for (int s = 0; s < 3; ++s) ASSERT_EQ(sb[s].advance(1), Status::kOk);
     for (int s = 0; s < 3; ++s) {
       ASSERT_EQ(alone.forward(sa[s], &next[s], 1), Status::kOk);
       const float* in_batch = batched.logits().data + s * V;
@@ -423,7 +423,7 @@ void NoAllocationAcrossSteps(WeightType type, uint64_t stream) {
       st[s] = slots[s].step(each);
     }
     ASSERT_EQ(model.forward(Step{tokens.data(), st, seqs}), Status::kOk) << last_error();
-    for (size_t s = 0; s < seqs; ++s) slots[s].advance(each);
+    for (size_t s = 0; s < seqs; ++s) ASSERT_EQ(slots[s].advance(each), Status::kOk);
   };
   // Warm-up: the largest step, and the longest contexts the steps below reach.
   step(3, 4);
@@ -1085,9 +1085,42 @@ TEST(GraphFuzzRegressions, AttentionScaleAndRopeOfOneTensorAreRefusedByTheNode) 
   }));
 }
 
+// Issue 27: an attention node whose layer no kv_write of the graph writes
+// reads what earlier calls wrote; over positions never written the step is
+// refused before any node runs (the output of the node before it untouched),
+// and runs once kv_cache_write has written them.
+TEST(GraphFuzzRegressions, AttentionWithoutItsWriteIsCheckedBeforeAnyNodeRuns) {
+  KvCache cache;
+  ASSERT_EQ(cache.init(SmallCache()), Status::kOk);
+  const std::vector<float> w(4, 1.f);
+  Graph g;
+  const TensorId x = g.input(4);
+  const TensorId y = g.rms_norm(x, w.data(), 0.f);
+  g.mark_output(y);
+  g.mark_output(g.attention(y, 2, 0));
+  GraphConfig gc;
+  gc.max_tokens = 1;
+  gc.kv_cache = &cache;
+  ASSERT_EQ(g.build(gc), Status::kOk) << last_error();
+  uint32_t block, gen;
+  ASSERT_EQ(cache.allocate_block(&block, &gen), Status::kOk);
+  const float in[4] = {1, -2, 3, 0.5f};
+  std::memcpy(g.input_data(x), in, sizeof(in));
+  std::memset(const_cast<float*>(g.output(y).data), 0, 4 * sizeof(float));
+  const SequenceStep seq{&block, 1, 0, 1, &gen};
+  EXPECT_TRUE(FailsWith(g.run(Step{nullptr, &seq, 1}), Status::kInvalidArgument, "position 0 of layer 0 was not written"));
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(g.output(y).data[i], 0.f);
+  ASSERT_EQ(kv_cache_write(cache, 0, KvSequence{&block, 1, 1, &gen}, 0, heads_view<const float>(in, 1, 2, 2),
+                           heads_view<const float>(in, 1, 2, 2)),
+            Status::kOk);
+  EXPECT_EQ(g.run(Step{nullptr, &seq, 1}), Status::kOk) << last_error();
+}
+
 // A step's block table and pos are checked before any node runs: a block id
 // past the pool, a null table, num_blocks whose tokens overflow size_t or
-// pos + tokens past size_t ran the nodes before
+// pos + tokens past size_t (and, issue 27, a free block, a block of another
+// generation, a pos whose earlier positions were not written, two sequences
+// writing one block) ran the nodes before
 // kv_write (an output written), and kv_write for the sequences before the bad
 // one (cache rows written), then failed.
 TEST(GraphFuzzRegressions, ABadBlockTableIsRefusedBeforeAnyNodeRuns) {
@@ -1104,8 +1137,14 @@ TEST(GraphFuzzRegressions, ABadBlockTableIsRefusedBeforeAnyNodeRuns) {
   gc.max_sequences = 2;
   gc.kv_cache = &cache;
   ASSERT_EQ(g.build(gc), Status::kOk) << last_error();
-  const uint32_t blocks[2][1] = {{0}, {1}};
-  SequenceStep seqs[2] = {{blocks[0], 1, 0, 1}, {blocks[1], 1, 0, 1}};
+  uint32_t blocks[2][1], gens[2][1], freed[1], stale_gen[1];
+  for (int i = 0; i < 2; ++i) ASSERT_EQ(cache.allocate_block(&blocks[i][0], &gens[i][0]), Status::kOk);
+  uint32_t unwritten[2] = {blocks[1][0], 0};  // position 1 never written
+  ASSERT_EQ(cache.allocate_block(&unwritten[1]), Status::kOk);
+  ASSERT_EQ(cache.allocate_block(&freed[0]), Status::kOk);
+  ASSERT_EQ(cache.release_block(freed[0]), Status::kOk);
+  stale_gen[0] = gens[1][0] - 2;  // blocks[1] as an earlier holder knew it
+  SequenceStep seqs[2] = {{blocks[0], 1, 0, 1, gens[0]}, {blocks[1], 1, 0, 1, gens[1]}};
   const int32_t first[2] = {0, 1}, second[2] = {2, 0};
   ASSERT_EQ(g.run(Step{first, seqs, 2}), Status::kOk) << last_error();
   const std::vector<float> out(g.output(y).data, g.output(y).data + 8);
@@ -1119,7 +1158,11 @@ TEST(GraphFuzzRegressions, ABadBlockTableIsRefusedBeforeAnyNodeRuns) {
   for (const Bad& bad : {Bad{{past, 1, 0, 1}, Status::kInvalidArgument, "block 0 is 4, the pool has 4 blocks"},
                          Bad{{nullptr, 1, 0, 1}, Status::kNullPointer, "block table is null"},
                          Bad{{blocks[1], SIZE_MAX, 0, 1}, Status::kInvalidArgument, "overflow size_t"},
-                         Bad{{blocks[1], 1, SIZE_MAX, 1}, Status::kOverflow, "overflows"}}) {
+                         Bad{{blocks[1], 1, SIZE_MAX, 1}, Status::kOverflow, "overflows"},
+                         Bad{{freed, 1, 0, 1}, Status::kInvalidArgument, "was released: it is free"},
+                         Bad{{blocks[1], 1, 0, 1, stale_gen}, Status::kInvalidArgument, "taken again"},
+                         Bad{{unwritten, 2, 2, 1}, Status::kInvalidArgument, "position 1 of layer 0 was not written"},
+                         Bad{{blocks[0], 1, 0, 1, gens[0]}, Status::kInvalidArgument, "both write block"}}) {
     seqs[1] = bad.seq;  // the second sequence: kv_write wrote the first's rows before failing
     EXPECT_TRUE(FailsWith(g.run(Step{second, seqs, 2}), bad.status, bad.detail));
     EXPECT_EQ(std::memcmp(g.output(y).data, out.data(), out.size() * sizeof(float)), 0) << bad.detail;

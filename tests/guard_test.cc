@@ -531,6 +531,11 @@ void CachedAgainstGuards(size_t t, size_t s, size_t d, size_t dv, KvDtype dtype,
   ASSERT_EQ(plain.init(cfg), Status::kOk);
   std::memset(guarded.key_rows(0, 0), 0xFF, guarded.bytes());
   std::memset(plain.key_rows(0, 0), 0xFF, plain.bytes());
+  for (size_t b = 0; b <= used; ++b) {  // ids 0, 1, ... in both (a table may name only allocated blocks)
+    uint32_t id;
+    ASSERT_EQ(guarded.allocate_block(&id), Status::kOk);
+    ASSERT_EQ(plain.allocate_block(&id), Status::kOk);
+  }
   std::vector<uint32_t> table(used);
   for (size_t b = 0; b < used; ++b) table[b] = static_cast<uint32_t>(used - b);  // block 0 unused, reversed order
   const KvSequence seq{table.data(), used, s};

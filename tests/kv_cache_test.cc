@@ -1,8 +1,15 @@
 // The paged KV cache: its size before allocation, block management (sharing,
-// reuse), and writes from strided views cast to the cache dtype, on every path.
+// reuse), and writes from strided views cast to the cache dtype, on every path;
+// the misuses the cache refuses (issue 27: a length one short of the write, a
+// released block in a live table), each with its message and outputs untouched.
+#include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <string>
+#include <utility>
 #include <vector>
 
+#include "attention_reference.h"
 #include "harness.h"
 
 namespace tilekit {
@@ -138,9 +145,13 @@ TEST_P(KvCacheTest, Bf16SourcesWidenIntoAnF32Cache) {
   for (size_t i = 0; i < k.size(); ++i) k[i] = f32_to_bf16(0.5f + i);
   for (size_t i = 0; i < v.size(); ++i) v[i] = f32_to_bf16(-1.5f - i);
   const KvSequence seq{&id, 1, 0};
-  ASSERT_EQ(kv_cache_write(cache, 0, seq, 2, heads_view<const bf16>(k.data(), 2, 3, 17),
-                           heads_view<const bf16>(v.data(), 2, 3, 9)),
-            Status::kOk);
+  // Rows 0 and 1 first (a write may not leave a gap), then the two checked.
+  for (size_t pos : {0, 2}) {
+    ASSERT_EQ(kv_cache_write(cache, 0, seq, pos, heads_view<const bf16>(k.data(), 2, 3, 17),
+                             heads_view<const bf16>(v.data(), 2, 3, 9)),
+              Status::kOk)
+        << last_error();
+  }
   const float* kr = reinterpret_cast<const float*>(cache.key_rows(0, id));
   const float* vr = reinterpret_cast<const float*>(cache.value_rows(0, id));
   for (size_t i = 0; i < k.size(); ++i) ASSERT_EQ(kr[2 * 51 + i], bf16_to_f32(k[i]));
@@ -171,6 +182,232 @@ TEST_P(KvCacheTest, BadWritesAreReportedAndTheCacheUntouched) {
   EXPECT_EQ(kv_cache_write(cache, 0, seq, 0, heads_view(inside, 1, 3, 17), heads_view<const float>(v.data(), 1, 3, 9)),
             Status::kAliasing);
   for (size_t i = 0; i < 4 * 51; ++i) ASSERT_EQ(reinterpret_cast<const float*>(cache.key_rows(0, id))[i], 0.f);
+}
+
+// A small cache and one sequence of it, with random K/V for `tokens` positions
+// kept beside it, and the fp64 reference of a decode step over any prefix.
+struct Decoding {
+  KvCache cache;
+  std::vector<uint32_t> table;
+  std::vector<float> k, v, q;
+  static constexpr size_t kHeads = 2, kD = 8, kBlock = 4;
+
+  void Init(size_t tokens, testing::Rng& rng) {
+    KvCacheConfig cfg;
+    cfg.layers = 2;
+    cfg.kv_heads = kHeads;
+    cfg.head_dim = kD;
+    cfg.block_tokens = kBlock;
+    cfg.num_blocks = 8;
+    ASSERT_EQ(cache.init(cfg), Status::kOk);
+    k.resize(tokens * kHeads * kD);
+    v.resize(tokens * kHeads * kD);
+    q.resize(kHeads * kD);
+    rng.fill(k.data(), k.size());
+    rng.fill(v.data(), v.size());
+    rng.fill(q.data(), q.size());
+  }
+  // Blocks for [0, end), then K/V of [pos, end) into `layer`.
+  void Write(size_t layer, size_t pos, size_t end) {
+    while (table.size() * kBlock < end) {
+      uint32_t id;
+      ASSERT_EQ(cache.allocate_block(&id), Status::kOk);
+      table.push_back(id);
+    }
+    const size_t row = kHeads * kD;
+    ASSERT_EQ(kv_cache_write(cache, layer, KvSequence{table.data(), table.size(), end}, pos,
+                             heads_view<const float>(k.data() + pos * row, end - pos, kHeads, kD, row),
+                             heads_view<const float>(v.data() + pos * row, end - pos, kHeads, kD, row)),
+              Status::kOk)
+        << last_error();
+  }
+  Status Attend(size_t layer, size_t length, std::vector<float>* out) const {
+    return attention(heads_view<const float>(q.data(), 1, kHeads, kD), cache, layer,
+                     KvSequence{table.data(), table.size(), length}, heads_view(out->data(), 1, kHeads, kD));
+  }
+  // The step's output against the fp64 reference over positions [0, length).
+  void ExpectMatches(const std::vector<float>& out, size_t length) const {
+    testing::AttentionProblem pr;
+    pr.t = 1, pr.s = length, pr.hq = kHeads, pr.hkv = kHeads, pr.d = kD, pr.dv = kD;
+    pr.q = q.data(), pr.k = k.data(), pr.v = v.data();
+    pr.q_stride = pr.k_stride = pr.v_stride = kHeads * kD;
+    pr.tile_keys = kBlock;
+    const testing::AttentionReference ref = testing::AttentionReference64(pr);
+    for (size_t i = 0; i < ref.o.size(); ++i) {
+      ASSERT_LE(std::fabs(out[i] - ref.o[i]), ref.bound[i]) << "length " << length << ", out[" << i << "]";
+    }
+  }
+};
+
+void ExpectRefused(Status got, Status want, const char* needle, const std::vector<float>& out) {
+  EXPECT_EQ(got, want) << status_name(got) << ": " << last_error();
+  EXPECT_NE(std::string(last_error()).find(needle), std::string::npos) << "message: " << last_error();
+  for (float f : out) ASSERT_EQ(f, 7.f) << "a refused call wrote its output";
+}
+
+// Issue 27: a decode step that writes K/V at position p and leaves the length
+// at p (the engine forgot to advance it) read one position short and returned
+// kOk, off by up to 4.0. Inside a block (p = 9) and at a block's first row (p = 12).
+TEST_P(KvCacheTest, LengthOneShortOfTheWriteIsRefused) {
+  TILEKIT_SEED_TRACE();
+  testing::Rng rng(11);
+  Decoding dec;
+  dec.Init(13, rng);
+  dec.Write(0, 0, 9);  // the prompt
+  std::vector<float> out(Decoding::kHeads * Decoding::kD, 7.f);
+  for (size_t p = 9; p < 13; ++p) {
+    dec.Write(0, p, p + 1);
+    if (p == 9 || p == 12) {
+      ExpectRefused(dec.Attend(0, p, &out), Status::kInvalidArgument, "written", out);
+    }
+    ASSERT_EQ(dec.Attend(0, p + 1, &out), Status::kOk) << last_error();
+    dec.ExpectMatches(out, p + 1);
+    std::fill(out.begin(), out.end(), 7.f);
+  }
+}
+
+// Issue 27: attention over a block id already released returned kOk.
+TEST_P(KvCacheTest, ReleasedBlockInATableIsRefused) {
+  TILEKIT_SEED_TRACE();
+  testing::Rng rng(12);
+  Decoding dec;
+  dec.Init(8, rng);
+  dec.Write(0, 0, 8);
+  std::vector<float> out(Decoding::kHeads * Decoding::kD, 7.f);
+  ASSERT_EQ(dec.Attend(0, 8, &out), Status::kOk) << last_error();
+  dec.ExpectMatches(out, 8);
+  std::fill(out.begin(), out.end(), 7.f);
+  ASSERT_EQ(dec.cache.release_block(dec.table[1]), Status::kOk);
+  ExpectRefused(dec.Attend(0, 8, &out), Status::kInvalidArgument, "released", out);
+}
+
+// The same misuse with the block taken again by another sequence (and written
+// whole by it, so the written rows say nothing): the generation the first
+// sequence kept refuses it.
+TEST_P(KvCacheTest, BlockTakenAgainByAnotherSequenceIsRefused) {
+  TILEKIT_SEED_TRACE();
+  testing::Rng rng(13);
+  Decoding dec;
+  dec.Init(8, rng);
+  dec.Write(0, 0, 8);
+  std::vector<uint32_t> gens;
+  for (uint32_t id : dec.table) gens.push_back(dec.cache.generation(id));
+  std::vector<float> out(Decoding::kHeads * Decoding::kD, 7.f);
+  const KvSequence a{dec.table.data(), dec.table.size(), 8, gens.data()};
+  const auto q = heads_view<const float>(dec.q.data(), 1, Decoding::kHeads, Decoding::kD);
+  const auto o = heads_view(out.data(), 1, Decoding::kHeads, Decoding::kD);
+  ASSERT_EQ(attention(q, dec.cache, 0, a, o), Status::kOk) << last_error();
+  std::fill(out.begin(), out.end(), 7.f);
+  ASSERT_EQ(dec.cache.release_block(dec.table[1]), Status::kOk);
+  uint32_t b = 0, b_gen = 0;
+  ASSERT_EQ(dec.cache.allocate_block(&b, &b_gen), Status::kOk);
+  ASSERT_EQ(b, dec.table[1]);  // the most recently freed block comes back first
+  EXPECT_EQ(b_gen, gens[1] + 2);
+  const KvSequence other{&b, 1, 4, &b_gen};
+  const size_t row = Decoding::kHeads * Decoding::kD;
+  ASSERT_EQ(kv_cache_write(dec.cache, 0, other, 0, heads_view<const float>(dec.k.data(), 4, Decoding::kHeads, Decoding::kD, row),
+                           heads_view<const float>(dec.v.data(), 4, Decoding::kHeads, Decoding::kD, row)),
+            Status::kOk)
+      << last_error();
+  ExpectRefused(attention(q, dec.cache, 0, a, o), Status::kInvalidArgument, "taken again", out);
+  std::vector<float> k1(row, 1.f);
+  EXPECT_EQ(kv_cache_write(dec.cache, 0, a, 5, heads_view<const float>(k1.data(), 1, Decoding::kHeads, Decoding::kD),
+                           heads_view<const float>(k1.data(), 1, Decoding::kHeads, Decoding::kD)),
+            Status::kInvalidArgument);
+  EXPECT_NE(std::string(last_error()).find("taken again"), std::string::npos) << last_error();
+}
+
+// KvSequenceState: reserve, write and attend per layer, advance; layer 0
+// attends every position, layers 1 and 2 a sliding window of 5, so their
+// table drops (releases) blocks as the sequence moves on. Every step's output
+// against the fp64 reference over the whole K/V (windowed where the layer is),
+// the blocks held against what the windows need, the pool's free count
+// against what the state holds.
+TEST_P(KvCacheTest, SequenceStateReservesAdvancesAndDropsBehindWindows) {
+  TILEKIT_SEED_TRACE();
+  testing::Rng rng(14);
+  constexpr size_t kLayers = 3, kHkv = 2, kHq = 4, kD = 8, kBt = 2, kTokens = 23, kWindow = 5;
+  const size_t windows[kLayers] = {0, kWindow, kWindow};
+  KvCacheConfig cfg;
+  cfg.layers = kLayers;
+  cfg.kv_heads = kHkv;
+  cfg.head_dim = kD;
+  cfg.block_tokens = kBt;
+  cfg.num_blocks = 40;
+  KvCache cache;
+  ASSERT_EQ(cache.init(cfg), Status::kOk);
+  const size_t row = kHkv * kD;
+  std::vector<float> k(kLayers * kTokens * row), v(k.size()), q(kTokens * kHq * kD);
+  rng.fill(k.data(), k.size());
+  rng.fill(v.data(), v.size());
+  rng.fill(q.data(), q.size());
+  KvSequenceState seq;
+  ASSERT_EQ(seq.init(cache, kTokens, windows), Status::kOk);
+  EXPECT_EQ(seq.reserve(kTokens + 1), Status::kInvalidArgument);  // past max_tokens
+  ASSERT_EQ(seq.reserve(1), Status::kOk);
+  EXPECT_EQ(seq.init(cache, kTokens, windows), Status::kInvalidArgument);  // would lose the blocks
+  EXPECT_NE(std::string(last_error()).find("still held"), std::string::npos) << last_error();
+  for (size_t pos = 0; pos < kTokens;) {
+    const size_t n = std::min<size_t>(pos == 0 ? 7 : pos % 4 == 0 ? 3 : 1, kTokens - pos);
+    ASSERT_EQ(seq.reserve(n), Status::kOk) << last_error();
+    for (size_t l = 0; l < kLayers; ++l) {
+      const float* kl = k.data() + (l * kTokens + pos) * row;
+      const float* vl = v.data() + (l * kTokens + pos) * row;
+      ASSERT_EQ(kv_cache_write(cache, l, seq.step(l, n), seq.length(), heads_view<const float>(kl, n, kHkv, kD),
+                               heads_view<const float>(vl, n, kHkv, kD)),
+                Status::kOk)
+          << "layer " << l << " at " << pos << ": " << last_error();
+      std::vector<float> out(n * kHq * kD, 7.f);
+      AttentionParams p;
+      p.mask.causal = true;
+      p.mask.window = windows[l];
+      const auto qv = heads_view<const float>(q.data() + pos * kHq * kD, n, kHq, kD);
+      ASSERT_EQ(attention(qv, cache, l, seq.step(l, n), heads_view(out.data(), n, kHq, kD), p), Status::kOk)
+          << "layer " << l << " at " << pos << ": " << last_error();
+      testing::AttentionProblem pr;
+      pr.t = n, pr.s = pos + n, pr.hq = kHq, pr.hkv = kHkv, pr.d = kD, pr.dv = kD;
+      pr.q = qv.data, pr.k = k.data() + l * kTokens * row, pr.v = v.data() + l * kTokens * row;
+      pr.q_stride = kHq * kD, pr.k_stride = pr.v_stride = row;
+      pr.causal = true;
+      pr.window = windows[l];
+      pr.tile_keys = kBt;
+      const testing::AttentionReference ref = testing::AttentionReference64(pr);
+      for (size_t i = 0; i < ref.o.size(); ++i) {
+        ASSERT_LE(std::fabs(out[i] - ref.o[i]), ref.bound[i]) << "layer " << l << " at " << pos << ", out[" << i << "]";
+      }
+      if (windows[l] && pos > kWindow + kBt) {  // a wider window than the table was kept for reads dropped blocks
+        p.mask.window = 0;
+        std::fill(out.begin(), out.end(), 7.f);
+        ExpectRefused(attention(qv, cache, l, seq.step(l, n), heads_view(out.data(), n, kHq, kD), p),
+                      Status::kInvalidArgument, "dropped", out);
+      }
+    }
+    ASSERT_EQ(seq.advance(n), Status::kOk) << last_error();
+    pos += n;
+    EXPECT_EQ(seq.length(), pos);
+    // The global table holds every block; the windowed one those at or after
+    // the next query's first key, pos + 1 - window.
+    const size_t first = pos + 1 > kWindow ? pos + 1 - kWindow : 0;
+    const size_t held = div_ceil(pos, kBt) + (div_ceil(pos, kBt) - first / kBt);
+    EXPECT_EQ(seq.blocks_held(), held) << "at " << pos;
+    EXPECT_EQ(cache.free_blocks(), cfg.num_blocks - held) << "at " << pos;
+  }
+  EXPECT_EQ(seq.advance(1), Status::kInvalidArgument);  // nothing reserved
+  KvSequenceState moved = std::move(seq);  // the blocks go with it; the source is as before init
+  EXPECT_EQ(seq.reserve(1), Status::kInvalidArgument);
+  EXPECT_EQ(seq.advance(0), Status::kInvalidArgument);
+  seq.release();  // nothing to give back
+  EXPECT_EQ(moved.length(), kTokens);
+  seq = std::move(moved);
+  seq.release();
+  EXPECT_EQ(cache.free_blocks(), cfg.num_blocks);
+  EXPECT_EQ(seq.length(), 0u);
+  // A reservation the pool cannot hold takes nothing.
+  KvSequenceState big;
+  ASSERT_EQ(big.init(cache, 200), Status::kOk);
+  EXPECT_EQ(big.reserve(200), Status::kOutOfMemory);
+  EXPECT_EQ(cache.free_blocks(), cfg.num_blocks);
+  EXPECT_EQ(big.blocks_held(), 0u);
 }
 
 TILEKIT_INSTANTIATE_PATHS(KvCacheTest);

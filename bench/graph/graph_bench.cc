@@ -283,6 +283,13 @@ void GraphDecode(benchmark::State& state, tilekit::WeightType type, size_t conte
     state.SkipWithError("out of memory");
     return;
   }
+  // Positions [0, context) written again: a step at a smaller context (or the
+  // prefill rows) ended the cache's written positions there, and the cache
+  // refuses to read past them.
+  if (!g->fill_cache(context)) {
+    state.SkipWithError(tilekit::last_error());
+    return;
+  }
   std::vector<double> dec, rd;
   std::vector<tilekit::StepProfile> profiles;
   const tilekit::SequenceStep seq = g->seq(context, 1);

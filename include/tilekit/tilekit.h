@@ -12,6 +12,7 @@
 #include "tilekit/attention/attention.h"
 #include "tilekit/attention/heads.h"
 #include "tilekit/attention/kv_cache.h"
+#include "tilekit/attention/kv_sequence.h"
 #include "tilekit/base/aligned_buffer.h"
 #include "tilekit/base/api.h"
 #include "tilekit/base/bf16.h"

@@ -327,12 +327,16 @@ void CachedCall(FuzzedDataProvider& in, fuzz::Values& values) {
   switch (which) {
     case 15: layer = c.cfg.layers, must_fail = true; break;
     case 16: if (used) seq.num_blocks = used - 1, must_fail = true; break;
-    case 17:
-      if (used) {
-        bad_table[in.ConsumeIntegralInRange<size_t>(0, used - 1)] = static_cast<uint32_t>(c.cfg.num_blocks) + in.ConsumeIntegral<uint8_t>();
+    case 17: {  // among the blocks the mask reads: a window skips (and no longer checks) those before its start
+      const size_t first_query = sh.s - std::min(sh.t, sh.s);
+      const size_t from = p.mask.window && first_query + 1 > p.mask.window ? first_query + 1 - p.mask.window : 0;
+      if (used && from / c.cfg.block_tokens < used) {
+        bad_table[in.ConsumeIntegralInRange<size_t>(from / c.cfg.block_tokens, used - 1)] =
+            static_cast<uint32_t>(c.cfg.num_blocks) + in.ConsumeIntegral<uint8_t>();
         seq.blocks = bad_table.data(), must_fail = true;
       }
       break;
+    }
     case 18: seq.blocks = nullptr, must_fail = true; break;
     case 19: if (sh.t) seq.length = sh.t - 1, must_fail = true; break;
     case 20: if (sh.t && sh.dv) ov.data = reinterpret_cast<TO*>(c.cache.value_rows(c.layer, table[0])), must_fail = true; break;

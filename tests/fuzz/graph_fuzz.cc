@@ -24,9 +24,13 @@
 // Sequences live across steps: each has a block table in a cache whose every
 // block holds known values before the first step (one unused block is NaN), so
 // a step continues a sequence, rewinds it or jumps ahead, and attention reads
-// keys written by earlier steps (or by none). The harness keeps a shadow of
-// the cache (values with bounds), updated by the fp64 evaluation of each
-// kv_write.
+// keys written by earlier steps. The harness keeps a shadow of the cache
+// (values with bounds), updated by the fp64 evaluation of each kv_write, and
+// where each sequence's written positions end (issue 27): a step that jumps
+// past them, or an attention whose layer no kv_write writes (the values put in
+// place before the first step were never written through the cache), must be
+// refused whole, every output and the cache as they were. The sequences of a
+// step are distinct (two writing one block are refused).
 //
 // Checks: build refuses exactly the graphs with a bad node, with a message;
 // a bad step is refused and leaves every output and the cache as they were; a
@@ -84,7 +88,7 @@ struct Attn {
   RopeTable empty;     // never made: head_dim 0
   size_t max_pos = 0;  // a valid step keeps pos + tokens within it (<= every table, <= 24)
   std::vector<std::vector<uint32_t>> slots;  // each sequence's blocks (covering max_pos)
-  std::vector<size_t> length;                // how far each sequence has been written
+  std::vector<size_t> length;                // where each sequence's written positions end (kv_write's layers)
   uint32_t spare = 0;                        // a block no table names: NaN, never read
   // Per layer, [block][slot][kv_heads][head_dim] (and v_head_dim): the cache as
   // the reference has it, with a bound on each stored value's error.
@@ -817,13 +821,19 @@ void Run(FuzzedDataProvider& in) {
     // Attn, each continues its sequence, rewinds it or jumps ahead, within the
     // positions its blocks and the RoPE tables hold.
     std::vector<SequenceStep> seqs(in.ConsumeIntegralInRange<size_t>(1, gc.max_sequences));
-    std::vector<size_t> slot_of;
+    std::vector<size_t> slot_of, free_slots(att.slots.size());
+    for (size_t i = 0; i < free_slots.size(); ++i) free_slots[i] = i;
     size_t tokens = 0;
     std::vector<size_t> seq_end;
     for (SequenceStep& s : seqs) {
       s.tokens = in.ConsumeIntegralInRange<size_t>(1, std::max<size_t>(1, gc.max_tokens - tokens - (seqs.size() - 1 - seq_end.size())));
       if (att.on) {
-        const size_t slot = in.ConsumeIntegralInRange<size_t>(0, std::max<size_t>(att.slots.size(), 1) - 1);
+        size_t slot = 0;  // a slot no other sequence of the step has
+        if (!free_slots.empty()) {
+          const size_t i = in.ConsumeIntegralInRange<size_t>(0, free_slots.size() - 1);
+          slot = free_slots[i];
+          free_slots.erase(free_slots.begin() + i);
+        }
         const size_t last = att.max_pos - s.tokens;  // tokens <= max_tokens <= max_pos
         const size_t length = att.length.empty() ? 0 : att.length[slot];
         s.pos = in.ConsumeIntegralInRange<int>(0, 3) ? std::min(length, last) : in.ConsumeIntegralInRange<size_t>(0, last);
@@ -848,6 +858,26 @@ void Run(FuzzedDataProvider& in) {
       values.fill(inputs[n.out]);
     }
     Step st{ids.data(), seqs.data(), seqs.size()};
+    // Whether the step only reads what the cache has written: each kv_write at
+    // or before where its sequence's positions end; each attention whose layer
+    // no earlier kv_write writes over exactly that layer's written positions
+    // (0 for a layer no kv_write of the graph writes).
+    bool reads_written = true;
+    if (cache) {
+      for (size_t s = 0; s < seqs.size(); ++s) {
+        const size_t length = att.length[slot_of[s]], end = seqs[s].pos + seqs[s].tokens;
+        std::vector<bool> wrote(att.cfg.layers, false), writes(att.cfg.layers, false);
+        for (const Node& n : c.nodes) writes[n.layer] = writes[n.layer] || n.kind == Kind::kKvWrite;
+        for (const Node& n : c.nodes) {
+          if (n.kind == Kind::kKvWrite) {
+            reads_written &= seqs[s].pos <= length;
+            wrote[n.layer] = true;
+          } else if (n.kind == Kind::kAttention && !wrote[n.layer]) {
+            reads_written &= (writes[n.layer] ? length : 0) == end;
+          }
+        }
+      }
+    }
     // One bad step first: refused, every output and the cache as they were.
     const int corrupt = in.ConsumeIntegralInRange<int>(0, att.on ? 10 : 7);
     if (corrupt < (att.on ? 9 : 5)) {
@@ -913,6 +943,19 @@ void Run(FuzzedDataProvider& in) {
       TILEKIT_FUZZ_CHECK(last_error()[0] != '\0', "bad step refused (%s) without a message", status_name(s));
       for (const fuzz::Snapshot& b : before) TILEKIT_FUZZ_CHECK(b.unchanged(), "a refused step (%d) changed an output or the cache", kind);
     }
+    if (!reads_written) {  // refused whole, as a bad step
+      std::vector<fuzz::Snapshot> before;
+      for (const Tensor& t : c.tensors) {
+        if (t.output && g.output(t.id).data) before.emplace_back(g.output(t.id).data, g.output(t.id).rows * t.cols * 4);
+      }
+      before.emplace_back(pool_data, pool_bytes);
+      detail::last_error_buffer()[0] = '\0';
+      const Status s = g.run(st);
+      TILEKIT_FUZZ_CHECK(s == Status::kInvalidArgument, "a step reading unwritten positions: %s", status_name(s));
+      TILEKIT_FUZZ_CHECK(last_error()[0] != '\0', "refused without a message");
+      for (const fuzz::Snapshot& b : before) TILEKIT_FUZZ_CHECK(b.unchanged(), "a refused step changed an output or the cache");
+      continue;
+    }
     // One thread, then two: the same bits (the cache restored in between, so
     // both runs read what the first found).
     std::vector<std::vector<float>> first(c.tensors.size());
@@ -960,7 +1003,7 @@ void Run(FuzzedDataProvider& in) {
     }
     if (cache) CheckCache(att, step);
     for (size_t s = 0; s < slot_of.size() && !att.length.empty(); ++s) {
-      att.length[slot_of[s]] = std::max(att.length[slot_of[s]], seqs[s].pos + seqs[s].tokens);
+      att.length[slot_of[s]] = seqs[s].pos + seqs[s].tokens;  // a write ends the written positions
     }
   }
 }

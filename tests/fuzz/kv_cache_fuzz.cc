@@ -13,8 +13,16 @@
 //  - after every operation the whole pool equals the model byte for byte (the
 //    layout kv_cache.h documents: [block][layer][K rows | V rows]), so a write
 //    to the wrong place, or by a refused call, is caught where it happens;
-//  - attention over a sequence whose tokens were all written, against the fp64
-//    reference of tests/attention_reference.h fed from the model.
+//  - the checks of issue 27: each block's generation (odd while allocated) and
+//    rows written per layer are modelled; writes that name a free block, a
+//    block of another generation (tables keep the generations they were
+//    handed and pass them or not), a kKvNoBlock entry, or that leave a gap are
+//    refused, and a write ends the layer's positions at pos + T;
+//  - attention at any length (a window or not): accepted exactly when every
+//    position the mask reads was written, in a held block, and nothing was
+//    written at the length (one short of the write), then against the fp64
+//    reference of tests/attention_reference.h fed from the model; refused
+//    with the output untouched otherwise.
 #include <algorithm>
 
 #include "../attention_reference.h"
@@ -31,6 +39,7 @@ constexpr size_t kMaxPoolBytes = size_t{1} << 20;
 Status ExpectedConfig(const KvCacheConfig& c, size_t* bytes) {
   if (!c.layers || !c.kv_heads || !c.head_dim || !c.block_tokens || !c.num_blocks) return Status::kInvalidArgument;
   if (c.num_blocks > UINT32_MAX) return Status::kInvalidArgument;
+  if (c.block_tokens > UINT32_MAX) return Status::kInvalidArgument;  // a block's written rows are a uint32_t
   using U = unsigned __int128;
   const U dv = c.v_head_dim ? c.v_head_dim : c.head_dim;
   const U limit = SIZE_MAX;
@@ -61,14 +70,25 @@ KvCacheConfig DecodeConfig(FuzzedDataProvider& in) {
 }
 
 // What the cache must hold: the config it was last initialised with, the
-// reference counts, every pool byte, and which token rows were written.
+// reference counts and generations, every pool byte, and how many rows of
+// each block and layer count as written.
 struct Model {
   bool ready = false;
   KvCacheConfig cfg;
-  std::vector<uint32_t> refs;
+  std::vector<uint32_t> refs, gen;
   std::vector<unsigned char> pool;
-  std::vector<bool> written;  // [block][layer][slot]
+  std::vector<size_t> rows;  // [block][layer]
   size_t elem = 4;
+
+  // Whether a table entry names a block its sequence still holds.
+  bool held(uint32_t id, const uint32_t* gens, size_t b) const {
+    return id < refs.size() && refs[id] > 0 && (!gens || gens[b] == gen[id]);
+  }
+  // Position j of a table, layer l: in a held block and written.
+  bool written(const std::vector<uint32_t>& table, const uint32_t* gens, size_t layer, size_t j) const {
+    const size_t b = j / cfg.block_tokens;
+    return b < table.size() && held(table[b], gens, b) && rows[table[b] * cfg.layers + layer] > j % cfg.block_tokens;
+  }
 
   size_t free_blocks() const { return static_cast<size_t>(std::count(refs.begin(), refs.end(), 0u)); }
   size_t k_row_bytes() const { return cfg.kv_heads * cfg.head_dim * elem; }
@@ -101,10 +121,17 @@ struct Model {
   }
 };
 
+// A sequence's table and the generation of each entry as it was handed out.
+struct Table {
+  std::vector<uint32_t> ids, gens;
+  bool empty() const { return ids.empty(); }
+  size_t size() const { return ids.size(); }
+};
+
 struct State {
   KvCache cache;
   Model model;
-  std::vector<uint32_t> tables[3];
+  Table tables[3];
   fuzz::Values values{0};
 };
 
@@ -121,6 +148,17 @@ void CheckState(const State& st, const char* after) {
     size_t i = 0;
     while (pool[i] == m.pool[i]) ++i;
     TILEKIT_FUZZ_CHECK(false, "after %s: pool byte %zu is %02x, model %02x", after, i, pool[i], m.pool[i]);
+  }
+  for (uint32_t id = 0; id < m.refs.size(); ++id) {
+    TILEKIT_FUZZ_CHECK(st.cache.generation(id) == m.gen[id] && st.cache.allocated(id) == (m.refs[id] > 0),
+                       "after %s: block %u has generation %u, model %u", after, id, st.cache.generation(id), m.gen[id]);
+    for (size_t l = 0; l < m.cfg.layers; ++l) {
+      // Rows of a free block are not the cache's to keep; allocation resets them.
+      if (m.refs[id] == 0) continue;
+      TILEKIT_FUZZ_CHECK(st.cache.written_rows(l, id) == m.rows[id * m.cfg.layers + l],
+                         "after %s: block %u layer %zu has %zu rows written, model %zu", after, id, l,
+                         st.cache.written_rows(l, id), m.rows[id * m.cfg.layers + l]);
+    }
   }
 }
 
@@ -142,8 +180,10 @@ void Init(FuzzedDataProvider& in, State& st) {
   if (!m.cfg.v_head_dim) m.cfg.v_head_dim = cfg.head_dim;
   m.elem = kv_dtype_bytes(cfg.dtype);
   m.refs.assign(cfg.num_blocks, 0);
+  m.gen.assign(cfg.num_blocks, 0);
   m.pool.assign(want_bytes, 0xFF);  // NaN in either dtype
-  m.written.assign(cfg.num_blocks * cfg.layers * cfg.block_tokens, false);
+  m.rows.assign(cfg.num_blocks * cfg.layers, 0);
+  for (Table& t : st.tables) t = Table{};  // ids of the old pool mean nothing in the new one
   std::memset(st.cache.key_rows(0, 0), 0xFF, st.cache.bytes());
   const KvCacheConfig& c = st.cache.config();
   TILEKIT_FUZZ_CHECK(c.layers == m.cfg.layers && c.kv_heads == m.cfg.kv_heads && c.head_dim == m.cfg.head_dim &&
@@ -153,32 +193,36 @@ void Init(FuzzedDataProvider& in, State& st) {
 }
 
 // A block id: one a table names, or any value (out of range too).
-uint32_t PickId(FuzzedDataProvider& in, const std::vector<uint32_t>& table) {
-  if (!table.empty() && in.ConsumeBool()) return table[in.ConsumeIntegralInRange<size_t>(0, table.size() - 1)];
+uint32_t PickId(FuzzedDataProvider& in, const Table& table) {
+  if (!table.empty() && in.ConsumeBool()) return table.ids[in.ConsumeIntegralInRange<size_t>(0, table.size() - 1)];
   return in.ConsumeBool() ? in.ConsumeIntegralInRange<uint32_t>(0, 13) : in.ConsumeIntegral<uint32_t>();
 }
 
-void Allocate(FuzzedDataProvider& in, State& st, std::vector<uint32_t>& table) {
+void Allocate(FuzzedDataProvider& in, State& st, Table& table) {
   Model& m = st.model;
   if (in.ConsumeIntegralInRange<int>(0, 15) == 0) {
     TILEKIT_FUZZ_CHECK(st.cache.allocate_block(nullptr) == Status::kNullPointer, "allocate_block(null)");
     return;
   }
-  uint32_t id = 0xDEADBEEF;
-  const Status s = st.cache.allocate_block(&id);
+  uint32_t id = 0xDEADBEEF, gen = 0xDEADBEEF;
+  const bool want_gen = in.ConsumeBool();
+  const Status s = st.cache.allocate_block(&id, want_gen ? &gen : nullptr);
   const Status want = !m.ready ? Status::kInvalidArgument : m.free_blocks() == 0 ? Status::kOutOfMemory : Status::kOk;
   TILEKIT_FUZZ_CHECK(s == want, "allocate_block: %s, expected %s", status_name(s), status_name(want));
   if (s != Status::kOk) {
-    TILEKIT_FUZZ_CHECK(id == 0xDEADBEEF, "refused allocate_block wrote the id");
+    TILEKIT_FUZZ_CHECK(id == 0xDEADBEEF && gen == 0xDEADBEEF, "refused allocate_block wrote the id");
     return;
   }
   TILEKIT_FUZZ_CHECK(id < m.refs.size() && m.refs[id] == 0, "allocate_block gave block %u, in use or outside", id);
   m.refs[id] = 1;
-  table.push_back(id);
+  ++m.gen[id];
+  std::fill_n(m.rows.begin() + id * m.cfg.layers, m.cfg.layers, 0);
+  TILEKIT_FUZZ_CHECK(!want_gen || gen == m.gen[id], "allocate_block: generation %u, model %u", gen, m.gen[id]);
+  table.ids.push_back(id);
+  table.gens.push_back(m.gen[id]);
 }
 
-void ShareOrRelease(FuzzedDataProvider& in, State& st, std::vector<uint32_t>& table, std::vector<uint32_t>& other,
-                    bool share) {
+void ShareOrRelease(FuzzedDataProvider& in, State& st, Table& table, Table& other, bool share) {
   Model& m = st.model;
   const uint32_t id = PickId(in, table);
   const bool held = id < m.refs.size() && m.refs[id] > 0;
@@ -188,25 +232,45 @@ void ShareOrRelease(FuzzedDataProvider& in, State& st, std::vector<uint32_t>& ta
   if (s != Status::kOk) return;
   if (share) {
     ++m.refs[id];
-    other.push_back(id);  // a prefix the other sequence now names too
-  } else {
-    --m.refs[id];
-    const auto named = std::find(table.begin(), table.end(), id);
-    if (named != table.end() && in.ConsumeBool()) table.erase(named);  // else it may be released twice
+    other.ids.push_back(id);  // a prefix the other sequence now names too
+    other.gens.push_back(st.cache.generation(id));
+    return;
   }
+  if (--m.refs[id] == 0) ++m.gen[id];
+  const size_t named = static_cast<size_t>(std::find(table.ids.begin(), table.ids.end(), id) - table.ids.begin());
+  if (named == table.size()) return;
+  switch (in.ConsumeIntegralInRange<int>(0, 2)) {
+    case 0: break;  // still named: a stale entry, refused where it is used (or released twice)
+    case 1: table.ids[named] = kKvNoBlock; break;  // dropped behind a window
+    default:
+      table.ids.erase(table.ids.begin() + named);
+      table.gens.erase(table.gens.begin() + named);
+  }
+}
+
+// The first position of layer `layer` not written through the table.
+size_t WrittenEnd(const Model& m, const Table& table, const uint32_t* gens, size_t layer) {
+  size_t j = 0;
+  while (m.written(table.ids, gens, layer, j)) ++j;
+  return j;
 }
 
 // kv_cache_write of T tokens at pos through `table`, from fp32 or bf16.
 template <typename T>
-void Write(FuzzedDataProvider& in, State& st, const std::vector<uint32_t>& table) {
+void Write(FuzzedDataProvider& in, State& st, const Table& table) {
   Model& m = st.model;
   const KvCacheConfig& c = m.cfg;
   const size_t heads = m.ready ? c.kv_heads : in.ConsumeIntegralInRange<size_t>(1, 2);
   const size_t d = m.ready ? c.head_dim : 4, dv = m.ready ? c.v_head_dim : 4;
   const size_t bt = m.ready ? c.block_tokens : 1;
   size_t layer = m.ready ? in.ConsumeIntegralInRange<size_t>(0, c.layers) : 0;  // layers itself: refused
+  const uint32_t* gens = in.ConsumeBool() ? table.gens.data() : nullptr;
   const size_t tokens = fuzz::Dim(in, 2 * bt + 3);
-  size_t pos = in.ConsumeIntegralInRange<size_t>(0, table.size() * bt + 2);
+  // Mostly where the layer's written positions end (a sequence growing), else anywhere.
+  const bool at_end = m.ready && layer < c.layers && in.ConsumeBool();
+  size_t pos = at_end ? WrittenEnd(m, table, gens, layer) - (in.ConsumeIntegralInRange<int>(0, 3) == 0)
+                      : in.ConsumeIntegralInRange<size_t>(0, table.size() * bt + 2);
+  if (pos == SIZE_MAX) pos = 0;
   const size_t ks = heads * d + in.ConsumeIntegralInRange<size_t>(0, 2), vs = heads * dv + in.ConsumeIntegralInRange<size_t>(0, 2);
   std::vector<float> kf(std::max<size_t>(1, tokens * ks)), vf(std::max<size_t>(1, tokens * vs));
   st.values.fill(kf);
@@ -215,7 +279,7 @@ void Write(FuzzedDataProvider& in, State& st, const std::vector<uint32_t>& table
   for (size_t i = 0; i < k.size(); ++i) k[i] = testing::FromF32<T>(kf[i]);
   for (size_t i = 0; i < v.size(); ++i) v[i] = testing::FromF32<T>(vf[i]);
   HeadsView<const T> kv{k.data(), tokens, heads, d, ks, d}, vv{v.data(), tokens, heads, dv, vs, dv};
-  KvSequence seq{table.data(), table.size(), 0};
+  KvSequence seq{table.ids.data(), table.size(), 0, gens};
   const int which = in.ConsumeIntegralInRange<int>(0, 2) == 0 ? in.ConsumeIntegralInRange<int>(1, 9) : 0;
   bool corrupt = false;
   switch (which) {
@@ -230,59 +294,87 @@ void Write(FuzzedDataProvider& in, State& st, const std::vector<uint32_t>& table
     case 9: if (!table.empty()) seq.blocks = nullptr, corrupt = true; break;
     default: break;
   }
-  // What the model accepts: a cache, a layer, a table covering [0, pos + T)
-  // with every entry up to there inside the pool.
+  // What the model accepts: a cache, a layer, a table covering [0, pos + T);
+  // the entries of [pos, pos + T) held, and pos's block written up to pos.
   bool valid = m.ready && !corrupt && layer < c.layers && pos + tokens <= table.size() * bt;
-  const size_t used = valid ? (pos + tokens + bt - 1) / bt : 0;
-  for (size_t b = 0; b < used; ++b) valid &= table[b] < c.num_blocks;
+  if (valid && tokens) {
+    for (size_t b = pos / bt; b < (pos + tokens + bt - 1) / bt; ++b) valid &= m.held(table.ids[b], gens, b);
+    valid = valid && (pos % bt == 0 || m.written(table.ids, gens, layer, pos - 1));
+  }
   const Status s = kv_cache_write(st.cache, layer, seq, pos, kv, vv);
-  TILEKIT_FUZZ_CHECK((s == Status::kOk) == valid, "kv_cache_write of %zu tokens at %zu (table of %zu, corruption %d): %s",
-                     tokens, pos, table.size(), which, status_name(s));
-  if (s != Status::kOk) return;
+  TILEKIT_FUZZ_CHECK((s == Status::kOk) == valid, "kv_cache_write of %zu tokens at %zu (table of %zu, corruption %d): %s (%s)",
+                     tokens, pos, table.size(), which, status_name(s), s == Status::kOk ? "" : last_error());
+  if (s != Status::kOk || tokens == 0) return;
   for (size_t t = 0; t < tokens; ++t) {
     const size_t p = pos + t;
-    const uint32_t block = table[p / bt];
+    const uint32_t block = table.ids[p / bt];
     const size_t slot = p % bt;
     for (size_t e = 0; e < heads * d; ++e) m.store(m.k_at(block, layer, slot), e, testing::ToF32(k[t * ks + e]));
     for (size_t e = 0; e < heads * dv; ++e) m.store(m.v_at(block, layer, slot), e, testing::ToF32(v[t * vs + e]));
-    m.written[(block * c.layers + layer) * bt + slot] = true;
+    m.rows[block * c.layers + layer] = slot + 1;  // the layer's positions end at pos + T
   }
+  const size_t end = pos + tokens, next = end / bt;
+  if (end % bt == 0 && next < table.size() && m.held(table.ids[next], gens, next)) m.rows[table.ids[next] * c.layers + layer] = 0;
 }
 
-// Attention over the longest written prefix of a sequence, against the fp64
-// reference of the K/V the model holds.
-void Attend(FuzzedDataProvider& in, State& st, const std::vector<uint32_t>& table) {
+// Attention at a length: near where the layer's written positions end (one
+// short, exact, one past) or anywhere, with a window or not. Accepted exactly
+// when the positions the mask reads are written in held blocks and position
+// `length` is not; then against the fp64 reference of the K/V the model holds.
+void Attend(FuzzedDataProvider& in, State& st, const Table& table) {
   const Model& m = st.model;
   if (!m.ready) return;
   const KvCacheConfig& c = m.cfg;
   const size_t layer = in.ConsumeIntegralInRange<size_t>(0, c.layers - 1), bt = c.block_tokens;
-  size_t len = 0;
-  while (len < table.size() * bt && table[len / bt] < c.num_blocks &&
-         m.written[(table[len / bt] * c.layers + layer) * bt + len % bt]) {
-    ++len;
-  }
-  len = std::min<size_t>(len, in.ConsumeIntegralInRange<size_t>(1, 200));
-  if (len == 0) return;
+  const uint32_t* gens = in.ConsumeBool() ? table.gens.data() : nullptr;
+  const size_t end = WrittenEnd(m, table, gens, layer);
+  size_t len = in.ConsumeIntegralInRange<int>(0, 3) ? end + 1 - std::min<size_t>(end + 1, in.ConsumeIntegralInRange<size_t>(0, 2))
+                                                    : in.ConsumeIntegralInRange<size_t>(0, table.size() * bt + 1);
+  len = std::min<size_t>(std::max<size_t>(len, 1), 200);
   const size_t group = fuzz::Pick<size_t>(in, {1, 2, 4}), hq = c.kv_heads * group, d = c.head_dim, dv = c.v_head_dim;
   const size_t t = in.ConsumeIntegralInRange<size_t>(1, std::min<size_t>(len, 4));
   const bool causal = in.ConsumeBool();
+  const size_t window = in.ConsumeBool() ? in.ConsumeIntegralInRange<size_t>(1, len + 1) : 0;
+  const size_t first_query = len - t, from = window && first_query + 1 > window ? first_query + 1 - window : 0;
+  Status want = len > table.size() * bt ? Status::kInvalidArgument : Status::kOk;
+  for (size_t j = from; j < len && want == Status::kOk; ++j) {
+    if (!m.written(table.ids, gens, layer, j)) want = Status::kInvalidArgument;
+  }
+  if (want == Status::kOk && m.written(table.ids, gens, layer, len)) want = Status::kInvalidArgument;  // one short
   std::vector<float> q(t * hq * d), k(len * c.kv_heads * d), v(len * c.kv_heads * dv), out(t * hq * dv + 1);
   st.values.fill(q);
   fuzz::Poison(out);
-  for (size_t j = 0; j < len; ++j) {
-    for (size_t e = 0; e < c.kv_heads * d; ++e) k[j * c.kv_heads * d + e] = m.load(m.k_at(table[j / bt], layer, j % bt), e);
-    for (size_t e = 0; e < c.kv_heads * dv; ++e) v[j * c.kv_heads * dv + e] = m.load(m.v_at(table[j / bt], layer, j % bt), e);
-  }
   AttentionParams p;
   p.mask.causal = causal;
+  p.mask.window = window;
   const Status s = attention(HeadsView<const float>{q.data(), t, hq, d, hq * d, d}, st.cache, layer,
-                             KvSequence{table.data(), table.size(), len}, HeadsView<float>{out.data(), t, hq, dv, hq * dv, dv}, p);
-  TILEKIT_FUZZ_CHECK(s == Status::kOk, "attention over %zu written tokens refused: %s", len, status_name(s));
+                             KvSequence{table.ids.data(), table.size(), len, gens},
+                             HeadsView<float>{out.data(), t, hq, dv, hq * dv, dv}, p);
+  TILEKIT_FUZZ_CHECK(s == want, "attention at length %zu (written to %zu, window %zu, %zu queries): %s, expected %s (%s)",
+                     len, end, window, t, status_name(s), status_name(want), s == Status::kOk ? "" : last_error());
+  if (std::getenv("KV_CACHE_FUZZ_VERBOSE")) {  // replaying: what each attention met
+    std::fprintf(stderr, "attention at %zu (written to %zu, window %zu): %s\n", len, end, window,
+                 s == Status::kOk ? "ok" : last_error());
+  }
+  if (s != Status::kOk) {
+    for (float f : out) {
+      uint32_t bits;
+      std::memcpy(&bits, &f, 4);
+      TILEKIT_FUZZ_CHECK(bits == 0xA5A5A5A5u, "refused attention wrote its output");
+    }
+    return;
+  }
+  // K/V the mask reads, from the model (positions before `from` are never read: zeros).
+  for (size_t j = from; j < len; ++j) {
+    for (size_t e = 0; e < c.kv_heads * d; ++e) k[j * c.kv_heads * d + e] = m.load(m.k_at(table.ids[j / bt], layer, j % bt), e);
+    for (size_t e = 0; e < c.kv_heads * dv; ++e) v[j * c.kv_heads * dv + e] = m.load(m.v_at(table.ids[j / bt], layer, j % bt), e);
+  }
   testing::AttentionProblem pr;
   pr.t = t, pr.s = len, pr.hq = hq, pr.hkv = c.kv_heads, pr.d = d, pr.dv = dv;
   pr.q = q.data(), pr.k = k.data(), pr.v = v.data();
   pr.q_stride = hq * d, pr.k_stride = c.kv_heads * d, pr.v_stride = c.kv_heads * dv;
   pr.causal = causal;
+  pr.window = window;
   pr.tile_keys = std::min<size_t>(64, bt);
   const testing::AttentionReference ref = testing::AttentionReference64(pr);
   for (size_t i = 0; i < ref.o.size(); ++i) {
@@ -301,8 +393,8 @@ void Run(FuzzedDataProvider& in) {
   st.values = fuzz::Values(in.ConsumeIntegral<uint64_t>());
   for (int step = 0; step < 40 && in.remaining_bytes() > 0; ++step) {
     const int op = in.ConsumeIntegralInRange<int>(0, 9);
-    std::vector<uint32_t>& table = st.tables[in.ConsumeIntegralInRange<size_t>(0, 2)];
-    std::vector<uint32_t>& other = st.tables[in.ConsumeIntegralInRange<size_t>(0, 2)];
+    Table& table = st.tables[in.ConsumeIntegralInRange<size_t>(0, 2)];
+    Table& other = st.tables[in.ConsumeIntegralInRange<size_t>(0, 2)];
     static const char* const kNames[] = {"init", "allocate", "allocate", "share", "release", "write", "write",
                                          "write (bf16)", "attention", "attention"};
     switch (op) {

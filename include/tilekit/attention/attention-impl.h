@@ -443,6 +443,11 @@ Status attn_add_cached(const char* op, const KvCache& cache, size_t layer, const
     return fail(Status::kShapeMismatch, "%s: %zu queries but the sequence holds %zu tokens (write K/V first)", op,
                 q.tokens, seq.length);
   }
+  // The blocks the mask lets the queries read (AttnKeyRange of the first
+  // query: a window drops what is before it), checked per block.
+  const size_t first_query = seq.length - q.tokens, window = p.mask.window;
+  const size_t from = window && first_query + 1 > window ? first_query + 1 - window : 0;
+  if ((st = check_kv_written(op, cache, layer, seq, from, seq.length)) != Status::kOk) return st;
   const unsigned char* pool = cache.key_rows(0, 0);
   const size_t lse_bytes = lse ? q.tokens * q.heads * sizeof(float) : 0;
   if (ranges_overlap(pool, cache.bytes(), out.data, out_bytes) || ranges_overlap(pool, cache.bytes(), lse, lse_bytes)) {

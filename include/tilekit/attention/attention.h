@@ -65,7 +65,12 @@ TILEKIT_API Status attention(HeadsView<const float> q, HeadsView<const bf16> k, 
                              HeadsView<bf16> out, const AttentionParams& params = {}, float* lse = nullptr);
 
 // K/V of `layer` from a cached sequence: S = seq.length, the T queries being
-// its last T positions (their K/V written before the call).
+// its last T positions (their K/V written before the call). Refused
+// (kInvalidArgument, checked per block, kv_cache.h): a position the mask reads
+// that this layer has not written, K/V written at position S (the length left
+// one short of the write), and a free block or one of another generation than
+// seq.generations says. Entries before the window's first key are not read,
+// so they may be kKvNoBlock.
 TILEKIT_API Status attention(HeadsView<const float> q, const KvCache& cache, size_t layer, const KvSequence& seq,
                              HeadsView<float> out, const AttentionParams& params = {}, float* lse = nullptr);
 TILEKIT_API Status attention(HeadsView<const float> q, const KvCache& cache, size_t layer, const KvSequence& seq,

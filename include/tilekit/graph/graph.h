@@ -60,6 +60,7 @@
 #include "tilekit/attention/kv_cache.h"
 #include "tilekit/base/aligned_buffer.h"
 #include "tilekit/base/matrix.h"
+#include "tilekit/base/size_math.h"
 #include "tilekit/base/status.h"
 #include "tilekit/epilogue/apply.h"
 #include "tilekit/epilogue/epilogue.h"
@@ -79,12 +80,15 @@ enum class Rows : uint8_t { kTokens, kSequences };
 
 // A sequence's part of a step: its KV block table (covering pos + tokens), how
 // many tokens it already holds in the cache, and how many of the step's tokens
-// are its own (the next `tokens` of Step::token_ids).
+// are its own (the next `tokens` of Step::token_ids). `generations`, optional,
+// one per table entry, as KvSequence::generations (KvSequenceState::step gives
+// both): a block released and taken again since is then refused.
 struct SequenceStep {
   const uint32_t* blocks = nullptr;
   size_t num_blocks = 0;
   size_t pos = 0;
   size_t tokens = 0;
+  const uint32_t* generations = nullptr;
 };
 
 struct Step {

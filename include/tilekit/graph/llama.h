@@ -14,8 +14,8 @@
 //
 // LlamaModel owns the graph, the packed weights, the RoPE table and a paged KV
 // cache sized for max_sequences sequences of max_seq_len tokens; KvSlot holds
-// one sequence's block table with its capacity reserved, so steps allocate
-// nothing.
+// one sequence's blocks (a KvSequenceState) with its capacity reserved, so
+// steps allocate nothing.
 #ifndef TILEKIT_GRAPH_LLAMA_H_
 #define TILEKIT_GRAPH_LLAMA_H_
 
@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "tilekit/attention/kv_sequence.h"
 #include "tilekit/graph/graph.h"
 
 namespace tilekit {
@@ -92,44 +93,27 @@ inline Status check_llama_config(const LlamaConfig& c) {
   return Status::kOk;
 }
 
-// One sequence's block table, its capacity reserved up front.
+// One sequence's blocks for LlamaModel::forward: a KvSequenceState with no
+// sliding window (its capacity reserved up front, so steps allocate nothing),
+// whose steps carry the blocks' generations. `cache` is always the one init
+// was given.
 class KvSlot {
  public:
-  Status init(const KvCache& cache, size_t max_tokens) {
-    const size_t bt = cache.config().block_tokens;
-    blocks_.clear();
-    blocks_.reserve((max_tokens + bt - 1) / bt);
-    max_tokens_ = max_tokens;
-    length_ = 0;
-    return Status::kOk;
-  }
+  Status init(KvCache& cache, size_t max_tokens) { return state_.init(cache, max_tokens); }
   // Blocks for `tokens` more tokens after length().
-  Status grow(KvCache& cache, size_t tokens) {
-    const size_t need = length_ + tokens, bt = cache.config().block_tokens;
-    if (need > max_tokens_) {
-      return fail(Status::kInvalidArgument, "llama: a sequence of %zu tokens, at most %zu", need, max_tokens_);
-    }
-    while (blocks_.size() * bt < need) {
-      uint32_t id;
-      const Status st = cache.allocate_block(&id);
-      if (st != Status::kOk) return st;
-      blocks_.push_back(id);
-    }
-    return Status::kOk;
-  }
-  void release(KvCache& cache) {
-    for (uint32_t b : blocks_) (void)cache.release_block(b);
-    blocks_.clear();
-    length_ = 0;
-  }
+  Status grow(KvCache& /*cache*/, size_t tokens) { return state_.reserve(tokens); }
+  void release(KvCache& /*cache*/) { state_.release(); }
   // This sequence's part of a step of `tokens` new tokens (after grow).
-  SequenceStep step(size_t tokens) const { return SequenceStep{blocks_.data(), blocks_.size(), length_, tokens}; }
-  void advance(size_t tokens) { length_ += tokens; }
-  size_t length() const { return length_; }
+  SequenceStep step(size_t tokens) const {
+    const KvSequence s = state_.step(0, tokens);
+    return SequenceStep{s.blocks, s.num_blocks, state_.length(), tokens, s.generations};
+  }
+  // After the step ran: its tokens are part of the sequence.
+  Status advance(size_t tokens) { return state_.advance(tokens); }
+  size_t length() const { return state_.length(); }
 
  private:
-  std::vector<uint32_t> blocks_;
-  size_t max_tokens_ = 0, length_ = 0;
+  KvSequenceState state_;
 };
 
 // One decoder layer on the residual stream x (returns the new stream): the
@@ -168,8 +152,7 @@ class LlamaModel {
     if (st != Status::kOk) return st;
     const SequenceStep s = slot.step(count);
     st = forward(Step{tokens, &s, 1}, executor);
-    if (st == Status::kOk) slot.advance(count);
-    return st;
+    return st == Status::kOk ? slot.advance(count) : st;
   }
 
   const LlamaConfig& config() const { return config_; }

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 
 namespace tilekit {
@@ -35,10 +36,14 @@ inline Status Graph::check_step(const Step& step) const {
     if (q.pos > SIZE_MAX - q.tokens) {
       return fail(Status::kOverflow, "graph: sequence %zu's pos %zu + %zu tokens overflows", s, q.pos, q.tokens);
     }
-    // The block table as kv_cache_write and attention read it.
+    // The block table as kv_cache_write and attention read it: what each
+    // node's call will check (held blocks; positions before pos written, or,
+    // for an attention whose layer no earlier kv_write of the step writes,
+    // exactly [0, pos + tokens)), per block, so none refuses after another wrote.
     if (cache) {
+      // The table itself, whether or not a node reads it.
       const KvCacheConfig& kc = cache->config();
-      const size_t end = q.pos + q.tokens, used = end / kc.block_tokens + (end % kc.block_tokens != 0);
+      const size_t end = q.pos + q.tokens, used = div_ceil(end, kc.block_tokens);
       if (q.num_blocks < used || q.num_blocks > SIZE_MAX / kc.block_tokens) {
         return fail(Status::kInvalidArgument, "graph: sequence %zu's %zu blocks cannot hold %zu tokens%s", s,
                     q.num_blocks, end, q.num_blocks < used ? "" : " (or their tokens overflow size_t)");
@@ -48,6 +53,46 @@ inline Status Graph::check_step(const Step& step) const {
         if (q.blocks[b] >= kc.num_blocks) {
           return fail(Status::kInvalidArgument, "graph: sequence %zu's block %zu is %u, the pool has %zu blocks", s,
                       b, q.blocks[b], kc.num_blocks);
+        }
+      }
+      const KvSequence seq{q.blocks, q.num_blocks, q.pos + q.tokens, q.generations};
+      for (size_t i = 0; i < nodes_.size(); ++i) {
+        const Node& n = nodes_[i];
+        if (n.dead || (n.op != Op::kKvWrite && n.op != Op::kAttention)) continue;
+        const size_t layer = n.op == Op::kKvWrite ? n.kv_write.layer : n.attention.layer;
+        bool written = n.op == Op::kKvWrite;
+        for (size_t j = i; j-- > 0 && !written;) {  // backwards: a layer's kv_write sits just before its attention
+          written = !nodes_[j].dead && nodes_[j].op == Op::kKvWrite && nodes_[j].kv_write.layer == layer;
+        }
+        if (n.op == Op::kAttention && written) continue;  // its write's check covers it
+        const Status st = written ? kv_cache_check_step(*cache, layer, seq, q.pos, q.tokens)
+                                  : kv_cache_check_step(*cache, layer, seq, q.pos + q.tokens, 0);
+        if (st != Status::kOk) {
+          char why[256];  // fail() writes the buffer last_error() reads
+          std::snprintf(why, sizeof(why), "%s", last_error());
+          return fail(st, "graph: sequence %zu: %s", s, why);
+        }
+      }
+    }
+  }
+  // Two sequences writing one block: the second write would end the first's
+  // positions (or race with it), so its attention would refuse mid-step.
+  // (Blocks they only read, a shared prefix, are fine.)
+  bool writes = false;
+  for (const Node& n : nodes_) writes = writes || (!n.dead && n.op == Op::kKvWrite);
+  if (cache && writes) {
+    const size_t bt = cache->config().block_tokens;
+    for (size_t a = 0; a < step.num_seqs; ++a) {
+      const SequenceStep& x = step.seqs[a];
+      for (size_t b = a + 1; b < step.num_seqs; ++b) {
+        const SequenceStep& y = step.seqs[b];
+        for (size_t i = x.pos / bt; i < div_ceil(x.pos + x.tokens, bt); ++i) {
+          for (size_t j = y.pos / bt; j < div_ceil(y.pos + y.tokens, bt); ++j) {
+            if (x.blocks[i] == y.blocks[j]) {
+              return fail(Status::kInvalidArgument, "graph: sequences %zu and %zu both write block %u", a, b,
+                          x.blocks[i]);
+            }
+          }
         }
       }
     }
@@ -205,7 +250,7 @@ inline Status Graph::run_node(Node& n, const Step& step, Executor* ex) {
       size_t row = 0;
       for (size_t s = 0; s < step.num_seqs; ++s) {
         const SequenceStep& q = step.seqs[s];
-        const KvSequence seq{q.blocks, q.num_blocks, q.pos + q.tokens};
+        const KvSequence seq{q.blocks, q.num_blocks, q.pos + q.tokens, q.generations};
         const Status st = kv_cache_write(cache, n.kv_write.layer, seq, q.pos,
                                          heads_view<const float>(k.data + row * k.ld, q.tokens, k.cols / d, d, k.ld),
                                          heads_view<const float>(v.data + row * v.ld, q.tokens, v.cols / dv, dv, v.ld));
@@ -223,7 +268,7 @@ inline Status Graph::run_node(Node& n, const Step& step, Executor* ex) {
         const SequenceStep& sq = step.seqs[s];
         AttentionBatchItem& it = items_[s];
         it.q = heads_view<const float>(q.data + row * q.ld, sq.tokens, heads, d, q.ld);
-        it.seq = KvSequence{sq.blocks, sq.num_blocks, sq.pos + sq.tokens};
+        it.seq = KvSequence{sq.blocks, sq.num_blocks, sq.pos + sq.tokens, sq.generations};
         it.out = heads_view(o.data + row * o.ld, sq.tokens, heads, d, o.ld);
         it.lse = nullptr;
         row += sq.tokens;
