@@ -488,7 +488,9 @@ TEST(GraphProfile, KindsAddUpToTheStepAndProfilingChangesNoBits) {
     StepProfile p;
     ASSERT_EQ(plain.forward(Step{tokens.data() + at, &sa, 1}, &pool), Status::kOk) << last_error();
     ASSERT_EQ(profiled.forward(Step{tokens.data() + at, &sb, 1}, &pool, &p), Status::kOk) << last_error();
-    a.advance(n), b.advance(n), at += n;
+    ASSERT_EQ(a.advance(n), Status::kOk);
+    ASSERT_EQ(b.advance(n), Status::kOk);
+    at += n;
     const MatrixView<const float> x = plain.logits(), y = profiled.logits();
     for (size_t i = 0; i < x.cols; ++i) ASSERT_EQ(testing::Bits(x.data[i]), testing::Bits(y.data[i])) << i;
     EXPECT_EQ(p.steps, 1u);
