@@ -105,8 +105,8 @@ HWY_INLINE void GemmRangeT(const GemmPlan& p, size_t r0, size_t r1, size_t p0, s
               outs[i] = TileOut{pc.seg, ic, pc.col, pc.cols};
               PrefetchEpilogueInputs<TC>(outs[i], 1);
             }
-            RunGemv<TB, TC>(n, p.k, a_row, a_step, p.b + pb * p.panel_bytes, p.panel_bytes, row_bytes, outs,
-                            std::make_index_sequence<kGemvPanels>());
+            RunGemv<TB, TC>(n, GemvStreams((p1 - p0) * p.panel_bytes), p.k, a_row, a_step, p.b + pb * p.panel_bytes,
+                            p.panel_bytes, row_bytes, outs, std::make_index_sequence<kGemvPanels>());
           }
           pc += kc;
           continue;
