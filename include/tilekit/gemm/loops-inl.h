@@ -80,6 +80,9 @@ HWY_INLINE void GemmRangeT(const GemmPlan& p, size_t r0, size_t r1, size_t p0, s
   // B is read front to back (see SlicePrefetch) with one panel per group or
   // one K block per panel.
   const bool linear = p.nc_panels == 1 || p.kc >= p.k;
+  // The GEMV (M = 1) prefetches its streams only when the share's weights
+  // cannot be in L2 already: decided once per share.
+  const bool gemv_streams = GemvStreams((p1 - p0) * p.panel_bytes);
   for (size_t ic = r0; ic < r1; ic += p.mc) {
     const size_t rows = HWY_MIN(p.mc, r1 - ic);
     const RowTiles tiles(rows);
@@ -105,7 +108,7 @@ HWY_INLINE void GemmRangeT(const GemmPlan& p, size_t r0, size_t r1, size_t p0, s
               outs[i] = TileOut{pc.seg, ic, pc.col, pc.cols};
               PrefetchEpilogueInputs<TC>(outs[i], 1);
             }
-            RunGemv<TB, TC>(n, GemvStreams((p1 - p0) * p.panel_bytes), p.k, a_row, a_step, p.b + pb * p.panel_bytes,
+            RunGemv<TB, TC>(n, gemv_streams, p.k, a_row, a_step, p.b + pb * p.panel_bytes,
                             p.panel_bytes, row_bytes, outs, std::make_index_sequence<kGemvPanels>());
           }
           pc += kc;
