@@ -108,7 +108,7 @@ struct LayerWeights {
     }
   }
   tilekit::LlamaLayerWeights view() const {
-    return {n1.data(), wq.data(), wk.data(), wv.data(), wo.data(), n2.data(), w1.data(), w2.data(), w3.data()};
+    return {n1.data(), wq.data(), wk.data(), wv.data(), wo.data(), n2.data(), w1.data(), w2.data(), w3.data(), {}};
   }
 };
 

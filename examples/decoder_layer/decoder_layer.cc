@@ -176,7 +176,7 @@ int main(int argc, char** argv) {
   std::fill(n1.begin(), n1.end(), 1.f);
   std::fill(n2.begin(), n2.end(), 1.f);
   const tilekit::LlamaLayerWeights lw{n1.data(), wq.data(), wk.data(), wv.data(), wo.data(),
-                                      n2.data(), w1.data(), w2.data(), w3.data()};
+                                      n2.data(), w1.data(), w2.data(), w3.data(), {}};
   std::printf("decoder layer 4096/11008, 32 heads, %zu kv heads, %zu threads, median of %d\n", kv_heads, threads, reps);
   std::printf("%-6s %-20s %12s %14s %12s\n", "w", "case", "ms", "stream-bound ms", "ratio");
   for (tilekit::WeightType t : types) {

@@ -39,6 +39,14 @@ struct LlamaConfig {
   size_t head_dim() const { return heads ? dim / heads : 0; }
 };
 
+// The linears of a layer as stored other than fp32 (a checkpoint's bf16
+// tensors, GGUF Q8_0 / Q4_0 blocks packed as the file stores them): a source
+// whose data is set is packed instead of the float pointer of the same name,
+// which may then be null. Each must be the [out][in] shape the float one has.
+struct LlamaLinearSources {
+  WeightSource wq, wk, wv, wo, w1, w2, w3;
+};
+
 // Weights in PyTorch's Linear layout ([out][in]); the model packs what it
 // multiplies and keeps what it reads per step (the embedding table: keep it
 // alive; norm weights are copied).
@@ -52,6 +60,7 @@ struct LlamaLayerWeights {
   const float* w1 = nullptr;         // gate [hidden][dim]
   const float* w2 = nullptr;         // down [dim][hidden]
   const float* w3 = nullptr;         // up [hidden][dim]
+  LlamaLinearSources sources;        // optional, per linear (loaders/)
 };
 
 struct LlamaWeights {
@@ -59,7 +68,16 @@ struct LlamaWeights {
   std::vector<LlamaLayerWeights> layers;
   const float* final_norm = nullptr;  // [dim]
   const float* classifier = nullptr;  // [vocab][dim]; ignored when tied
+  // Optional: the classifier as stored other than fp32 ([vocab][dim], tied or
+  // not: a GGUF file's quantized token table), packed instead when set.
+  WeightSource classifier_source;
 };
+
+// A linear's source: `given` when set (LlamaLinearSources), else the fp32
+// [n][k] weights at w.
+inline WeightSource llama_linear(const WeightSource& given, const float* w, size_t n, size_t k) {
+  return given.data ? given : weights_nk(w, n, k);
+}
 
 struct LlamaOptions {
   size_t max_tokens = 1;     // the largest step (prefill chunk, or decode batch)
@@ -122,17 +140,19 @@ class KvSlot {
 inline TensorId add_llama_layer(Graph& g, const LlamaConfig& c, const LlamaLayerWeights& lw, size_t layer,
                                 const RopeTable& rope, TensorId x) {
   const size_t qd = c.heads * c.head_dim(), kvd = c.kv_heads * c.head_dim();
+  const LlamaLinearSources& s = lw.sources;
   TensorId h = g.rms_norm(x, lw.attn_norm, c.norm_eps);
-  const TensorId q = g.linear(h, weights_nk(lw.wq, qd, c.dim));
-  const TensorId k = g.linear(h, weights_nk(lw.wk, kvd, c.dim));
-  const TensorId v = g.linear(h, weights_nk(lw.wv, kvd, c.dim));
+  const TensorId q = g.linear(h, llama_linear(s.wq, lw.wq, qd, c.dim));
+  const TensorId k = g.linear(h, llama_linear(s.wk, lw.wk, kvd, c.dim));
+  const TensorId v = g.linear(h, llama_linear(s.wv, lw.wv, kvd, c.dim));
   g.rope(q, k, &rope);
   g.kv_write(k, v, layer);
   const TensorId att = g.attention(q, c.heads, layer);
-  x = g.add(g.linear(att, weights_nk(lw.wo, c.dim, qd)), x);
+  x = g.add(g.linear(att, llama_linear(s.wo, lw.wo, c.dim, qd)), x);
   h = g.rms_norm(x, lw.ffn_norm, c.norm_eps);
-  const TensorId ff = g.gate_up_swiglu(h, weights_nk(lw.w1, c.hidden, c.dim), weights_nk(lw.w3, c.hidden, c.dim));
-  return g.add(g.linear(ff, weights_nk(lw.w2, c.dim, c.hidden)), x);
+  const TensorId ff =
+      g.gate_up_swiglu(h, llama_linear(s.w1, lw.w1, c.hidden, c.dim), llama_linear(s.w3, lw.w3, c.hidden, c.dim));
+  return g.add(g.linear(ff, llama_linear(s.w2, lw.w2, c.dim, c.hidden)), x);
 }
 
 class LlamaModel {
@@ -173,12 +193,34 @@ inline Status LlamaModel::build(const LlamaConfig& c, const LlamaWeights& w, con
   if (w.layers.size() != c.layers) {
     return fail(Status::kShapeMismatch, "llama: %zu layers of weights for %zu layers", w.layers.size(), c.layers);
   }
-  if (!w.embedding || !w.final_norm || (!c.tied_embeddings && !w.classifier)) {
+  if (!w.embedding || !w.final_norm || (!c.tied_embeddings && !w.classifier && !w.classifier_source.data)) {
     return fail(Status::kNullPointer, "llama: embedding, final norm or classifier weights are null");
   }
+  const size_t qd = c.heads * c.head_dim(), kvd = c.kv_heads * c.head_dim();
+  // A linear: its fp32 weights, or a source of its [n][k] shape.
+  const auto check_linear = [](const WeightSource& s, const float* f, size_t n, size_t k, const char* name) {
+    if (!s.data) return f ? Status::kOk : fail(Status::kNullPointer, "llama: %s weights are null", name);
+    if (s.layout != SourceLayout::kNK || s.n != n || s.k != k) {
+      return fail(Status::kShapeMismatch, "llama: %s source is %s [%zu][%zu], the config's is [%zu][%zu]", name,
+                  s.layout == SourceLayout::kNK ? "[out][in]" : "[in][out]", s.layout == SourceLayout::kNK ? s.n : s.k,
+                  s.layout == SourceLayout::kNK ? s.k : s.n, n, k);
+    }
+    return Status::kOk;
+  };
+  if (w.classifier_source.data && (st = check_linear(w.classifier_source, nullptr, c.vocab, c.dim, "the classifier's")) != Status::kOk) {
+    return st;
+  }
   for (const LlamaLayerWeights& l : w.layers) {
-    if (!l.attn_norm || !l.wq || !l.wk || !l.wv || !l.wo || !l.ffn_norm || !l.w1 || !l.w2 || !l.w3) {
-      return fail(Status::kNullPointer, "llama: a layer weight is null");
+    const LlamaLinearSources& s = l.sources;
+    if (!l.attn_norm || !l.ffn_norm) return fail(Status::kNullPointer, "llama: a layer's norm weight is null");
+    if ((st = check_linear(s.wq, l.wq, qd, c.dim, "wq")) != Status::kOk ||
+        (st = check_linear(s.wk, l.wk, kvd, c.dim, "wk")) != Status::kOk ||
+        (st = check_linear(s.wv, l.wv, kvd, c.dim, "wv")) != Status::kOk ||
+        (st = check_linear(s.wo, l.wo, c.dim, qd, "wo")) != Status::kOk ||
+        (st = check_linear(s.w1, l.w1, c.hidden, c.dim, "w1")) != Status::kOk ||
+        (st = check_linear(s.w2, l.w2, c.dim, c.hidden, "w2")) != Status::kOk ||
+        (st = check_linear(s.w3, l.w3, c.hidden, c.dim, "w3")) != Status::kOk) {
+      return st;
     }
   }
   if (o.max_tokens == 0 || o.max_sequences == 0 || o.max_sequences > o.max_tokens) {
@@ -204,7 +246,7 @@ inline Status LlamaModel::build(const LlamaConfig& c, const LlamaWeights& w, con
   for (size_t l = 0; l < c.layers; ++l) x = add_llama_layer(g, c, w.layers[l], l, rope_, x);
   if (!o.all_logits) x = g.last_tokens(x);
   const TensorId h = g.rms_norm(x, w.final_norm, c.norm_eps);
-  logits_ = g.linear(h, weights_nk(c.tied_embeddings ? w.embedding : w.classifier, c.vocab, c.dim));
+  logits_ = g.linear(h, llama_linear(w.classifier_source, c.tied_embeddings ? w.embedding : w.classifier, c.vocab, c.dim));
   g.mark_output(logits_);
 
   GraphConfig gc;
