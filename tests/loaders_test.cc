@@ -200,9 +200,42 @@ struct Written {
   std::vector<unsigned char> file;
   std::string config_json;  // safetensors
   LlamaConfig config;       // the reference's
-  std::vector<float> data, mag;
+  std::vector<float> data, mag, classifier, classifier_mag;
   LlamaWeights weights, magnitudes;
 };
+
+// What a model packs from `w`'s values when it quantizes them itself (a
+// Q8_0 file run with int4 weights: dequantized exactly, then quantized by
+// pack_weights' documented rule, quant_reference.h): every linear requantized,
+// the classifier too (untied from the fp32 table the lookup reads).
+std::unique_ptr<Written> Requantized(const Written& w, WeightType type) {
+  auto out = std::make_unique<Written>();
+  out->config = w.config;
+  out->data = w.data;
+  out->mag.assign(w.data.size(), 0.f);
+  llama2c_weights(w.config, out->data.data(), &out->weights);
+  llama2c_weights(w.config, out->mag.data(), &out->magnitudes);
+  const auto quantize = [&](const float* src, size_t n, size_t k, float* values, float* mag) {
+    const testing::Dequantized d = testing::Quantize(src, k, n, SourceLayout::kNK, type, 32);
+    std::copy(d.w.begin(), d.w.end(), values);
+    std::copy(d.mag.begin(), d.mag.end(), mag);
+  };
+  for (const Role& r : Roles(w.config, w.weights)) {
+    if (!r.k || r.w == w.weights.embedding) continue;
+    const size_t at = static_cast<size_t>(r.w - w.data.data());
+    quantize(r.w, r.n, r.k, out->data.data() + at, out->mag.data() + at);
+  }
+  if (w.config.tied_embeddings) {
+    const size_t n = w.config.vocab * w.config.dim;
+    out->classifier.resize(n);
+    out->classifier_mag.resize(n);
+    quantize(w.weights.embedding, w.config.vocab, w.config.dim, out->classifier.data(), out->classifier_mag.data());
+    out->weights.classifier = out->classifier.data();
+    out->magnitudes.classifier = out->classifier_mag.data();
+    out->config.tied_embeddings = false;
+  }
+  return out;
+}
 
 void SetReference(const RandomModel& m, Written* out) {
   out->config = m.config;
@@ -473,6 +506,14 @@ TEST_P(Loaders, QuantizedBlocksPackAsStored) {
       ASSERT_EQ(load_gguf_memory(w.file.data(), w.file.size(), LoadOptions{}, &f), Status::kOk) << last_error();
       EXPECT_EQ(f.packed_from_source, 0u);
       RunAgainstReference(f, w, WeightType::kF32, true, 26);
+
+      // The other integer type: dequantized, then quantized at packing.
+      LoadOptions other;
+      other.weights = s == Stored::kQ8_0 ? WeightType::kInt4 : WeightType::kInt8;
+      LoadedModel r;
+      ASSERT_EQ(load_gguf_memory(w.file.data(), w.file.size(), other, &r), Status::kOk) << last_error();
+      EXPECT_EQ(r.packed_from_source, 0u);
+      RunAgainstReference(r, *Requantized(w, other.weights), other.weights, true, 29);
     }
   }
 }
