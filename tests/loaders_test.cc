@@ -729,6 +729,12 @@ TEST(LoadersRefuse, GgufModels) {
                           w.add_u32("llama.rope.dimension_count", 8);
                         })),
                         Status::kUnsupported, "partial rotary"));
+  EXPECT_TRUE(FailsWith(load(Rewrite(m, F32Tensor, [&](GgufWriter& w) {
+                          LlamaConfig huge = c;
+                          huge.layers = size_t{1} << 31;  // allocating its layers' records first would take ~0.7 TB
+                          LlamaMeta(w, huge);
+                        })),
+                        Status::kShapeMismatch, "2147483648 layers, but the file has"));
   EXPECT_TRUE(FailsWith(load(Rewrite(m, F32Tensor, [&](GgufWriter& w) { w.add_string("general.architecture", "llama"); })),
                         Status::kInvalidArgument, "llama.embedding_length is missing"));
   // A missing tensor; a tensor of another shape; of a type not read.

@@ -273,6 +273,12 @@ inline Status map_llama(const StoredTensors& tensors, const LlamaTensorNames& na
     if ((st = w.find(names.embedding, c.vocab, D, &s)) != Status::kOk) return st;
     if (w.source(*s, c.vocab, D, &lw.classifier_source)) ++m->packed_from_source;
   }
+  // Each layer has 9 tensors: a layer count far beyond what the file holds is
+  // refused before anything is sized by it (near misses name the first
+  // missing tensor below).
+  if (c.layers > tensors.size()) {
+    return fail(Status::kShapeMismatch, "loader: %zu layers, but the file has %zu tensors", c.layers, tensors.size());
+  }
   lw.layers.assign(c.layers, LlamaLayerWeights{});
   for (size_t l = 0; l < c.layers; ++l) {
     LlamaLayerWeights& y = lw.layers[l];
