@@ -562,6 +562,62 @@ TEST_P(Loaders, FilesOnDiskAndThreads) {
   rmdir(dir);
 }
 
+// A checkpoint in two shards listed by model.safetensors.index.json runs
+// bitwise as the same checkpoint in one file; a tensor in both is refused.
+TEST(LoadersShards, IndexJsonAndShards) {
+  TILEKIT_SEED_TRACE();
+  const RandomModel m(Config(false), 80);
+  const std::vector<Role> roles = Roles(m.config, m.weights);
+  SafetensorsWriter one, a, b, both;
+  std::string map;
+  for (size_t i = 0; i < roles.size(); ++i) {
+    const Role& r = roles[i];
+    const std::vector<size_t> shape = r.k ? std::vector<size_t>{r.n, r.k} : std::vector<size_t>{r.n};
+    const std::vector<unsigned char> bytes = as_bytes(std::vector<float>(r.w, r.w + (r.k ? r.n * r.k : r.n)));
+    one.add(r.hf, "F32", shape, bytes);
+    (i % 2 ? b : a).add(r.hf, "F32", shape, bytes);
+    if (i < 3) both.add(r.hf, "F32", shape, bytes);
+    map += std::string(i ? "," : "") + "\"" + r.hf + "\": \"model-0000" + (i % 2 ? "2" : "1") + "-of-00002.safetensors\"";
+  }
+  char dir[] = "/tmp/tilekit_shards_XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string d = dir, config = HfConfig(m.config), index = "{\"metadata\": {}, \"weight_map\": {" + map + "}}";
+  const auto text = [](const std::string& t) { return std::vector<unsigned char>(t.begin(), t.end()); };
+  ASSERT_EQ(write_file((d + "/config.json").c_str(), text(config)), Status::kOk);
+  ASSERT_EQ(write_file((d + "/model.safetensors.index.json").c_str(), text(index)), Status::kOk);
+  ASSERT_EQ(a.write((d + "/model-00001-of-00002.safetensors").c_str()), Status::kOk);
+  ASSERT_EQ(b.write((d + "/model-00002-of-00002.safetensors").c_str()), Status::kOk);
+  LoadedModel sharded, single;
+  ASSERT_EQ(load_safetensors(dir, LoadOptions{}, &sharded), Status::kOk) << last_error();
+  EXPECT_EQ(sharded.files.size(), 2u);
+  const std::vector<unsigned char> file = one.bytes();
+  const MemoryFile mf{file.data(), file.size()};
+  ASSERT_EQ(load_safetensors_memory(config.data(), config.size(), &mf, 1, LoadOptions{}, &single), Status::kOk);
+  LlamaOptions o;
+  o.max_tokens = 4;
+  LlamaModel x, y;
+  ASSERT_EQ(x.build(sharded.config, sharded.weights, o), Status::kOk) << last_error();
+  ASSERT_EQ(y.build(single.config, single.weights, o), Status::kOk) << last_error();
+  KvSlot sx, sy;
+  ASSERT_EQ(sx.init(x.cache(), 8), Status::kOk);
+  ASSERT_EQ(sy.init(y.cache(), 8), Status::kOk);
+  const int32_t prompt[3] = {5, 50, 96};
+  ASSERT_EQ(x.forward(sx, prompt, 3), Status::kOk);
+  ASSERT_EQ(y.forward(sy, prompt, 3), Status::kOk);
+  EXPECT_EQ(std::memcmp(x.logits().data, y.logits().data, m.config.vocab * sizeof(float)), 0);
+  // The first shard's first tensors again in a third file named by the index.
+  ASSERT_EQ(both.write((d + "/model-00003-of-00002.safetensors").c_str()), Status::kOk);
+  const std::string twice = "{\"weight_map\": {" + map + ", \"x\": \"model-00003-of-00002.safetensors\"}}";
+  ASSERT_EQ(write_file((d + "/model.safetensors.index.json").c_str(), text(twice)), Status::kOk);
+  LoadedModel refused;
+  EXPECT_TRUE(FailsWith(load_safetensors(dir, LoadOptions{}, &refused), Status::kInvalidArgument, "is in two files"));
+  for (const char* f : {"/config.json", "/model.safetensors.index.json", "/model-00001-of-00002.safetensors",
+                        "/model-00002-of-00002.safetensors", "/model-00003-of-00002.safetensors"}) {
+    std::remove((d + f).c_str());
+  }
+  rmdir(dir);
+}
+
 // ---- refusals (no kernels: once, not per path) ------------------------------
 
 // Every cut of a file short of its end is refused with a Status: each byte of

@@ -127,7 +127,7 @@ inline StoredTensors from_gguf(const GgufFile& f) {
   return out;
 }
 
-inline Status add_safetensors(const SafetensorsFile& f, const char* file, StoredTensors* out) {
+inline Status add_safetensors(const SafetensorsFile& f, size_t file, StoredTensors* out) {
   for (const SafetensorsTensor& t : f.tensors) {
     StoredTensor s;
     s.type = safetensors_stored_type(t.dtype);
@@ -136,7 +136,7 @@ inline Status add_safetensors(const SafetensorsFile& f, const char* file, Stored
     for (size_t d = 0; d < s.dims; ++d) s.shape[d] = t.shape[d];
     s.data = t.data;
     s.bytes = t.bytes;
-    if (!out->emplace(t.name, s).second) return fail(Status::kInvalidArgument, "safetensors: tensor %s is in two files (%s)", t.name.c_str(), file);
+    if (!out->emplace(t.name, s).second) return fail(Status::kInvalidArgument, "safetensors: tensor %s is in two files (again in file %zu)", t.name.c_str(), file);
   }
   return Status::kOk;
 }
@@ -179,7 +179,7 @@ class WeightMapper {
     const size_t count = k ? n * k : n;  // find() checked: the file holds count values
     std::unique_ptr<float[]> buf(new (std::nothrow) float[count]);
     if (!buf) return fail(Status::kOutOfMemory, "loader: %zu floats for %s", count, name.c_str());
-    if ((st = convert(*s, count, k ? k : n, name, buf.get())) != Status::kOk) return st;
+    if ((st = convert(*s, count, name, buf.get())) != Status::kOk) return st;
     *out = buf.get();
     m_->owned.push_back(std::move(buf));
     ++m_->converted;
@@ -214,8 +214,8 @@ class WeightMapper {
   }
 
  private:
-  // `count` values of rows of `row` values into fp32, exactly.
-  static Status convert(const StoredTensor& s, size_t count, size_t row, const std::string& name, float* out) {
+  // `count` values into fp32, exactly.
+  static Status convert(const StoredTensor& s, size_t count, const std::string& name, float* out) {
     const unsigned char* p = s.data;
     switch (s.type) {
       case StoredType::kF32: std::memcpy(out, p, count * 4); return Status::kOk;
@@ -230,7 +230,6 @@ class WeightMapper {
         // Blocks of 32 values (GGUF rows are whole blocks: parse_gguf checked).
         const bool q8 = s.type == StoredType::kQ8_0;
         const size_t block = q8 ? 34 : 18;
-        (void)row;
         for (size_t b = 0; b < count / kGgufBlockValues; ++b) {
           const unsigned char* blk = p + b * block;
           const float d = f16_to_f32(static_cast<uint16_t>(blk[0] | blk[1] << 8));
@@ -385,7 +384,7 @@ inline Status load_safetensors_memory(const char* config_json, size_t config_siz
   for (size_t i = 0; i < num_files; ++i) {
     SafetensorsFile f;
     if ((st = parse_safetensors(files[i].bytes, files[i].size, &f)) != Status::kOk) return st;
-    if ((st = model_detail::add_safetensors(f, "a shard", &tensors)) != Status::kOk) return st;
+    if ((st = model_detail::add_safetensors(f, i, &tensors)) != Status::kOk) return st;
   }
   if ((st = model_detail::map_llama(tensors, *arch->names, o, &m)) != Status::kOk) return st;
   *out = std::move(m);
