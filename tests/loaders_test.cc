@@ -814,6 +814,11 @@ TEST(LoadersRefuse, GgufModels) {
                           }
                         }, meta)),
                         Status::kUnsupported, "blk.0.ffn_down.weight is Q4_1"));
+  EXPECT_TRUE(FailsWith(load(Rewrite(m, [](GgufWriter& w, const Role& r, const std::vector<float>& x) {
+                          F32Tensor(w, r, x);
+                          if (r.gguf == "output_norm.weight") w.add_tensor("rope_freqs.weight", 0, {8}, as_bytes(std::vector<float>(8, 1.f)));
+                        }, meta)),
+                        Status::kUnsupported, "rope_freqs.weight"));
   // A NaN block scale in a tensor that is dequantized.
   EXPECT_TRUE(FailsWith(load(Rewrite(m, [](GgufWriter& w, const Role& r, const std::vector<float>& x) {
                           if (r.gguf == "blk.0.attn_v.weight") {

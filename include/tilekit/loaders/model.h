@@ -320,6 +320,11 @@ inline Status load_gguf_memory(const void* bytes, size_t size, const LoadOptions
   }
   const Architecture* arch = find_architecture(ModelFormat::kGguf, a->string());
   if (!arch) return fail(Status::kUnsupported, "gguf: architecture '%s' is not supported (llama for now)", a->string().c_str());
+  // llama.cpp stores Llama 3.1's RoPE scaling as a tensor of per-frequency
+  // factors, not as metadata: running without them would be another model.
+  if (f.tensor("rope_freqs.weight")) {
+    return fail(Status::kUnsupported, "gguf: rope_freqs.weight (per-frequency RoPE factors, Llama 3.1's scaling) is not read");
+  }
   const GgufTensorInfo* embd = f.tensor(arch->names->embedding);
   if (!embd || embd->dims != 2) return fail(Status::kInvalidArgument, "gguf: tensor %s is missing or not 2-D", arch->names->embedding);
   LoadedModel m;
