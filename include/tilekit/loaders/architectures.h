@@ -126,7 +126,8 @@ inline bool gguf_real(const GgufFile& f, const std::string& key, double* out, St
 // A GGUF file's hyper-parameters (its architecture's row found by the caller),
 // vocab from the embedding's rows. Refused: mixtures of experts (llama.cpp
 // files Mixtral as "llama" with expert_count), partial rotary, RoPE scalings
-// other than none and linear.
+// other than none and linear (and per-frequency factors, a rope_freqs.weight
+// tensor: load_gguf_memory refuses those).
 inline Status gguf_llama_config(const GgufFile& f, const Architecture& arch, size_t vocab, size_t max_seq_len,
                                 LlamaConfig* out) {
   const std::string a = f.find("general.architecture")->string() + ".";
