@@ -249,8 +249,10 @@ Status write_kv(const char* op, KvCache& cache, size_t layer, const KvSequence& 
   const size_t k_row = c.kv_heads * c.head_dim, v_row = c.kv_heads * c.v_head_dim;
   const bool to_bf16 = c.dtype == KvDtype::kBf16;
   // The conversions of the active path, chosen once for the whole write.
-  const auto narrow = TILEKIT_DISPATCH(ConvertF32ToBf16);
-  const auto widen = TILEKIT_DISPATCH(ConvertBf16ToF32);
+  const Isa isa = cpu::active_isa();
+  const auto narrow = TILEKIT_DISPATCH_ON(isa, ConvertF32ToBf16);
+  const bool native_bf16 = cpu::isa_converts_bf16(isa);
+  const auto widen = TILEKIT_DISPATCH_ON(isa, ConvertBf16ToF32);
   for (size_t t = 0; t < k.tokens; ++t) {
     const size_t p = pos + t;
     const uint32_t block = seq.blocks[p / bt];
@@ -265,8 +267,8 @@ Status write_kv(const char* op, KvCache& cache, size_t layer, const KvSequence& 
     } else if (to_bf16) {
       const auto* kf = reinterpret_cast<const float*>(ks);
       const auto* vf = reinterpret_cast<const float*>(vs);
-      narrow(kf, reinterpret_cast<uint16_t*>(kd), k_row);
-      narrow(vf, reinterpret_cast<uint16_t*>(vd), v_row);
+      narrow(kf, reinterpret_cast<uint16_t*>(kd), k_row, native_bf16);
+      narrow(vf, reinterpret_cast<uint16_t*>(vd), v_row, native_bf16);
     } else {
       const auto* kb = reinterpret_cast<const uint16_t*>(ks);
       const auto* vb = reinterpret_cast<const uint16_t*>(vs);

@@ -29,7 +29,9 @@ Status check_convert(const char* name, const In* in, const Out* out, size_t n) {
 TILEKIT_API Status convert_f32_to_bf16(const float* in, bf16* out, size_t n) {
   const Status s = detail::check_convert("convert_f32_to_bf16", in, out, n);
   if (s != Status::kOk || n == 0) return s;
-  TILEKIT_DISPATCH(detail::ConvertF32ToBf16)(in, reinterpret_cast<uint16_t*>(out), n);
+  const Isa isa = cpu::active_isa();
+  TILEKIT_DISPATCH_ON(isa, detail::ConvertF32ToBf16)(in, reinterpret_cast<uint16_t*>(out), n,
+                                                     cpu::isa_converts_bf16(isa));
   return Status::kOk;
 }
 

@@ -17,15 +17,22 @@ namespace detail {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-inline void ConvertF32ToBf16(const float* HWY_RESTRICT in, uint16_t* HWY_RESTRICT out, size_t n) {
+template <bool kNativeBf16>
+HWY_NOINLINE void ConvertF32ToBf16T(const float* HWY_RESTRICT in, uint16_t* HWY_RESTRICT out, size_t n) {
   const hn::ScalableTag<float> df;
   const hn::Rebind<uint16_t, decltype(df)> du16;
   const size_t lanes = hn::Lanes(df);
   size_t i = 0;
   for (; i + lanes <= n; i += lanes) {
-    hn::StoreU(NarrowToU16(df, RoundToBf16Bits(df, hn::LoadU(df, in + i))), du16, out + i);
+    hn::StoreU(ToBf16Bits<kNativeBf16>(df, hn::LoadU(df, in + i)), du16, out + i);
   }
   for (; i < n; ++i) out[i] = f32_to_bf16(in[i]).bits;  // fewer than one vector
+}
+
+// native_bf16: the path has the conversion instruction (cpu::isa_converts_bf16).
+inline void ConvertF32ToBf16(const float* HWY_RESTRICT in, uint16_t* HWY_RESTRICT out, size_t n, bool native_bf16) {
+  if (native_bf16) return ConvertF32ToBf16T<true>(in, out, n);
+  ConvertF32ToBf16T<false>(in, out, n);
 }
 
 inline void ConvertBf16ToF32(const uint16_t* HWY_RESTRICT in, float* HWY_RESTRICT out, size_t n) {

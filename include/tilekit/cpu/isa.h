@@ -84,6 +84,14 @@ inline Status parse_isa(const char* name, Isa* out) {
 
 namespace cpu {
 
+// Whether path `isa` rounds fp32 to bf16 in one instruction (vcvtneps2bf16,
+// BFCVT): the paths whose CPU has BF16. Their portable kernels (Highway
+// targets shared with the paths below) take it as a template flag, so the
+// path without BF16 keeps the bit rounding.
+inline bool isa_converts_bf16(Isa isa) {
+  return isa == Isa::kAvx512Bf16 || isa == Isa::kAmx || isa == Isa::kNeonBf16 || isa == Isa::kSveBf16;
+}
+
 // Whether the CPU (and OS) can run a path: its own features and those of every
 // level below it on the same architecture.
 inline bool cpu_supports(const Features& f, Isa isa) {

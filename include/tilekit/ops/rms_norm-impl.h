@@ -60,6 +60,7 @@ Status rms_norm_impl(const char* op, HeadsView<const X> x, HeadsView<X> residual
   job.round_before_weight = opt.rounding == Bf16Rounding::kBeforeWeight;
   const size_t row_bytes = x.head_dim * (sizeof(X) * (has_residual ? 3 : 1) + sizeof(Y));
   const Isa isa = cpu::active_isa();  // once per call: every chunk runs the same path
+  job.native_bf16 = cpu::isa_converts_bf16(isa);
   const Work per_row{4.0 * static_cast<double>(x.head_dim), static_cast<double>(row_bytes)};
   run_chunks(opt.executor, x.tokens * x.heads, per_row, [&job, isa](size_t begin, size_t end) {
     TILEKIT_DISPATCH_ON(isa, RmsNormRows)(job, begin, end);

@@ -14,6 +14,7 @@ struct RmsNormJob {
   size_t heads = 1, dim = 0;
   float eps = 0;
   bool weight_offset = false, round_before_weight = false;
+  bool native_bf16 = false;  // the path converts to bf16 in one instruction
 };
 }  // namespace detail
 }  // namespace tilekit
@@ -58,7 +59,7 @@ HWY_INLINE float SumOfSquares(DF df, size_t n, const RowVec& v) {
 // y = (x·r) · w over one row, x read from `src` (the input, or the stored h).
 // The options are template flags so the loop carries no per-vector test;
 // full vectors run apart from the tail.
-template <bool kOffset, bool kRoundBefore, class DF, typename X, typename Y>
+template <bool kOffset, bool kRoundBefore, bool kNativeBf16, class DF, typename X, typename Y>
 HWY_INLINE void NormalizeRow(DF df, const X* src, float r, const float* HWY_RESTRICT weight, size_t n, Y* y) {
   const size_t N = hn::Lanes(df);
   const auto vr = hn::Set(df, r);
@@ -68,29 +69,29 @@ HWY_INLINE void NormalizeRow(DF df, const X* src, float r, const float* HWY_REST
     if constexpr (kRoundBefore) nrm = AsStored<X>(df, nrm);
     auto w = LoadPartial(df, weight + i, m);
     if constexpr (kOffset) w = hn::Add(w, one);
-    StoreRow(df, hn::Mul(nrm, w), y + i, m);
+    StoreRow<kNativeBf16>(df, hn::Mul(nrm, w), y + i, m);
   };
   size_t i = 0;
   for (; i + N <= n; i += N) step(i, N);
   if (i < n) step(i, n - i);
 }
 
-template <class DF, typename X, typename Y>
+template <bool kNativeBf16, class DF, typename X, typename Y>
 HWY_INLINE void NormalizeRow(DF df, const X* src, float r, const RmsNormJob& job, Y* y) {
   const bool round_before = kIsBf16<X> && job.round_before_weight;
   if (job.weight_offset) {
-    if (round_before) return NormalizeRow<true, true>(df, src, r, job.weight, job.dim, y);
-    return NormalizeRow<true, false>(df, src, r, job.weight, job.dim, y);
+    if (round_before) return NormalizeRow<true, true, kNativeBf16>(df, src, r, job.weight, job.dim, y);
+    return NormalizeRow<true, false, kNativeBf16>(df, src, r, job.weight, job.dim, y);
   }
-  if (round_before) return NormalizeRow<false, true>(df, src, r, job.weight, job.dim, y);
-  NormalizeRow<false, false>(df, src, r, job.weight, job.dim, y);
+  if (round_before) return NormalizeRow<false, true, kNativeBf16>(df, src, r, job.weight, job.dim, y);
+  NormalizeRow<false, false, kNativeBf16>(df, src, r, job.weight, job.dim, y);
 }
 
 HWY_INLINE float InverseRms(float sum_of_squares, const RmsNormJob& job) {
   return 1.0f / std::sqrt(sum_of_squares / static_cast<float>(job.dim) + job.eps);
 }
 
-template <typename X, typename Y>
+template <typename X, typename Y, bool kNativeBf16>
 HWY_NOINLINE void RmsNormRowsT(const RmsNormJob& job, size_t begin, size_t end) {
   const hn::ScalableTag<float> df;
   for (size_t row = begin; row < end; ++row) {
@@ -99,7 +100,7 @@ HWY_NOINLINE void RmsNormRowsT(const RmsNormJob& job, size_t begin, size_t end) 
     Y* y = job.y.row<Y>(t, h);
     if (!job.residual.data) {
       const float ss = SumOfSquares(df, job.dim, [&](size_t i, size_t m) HWY_ATTR { return LoadRowF32(df, x + i, m); });
-      NormalizeRow(df, x, InverseRms(ss, job), job, y);
+      NormalizeRow<kNativeBf16>(df, x, InverseRms(ss, job), job, y);
       continue;
     }
     // h = x + residual, stored to the residual as it is summed; the second
@@ -107,21 +108,29 @@ HWY_NOINLINE void RmsNormRowsT(const RmsNormJob& job, size_t begin, size_t end) 
     X* res = job.residual.row<X>(t, h);
     const float ss = SumOfSquares(df, job.dim, [&](size_t i, size_t m) HWY_ATTR {
       const auto sum = AsStored<X>(df, hn::Add(LoadRowF32(df, x + i, m), LoadRowF32(df, res + i, m)));
-      StoreRow(df, sum, res + i, m);
+      StoreRow<kNativeBf16>(df, sum, res + i, m);
       return sum;
     });
-    NormalizeRow(df, static_cast<const X*>(res), InverseRms(ss, job), job, y);
+    NormalizeRow<kNativeBf16>(df, static_cast<const X*>(res), InverseRms(ss, job), job, y);
   }
 }
 
-// Rows [begin, end) of the job (row = token · heads + head).
+// Rows [begin, end) of the job (row = token · heads + head). Only the kernels
+// that store bf16 have a build with the conversion instruction.
 inline void RmsNormRows(const RmsNormJob& job, size_t begin, size_t end) {
   if (job.x.bf16) {
-    if (job.y.bf16) return RmsNormRowsT<bf16, bf16>(job, begin, end);
-    return RmsNormRowsT<bf16, float>(job, begin, end);
+    if (job.y.bf16) {
+      if (job.native_bf16) return RmsNormRowsT<bf16, bf16, true>(job, begin, end);
+      return RmsNormRowsT<bf16, bf16, false>(job, begin, end);
+    }
+    if (job.native_bf16 && job.residual.data) return RmsNormRowsT<bf16, float, true>(job, begin, end);
+    return RmsNormRowsT<bf16, float, false>(job, begin, end);
   }
-  if (job.y.bf16) return RmsNormRowsT<float, bf16>(job, begin, end);
-  return RmsNormRowsT<float, float>(job, begin, end);
+  if (job.y.bf16) {
+    if (job.native_bf16) return RmsNormRowsT<float, bf16, true>(job, begin, end);
+    return RmsNormRowsT<float, bf16, false>(job, begin, end);
+  }
+  return RmsNormRowsT<float, float, false>(job, begin, end);
 }
 
 }  // namespace HWY_NAMESPACE

@@ -137,6 +137,7 @@ Status rope_impl(HeadsView<T> q, HeadsView<T> k, const int32_t* positions, const
   job.interleaved = table.pairing() == RopePairing::kInterleaved;
   const size_t token_bytes = (job.q_heads + job.k_heads) * table.rotary_dim() * sizeof(T) * 2;
   const Isa isa = cpu::active_isa();  // once per call: every chunk runs the same path
+  job.native_bf16 = cpu::isa_converts_bf16(isa);
   const Work per_token{3.0 * static_cast<double>((job.q_heads + job.k_heads) * table.rotary_dim()),
                       static_cast<double>(token_bytes)};
   run_chunks(executor, q.tokens, per_token, [&job, isa](size_t begin, size_t end) {

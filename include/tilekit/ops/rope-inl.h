@@ -16,6 +16,7 @@ struct RopeJob {
   const float* sin = nullptr;
   size_t width = 0, rotary_dim = 0;
   bool interleaved = false;
+  bool native_bf16 = false;  // the path converts to bf16 in one instruction
 };
 }  // namespace detail
 }  // namespace tilekit
@@ -40,22 +41,22 @@ namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
 // x[i], x[i + d/2] → x[i]·cos − x[i + d/2]·sin, x[i + d/2]·cos + x[i]·sin.
-template <class DF, typename T>
+template <bool kNativeBf16, class DF, typename T>
 HWY_INLINE void RotateHalfSplit(DF df, T* x, const float* cos, const float* sin, size_t half) {
   const size_t N = hn::Lanes(df);
   for (size_t i = 0; i < half; i += N) {
     const size_t m = HWY_MIN(N, half - i);
     const auto x1 = LoadRowF32(df, x + i, m), x2 = LoadRowF32(df, x + half + i, m);
     const auto c = LoadPartial(df, cos + i, m), s = LoadPartial(df, sin + i, m);
-    StoreRow(df, hn::NegMulAdd(x2, s, hn::Mul(x1, c)), x + i, m);
-    StoreRow(df, hn::MulAdd(x1, s, hn::Mul(x2, c)), x + half + i, m);
+    StoreRow<kNativeBf16>(df, hn::NegMulAdd(x2, s, hn::Mul(x1, c)), x + i, m);
+    StoreRow<kNativeBf16>(df, hn::MulAdd(x1, s, hn::Mul(x2, c)), x + half + i, m);
   }
 }
 
 // Pairs (2i, 2i + 1): y = x·cos + swap(x)·sin, with the table's per-element
 // cos and signed sin. Vectors start at even elements and hold an even number
 // of lanes, so a pair never straddles two vectors; tails are even too.
-template <class DF, typename T>
+template <bool kNativeBf16, class DF, typename T>
 HWY_INLINE void RotateInterleaved(DF df, T* x, const float* cos, const float* sin, size_t d) {
 #if HWY_TARGET == HWY_SCALAR  // one lane: no pair to swap within a vector
   for (size_t i = 0; i < d; i += 2) {
@@ -69,12 +70,12 @@ HWY_INLINE void RotateInterleaved(DF df, T* x, const float* cos, const float* si
     const size_t m = HWY_MIN(N, d - i);
     const auto v = LoadRowF32(df, x + i, m);
     const auto c = LoadPartial(df, cos + i, m), s = LoadPartial(df, sin + i, m);
-    StoreRow(df, hn::MulAdd(hn::Shuffle2301(v), s, hn::Mul(v, c)), x + i, m);
+    StoreRow<kNativeBf16>(df, hn::MulAdd(hn::Shuffle2301(v), s, hn::Mul(v, c)), x + i, m);
   }
 #endif
 }
 
-template <typename T>
+template <typename T, bool kNativeBf16>
 HWY_NOINLINE void RopeTokensT(const RopeJob& job, size_t begin, size_t end) {
   const hn::ScalableTag<float> df;
   for (size_t t = begin; t < end; ++t) {
@@ -85,9 +86,9 @@ HWY_NOINLINE void RopeTokensT(const RopeJob& job, size_t begin, size_t end) {
       for (size_t h = 0; h < heads; ++h) {
         T* x = rows->template row<T>(t, h);
         if (job.interleaved) {
-          RotateInterleaved(df, x, cos, sin, job.rotary_dim);
+          RotateInterleaved<kNativeBf16>(df, x, cos, sin, job.rotary_dim);
         } else {
-          RotateHalfSplit(df, x, cos, sin, job.rotary_dim / 2);
+          RotateHalfSplit<kNativeBf16>(df, x, cos, sin, job.rotary_dim / 2);
         }
       }
     }
@@ -96,8 +97,11 @@ HWY_NOINLINE void RopeTokensT(const RopeJob& job, size_t begin, size_t end) {
 
 // Tokens [begin, end) of the job.
 inline void RopeTokens(const RopeJob& job, size_t begin, size_t end) {
-  if (job.q.bf16) return RopeTokensT<bf16>(job, begin, end);
-  return RopeTokensT<float>(job, begin, end);
+  if (job.q.bf16) {
+    if (job.native_bf16) return RopeTokensT<bf16, true>(job, begin, end);
+    return RopeTokensT<bf16, false>(job, begin, end);
+  }
+  return RopeTokensT<float, false>(job, begin, end);
 }
 
 }  // namespace HWY_NAMESPACE

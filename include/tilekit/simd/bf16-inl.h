@@ -1,6 +1,8 @@
 // Per-target bf16 rounding of fp32 vectors, shared by every kernel that stores
 // or rounds bf16 (conversion, epilogues, row ops, attention). Highway 1.0.3's
-// DemoteTo to bf16 truncates, so rounding is done on the bit pattern.
+// DemoteTo to bf16 truncates, so rounding is done on the bit pattern; on the
+// paths whose CPU has BF16 (cpu::isa_converts_bf16) ToBf16Bits<true> uses the
+// one-instruction conversion instead, with the same result bit for bit.
 #if defined(TILEKIT_SIMD_BF16_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef TILEKIT_SIMD_BF16_INL_H_
 #undef TILEKIT_SIMD_BF16_INL_H_
@@ -36,6 +38,99 @@ template <class DF>
 HWY_INLINE hn::Vec<hn::Rebind<uint16_t, DF>> NarrowToU16(DF /*df*/, hn::Vec<hn::RebindToUnsigned<DF>> bits) {
   const hn::RebindToSigned<DF> di;
   return hn::DemoteTo(hn::Rebind<uint16_t, DF>(), hn::BitCast(di, bits));
+}
+
+// The one-instruction conversions (vcvtneps2bf16 on AVX-512 BF16, BFCVTN on
+// NEON, BFCVT on SVE) round to nearest even and quieten NaN as above, but
+// differ on classes of input:
+//  - vcvtneps2bf16 reads fp32 denormals as zero (Intel SDM: DAZ, whatever
+//    MXCSR says), where the bit rounding gives a bf16 denormal or a signed 0;
+//  - BFCVT(N) follow FPCR: FZ (or AH) flushes denormals, DN turns NaN into the
+//    default NaN. Linux starts a process with both off, but a host engine may
+//    set FZ for its own code.
+// So a vector holding any of those lanes takes the bit rounding (a branch
+// that real activations never take), and the result is the same whatever the
+// CPU's modes. The instructions are written as inline assembly: an intrinsic
+// needs its target attribute on the calling kernel, which Highway's AVX3 and
+// NEON / SVE targets (shared with the paths without BF16) do not carry; the
+// assembler accepts the instruction whatever the compiler's target.
+#undef TILEKIT_SIMD_NATIVE_BF16  // this header is read once per target
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+#define TILEKIT_SIMD_NATIVE_BF16 1
+// Whether v holds an fp32 denormal (exponent 0, mantissa not 0): |bits| - 1 <
+// 2^23 - 1 as unsigned, one signed compare once offset by 2^31 (|bits| = 0
+// lands on INT32_MAX, the denormals on [INT32_MIN, INT32_MIN + 2^23 - 2]).
+template <class DF>
+HWY_INLINE bool NeedsBitRounding(DF df, hn::Vec<DF> v) {
+  const hn::RebindToSigned<DF> di;
+  const auto mag = hn::And(hn::BitCast(di, v), hn::Set(di, 0x7FFFFFFF));
+  const auto offset = hn::Add(mag, hn::Set(di, static_cast<int32_t>(0x7FFFFFFF)));  // |bits| - 1 + 2^31
+  return !hn::AllFalse(di, hn::Lt(offset, hn::Set(di, static_cast<int32_t>(0x807FFFFFu))));
+}
+#elif HWY_TARGET == HWY_NEON && HWY_ARCH_ARM_A64 || HWY_TARGET == HWY_SVE
+#define TILEKIT_SIMD_NATIVE_BF16 1
+// Whether v holds an fp32 denormal (as above) or a NaN: the lanes whose BFCVT
+// result depends on FPCR.
+template <class DF>
+HWY_INLINE bool NeedsBitRounding(DF df, hn::Vec<DF> v) {
+  const hn::RebindToSigned<DF> di;
+  const auto mag = hn::And(hn::BitCast(di, v), hn::Set(di, 0x7FFFFFFF));
+  const auto offset = hn::Add(mag, hn::Set(di, static_cast<int32_t>(0x7FFFFFFF)));  // |bits| - 1 + 2^31
+  const auto denormal = hn::Lt(offset, hn::Set(di, static_cast<int32_t>(0x807FFFFFu)));
+  const auto nan = hn::Gt(mag, hn::Set(di, 0x7F800000));
+  return !hn::AllFalse(di, hn::Or(denormal, nan));
+}
+#else
+#define TILEKIT_SIMD_NATIVE_BF16 0
+#endif
+
+#if TILEKIT_SIMD_NATIVE_BF16
+// The conversion instruction on one full vector, or false when the vector is
+// not a full one of this target (the bit rounding then runs).
+template <class DF>
+HWY_INLINE bool NativeBf16Bits(DF df, hn::Vec<DF> v, hn::Vec<hn::Rebind<uint16_t, DF>>* out) {
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+  if constexpr (hn::MaxLanes(df) == 16) {
+    __m256i r;
+    asm("vcvtneps2bf16 %1, %0" : "=v"(r) : "v"(v.raw));
+    out->raw = r;
+    return true;
+  }
+#elif HWY_TARGET == HWY_NEON
+  if constexpr (hn::MaxLanes(df) == 4) {
+    uint16x4_t r;
+    asm(".arch_extension bf16\n\tbfcvtn %0.4h, %1.4s" : "=w"(r) : "w"(v.raw));
+    out->raw = r;
+    return true;
+  }
+#elif HWY_TARGET == HWY_SVE
+  if constexpr (hn::detail::IsFull(df)) {
+    // BFCVT writes each result to the low half of its 32-bit lane (zeroing
+    // the high half); UZP1 packs them into the low half of the vector, where
+    // Highway's demoted vectors hold their lanes.
+    svuint16_t r;
+    asm(".arch_extension bf16\n\tbfcvt %0.h, %2/m, %1.s" : "=&w"(r) : "w"(v), "Upl"(svptrue_b32()));
+    *out = svuzp1_u16(r, r);
+    return true;
+  }
+#endif
+  (void)df, (void)v, (void)out;
+  return false;
+}
+#endif  // TILEKIT_SIMD_NATIVE_BF16
+
+// v rounded to bf16 (round to nearest even, NaN quietened), as 16-bit lanes:
+// what every bf16 store writes. kNative: the path's CPU has the conversion
+// instruction (cpu::isa_converts_bf16); same bits, one instruction.
+template <bool kNative = false, class DF>
+HWY_INLINE hn::Vec<hn::Rebind<uint16_t, DF>> ToBf16Bits(DF df, hn::Vec<DF> v) {
+#if TILEKIT_SIMD_NATIVE_BF16
+  if constexpr (kNative) {
+    hn::Vec<hn::Rebind<uint16_t, DF>> bits;
+    if (HWY_LIKELY(!NeedsBitRounding(df, v)) && NativeBf16Bits(df, v, &bits)) return bits;
+  }
+#endif
+  return NarrowToU16(df, RoundToBf16Bits(df, v));
 }
 
 // v rounded to bf16 and widened back: the value a bf16 store would keep.

@@ -48,13 +48,13 @@ HWY_INLINE hn::Vec<DF> LoadRowF32(DF df, const bf16* p, size_t n) {
   const auto bits = LoadPartial(du16, reinterpret_cast<const uint16_t*>(p), n);
   return hn::BitCast(df, hn::ShiftLeft<16>(hn::PromoteTo(hn::RebindToUnsigned<DF>(), bits)));
 }
-// Stores n lanes to an fp32 or bf16 row (bf16 rounded to nearest even).
-template <class DF>
+// Stores n lanes to an fp32 or bf16 row (bf16 rounded to nearest even; with
+// kNativeBf16 by the CPU's conversion instruction, see ToBf16Bits).
+template <bool kNativeBf16 = false, class DF>
 HWY_INLINE void StoreRow(DF df, hn::Vec<DF> v, float* p, size_t n) { StorePartial(df, v, p, n); }
-template <class DF>
+template <bool kNativeBf16 = false, class DF>
 HWY_INLINE void StoreRow(DF df, hn::Vec<DF> v, bf16* p, size_t n) {
-  StorePartial(hn::Rebind<uint16_t, DF>(), NarrowToU16(df, RoundToBf16Bits(df, v)),
-               reinterpret_cast<uint16_t*>(p), n);
+  StorePartial(hn::Rebind<uint16_t, DF>(), ToBf16Bits<kNativeBf16>(df, v), reinterpret_cast<uint16_t*>(p), n);
 }
 
 }  // namespace HWY_NAMESPACE
