@@ -16,6 +16,7 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tilekit/tilekit.h"
@@ -110,6 +111,22 @@ inline std::string PathName(const ::testing::TestParamInfo<Isa>& info) {
 #define TILEKIT_INSTANTIATE_PATHS(Fixture) \
   INSTANTIATE_TEST_SUITE_P(Paths, Fixture, ::testing::ValuesIn(::tilekit::testing::TestedPaths()), \
                            ::tilekit::testing::PathName)
+
+// The tested paths whose bf16 stores use the CPU's conversion instruction,
+// each with the tested path below it that runs the same Highway code but
+// rounds on the bit pattern (cpu::isa_converts_bf16): their bf16 outputs must
+// agree bit for bit.
+inline std::vector<std::pair<Isa, Isa>> Bf16StorePairs() {
+  const std::vector<Isa> paths = TestedPaths();
+  const auto tested = [&](Isa isa) { return std::find(paths.begin(), paths.end(), isa) != paths.end(); };
+  std::vector<std::pair<Isa, Isa>> pairs;
+  for (Isa isa : paths) {
+    if (!cpu::isa_converts_bf16(isa)) continue;
+    const Isa below = isa == Isa::kNeonBf16 ? Isa::kNeon : isa == Isa::kSveBf16 ? Isa::kSve : Isa::kAvx512;
+    if (tested(below)) pairs.emplace_back(isa, below);
+  }
+  return pairs;
+}
 
 // The seed for random data: TILEKIT_TEST_SEED replays a failure; otherwise a
 // fresh one per process. Every test that uses random data prints it on failure.

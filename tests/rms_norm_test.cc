@@ -237,6 +237,59 @@ TEST_P(RmsNormTest, Bf16RoundingOrdersMatchHfBitForBit) {
   }
 }
 
+// On the paths with a bf16 conversion instruction, rms_norm and add_rms_norm
+// store the bits the bit rounding of the path below stores (same Highway code
+// otherwise). The weights come in runs of 16 of one scale, so whole vectors of
+// output are normal, subnormal (|w| ~ 1e-40), near the top of the range where
+// rounding overflows to Inf (|w| ~ 3.4e38), or NaN, and some vectors mix them.
+TEST(RmsNormBf16Store, ConversionInstructionMatchesBitRounding) {
+  TILEKIT_SEED_TRACE();
+  const auto pairs = testing::Bf16StorePairs();
+  if (pairs.empty()) GTEST_SKIP() << "no path with a bf16 conversion instruction (and the one below it) here";
+  testing::Rng rng(12);
+  static const float kScales[] = {1.f, 1e-40f, 3.39e38f, NAN, 1e-3f};
+  for (size_t d : {1, 7, 16, 17, 33, 100, 257, 1025}) {
+    const size_t rows = 3;
+    std::vector<float> w(d);
+    for (size_t i = 0; i < d; ++i) w[i] = rng.uniform(1.f, 1.9f) * kScales[(i / 16 + i % 3) % 5];
+    std::vector<float> xf(rows * d);
+    rng.fill(xf.data(), xf.size(), -2.f, 2.f);
+    std::vector<bf16> xb(rows * d), res0(rows * d);
+    for (size_t i = 0; i < xf.size(); ++i) {
+      xb[i] = f32_to_bf16(xf[i]);
+      res0[i] = f32_to_bf16(rng.uniform(-2.f, 2.f));
+    }
+    for (const auto& [native, portable] : pairs) {
+      // [0]: the path with the instruction, [1]: the one below.
+      std::vector<bf16> y[2], yb[2], res[2];
+      for (int k = 0; k < 2; ++k) {
+        testing::ScopedPath path(k == 0 ? native : portable);
+        y[k].assign(rows * d, bf16{testing::kPoisonBf16});
+        yb[k].assign(rows * d, bf16{testing::kPoisonBf16});
+        res[k] = res0;
+        ASSERT_EQ(rms_norm(rows_of(matrix<const float>(xf.data(), rows, d)), w.data(),
+                           rows_of(matrix(y[k].data(), rows, d))),
+                  Status::kOk);
+        ASSERT_EQ(add_rms_norm(rows_of(matrix<const bf16>(xb.data(), rows, d)), rows_of(matrix(res[k].data(), rows, d)),
+                               w.data(), rows_of(matrix(yb[k].data(), rows, d))),
+                  Status::kOk);
+      }
+      size_t subnormal = 0, inf = 0;
+      for (size_t i = 0; i < rows * d; ++i) {
+        ASSERT_EQ(y[0][i].bits, y[1][i].bits) << isa_name(native) << " rms_norm d=" << d << " i=" << i;
+        ASSERT_EQ(yb[0][i].bits, yb[1][i].bits) << isa_name(native) << " add_rms_norm d=" << d << " i=" << i;
+        ASSERT_EQ(res[0][i].bits, res[1][i].bits) << isa_name(native) << " residual d=" << d << " i=" << i;
+        subnormal += (y[0][i].bits & 0x7F80) == 0 && (y[0][i].bits & 0x7F) != 0;
+        inf += (y[0][i].bits & 0x7FFF) == 0x7F80;
+      }
+      if (d >= 100) {  // the classes the weights aim at were reached
+        EXPECT_GT(subnormal, 0u) << "d=" << d;
+        EXPECT_GT(inf, 0u) << "d=" << d;
+      }
+    }
+  }
+}
+
 // A NaN poisons its own row only; an Inf makes r = 0 (so 0 elsewhere, NaN at
 // the Inf), as in IEEE arithmetic and PyTorch.
 TEST_P(RmsNormTest, NanAndInfStayInTheirRow) {

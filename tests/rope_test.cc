@@ -163,6 +163,48 @@ TEST_P(RopeTest, TwoThreadsMatchOneBitwise) {
   }
 }
 
+// On the paths with a bf16 conversion instruction, bf16 q and k rotate to the
+// bits the bit rounding of the path below stores (same Highway code
+// otherwise). Heads come in runs of 16 elements of one scale: normal, bf16
+// subnormal (~1e-39, rotating to subnormals), near the top of the range (the
+// rotation overflows to Inf) and NaN, so whole vectors and mixed ones of each.
+TEST(RopeBf16Store, ConversionInstructionMatchesBitRounding) {
+  TILEKIT_SEED_TRACE();
+  const auto pairs = testing::Bf16StorePairs();
+  if (pairs.empty()) GTEST_SKIP() << "no path with a bf16 conversion instruction (and the one below it) here";
+  testing::Rng rng(13);
+  static const float kScales[] = {1.f, 3e-39f, 3.3e38f, NAN, 1e-3f};
+  for (RopePairing pairing : {RopePairing::kHalfSplit, RopePairing::kInterleaved}) {
+    for (size_t hd : {2, 6, 34, 64, 130}) {
+      RopeConfig c;
+      c.head_dim = hd;
+      c.pairing = pairing;
+      RopeTable table;
+      ASSERT_EQ(make_rope_table(c, 64, &table), Status::kOk);
+      const size_t tokens = 5, q_heads = 3, k_heads = 2, row = (q_heads + k_heads) * hd;
+      std::vector<bf16> init(tokens * row);
+      for (size_t i = 0; i < init.size(); ++i) {
+        init[i] = f32_to_bf16(rng.uniform(-1.9f, 1.9f) * kScales[(i / 16 + i % 3) % 5]);
+      }
+      std::vector<int32_t> pos(tokens);
+      for (auto& p : pos) p = static_cast<int32_t>(rng.below(64));
+      for (const auto& [native, portable] : pairs) {
+        std::vector<bf16> out[2];  // [0]: the path with the instruction, [1]: the one below
+        for (int k = 0; k < 2; ++k) {
+          testing::ScopedPath path(k == 0 ? native : portable);
+          out[k] = init;
+          auto q = heads_view(out[k].data(), tokens, q_heads, hd, row);
+          auto kk = heads_view(out[k].data() + q_heads * hd, tokens, k_heads, hd, row);
+          ASSERT_EQ(rope(q, kk, pos.data(), table), Status::kOk) << last_error();
+        }
+        for (size_t i = 0; i < init.size(); ++i) {
+          ASSERT_EQ(out[0][i].bits, out[1][i].bits) << isa_name(native) << " hd=" << hd << " i=" << i;
+        }
+      }
+    }
+  }
+}
+
 TEST_P(RopeTest, BadInputIsReportedAndOutputUntouched) {
   RopeConfig c;
   c.head_dim = 8;
