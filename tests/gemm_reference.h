@@ -16,6 +16,7 @@ inline double ActivateRef(Activation a, double x) {
     case Activation::kRelu: return x > 0 ? x : 0;
     case Activation::kGeluErf: return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0)));
     case Activation::kGeluTanh:
+    case Activation::kGeGlu:
       return 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
     case Activation::kSilu:
     case Activation::kSwiGlu: return x / (1 + std::exp(-x));
@@ -132,7 +133,9 @@ struct GemmReference {
         if (g.gate_up) {
           const double gate = ep.alpha * dot[j], up = ep.alpha * dot[g.n + j];
           const double eg = std::fabs(ep.alpha) * dot_err * mag[j], eu = std::fabs(ep.alpha) * dot_err * mag[g.n + j];
-          const double sg = ActivateRef(Activation::kSilu, gate);
+          // The gate's activation: silu (SwiGLU) or gelu_tanh (GeGLU); both
+          // have |f'| <= 1.13 and the vector form's kActivationRelError.
+          const double sg = ActivateRef(ep.activation, gate);
           v = sg * up + ep.beta * cold;
           err = 1.13 * eg * (std::fabs(up) + eu) + std::fabs(sg) * eu +
                 kActivationRelError * std::fabs(gate * up) + 2 * u * std::fabs(sg * up);

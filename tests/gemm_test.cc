@@ -150,14 +150,15 @@ GemmCase Case(size_t m, size_t n, size_t k) {
   return g;
 }
 
-// The activations of one weight matrix, and with the gate/up pair's SwiGLU.
+// The activations of one weight matrix, and with the gate/up pair's SwiGLU and GeGLU.
 using testing::kActivations;
 constexpr Activation kActivationsAndSwiGlu[] = {Activation::kNone,     Activation::kRelu, Activation::kGeluErf,
-                                                Activation::kGeluTanh, Activation::kSilu, Activation::kSwiGlu};
+                                                Activation::kGeluTanh, Activation::kSilu, Activation::kSwiGlu,
+                                                Activation::kGeGlu};
 
 // Random element types and epilogue for g, drawn from rng in a fixed order so a
-// seed replays the same cases. The activation comes from `acts`; SwiGLU makes g
-// a gate/up pair, which takes no bias. With `pick` >= 0 the dtype mix (pick
+// seed replays the same cases. The activation comes from `acts`; SwiGLU or
+// GeGLU makes g a gate/up pair, which takes no bias. With `pick` >= 0 the dtype mix (pick
 // mod 8) and the activation (pick / 8 mod kActs) are chosen instead of drawn:
 // 8·kActs consecutive picks run every pair once, where fewer random draws
 // (the emulated legs) could miss one.
@@ -174,7 +175,7 @@ void RandomDtypesAndEpilogue(GemmCase& g, testing::Rng& rng, const Activation (&
     g.c_bf16 = rng.below(2);
     g.ep.activation = acts[rng.below(kActs)];
   }
-  g.gate_up = g.ep.activation == Activation::kSwiGlu;
+  g.gate_up = is_gated(g.ep.activation);
   if (!g.gate_up && rng.below(2)) g.ep.bias = reinterpret_cast<const float*>(1);
   if (rng.below(3) == 0) g.ep.residual = reinterpret_cast<const float*>(1);
   if (rng.below(3) == 0) g.ep.beta = 0.25f;
@@ -333,13 +334,15 @@ TEST_P(GemmTest, LargeShapesCrossEveryBlockBoundary) {
     g.ep.residual = reinterpret_cast<const float*>(1);
     RunAndCheck(g, rng);
   }
-  // SwiGLU pairs finished after several K blocks.
-  for (bool w_bf16 : {false, true}) {
-    GemmCase g = emulated ? Case(30, 150, 230) : Case(70, 150, 600);
-    g.gate_up = true;
-    g.ep.activation = Activation::kSwiGlu;
-    g.w_bf16 = w_bf16;
-    RunAndCheck(g, rng);
+  // SwiGLU and GeGLU pairs finished after several K blocks.
+  for (Activation act : {Activation::kSwiGlu, Activation::kGeGlu}) {
+    for (bool w_bf16 : {false, true}) {
+      GemmCase g = emulated ? Case(30, 150, 230) : Case(70, 150, 600);
+      g.gate_up = true;
+      g.ep.activation = act;
+      g.w_bf16 = w_bf16;
+      RunAndCheck(g, rng);
+    }
   }
 }
 
@@ -377,19 +380,23 @@ TEST_P(GemmTest, EveryEpilogueOpAndCombination) {
   }
 }
 
-TEST_P(GemmTest, SwiGluGateUpPair) {
+// SwiGLU and GeGLU (the same pair, gelu_tanh for silu on the gate).
+TEST_P(GemmTest, GatedGateUpPair) {
   TILEKIT_SEED_TRACE();
   testing::Rng rng(15);
-  for (size_t n : {1, 7, 16, 17, 33, 100}) {
-    for (int variant = 0; variant < 8; ++variant) {
-      // M = 1 (the GEMV kernels) with every dtype / residual variant, then 12, 23, 34.
-      GemmCase g = Case(variant < 4 ? 1 : 1 + 11 * (variant - 3), n, 40 + variant);
-      g.gate_up = true;
-      g.ep.activation = Activation::kSwiGlu;
-      g.w_bf16 = variant & 1;
-      g.c_bf16 = variant & 2;
-      if ((variant & 3) == 3) g.ep.residual = reinterpret_cast<const float*>(1), g.ep.beta = 0.5f;
-      RunAndCheck(g, rng);
+  for (Activation act : {Activation::kSwiGlu, Activation::kGeGlu}) {
+    for (size_t n : {1, 7, 16, 17, 33, 100}) {
+      for (int variant = 0; variant < 8; ++variant) {
+        // M = 1 (the GEMV kernels) with every dtype / residual variant, then 12, 23, 34.
+        GemmCase g = Case(variant < 4 ? 1 : 1 + 11 * (variant - 3), n, 40 + variant);
+        g.gate_up = true;
+        g.ep.activation = act;
+        g.w_bf16 = variant & 1;
+        g.c_bf16 = variant & 2;
+        if ((variant & 3) == 3) g.ep.residual = reinterpret_cast<const float*>(1), g.ep.beta = 0.5f;
+        if (variant == 5) g.ep.alpha = 0.75f, g.ep.clamp_min = -0.5f, g.ep.clamp_max = 0.8f;
+        RunAndCheck(g, rng);
+      }
     }
   }
 }
@@ -835,6 +842,7 @@ TEST_P(GemmTest, BadInputIsReportedAndOutputUntouched) {
   expect(gemm(A, pw, C, Epilogue().with_bias(c.data() + 3)), Status::kAliasing, "bias overlaps C");
   expect(gemm(A, pw, C, Epilogue().with_residual(c.data() + n, n)), Status::kAliasing, "residual overlaps C");
   expect(gemm(A, pw, C, Epilogue().with(Activation::kSwiGlu)), Status::kInvalidArgument, "pack_weights_gate_up");
+  expect(gemm(A, pw, C, Epilogue().with(Activation::kGeGlu)), Status::kInvalidArgument, "pack_weights_gate_up");
   PackedWeights gu;
   ASSERT_EQ(pack_weights_gate_up(weights_kn(w.data(), k, n / 2, n), weights_kn(w.data() + n / 2, k, n / 2, n),
                                  WeightType::kF32, &gu), Status::kOk);

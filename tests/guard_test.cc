@@ -155,7 +155,7 @@ void GemmAgainstGuards(size_t m, size_t n, size_t k, Guard g, WeightType type, b
   gc.ep.ld_residual = ldc;
   gc.ep.beta = rng.below(2) ? 0.5f : 0.f;  // beta reads C: its tail too
   if (gate_up) {
-    gc.ep.activation = Activation::kSwiGlu;
+    gc.ep.activation = rng.below(2) ? Activation::kSwiGlu : Activation::kGeGlu;
   } else {
     gc.ep.bias = bias.data();
     gc.ep.activation = kActivations[rng.below(5)];

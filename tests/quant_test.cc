@@ -509,7 +509,7 @@ TEST_P(QuantTest, EpiloguesDtypesAndGateUp) {
       GemmCase gc;
       gc.m = m, gc.n = 21, gc.k = 96;
       gc.gate_up = true;
-      gc.ep.activation = Activation::kSwiGlu;
+      gc.ep.activation = m == 1 ? Activation::kSwiGlu : Activation::kGeGlu;
       QuantProblem prob(gc, t, 32, false, rng);
       PackedWeights pw;
       ASSERT_EQ(prob.pack(&pw, rng.below(2), false), Status::kOk) << last_error();

@@ -20,7 +20,7 @@ void Run(FuzzedDataProvider& in) {
   Epilogue ep;
   ep.alpha = fuzz::Pick(in, {1.f, 0.5f, -1.5f, 0.f, 3.f});
   ep.beta = in.ConsumeIntegralInRange<int>(0, 15) == 0 ? 1.f : 0.f;
-  ep.activation = static_cast<Activation>(in.ConsumeIntegralInRange<int>(0, 5));
+  ep.activation = static_cast<Activation>(in.ConsumeIntegralInRange<int>(0, 6));
   const uint8_t ops = in.ConsumeIntegral<uint8_t>();
   if (ops & 8) ep.clamp_min = fuzz::Pick(in, {-0.5f, -2.f, 0.f}), ep.clamp_max = fuzz::Pick(in, {0.75f, 2.f, 0.f});
   const int corruption = in.ConsumeIntegralInRange<int>(0, 11);  // 0-4: one of these, else none
@@ -45,7 +45,7 @@ void Run(FuzzedDataProvider& in) {
     ep.ld_residual = ldr;
   }
   MatrixView<float> cv{c.data(), rows, cols, ld};
-  bool must_fail = ep.beta != 0 || ep.activation == Activation::kSwiGlu;
+  bool must_fail = ep.beta != 0 || is_gated(ep.activation);
   switch (corruption) {
     case 0: if (cols) cv.ld = cols - 1, must_fail = true; break;
     case 1: if (rows >= 2 && cols) cv.rows = fuzz::HugeDim(in), must_fail = true; break;

@@ -44,8 +44,8 @@ Call Decode(FuzzedDataProvider& in) {
   c.threads = in.ConsumeIntegralInRange<int>(0, 3) == 0;
   c.m = fuzz::Dim(in, 40);
   c.k = fuzz::Dim(in, in.ConsumeIntegralInRange<int>(0, 7) == 0 ? 300 : 48);
-  c.ep.activation = static_cast<Activation>(in.ConsumeIntegralInRange<int>(0, 5));
-  c.gate_up = c.ep.activation == Activation::kSwiGlu;
+  c.ep.activation = static_cast<Activation>(in.ConsumeIntegralInRange<int>(0, 6));
+  c.gate_up = is_gated(c.ep.activation);
   c.segments = c.gate_up ? 1 : in.ConsumeIntegralInRange<size_t>(1, 3);
   for (size_t s = 0; s < c.segments; ++s) c.n[s] = fuzz::Dim(in, 70);
   c.fused = in.ConsumeBool();

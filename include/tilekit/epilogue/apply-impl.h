@@ -14,8 +14,8 @@ TILEKIT_API Status apply_epilogue(MatrixView<float> c, const Epilogue& ep) {
   Status s = detail::check_view(name, "C", c);
   if (s != Status::kOk) return s;
   if (ep.beta != 0.f) return fail(Status::kInvalidArgument, "%s: beta needs a product to add C to", name);
-  if (ep.activation == Activation::kSwiGlu) {
-    return fail(Status::kInvalidArgument, "%s: SwiGLU needs a gate/up GEMM", name);
+  if (is_gated(ep.activation)) {
+    return fail(Status::kInvalidArgument, "%s: %s needs a gate/up GEMM", name, activation_name(ep.activation));
   }
   size_t c_bytes = 0;
   detail::span_bytes(c, &c_bytes);

@@ -77,7 +77,7 @@ HWY_INLINE V Activate(D d, Activation a, V x) {
     case Activation::kGeluErf: return GeluErfOp()(d, x);
     case Activation::kGeluTanh: return GeluTanhOp()(d, x);
     case Activation::kSilu: return SiluOp()(d, x);
-    default: return x;  // kNone; kSwiGlu is applied by StoreSwiGlu
+    default: return x;  // kNone; kSwiGlu and kGeGlu are applied by StoreSwiGlu
   }
 }
 
@@ -102,14 +102,16 @@ HWY_INLINE void StoreWithEpilogue(DF df, hn::Vec<DF> acc, const Epilogue& ep, co
   StoreRow(df, v, t.c, t.n);
 }
 
-// SwiGLU pair: silu(alpha·gate) · (alpha·up) + beta·C_old, + residual, clamp.
+// A gate/up pair: act(alpha·gate) · (alpha·up) + beta·C_old, + residual, clamp;
+// act is silu (SwiGLU) or gelu_tanh (GeGLU, ep.activation says which).
 template <class DF, typename TC>
 HWY_INLINE void StoreSwiGlu(DF df, hn::Vec<DF> gate, hn::Vec<DF> up, const Epilogue& ep, const OutputTile<TC>& t) {
   if (ep.alpha != 1.f) {
     gate = hn::Mul(gate, hn::Set(df, ep.alpha));
     up = hn::Mul(up, hn::Set(df, ep.alpha));
   }
-  hn::Vec<DF> v = hn::Mul(SiluOp()(df, gate), up);
+  const hn::Vec<DF> act = ep.activation == Activation::kGeGlu ? GeluTanhOp()(df, gate) : SiluOp()(df, gate);
+  hn::Vec<DF> v = hn::Mul(act, up);
   if (ep.beta != 0.f) v = hn::MulAdd(hn::Set(df, ep.beta), LoadRowF32(df, t.c, t.n), v);
   if (t.residual) v = hn::Add(v, LoadPartial(df, t.residual, t.n));
   if (ep.clamps()) v = hn::Min(hn::Max(v, hn::Set(df, ep.clamp_min)), hn::Set(df, ep.clamp_max));

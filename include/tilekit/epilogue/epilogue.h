@@ -5,7 +5,8 @@
 //
 // Order, for each output element (i, j):
 //   v = alpha * (A·B)[i][j] + beta * C_old[i][j] + bias[j]
-//   v = activation(v)                        (SwiGLU: silu(alpha·gate)·(alpha·up) + beta·C_old)
+//   v = activation(v)                        (SwiGLU: silu(alpha·gate)·(alpha·up) + beta·C_old;
+//                                             GeGLU the same with gelu_tanh for silu)
 //   v = v + residual[i][j]
 //   v = min(max(v, clamp_min), clamp_max)
 //   C[i][j] = v, rounded to bf16 when C is bf16
@@ -24,7 +25,12 @@ enum class Activation {
   kGeluTanh,  // x/2 · (1 + tanh(√(2/π)(x + 0.044715x³))), GELU(approximate='tanh')
   kSilu,      // x · sigmoid(x)
   kSwiGlu,    // silu(gate) · up; needs weights packed as a gate/up pair
+  kGeGlu,     // gelu_tanh(gate) · up (Gemma's MLP); a gate/up pair like kSwiGlu
 };
+
+// The activations of a gate/up pair (gemm refuses them on plain weights, and
+// plain activations on a pair).
+inline bool is_gated(Activation a) { return a == Activation::kSwiGlu || a == Activation::kGeGlu; }
 
 inline const char* activation_name(Activation a) {
   switch (a) {
@@ -34,6 +40,7 @@ inline const char* activation_name(Activation a) {
     case Activation::kGeluTanh: return "gelu_tanh";
     case Activation::kSilu: return "silu";
     case Activation::kSwiGlu: return "swiglu";
+    case Activation::kGeGlu: return "geglu";
   }
   return "?";
 }

@@ -79,10 +79,10 @@ Status check_output(const char* gemm, const MatrixView<const TA>& a, const Matri
   span_bytes(c, &c_bytes);
   if (ranges_overlap(a.data, a_bytes, c.data, c_bytes)) return fail(Status::kAliasing, "%s: A overlaps C", gemm);
   if ((s = check_epilogue_operands(gemm, c, c_bytes, ep)) != Status::kOk) return s;
-  if (seg.gate_up != (ep.activation == Activation::kSwiGlu)) {
+  if (seg.gate_up != is_gated(ep.activation)) {
     return fail(Status::kInvalidArgument,
-                seg.gate_up ? "%s: weights packed as a gate/up pair need Activation::kSwiGlu"
-                            : "%s: Activation::kSwiGlu needs weights packed with pack_weights_gate_up",
+                seg.gate_up ? "%s: weights packed as a gate/up pair need Activation::kSwiGlu or kGeGlu"
+                            : "%s: Activation::kSwiGlu / kGeGlu needs weights packed with pack_weights_gate_up",
                 gemm);
   }
   if (seg.gate_up && ep.bias) {
@@ -140,7 +140,7 @@ Status run_gemm(const char* gemm, const MatrixView<const TA>& a, const PackedWei
       PackedSegment whole = seg;
       whole.n = b.n();
       if (i == 0 && (s = check_output(gemm, a, o.c, o.epilogue, whole)) != Status::kOk) return s;
-      if (seg.gate_up != (o.epilogue.activation == Activation::kSwiGlu)) {
+      if (seg.gate_up != is_gated(o.epilogue.activation)) {
         return check_output(gemm, a, o.c, o.epilogue, seg);
       }
       sp.c = o.c.data + seg.col_offset;
