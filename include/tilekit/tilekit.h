@@ -26,6 +26,7 @@
 #include "tilekit/epilogue/epilogue.h"
 #include "tilekit/gemm/gemm.h"
 #include "tilekit/gemm/packed_weights.h"
+#include "tilekit/ops/elementwise.h"
 #include "tilekit/ops/rms_norm.h"
 #include "tilekit/ops/rope.h"
 #include "tilekit/ops/softmax.h"

@@ -77,7 +77,8 @@ inline TensorId Graph::linear(TensorId x, const WeightSource& w, const LinearOpt
   TILEKIT_GRAPH_REQUIRE(w.data && w.k == tensors_[x].cols && w.n,
                         "graph: linear weights are %zu x %zu for an input of %zu columns", w.k, w.n,
                         tensors_[x].cols);
-  TILEKIT_GRAPH_REQUIRE(options.activation != Activation::kSwiGlu, "graph: SwiGLU is gate_up_swiglu's");
+  TILEKIT_GRAPH_REQUIRE(!is_gated(options.activation), "graph: %s is gate_up_%s's",
+                        activation_name(options.activation), activation_name(options.activation));
   Node n{Op::kLinear};
   n.a = x;
   n.linear.weights = options.weights;
@@ -93,7 +94,17 @@ inline TensorId Graph::linear(TensorId x, const WeightSource& w, const LinearOpt
 
 inline TensorId Graph::gate_up_swiglu(TensorId x, const WeightSource& gate, const WeightSource& up,
                                       NodeWeights weights) {
-  if (!valid(x, "gate_up_swiglu")) return kNoTensor;
+  return gate_up(x, gate, up, Activation::kSwiGlu, weights);
+}
+
+inline TensorId Graph::gate_up_geglu(TensorId x, const WeightSource& gate, const WeightSource& up,
+                                     NodeWeights weights) {
+  return gate_up(x, gate, up, Activation::kGeGlu, weights);
+}
+
+inline TensorId Graph::gate_up(TensorId x, const WeightSource& gate, const WeightSource& up, Activation act,
+                               NodeWeights weights) {
+  if (!valid(x, act == Activation::kGeGlu ? "gate_up_geglu" : "gate_up_swiglu")) return kNoTensor;
   TILEKIT_GRAPH_REQUIRE(gate.data && up.data && gate.k == tensors_[x].cols && up.k == gate.k && up.n == gate.n &&
                             gate.n,
                         "graph: gate/up weights %zu x %zu and %zu x %zu for an input of %zu columns", gate.k,
@@ -105,7 +116,7 @@ inline TensorId Graph::gate_up_swiglu(TensorId x, const WeightSource& gate, cons
   graph_detail::Segment g;
   g.out = new_tensor(gate.n, tensors_[x].rows);
   g.w = gate;
-  g.activation = Activation::kSwiGlu;
+  g.activation = act;
   graph_detail::Segment u = g;
   u.w = up;
   n.linear.segs = {g, u};
@@ -113,45 +124,69 @@ inline TensorId Graph::gate_up_swiglu(TensorId x, const WeightSource& gate, cons
   return add_node(std::move(n));
 }
 
-inline TensorId Graph::rms_norm(TensorId x, const float* weight, float eps) {
+inline TensorId Graph::rms_norm(TensorId x, const float* weight, float eps, const NormOptions& options) {
   if (!valid(x, "rms_norm")) return kNoTensor;
   // The kernel refuses such an eps on every run: refuse the node instead.
   TILEKIT_GRAPH_REQUIRE(weight && eps >= 0.f, "graph: rms_norm needs a weight and eps >= 0 (eps %g)", eps);
+  TILEKIT_GRAPH_REQUIRE(options.heads && tensors_[x].cols % options.heads == 0,
+                        "graph: rms_norm of %zu columns in %zu heads", tensors_[x].cols, options.heads);
   Node n{Op::kRmsNorm};
   n.a = x;
-  n.norm.weight.assign(weight, weight + tensors_[x].cols);
+  n.norm.weight.assign(weight, weight + tensors_[x].cols / options.heads);
   n.norm.eps = eps;
+  n.norm.heads = options.heads;
+  n.norm.weight_offset = options.weight_offset;
   n.out = new_tensor(tensors_[x].cols, tensors_[x].rows);
   return add_node(std::move(n));
 }
 
-inline TensorId Graph::add_rms_norm(TensorId x, TensorId* residual, const float* weight, float eps) {
+inline TensorId Graph::add_rms_norm(TensorId x, TensorId* residual, const float* weight, float eps,
+                                    const NormOptions& options) {
   if (!valid(x, "add_rms_norm") || !residual || !valid(*residual, "add_rms_norm")) return kNoTensor;
   TILEKIT_GRAPH_REQUIRE(weight && eps >= 0.f && tensors_[x].cols == tensors_[*residual].cols &&
                             tensors_[x].rows == tensors_[*residual].rows,
                         "graph: add_rms_norm of %zu and %zu columns (eps %g, weight %s)", tensors_[x].cols,
                         tensors_[*residual].cols, eps, weight ? "given" : "null");
+  TILEKIT_GRAPH_REQUIRE(options.heads && tensors_[x].cols % options.heads == 0,
+                        "graph: add_rms_norm of %zu columns in %zu heads", tensors_[x].cols, options.heads);
   Node n{Op::kAddRmsNorm};
   n.a = x;
   n.b = *residual;
-  n.norm.weight.assign(weight, weight + tensors_[x].cols);
+  n.norm.weight.assign(weight, weight + tensors_[x].cols / options.heads);
   n.norm.eps = eps;
+  n.norm.heads = options.heads;
+  n.norm.weight_offset = options.weight_offset;
   n.out2 = new_tensor(tensors_[x].cols, tensors_[x].rows);  // the sum, written over the residual
   n.out = new_tensor(tensors_[x].cols, tensors_[x].rows);
   *residual = n.out2;
   return add_node(std::move(n));
 }
 
-inline TensorId Graph::add(TensorId a, TensorId b) {
-  if (!valid(a, "add") || !valid(b, "add")) return kNoTensor;
-  TILEKIT_GRAPH_REQUIRE(tensors_[a].cols == tensors_[b].cols && tensors_[a].rows == tensors_[b].rows,
-                        "graph: add of %zu and %zu columns", tensors_[a].cols, tensors_[b].cols);
-  Node n{Op::kAdd};
+inline TensorId Graph::elementwise(Op op, TensorId a, TensorId b, float value, const char* name) {
+  if (!valid(a, name) || (b != kNoTensor && !valid(b, name))) return kNoTensor;
+  TILEKIT_GRAPH_REQUIRE(b == kNoTensor || (tensors_[a].cols == tensors_[b].cols && tensors_[a].rows == tensors_[b].rows),
+                        "graph: %s of %zu and %zu columns", name, tensors_[a].cols, tensors_[b].cols);
+  // The kernel refuses such a value on every run: refuse the node instead.
+  if (!std::isfinite(value) || (op == Op::kSoftcap && !(value > 0.f))) {
+    record(Status::kInvalidArgument, "graph: %s of %g (finite%s)", name, value, op == Op::kSoftcap ? ", > 0" : "");
+    return kNoTensor;
+  }
+  Node n{op};
   n.a = a;
   n.b = b;
+  n.scalar.value = value;
   n.out = new_tensor(tensors_[a].cols, tensors_[a].rows);
   return add_node(std::move(n));
 }
+
+inline TensorId Graph::add(TensorId a, TensorId b) {
+  return valid(b, "add") ? elementwise(Op::kAdd, a, b, 0.f, "add") : kNoTensor;
+}
+inline TensorId Graph::mul(TensorId a, TensorId b) {
+  return valid(b, "mul") ? elementwise(Op::kMul, a, b, 0.f, "mul") : kNoTensor;
+}
+inline TensorId Graph::scale(TensorId x, float s) { return elementwise(Op::kScale, x, kNoTensor, s, "scale"); }
+inline TensorId Graph::softcap(TensorId x, float cap) { return elementwise(Op::kSoftcap, x, kNoTensor, cap, "softcap"); }
 
 inline void Graph::rope(TensorId q, TensorId k, const RopeTable* table) {
   if (!valid(q, "rope") || !valid(k, "rope")) return;
@@ -187,6 +222,13 @@ inline void Graph::kv_write(TensorId k, TensorId v, size_t layer) {
 }
 
 inline TensorId Graph::attention(TensorId q, size_t heads, size_t layer, float scale) {
+  AttentionNodeOptions o;
+  o.scale = scale;
+  return attention(q, heads, layer, o);
+}
+
+inline TensorId Graph::attention(TensorId q, size_t heads, size_t layer, const AttentionNodeOptions& options) {
+  const float scale = options.scale;
   if (!valid(q, "attention")) return kNoTensor;
   TILEKIT_GRAPH_REQUIRE(heads && tensors_[q].cols % heads == 0 && tensors_[q].rows == Rows::kTokens,
                         "graph: attention of %zu columns in %zu heads", tensors_[q].cols, heads);
@@ -195,11 +237,17 @@ inline TensorId Graph::attention(TensorId q, size_t heads, size_t layer, float s
     record(Status::kInvalidArgument, "graph: attention scale %g must be finite and >= 0 (0: 1/sqrt(head_dim))", scale);
     return kNoTensor;
   }
+  if (!(options.softcap >= 0.f) || !std::isfinite(options.softcap)) {
+    record(Status::kInvalidArgument, "graph: attention softcap %g must be finite and >= 0 (0: none)", options.softcap);
+    return kNoTensor;
+  }
   Node n{Op::kAttention};
   n.a = q;
   n.attention.layer = layer;
   n.attention.heads = heads;
   n.attention.scale = scale;
+  n.attention.window = options.window;
+  n.attention.softcap = options.softcap;
   n.out = new_tensor(tensors_[q].cols, Rows::kTokens);
   return add_node(std::move(n));
 }

@@ -62,10 +62,10 @@
 #include "tilekit/base/matrix.h"
 #include "tilekit/base/size_math.h"
 #include "tilekit/base/status.h"
-#include "tilekit/epilogue/apply.h"
 #include "tilekit/epilogue/epilogue.h"
 #include "tilekit/gemm/gemm.h"
 #include "tilekit/gemm/packed_weights.h"
+#include "tilekit/ops/elementwise.h"
 #include "tilekit/ops/rms_norm.h"
 #include "tilekit/ops/rope.h"
 #include "tilekit/threading/executor.h"
@@ -123,6 +123,22 @@ struct LinearOptions {
   NodeWeights weights = NodeWeights::kGraphDefault;
 };
 
+// How an rms_norm node normalises: over each of `heads` equal column groups
+// of its input (the QK-norm of Qwen3 and Gemma 3: every head of head_dim
+// columns by one weight of head_dim), and by (1 + w) (Gemma's weights).
+struct NormOptions {
+  size_t heads = 1;
+  bool weight_offset = false;
+};
+
+// An attention node's structural mask and scale (attention/attention.h):
+// scale 0 = 1/sqrt(head_dim); window 0 = none; softcap 0 = none.
+struct AttentionNodeOptions {
+  float scale = 0.f;
+  size_t window = 0;
+  float softcap = 0.f;
+};
+
 struct GraphStats {
   size_t arena_bytes = 0;         // the planned arena
   size_t intermediate_bytes = 0;  // every tensor in its own buffer, at the maximum rows
@@ -136,8 +152,8 @@ struct GraphStats {
 // The kinds of node a step's time is split into (StepProfile): every GEMM
 // (gemm and gemm_fused: the GEMVs of a decode step), attention, the norms
 // (rms_norm, add_rms_norm), RoPE, and the rest (embedding lookup, KV cache
-// writes, adds not folded into a GEMM, copies of each sequence's last row,
-// and input nodes, which run nothing).
+// writes, adds not folded into a GEMM, mul, scale, softcap, copies of each
+// sequence's last row, and input nodes, which run nothing).
 enum class NodeKind : uint8_t { kLinear, kAttention, kNorm, kRope, kOther };
 constexpr size_t kNodeKinds = 5;
 inline const char* node_kind_name(NodeKind k) {
@@ -206,11 +222,22 @@ class Graph {
   // (no bias).
   TensorId gate_up_swiglu(TensorId x, const WeightSource& gate, const WeightSource& up,
                           NodeWeights weights = NodeWeights::kGraphDefault);
-  // `weight` ([x's columns]) is copied, as add_rms_norm's.
-  TensorId rms_norm(TensorId x, const float* weight, float eps);
+  // gelu_tanh(x · Wg) · (x · Wu) (Gemma's MLP), the same pair.
+  TensorId gate_up_geglu(TensorId x, const WeightSource& gate, const WeightSource& up,
+                         NodeWeights weights = NodeWeights::kGraphDefault);
+  // `weight` ([x's columns], or [columns / heads] with options.heads) is
+  // copied, as add_rms_norm's.
+  TensorId rms_norm(TensorId x, const float* weight, float eps, const NormOptions& options = {});
   // h = x + residual, *residual ← h (a new tensor id for the sum), returns rmsnorm(h).
-  TensorId add_rms_norm(TensorId x, TensorId* residual, const float* weight, float eps);
+  TensorId add_rms_norm(TensorId x, TensorId* residual, const float* weight, float eps,
+                        const NormOptions& options = {});
+  // a + b, a · b (ops/elementwise.h); an add of a linear's output is folded
+  // into its GEMM (build()), any other runs as a row op.
   TensorId add(TensorId a, TensorId b);
+  TensorId mul(TensorId a, TensorId b);
+  // s · x (s finite), and c · tanh(x / c) (c finite, > 0: Gemma 2's final logits).
+  TensorId scale(TensorId x, float s);
+  TensorId softcap(TensorId x, float cap);
   // Rotates q's and k's heads in place at the step's positions (q and k two
   // tensors: the kernel refuses overlapping heads). The table must outlive
   // the graph.
@@ -223,6 +250,8 @@ class Graph {
   // (heads a multiple of its KV heads, its v_head_dim = head_dim; build()
   // checks). scale: finite, >= 0 (0: 1/sqrt(head_dim)).
   TensorId attention(TensorId q, size_t heads, size_t layer, float scale = 0.f);
+  // The same with a sliding window and a logit softcap (softcap finite, >= 0).
+  TensorId attention(TensorId q, size_t heads, size_t layer, const AttentionNodeOptions& options);
   // The last row of each sequence: [sequences][cols].
   TensorId last_tokens(TensorId x);
   void mark_output(TensorId t);
@@ -251,6 +280,9 @@ class Graph {
   // Keeps the first description error (returned by build()); returns false.
   __attribute__((format(printf, 3, 4))) bool record(Status code, const char* format, ...);
   TensorId add_node(Node node);
+  TensorId elementwise(Op op, TensorId a, TensorId b, float value, const char* name);
+  TensorId gate_up(TensorId x, const WeightSource& gate, const WeightSource& up, Activation act,
+                   NodeWeights weights);
   // build.h
   Status check_cache(const GraphConfig& config) const;
   Status check_weights(const GraphConfig& config) const;

@@ -3,8 +3,9 @@
 // that writes it to its last reader; an input (the caller writes it before the
 // run) from the first node, an output to the end. An output of a node may take
 // the buffer of an input that node reads last, where the kernel allows in
-// place: the residual of a GEMM, either side of an add, the input of an
-// rms_norm, the residual of an add_rms_norm (for the sum).
+// place: the residual of a GEMM, either side of an add or mul, the input of
+// an rms_norm, a scale or a softcap, the residual of an add_rms_norm (for the
+// sum).
 #ifndef TILEKIT_GRAPH_LIFETIMES_H_
 #define TILEKIT_GRAPH_LIFETIMES_H_
 
@@ -101,7 +102,10 @@ inline BufferPlan plan_buffers(const std::vector<Node>& nodes, const std::vector
         // Not over the GEMM's own input (x + x·W): gemm refuses A overlapping C.
         if (n.linear.residual == kNoTensor || !same_buffer(n.linear.residual, n.a)) share(n.out, n.linear.residual, i);
         break;
-      case Op::kAdd: share(n.out, n.a, i) || share(n.out, n.b, i); break;
+      case Op::kAdd:
+      case Op::kMul: share(n.out, n.a, i) || share(n.out, n.b, i); break;
+      case Op::kScale:
+      case Op::kSoftcap:
       case Op::kRmsNorm: share(n.out, n.a, i); break;
       case Op::kAddRmsNorm:
         // Not when x is the residual (add_rms_norm(x, &x)): the sum over it

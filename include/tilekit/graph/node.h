@@ -9,7 +9,9 @@
 //   linear        a, linear.residual     every linear.segs[i].out    linear
 //   rms_norm      a                      out                         norm
 //   add_rms_norm  a, b (the residual)    out2 = a + b, out           norm
-//   add           a, b                   out                         -
+//   add, mul      a, b                   out                         -
+//   scale         a                      out                         scalar
+//   softcap       a                      out                         scalar
 //   rope          a (q), b (k)           a and b, in place           rope
 //   kv_write      a (k), b (v)           the cache                   kv_write
 //   attention     a (q), the cache       out                         attention
@@ -29,7 +31,10 @@
 namespace tilekit {
 namespace graph_detail {
 
-enum class Op : uint8_t { kInput, kEmbedding, kLinear, kRmsNorm, kAddRmsNorm, kAdd, kRope, kKvWrite, kAttention, kLastTokens };
+enum class Op : uint8_t {
+  kInput, kEmbedding, kLinear, kRmsNorm, kAddRmsNorm, kAdd, kRope, kKvWrite, kAttention, kLastTokens,
+  kMul, kScale, kSoftcap
+};
 
 // The StepProfile kind a node's time is added to.
 inline NodeKind kind_of(Op op) {
@@ -42,6 +47,9 @@ inline NodeKind kind_of(Op op) {
     case Op::kInput:
     case Op::kEmbedding:
     case Op::kAdd:
+    case Op::kMul:
+    case Op::kScale:
+    case Op::kSoftcap:
     case Op::kKvWrite:
     case Op::kLastTokens: break;
   }
@@ -82,7 +90,7 @@ inline WeightType weight_type(NodeWeights w, WeightType graph_default) {
 
 struct LinearArgs {
   // One segment; several after horizontal fusion; or gate and up (gate_up),
-  // packed as a pair into one SwiGLU output (both segments' out).
+  // packed as a pair into one SwiGLU or GeGLU output (both segments' out).
   std::vector<Segment> segs;
   bool gate_up = false;
   TensorId residual = kNoTensor;  // added in the GEMM's store: a folded add
@@ -95,6 +103,12 @@ struct LinearArgs {
 struct NormArgs {
   std::vector<float> weight;  // a copy
   float eps = 0.f;
+  size_t heads = 1;  // column groups normalised apart (QK-norm), each by the weight
+  bool weight_offset = false;
+};
+
+struct ScalarArgs {
+  float value = 0.f;  // scale: s; softcap: c
 };
 
 struct RopeArgs {
@@ -109,6 +123,8 @@ struct AttentionArgs {
   size_t layer = 0;  // of the config's cache
   size_t heads = 0;
   float scale = 0.f;
+  size_t window = 0;
+  float softcap = 0.f;
 };
 
 struct Node {
@@ -119,6 +135,7 @@ struct Node {
   EmbeddingArgs embedding;
   LinearArgs linear;
   NormArgs norm;  // rms_norm and add_rms_norm
+  ScalarArgs scalar;  // scale and softcap
   RopeArgs rope;
   KvWriteArgs kv_write;
   AttentionArgs attention;

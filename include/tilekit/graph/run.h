@@ -15,6 +15,15 @@
 #include <cstring>
 
 namespace tilekit {
+namespace graph_detail {
+
+// A tensor's rows as a norm's rows: each row whole, or `heads` column groups.
+template <typename T>
+HeadsView<T> norm_rows(const MatrixView<T>& m, size_t heads) {
+  return heads_view(m.data, m.rows, heads, m.cols / heads, m.ld);
+}
+
+}  // namespace graph_detail
 
 inline Status Graph::check_step(const Step& step) const {
   if (!built_) return fail(Status::kInvalidArgument, "graph: run before build");
@@ -208,33 +217,43 @@ inline Status Graph::run_node(Node& n, const Step& step, Executor* ex) {
     case Op::kRmsNorm: {
       RmsNormOptions o;
       o.eps = n.norm.eps;
+      o.weight_offset = n.norm.weight_offset;
       o.executor = ex;
-      return tilekit::rms_norm(rows_of(MatrixView<const float>(view(n.a))), n.norm.weight.data(),
-                               rows_of(view(n.out)), o);
+      using graph_detail::norm_rows;
+      return tilekit::rms_norm(norm_rows(MatrixView<const float>(view(n.a)), n.norm.heads), n.norm.weight.data(),
+                               norm_rows(view(n.out), n.norm.heads), o);
     }
     case Op::kAddRmsNorm: {
       RmsNormOptions o;
       o.eps = n.norm.eps;
+      o.weight_offset = n.norm.weight_offset;
       o.executor = ex;
       MatrixView<float> sum = view(n.out2);
       if (!same_buffer(n.out2, n.b)) {
         const MatrixView<float> r = view(n.b);
         for (size_t t = 0; t < rows; ++t) std::memcpy(sum.data + t * sum.ld, r.data + t * r.ld, r.cols * sizeof(float));
       }
-      return tilekit::add_rms_norm(rows_of(MatrixView<const float>(view(n.a))), rows_of(sum), n.norm.weight.data(),
-                                   rows_of(view(n.out)), o);
+      using graph_detail::norm_rows;
+      return tilekit::add_rms_norm(norm_rows(MatrixView<const float>(view(n.a)), n.norm.heads),
+                                   norm_rows(sum, n.norm.heads), n.norm.weight.data(),
+                                   norm_rows(view(n.out), n.norm.heads), o);
     }
-    case Op::kAdd: {
-      // out = a + b as an epilogue pass over out (in place over a or b when it
-      // dies here; otherwise a is copied there first).
-      const bool over_b = same_buffer(n.out, n.b) && !same_buffer(n.out, n.a);
-      const TensorId base = over_b ? n.b : n.a, other = over_b ? n.a : n.b;
-      MatrixView<float> y = view(n.out);
-      if (!same_buffer(n.out, base)) {
-        const MatrixView<float> x = view(base);
-        for (size_t t = 0; t < rows; ++t) std::memcpy(y.data + t * y.ld, x.data + t * x.ld, x.cols * sizeof(float));
-      }
-      return apply_epilogue(y, Epilogue().with_residual(data(other), tensors_[other].cols));
+    // In place over a (or b) when it dies here (lifetimes.h): y is then that
+    // input exactly, which the row ops allow.
+    case Op::kAdd:
+    case Op::kMul: {
+      ElementwiseOptions o;
+      o.executor = ex;
+      const MatrixView<const float> a = view(n.a), b = view(n.b);
+      return n.op == Op::kAdd ? tilekit::add(a, b, view(n.out), o) : tilekit::mul(a, b, view(n.out), o);
+    }
+    case Op::kScale:
+    case Op::kSoftcap: {
+      ElementwiseOptions o;
+      o.executor = ex;
+      const MatrixView<const float> x = view(n.a);
+      return n.op == Op::kScale ? tilekit::scale(x, n.scalar.value, view(n.out), o)
+                                : tilekit::softcap(x, n.scalar.value, view(n.out), o);
     }
     case Op::kRope: {
       const RopeTable& table = *n.rope.table;
@@ -275,6 +294,8 @@ inline Status Graph::run_node(Node& n, const Step& step, Executor* ex) {
       }
       AttentionParams p;
       p.mask.causal = true;
+      p.mask.window = n.attention.window;
+      p.mask.softcap = n.attention.softcap;
       p.scale = n.attention.scale;
       p.executor = ex;
       return attention_batch(*config_.kv_cache, n.attention.layer, items_.data(), step.num_seqs, p);

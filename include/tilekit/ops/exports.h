@@ -12,6 +12,7 @@
 
 namespace tilekit {
 namespace detail {
+HWY_EXPORT(ElementwiseRows);
 HWY_EXPORT(RmsNormRows);
 HWY_EXPORT(RopeTokens);
 HWY_EXPORT(SoftmaxRows);
