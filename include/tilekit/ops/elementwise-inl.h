@@ -47,6 +47,19 @@ HWY_INLINE void MapRow(DF df, size_t n, float* y, const F& f) {
   if (i < n) StorePartial(df, f(i, n - i), y + i, n - i);
 }
 
+// c·tanh(x / c). Highway's Tanh goes through Exp's float-to-int conversion,
+// undefined for ±Inf and NaN on the emulated targets (EMU128, scalar:
+// simd/exp-inl.h), so x / c is capped at ±20 (tanh is 1 in fp32 from ~9 on)
+// and a NaN kept apart: ±Inf gives ±c, NaN stays NaN.
+template <class DF, class V>
+HWY_INLINE V Softcap(DF df, V x, V cap) {
+  const V z = hn::Div(x, cap);
+  const auto nan = hn::IsNaN(z);
+  const V limit = hn::Set(df, 20.f);
+  const V capped = hn::Min(hn::Max(hn::IfThenZeroElse(nan, z), hn::Neg(limit)), limit);
+  return hn::IfThenElse(nan, z, hn::Mul(cap, hn::Tanh(df, capped)));
+}
+
 template <ElementwiseOp kOp>
 HWY_NOINLINE void ElementwiseRowsT(const ElementwiseJob& job, size_t begin, size_t end) {
   const hn::ScalableTag<float> df;
@@ -59,7 +72,7 @@ HWY_NOINLINE void ElementwiseRowsT(const ElementwiseJob& job, size_t begin, size
       if constexpr (kOp == ElementwiseOp::kAdd) return hn::Add(x, LoadPartial(df, b + i, m));
       if constexpr (kOp == ElementwiseOp::kMul) return hn::Mul(x, LoadPartial(df, b + i, m));
       if constexpr (kOp == ElementwiseOp::kScale) return hn::Mul(x, value);
-      if constexpr (kOp == ElementwiseOp::kSoftcap) return hn::Mul(value, hn::Tanh(df, hn::Div(x, value)));
+      if constexpr (kOp == ElementwiseOp::kSoftcap) return Softcap(df, x, value);
     });
   }
 }

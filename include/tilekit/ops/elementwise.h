@@ -6,7 +6,7 @@
 //   add      y = a + b
 //   mul      y = a · b
 //   scale    y = s · x
-//   softcap  y = c · tanh(x / c)    (c > 0, finite; Tanh within 4 ULP)
+//   softcap  y = c · tanh(x / c)    (c > 0, finite; Tanh within 4 ULP; ±Inf gives ±c)
 //
 // add, mul and scale are one fp32 rounding per element: the same bits on every
 // path and for any thread count. Operands are [M][N] with their own leading
