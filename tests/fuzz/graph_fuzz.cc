@@ -1,5 +1,5 @@
 // Graph from arbitrary bytes: up to eight nodes through the public builder
-// (input, embedding, linear with bias and activation, gate_up_swiglu, rms_norm,
+// (input, embedding, linear with bias and activation, gate_up_swiglu, rms_norm, mul, scale, softcap,
 // add_rms_norm, add, last_tokens, mark_output), fp32 or bf16 weights per node,
 // [K][N] or [N][K] sources, then up to three steps of one to three sequences.
 // Half the inputs first draw an attention setting (a KV cache config: 1-2
@@ -59,7 +59,10 @@ constexpr double kU = testing::kF32Eps;
 // The nodes of the attention block (kRope on) are drawn only with an Attn.
 // kBlock is Llama's attention block as six nodes: linears to Q, K and V from
 // one tensor, rope(Q, K), kv_write(K, V), attention(Q) of the same layer.
-enum class Kind { kInput, kEmbedding, kLinear, kGateUp, kRmsNorm, kAddRmsNorm, kAdd, kLastTokens, kRope, kKvWrite, kAttention, kBlock, kCount };
+enum class Kind {
+  kInput, kEmbedding, kLinear, kGateUp, kRmsNorm, kAddRmsNorm, kAdd, kLastTokens, kMul, kScale, kSoftcap,
+  kRope, kKvWrite, kAttention, kBlock, kCount
+};
 
 // A tensor as the harness knows it.
 struct Tensor {
@@ -314,6 +317,27 @@ void Describe(FuzzedDataProvider& in, fuzz::Values& values, Graph& g, Case& c, W
         bad |= !bad && (c.tensors[n.a].cols != c.tensors[n.b].cols ||
                         c.tensors[n.a].per_sequence != c.tensors[n.b].per_sequence);
         got = g.add(id_of(n.a), id_of(n.b));
+        if (!bad) n.out = add_tensor(got, c.tensors[n.a].cols, c.tensors[n.a].per_sequence);
+        break;
+      }
+      case Kind::kMul: {
+        n.a = pick(&bad);
+        n.b = pick(&bad);
+        bad |= !bad && (c.tensors[n.a].cols != c.tensors[n.b].cols ||
+                        c.tensors[n.a].per_sequence != c.tensors[n.b].per_sequence);
+        got = g.mul(id_of(n.a), id_of(n.b));
+        if (!bad) n.out = add_tensor(got, c.tensors[n.a].cols, c.tensors[n.a].per_sequence);
+        break;
+      }
+      case Kind::kScale:
+      case Kind::kSoftcap: {
+        n.a = pick(&bad);
+        n.scale = n.kind == Kind::kScale ? fuzz::Pick(in, {0.5f, -1.5f, 7.f, 0.f}) : fuzz::Pick(in, {0.5f, 3.f, 30.f});
+        if (corrupt == 0) {
+          n.scale = n.kind == Kind::kScale ? std::numeric_limits<float>::infinity() : fuzz::Pick(in, {0.f, -1.f});
+          bad = true;
+        }
+        got = n.kind == Kind::kScale ? g.scale(id_of(n.a), n.scale) : g.softcap(id_of(n.a), n.scale);
         if (!bad) n.out = add_tensor(got, c.tensors[n.a].cols, c.tensors[n.a].per_sequence);
         break;
       }
@@ -602,6 +626,34 @@ std::vector<EV> Evaluate(const Case& c, size_t tokens, const std::vector<Sequenc
             const double v = x.v[row * d + j], e = x.e[row * d + j], want = v * rs * n.norm[j];
             y.v[row * d + j] = want;
             y.e[row * d + j] = std::fabs(n.norm[j]) * rs * (e + std::fabs(v) * r_rel) + 2 * kU * std::fabs(want);
+          }
+        }
+        break;
+      }
+      // One fp32 rounding of the exact product (of values each known within
+      // e); softcap: slope <= 1, the division (u|x|), Tanh's 4 ULP and the
+      // product (9u|y|).
+      case Kind::kMul: {
+        const EV x = t[n.a], r = t[n.b];  // copies: the product may be either
+        y.resize(x.rows, x.cols);
+        for (size_t i = 0; i < x.v.size(); ++i) {
+          y.v[i] = x.v[i] * r.v[i];
+          y.e[i] = std::fabs(r.v[i]) * x.e[i] + std::fabs(x.v[i]) * r.e[i] + x.e[i] * r.e[i] + kU * std::fabs(y.v[i]);
+        }
+        break;
+      }
+      case Kind::kScale:
+      case Kind::kSoftcap: {
+        const EV x = t[n.a];
+        y.resize(x.rows, x.cols);
+        const double s = n.scale;
+        for (size_t i = 0; i < x.v.size(); ++i) {
+          if (n.kind == Kind::kScale) {
+            y.v[i] = s * x.v[i];
+            y.e[i] = std::fabs(s) * x.e[i] + kU * std::fabs(y.v[i]);
+          } else {
+            y.v[i] = s * std::tanh(x.v[i] / s);
+            y.e[i] = x.e[i] + kU * std::fabs(x.v[i]) + 9 * kU * std::fabs(y.v[i]);
           }
         }
         break;
