@@ -266,6 +266,44 @@ TEST_P(KvCacheTest, LengthOneShortOfTheWriteIsRefused) {
   }
 }
 
+// A write that opens a block after a gap of whole blocks: the check of pos's
+// own block sees no gap (pos is its first row), so the block before it must be
+// full. Found by graph_fuzz (block_tokens 1: position 2 written after 0 only).
+// And after a rewind (a shorter rewrite), the rows past it no longer count.
+TEST_P(KvCacheTest, GapOfWholeBlocksIsRefused) {
+  TILEKIT_SEED_TRACE();
+  testing::Rng rng(13);
+  Decoding dec;
+  dec.Init(16, rng);
+  constexpr size_t kBt = Decoding::kBlock, kRow = Decoding::kHeads * Decoding::kD;
+  dec.Write(0, 0, kBt);  // block 0 full
+  while (dec.table.size() < 3) {
+    uint32_t id;
+    ASSERT_EQ(dec.cache.allocate_block(&id), Status::kOk);
+    dec.table.push_back(id);
+  }
+  auto write_at = [&](size_t pos, size_t end) {
+    return kv_cache_write(dec.cache, 0, KvSequence{dec.table.data(), dec.table.size(), end}, pos,
+                          heads_view<const float>(dec.k.data() + pos * kRow, end - pos, Decoding::kHeads, Decoding::kD, kRow),
+                          heads_view<const float>(dec.v.data() + pos * kRow, end - pos, Decoding::kHeads, Decoding::kD, kRow));
+  };
+  EXPECT_EQ(write_at(2 * kBt, 2 * kBt + 1), Status::kInvalidArgument);  // block 1 skipped
+  EXPECT_NE(std::string(last_error()).find("unwritten"), std::string::npos) << last_error();
+  EXPECT_EQ(dec.cache.written_rows(0, dec.table[2]), 0u) << "a refused write counted its rows";
+  ASSERT_EQ(write_at(kBt, 2 * kBt + 1), Status::kOk) << last_error();  // in order: accepted
+  // Rewind: rewrite [1, 2) only. Positions from 2 on are no longer written, in
+  // block 0 and in the blocks after it, so opening block 2 again is a gap.
+  ASSERT_EQ(write_at(1, 2), Status::kOk) << last_error();
+  EXPECT_EQ(dec.cache.written_rows(0, dec.table[1]), 0u);
+  EXPECT_EQ(dec.cache.written_rows(0, dec.table[2]), 0u);
+  EXPECT_EQ(write_at(2 * kBt, 2 * kBt + 1), Status::kInvalidArgument);
+  EXPECT_EQ(write_at(kBt, kBt + 1), Status::kInvalidArgument);  // block 0 holds 2 rows of 4
+  ASSERT_EQ(write_at(2, 2 * kBt + 1), Status::kOk) << last_error();
+  std::vector<float> out(kRow, 7.f);
+  ASSERT_EQ(dec.Attend(0, 2 * kBt + 1, &out), Status::kOk) << last_error();
+  dec.ExpectMatches(out, 2 * kBt + 1);
+}
+
 // Issue 27: attention over a block id already released returned kOk.
 TEST_P(KvCacheTest, ReleasedBlockInATableIsRefused) {
   TILEKIT_SEED_TRACE();

@@ -295,11 +295,13 @@ void Write(FuzzedDataProvider& in, State& st, const Table& table) {
     default: break;
   }
   // What the model accepts: a cache, a layer, a table covering [0, pos + T);
-  // the entries of [pos, pos + T) held, and pos's block written up to pos.
+  // the entries of [pos, pos + T) held, and position pos - 1 written unless
+  // its block is no longer held (released behind a window) or pos is 0.
   bool valid = m.ready && !corrupt && layer < c.layers && pos + tokens <= table.size() * bt;
   if (valid && tokens) {
     for (size_t b = pos / bt; b < (pos + tokens + bt - 1) / bt; ++b) valid &= m.held(table.ids[b], gens, b);
-    valid = valid && (pos % bt == 0 || m.written(table.ids, gens, layer, pos - 1));
+    const size_t before = (pos - 1) / bt;  // the block of pos - 1 (unused when pos is 0)
+    valid = valid && (pos == 0 || !m.held(table.ids[before], gens, before) || m.written(table.ids, gens, layer, pos - 1));
   }
   const Status s = kv_cache_write(st.cache, layer, seq, pos, kv, vv);
   TILEKIT_FUZZ_CHECK((s == Status::kOk) == valid, "kv_cache_write of %zu tokens at %zu (table of %zu, corruption %d): %s (%s)",
@@ -313,8 +315,13 @@ void Write(FuzzedDataProvider& in, State& st, const Table& table) {
     for (size_t e = 0; e < heads * dv; ++e) m.store(m.v_at(block, layer, slot), e, testing::ToF32(v[t * vs + e]));
     m.rows[block * c.layers + layer] = slot + 1;  // the layer's positions end at pos + T
   }
-  const size_t end = pos + tokens, next = end / bt;
-  if (end % bt == 0 && next < table.size() && m.held(table.ids[next], gens, next)) m.rows[table.ids[next] * c.layers + layer] = 0;
+  // Rows past the write in later held blocks are no longer valid, up to the
+  // first block already empty.
+  for (size_t b = (pos + tokens + bt - 1) / bt; b < table.size() && m.held(table.ids[b], gens, b); ++b) {
+    size_t& rows = m.rows[table.ids[b] * c.layers + layer];
+    if (rows == 0) break;
+    rows = 0;
+  }
 }
 
 // Attention at a length: near where the layer's written positions end (one

@@ -185,27 +185,39 @@ inline Status check_kv_written(const char* op, const KvCache& cache, size_t laye
   return Status::kOk;
 }
 
-// Before a write of [pos, end): its blocks held, and no gap before pos in
-// pos's block.
+// Before a write of [pos, end): its blocks held, and no gap before pos: in
+// pos's block, or, when pos opens a block, in the block before it (if the
+// sequence still holds it; a sliding window may have released it). Blocks
+// past a sequence's last write hold no rows (note_written clears them), so a
+// gap of whole blocks shows as the block before pos not being full.
 inline Status check_kv_write(const char* op, const KvCache& cache, size_t layer, const KvSequence& seq, size_t pos,
                              size_t end) {
   if (end == pos) return Status::kOk;
   const size_t bt = cache.config().block_tokens;
   const Status st = check_kv_blocks(op, cache, seq, pos / bt, (end + bt - 1) / bt);
   if (st != Status::kOk) return st;
-  const size_t rows = cache.written_rows(layer, seq.blocks[pos / bt]);
-  if (rows < pos % bt) {
+  size_t written_to = 0;  // the layer's positions written before pos, as far as its blocks tell
+  if (pos % bt) {
+    written_to = pos - pos % bt + cache.written_rows(layer, seq.blocks[pos / bt]);
+  } else if (pos == 0 || !kv_entry_held(cache, seq, pos / bt - 1)) {
+    written_to = pos;
+  } else {
+    written_to = pos - bt + cache.written_rows(layer, seq.blocks[pos / bt - 1]);
+  }
+  if (written_to < pos) {
     return fail(Status::kInvalidArgument,
                 "%s: layer %zu is written up to position %zu; writing at %zu would leave positions unwritten (write "
                 "K/V in order)",
-                op, layer, pos - pos % bt + rows, pos);
+                op, layer, written_to, pos);
   }
   return Status::kOk;
 }
 
 // kv_cache_write's bookkeeping: the rows of [pos, end) written; the layer's
-// positions end at `end` (rows after it in end's block, or in the next entry
-// when end closes a block, are no longer valid).
+// positions end at `end`: rows after it in end's block, and in the held
+// blocks after that, are no longer valid (a rewind followed by a shorter
+// write). The clearing stops at the first block already empty, so a decode
+// step touches one entry past its own.
 struct KvCacheAccess {
   static void note_written(KvCache& cache, size_t layer, const KvSequence& seq, size_t pos, size_t end) {
     if (end == pos) return;
@@ -214,8 +226,10 @@ struct KvCacheAccess {
     for (size_t b = pos / bt; b < b1; ++b) {
       cache.written_[seq.blocks[b] * layers + layer] = static_cast<uint32_t>(b + 1 < b1 ? bt : end - b * bt);
     }
-    if (end % bt == 0 && b1 < seq.num_blocks && kv_entry_held(cache, seq, b1)) {
-      cache.written_[seq.blocks[b1] * layers + layer] = 0;
+    for (size_t b = b1; b < seq.num_blocks && kv_entry_held(cache, seq, b); ++b) {
+      uint32_t& rows = cache.written_[seq.blocks[b] * layers + layer];
+      if (rows == 0) break;
+      rows = 0;
     }
   }
 };
