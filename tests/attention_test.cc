@@ -283,6 +283,71 @@ TEST_P(AttentionTest, HeadDimsAndRatios) {
   }
 }
 
+// Decode (T = 1): the group's rows scored together (GroupScores: kDecodeRows
+// rows at a time, then the rest of the group), for groups of 1 to 8 rows
+// including ones no row block divides (3, 5, 7), head dims around the vector
+// (1, 17, 72, 80, 128), and key counts across a cache block (16), a tile (64)
+// and a split-KV chunk (512), each ±1; fp32 and bf16 caches.
+TEST_P(AttentionTest, DecodeGroupsHeadDimsAndLengths) {
+  TILEKIT_SEED_TRACE();
+  const size_t groups[][2] = {{4, 4}, {4, 2}, {12, 4}, {8, 2}, {10, 2}, {14, 2}, {8, 1}};  // Hq, Hkv
+  const size_t dims[] = {72, 80, 1, 17, 128};
+  std::vector<size_t> lengths = {1, 2, 13, 15, 16, 17, 63, 64, 65, 127, 509, 511, 512, 513, 1025};
+  if (testing::Emulated()) lengths = {1, 16, 17, 65, 513};
+  size_t i = 0;
+  for (const auto& hg : groups) {
+    for (size_t s : lengths) {
+      Case c;
+      c.t = 1;
+      c.s = s;
+      c.hq = hg[0];
+      c.hkv = hg[1];
+      c.d = dims[i % 5];
+      c.dv = i % 4 == 3 ? c.d + 16 : c.d;
+      c.causal = i % 2 == 0;
+      c.kv_bf16 = i % 3 == 1;
+      if (i % 11 == 5) c.window = 1 + s / 2;
+      if (i % 13 == 7) c.softcap = 3.f;
+      RunCase(c, 250 + i++);
+    }
+  }
+}
+
+// Decode with 1, 2 and 3 threads: the same bits for groups no row block
+// divides and keys across several split-KV chunks, fp32 and bf16 caches.
+TEST_P(AttentionTest, DecodeThreadsAreBitwiseIdentical) {
+  TILEKIT_SEED_TRACE();
+  ThreadPool two(2), three(3);
+  const size_t groups[][2] = {{12, 4}, {8, 1}, {4, 4}};
+  size_t i = 0;
+  for (const auto& hg : groups) {
+    for (bool bf16 : {false, true}) {
+      Case c;
+      c.t = 1;
+      c.s = testing::Emulated() ? 1031 : 1537;
+      c.hq = hg[0];
+      c.hkv = hg[1];
+      c.d = c.dv = i % 2 ? 80 : 72;
+      c.causal = true;
+      c.kv_bf16 = bf16;
+      SCOPED_TRACE(Describe(c));
+      testing::Rng rng(270 + i++);
+      const Data x = MakeData(c, rng);
+      Paged pg;
+      MakePaged(c, x, 16, 0, &pg, rng);
+      Output one = MakeOutput(c), o2 = MakeOutput(c), o3 = MakeOutput(c);
+      ASSERT_EQ(RunPaged(c, x, pg, 0, &one), Status::kOk);
+      ASSERT_EQ(RunPaged(c, x, pg, 0, &o2, &two), Status::kOk);
+      ASSERT_EQ(RunPaged(c, x, pg, 0, &o3, &three), Status::kOk);
+      EXPECT_EQ(std::memcmp(one.f32.data(), o2.f32.data(), one.f32.size() * 4), 0);
+      EXPECT_EQ(std::memcmp(one.f32.data(), o3.f32.data(), one.f32.size() * 4), 0);
+      EXPECT_EQ(std::memcmp(one.lse.data(), o2.lse.data(), one.lse.size() * 4), 0);
+      EXPECT_EQ(std::memcmp(one.lse.data(), o3.lse.data(), one.lse.size() * 4), 0);
+      Check(c, Reference64(c, x), one, "threads");
+    }
+  }
+}
+
 TEST_P(AttentionTest, MasksWindowSoftcapAdditive) {
   TILEKIT_SEED_TRACE();
   size_t i = 0;

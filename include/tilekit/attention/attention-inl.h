@@ -76,10 +76,17 @@ struct NextTile {
   const unsigned char* v = nullptr;
   size_t k_stride = 0, v_stride = 0, k_bytes = 0, v_bytes = 0, n = 0;
   HWY_INLINE void Fetch(size_t j) const {
+    FetchK(j);
+    FetchV(j);
+  }
+  HWY_INLINE void FetchK(size_t j) const {
     if (j >= n) return;
     const unsigned char* kr = k + j * k_stride;
-    const unsigned char* vr = v + j * v_stride;
     for (size_t b = 0; b < k_bytes; b += 64) __builtin_prefetch(kr + b, 0, 2);
+  }
+  HWY_INLINE void FetchV(size_t j) const {
+    if (j >= n) return;
+    const unsigned char* vr = v + j * v_stride;
     for (size_t b = 0; b < v_bytes; b += 64) __builtin_prefetch(vr + b, 0, 2);
   }
 };
@@ -150,6 +157,100 @@ HWY_INLINE void AttnScores(DF df, const float* HWY_RESTRICT q, size_t d, const K
     float s0 = hn::GetLane(hn::SumOfLanes(df, a0));
     for (; c < d; ++c) s0 += q[c] * KvToF32(k0[c]);
     out[i] = s0;
+  }
+}
+
+// Rows of a query group scored together (decode): kDecodeRows rows × 4 keys
+// of accumulators, each K vector loaded (and widened from bf16) once for all
+// of them, where scoring row by row (AttnScores) loaded it once per row. The
+// budget: 16 accumulators + 4 K vectors + a Q vector of the 32 registers of
+// AVX-512, NEON and SVE; 8 + 4 + 1 of AVX2's 16.
+#if HWY_ARCH_X86 && HWY_TARGET > HWY_AVX3
+constexpr size_t kDecodeRows = 2;
+#else
+constexpr size_t kDecodeRows = 4;
+#endif
+
+#define TILEKIT_ATTN_GROUP_FMA(R)                                        \
+  if constexpr (kR > R) {                                                \
+    const auto qv = hn::LoadU(df, q + R * d + c);                        \
+    a##R##0 = hn::MulAdd(qv, k0v, a##R##0);                              \
+    if constexpr (kK > 1) a##R##1 = hn::MulAdd(qv, k1v, a##R##1);        \
+    if constexpr (kK > 2) a##R##2 = hn::MulAdd(qv, k2v, a##R##2);        \
+    if constexpr (kK > 3) a##R##3 = hn::MulAdd(qv, k3v, a##R##3);        \
+  }
+#define TILEKIT_ATTN_GROUP_SUM(R)                                                   \
+  if constexpr (kR > R) {                                                           \
+    out[R * os] = hn::GetLane(hn::SumOfLanes(df, a##R##0));                         \
+    if constexpr (kK > 1) out[R * os + 1] = hn::GetLane(hn::SumOfLanes(df, a##R##1)); \
+    if constexpr (kK > 2) out[R * os + 2] = hn::GetLane(hn::SumOfLanes(df, a##R##2)); \
+    if constexpr (kK > 3) out[R * os + 3] = hn::GetLane(hn::SumOfLanes(df, a##R##3)); \
+  }
+
+// out[r][i] = q[r] · k_i for kR rows (q rows d apart, out rows os apart) and
+// kK keys (k rows ks elements apart); the head-dim columns past the last whole
+// vector in the same order for every row (scalar, after the vector sum).
+template <size_t kR, size_t kK, class DF, typename KT>
+HWY_INLINE void GroupScoresBlock(DF df, const float* HWY_RESTRICT q, size_t d, const KT* HWY_RESTRICT k, size_t ks,
+                                 float* HWY_RESTRICT out, size_t os) {
+  const size_t L = hn::Lanes(df);
+  auto a00 = hn::Zero(df), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+  auto a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+  size_t c = 0;
+  for (; c + L <= d; c += L) {
+    const auto k0v = LoadKvRow(df, k + c);
+    const auto k1v = kK > 1 ? LoadKvRow(df, k + ks + c) : k0v;
+    const auto k2v = kK > 2 ? LoadKvRow(df, k + 2 * ks + c) : k0v;
+    const auto k3v = kK > 3 ? LoadKvRow(df, k + 3 * ks + c) : k0v;
+    TILEKIT_ATTN_GROUP_FMA(0) TILEKIT_ATTN_GROUP_FMA(1) TILEKIT_ATTN_GROUP_FMA(2) TILEKIT_ATTN_GROUP_FMA(3)
+  }
+  TILEKIT_ATTN_GROUP_SUM(0) TILEKIT_ATTN_GROUP_SUM(1) TILEKIT_ATTN_GROUP_SUM(2) TILEKIT_ATTN_GROUP_SUM(3)
+  for (; c < d; ++c) {  // head dims that are not a multiple of the vector
+    for (size_t r = 0; r < kR; ++r) {
+      for (size_t i = 0; i < kK; ++i) out[r * os + i] += q[r * d + c] * KvToF32(k[i * ks + c]);
+    }
+  }
+}
+#undef TILEKIT_ATTN_GROUP_FMA
+#undef TILEKIT_ATTN_GROUP_SUM
+static_assert(kDecodeRows <= 4, "GroupScoresBlock declares 4 x 4 accumulators");
+
+// out[r][i] = q[r] · k_i for kR rows and n keys, four keys at a time; the
+// first block pulls in the next tile (NextTile) a key at a time.
+template <size_t kR, class DF, typename KT>
+HWY_INLINE void GroupScoresRows(DF df, const float* HWY_RESTRICT q, size_t d, const KT* HWY_RESTRICT k, size_t ks,
+                                size_t n, float* HWY_RESTRICT out, size_t os, const NextTile* next) {
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    if (next) {
+      for (size_t j = i; j < i + 4; ++j) next->FetchK(j);
+    }
+    GroupScoresBlock<kR, 4>(df, q, d, k + i * ks, ks, out + i, os);
+  }
+  if (next) {
+    for (size_t j = i; j < kAttnTileKeys; ++j) next->FetchK(j);
+  }
+  for (; i < n; ++i) GroupScoresBlock<kR, 1>(df, q, d, k + i * ks, ks, out + i, os);
+}
+
+// The scores of G rows (q rows d apart) against n keys, out rows os apart:
+// kDecodeRows rows at a time, then what is left of the group.
+template <class DF, typename KT>
+HWY_INLINE void GroupScores(DF df, const float* HWY_RESTRICT q, size_t G, size_t d, const KT* HWY_RESTRICT k,
+                            size_t ks, size_t n, float* HWY_RESTRICT out, size_t os, const NextTile& next) {
+  size_t g = 0;
+  const NextTile* fetch = &next;  // the first block of rows pulls in the next tile
+  for (; g + kDecodeRows <= G; g += kDecodeRows, fetch = nullptr) {
+    GroupScoresRows<kDecodeRows>(df, q + g * d, d, k, ks, n, out + g * os, os, fetch);
+  }
+  const size_t left = G - g;
+  if (left >= 3 && kDecodeRows > 3) {
+    GroupScoresRows<3>(df, q + g * d, d, k, ks, n, out + g * os, os, fetch);
+  } else if (left >= 2) {
+    GroupScoresRows<2>(df, q + g * d, d, k, ks, n, out + g * os, os, fetch);
+    if (left == 3) GroupScoresRows<1>(df, q + (g + 2) * d, d, k, ks, n, out + (g + 2) * os, os, nullptr);
+  } else if (left == 1) {
+    GroupScoresRows<1>(df, q + g * d, d, k, ks, n, out + g * os, os, fetch);
   }
 }
 
@@ -283,7 +384,7 @@ template <class DF, typename T>
 HWY_INLINE void AttendTile(DF df, const AttnShape& sh, const AttnSeq& sq, size_t t0, size_t t1, size_t a, size_t b,
                            const T* HWY_RESTRICT ktile, size_t ks, const T* HWY_RESTRICT vtile, size_t vs,
                            const float* HWY_RESTRICT qs, float* HWY_RESTRICT acc, float* HWY_RESTRICT m,
-                           float* HWY_RESTRICT l, float* HWY_RESTRICT sc, const NextTile& next) {
+                           float* HWY_RESTRICT l, float* HWY_RESTRICT row_sc, const NextTile& next) {
   const size_t L = hn::Lanes(df);
   const size_t G = sh.group, d = sh.d, dv = sh.dv;
   const float kNegInf = -std::numeric_limits<float>::infinity();
@@ -294,6 +395,10 @@ HWY_INLINE void AttendTile(DF df, const AttnShape& sh, const AttnSeq& sq, size_t
   // (pg[key][g]), each V row read once per tile instead of once per row.
   const bool grouped = t1 - t0 == 1 && !sq.mask && G <= kAttnPackRows;
   float pg[kAttnTileKeys * kAttnPackRows], alpha_g[kAttnPackRows];
+  // Grouped: the scores of all G rows first (GroupScores, K read once for the
+  // group), one row of kScoreRow floats each.
+  constexpr size_t kScoreRow = kAttnTileKeys + kAttnMaxLanes;
+  float sg[kScoreRow * kAttnPackRows];
   bool fetched = false;
   for (size_t t = t0; t < t1; ++t) {
     size_t lo, hi;
@@ -303,10 +408,20 @@ HWY_INLINE void AttendTile(DF df, const AttnShape& sh, const AttnSeq& sq, size_t
     if (lo >= hi) continue;
     const size_t n = hi - lo, n_padded = (n + L - 1) / L * L;
     const float* mask = sq.mask ? sq.mask + t * sq.mask_ld + lo : nullptr;
+    if (grouped) GroupScores(df, qs + (t - t0) * G * d, G, d, ktile + (lo - a) * ks, ks, n, sg, kScoreRow, next);
     for (size_t g = 0; g < G; ++g) {
       const size_t r = (t - t0) * G + g;
-      AttnScores(df, qs + r * d, d, ktile + (lo - a) * ks, ks, n, sc, fetched ? nullptr : &next);
-      fetched = true;  // the first row's pass over the tile pulls in the next
+      float* HWY_RESTRICT sc = row_sc;
+      if (grouped) {
+        sc = sg + g * kScoreRow;
+        // The next tile's V rows, a share per row while the softmax runs
+        // (its K rows came with the scores): a burst of them all at once
+        // stalled on the fill buffers.
+        for (size_t j = g * kAttnTileKeys / G, e = (g + 1) * kAttnTileKeys / G; j < e; ++j) next.FetchV(j);
+      } else {
+        AttnScores(df, qs + r * d, d, ktile + (lo - a) * ks, ks, n, sc, fetched ? nullptr : &next);
+        fetched = true;  // the first row's pass over the tile pulls in the next
+      }
       for (size_t i = n; i < n_padded; ++i) sc[i] = 0.f;
       if (sh.softcap > 0.f) {
         const auto cap = hn::Set(df, sh.softcap);
