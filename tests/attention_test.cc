@@ -284,13 +284,14 @@ TEST_P(AttentionTest, HeadDimsAndRatios) {
 }
 
 // Decode (T = 1): the group's rows scored together (GroupScores: kDecodeRows
-// rows at a time, then the rest of the group), for groups of 1 to 8 rows
-// including ones no row block divides (3, 5, 7), head dims around the vector
+// rows at a time, then the rest of the group), for groups of 1 to 16 rows
+// including ones no row block divides (3, 5, 7), and 17 (the tiled path), head dims around the vector
 // (1, 17, 72, 80, 128), and key counts across a cache block (16), a tile (64)
 // and a split-KV chunk (512), each ±1; fp32 and bf16 caches.
 TEST_P(AttentionTest, DecodeGroupsHeadDimsAndLengths) {
   TILEKIT_SEED_TRACE();
-  const size_t groups[][2] = {{4, 4}, {4, 2}, {12, 4}, {8, 2}, {10, 2}, {14, 2}, {8, 1}};  // Hq, Hkv
+  // Hq, Hkv: groups 1, 2, 3, 4, 5, 7, 8, 12, 16 (kAttnGroupMax) and 17 (past it: the tiled path).
+  const size_t groups[][2] = {{4, 4}, {4, 2}, {12, 4}, {8, 2}, {10, 2}, {14, 2}, {8, 1}, {24, 2}, {16, 1}, {17, 1}};
   const size_t dims[] = {72, 80, 1, 17, 128};
   std::vector<size_t> lengths = {1, 2, 13, 15, 16, 17, 63, 64, 65, 127, 509, 511, 512, 513, 1025};
   if (testing::Emulated()) lengths = {1, 16, 17, 65, 513};
@@ -318,7 +319,7 @@ TEST_P(AttentionTest, DecodeGroupsHeadDimsAndLengths) {
 TEST_P(AttentionTest, DecodeThreadsAreBitwiseIdentical) {
   TILEKIT_SEED_TRACE();
   ThreadPool two(2), three(3);
-  const size_t groups[][2] = {{12, 4}, {8, 1}, {4, 4}};
+  const size_t groups[][2] = {{12, 4}, {8, 1}, {4, 4}, {32, 1}};
   size_t i = 0;
   for (const auto& hg : groups) {
     for (bool bf16 : {false, true}) {
@@ -458,8 +459,9 @@ TEST_P(AttentionTest, NaNOutsideTheRangeNeverLeaksAndInsideItPropagates) {
   ASSERT_EQ(RunPlain(c, x, &out), Status::kOk) << last_error();
   Check(c, ref, out, "window");
   // Paged: NaN blocks past the length (MakePaged fills them) with a decode step:
-  // 2 rows per task (row by row) and 8 (the tiled path, kAttnPackRows).
-  for (size_t hq : {4, 8}) {
+  // groups of 2 (row by row), 8 (a decode group's register tile) and 32 (the
+  // tiled path: past kAttnGroupMax).
+  for (size_t hq : {4, 8, 32}) {
     Case d = c;
     d.window = 0;
     d.t = 1;
@@ -490,7 +492,7 @@ TEST_P(AttentionTest, NaNOutsideTheRangeNeverLeaksAndInsideItPropagates) {
 // on the emulated scalar path (UBSan in the asan leg; found by llama2c_fuzz).
 TEST_P(AttentionTest, AnInfiniteLogitGivesNaN) {
   TILEKIT_SEED_TRACE();
-  for (size_t hq : {4, 8}) {  // row by row, and the tiled path
+  for (size_t hq : {4, 8, 32}) {  // row by row, a decode group, the tiled path (past kAttnGroupMax)
     Case d;
     d.t = 1;
     d.s = 50;

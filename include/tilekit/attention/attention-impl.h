@@ -235,9 +235,10 @@ inline Status attn_execute(const char* op, const AttnShape& sh, const AttnSeq* s
     }
     for (size_t t0 = 0; t0 < sq.t; t0 += tokens_per_task) {
       const size_t t1 = std::min(sq.t, t0 + tokens_per_task);
-      // Few rows per head (decode, the row-by-row kernel): one task takes
-      // every KV head of its key chunk (see AttendRowsT).
-      const size_t heads_per_task = (t1 - t0) * sh.group < kAttnPackRows ? sh.hkv : 1;
+      // Few rows per head, or one decode token's group (the row-by-row
+      // kernel): one task takes every KV head of its key chunk (see AttendRowsT).
+      const bool by_row = (t1 - t0) * sh.group < kAttnPackRows || AttnDecodeGroup(sh, sq, t1 - t0);
+      const size_t heads_per_task = by_row ? sh.hkv : 1;
       rows_max = std::max(rows_max, (t1 - t0) * sh.group * heads_per_task);
       // The keys this block sees (the union of its rows' ranges).
       size_t lo = sq.s, hi = 0;

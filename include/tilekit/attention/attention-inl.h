@@ -393,12 +393,12 @@ HWY_INLINE void AttendTile(DF df, const AttnShape& sh, const AttnSeq& sq, size_t
   // One token (decode) without an additive mask: its G rows keep the same
   // keys, so P·V runs as register tiles of kAttnMR rows over the group's p
   // (pg[key][g]), each V row read once per tile instead of once per row.
-  const bool grouped = t1 - t0 == 1 && !sq.mask && G <= kAttnPackRows;
-  float pg[kAttnTileKeys * kAttnPackRows], alpha_g[kAttnPackRows];
+  const bool grouped = AttnDecodeGroup(sh, sq, t1 - t0);
+  float pg[kAttnTileKeys * kAttnGroupMax], alpha_g[kAttnGroupMax];
   // Grouped: the scores of all G rows first (GroupScores, K read once for the
   // group), one row of kScoreRow floats each.
   constexpr size_t kScoreRow = kAttnTileKeys + kAttnMaxLanes;
-  float sg[kScoreRow * kAttnPackRows];
+  float sg[kScoreRow * kAttnGroupMax];
   bool fetched = false;
   for (size_t t = t0; t < t1; ++t) {
     size_t lo, hi;
@@ -720,7 +720,7 @@ void AttendRowsT(const AttnShape& sh, const AttnSeq& sq, size_t h0, size_t h1, s
   const size_t L = hn::Lanes(df);
   const size_t G = sh.group, d = sh.d, dv = sh.dv;
   const size_t rh = (t1 - t0) * G, rows = rh * (h1 - h0);
-  if (rh >= kAttnPackRows) {
+  if (rh >= kAttnPackRows && !AttnDecodeGroup(sh, sq, t1 - t0)) {
     for (size_t h = h0; h < h1; ++h) {
       const size_t r0 = (h - h0) * rh;
       AttendTiled<decltype(df), KT>(df, sh, sq, h, t0, t1, j0, j1, acc + r0 * dv, m + r0, l + r0, ws);

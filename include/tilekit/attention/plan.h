@@ -64,6 +64,17 @@ inline void AttnKeyRange(const AttnShape& sh, const AttnSeq& sq, size_t t, size_
 // (decode) take the row-by-row path, reading the tile in place.
 constexpr size_t kAttnPackRows = 8;
 
+// Groups of up to this many query heads per KV head: one query token without
+// an additive mask (decode) takes the row-by-row path whatever its group, with
+// the group scored as one register tile and every KV head in one task. Taking
+// the tiled path instead (groups of 8: Llama 3, TinyLlama), a task walked one
+// KV head over its keys, 256-512 bytes of each token's Hkv · d row, and the
+// other heads' tasks read the same cache lines again later.
+constexpr size_t kAttnGroupMax = 16;
+inline bool AttnDecodeGroup(const AttnShape& sh, const AttnSeq& sq, size_t tokens) {
+  return tokens == 1 && !sq.mask && sh.group <= kAttnGroupMax;
+}
+
 // Floats of kernel workspace for `rows` query rows. Row-by-row path: the
 // scaled Q rows and one row of scores. Tiled path, with R = rows rounded up to
 // whole vectors (at most kAttnMaxLanes more): Qᵀ (d × R), the scores of a tile
