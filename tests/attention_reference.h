@@ -41,11 +41,16 @@ struct AttentionProblem {
   size_t mask_ld = 0;
   bool out_bf16 = false;
   size_t tile_keys = 64;  // keys per tile: min(kAttnTileKeys, block_tokens) on a cache
+  // Nonzero: also the bounds of a run with tiles this long (bound_cache), for
+  // the same problem read from a cache of smaller blocks: more tiles, more
+  // rescales of the running sum (the sums themselves are computed once).
+  size_t cache_tile_keys = 0;
 };
 
 // Packed [t][hq][dv] outputs and [t][hq] lse, each with its bound.
 struct AttentionReference {
   std::vector<double> o, bound, lse, lse_bound;
+  std::vector<double> bound_cache;  // with cache_tile_keys keys per tile (when set)
 };
 
 inline AttentionReference AttentionReference64(const AttentionProblem& c) {
@@ -54,6 +59,7 @@ inline AttentionReference AttentionReference64(const AttentionProblem& c) {
   AttentionReference ref;
   ref.o.assign(c.t * c.hq * c.dv, 0.0);
   ref.bound.assign(ref.o.size(), 0.0);
+  if (c.cache_tile_keys) ref.bound_cache.assign(ref.o.size(), 0.0);
   ref.lse.assign(c.t * c.hq, -INFINITY);
   ref.lse_bound.assign(c.t * c.hq, 0.0);
   const double scale = c.scale > 0 ? c.scale : 1.0 / std::sqrt(static_cast<double>(c.d));
@@ -105,8 +111,13 @@ inline AttentionReference AttentionReference64(const AttentionProblem& c) {
       }
       const size_t row = t * c.hq + h;
       ref.lse[row] = m + std::log(l);
-      const size_t tiles = c.s / c.tile_keys + 2 + c.s / 512;
-      const double dp = (2 * ds + 2 * kU * spread + 3 * kU) * tiles;
+      // Each tile rescales the running sum once: the error grows with tiles.
+      auto rescale_error = [&](size_t tile_keys) {
+        const size_t tiles = c.s / tile_keys + 2 + c.s / 512;
+        return (2 * ds + 2 * kU * spread + 3 * kU) * tiles;
+      };
+      const double dp = rescale_error(c.tile_keys);
+      const double dp_cache = c.cache_tile_keys ? rescale_error(c.cache_tile_keys) : 0.0;
       ref.lse_bound[row] = ds + dp + (n + 4) * kU + 2 * kU * (std::fabs(m) + std::fabs(ref.lse[row]));
       for (size_t e = 0; e < c.dv; ++e) {
         double num = 0, abs_num = 0;
@@ -118,9 +129,11 @@ inline AttentionReference AttentionReference64(const AttentionProblem& c) {
         }
         const double o = num / l;
         ref.o[row * c.dv + e] = o;
-        double b = (dp + (n + 4) * kU) * (abs_num / l + std::fabs(o));
-        if (c.out_bf16) b += std::fabs(o) * kBf16U * (1 + 2 * kU) + 1e-30;
-        ref.bound[row * c.dv + e] = b;
+        const double rounding = c.out_bf16 ? std::fabs(o) * kBf16U * (1 + 2 * kU) + 1e-30 : 0.0;
+        ref.bound[row * c.dv + e] = (dp + (n + 4) * kU) * (abs_num / l + std::fabs(o)) + rounding;
+        if (c.cache_tile_keys) {
+          ref.bound_cache[row * c.dv + e] = (dp_cache + (n + 4) * kU) * (abs_num / l + std::fabs(o)) + rounding;
+        }
       }
     }
   }

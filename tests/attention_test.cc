@@ -81,8 +81,13 @@ AttentionParams Params(const Case& c, const Data& x) {
 // fp64 reference rows and their error bounds.
 using Reference = testing::AttentionReference;
 
+// The bounds of the paged runs (bound_cache) count the tiles of a cache of
+// kPagedBlock-token blocks: a tile never crosses a block.
+constexpr size_t kPagedBlock = 16;
+
 Reference Reference64(const Case& c, const Data& x) {
   testing::AttentionProblem p;
+  p.cache_tile_keys = kPagedBlock;
   p.t = c.t, p.s = c.s, p.hq = c.hq, p.hkv = c.hkv, p.d = c.d, p.dv = c.dv;
   p.q = x.q.data(), p.k = x.k.data(), p.v = x.v.data();
   p.q_stride = x.q_stride, p.k_stride = x.k_stride, p.v_stride = x.v_stride;
@@ -92,6 +97,13 @@ Reference Reference64(const Case& c, const Data& x) {
   if (c.additive) p.mask = x.mask.data(), p.mask_ld = c.s;
   p.out_bf16 = c.out_bf16;
   return testing::AttentionReference64(p);
+}
+
+// The reference with the bounds of a run over a cache of kPagedBlock-token blocks.
+Reference PagedReference64(const Case& c, const Data& x) {
+  Reference ref = Reference64(c, x);
+  ref.bound = ref.bound_cache;
+  return ref;
 }
 
 // The output of a case as fp32 [T][Hq][dv] (packed), whatever it was written as.
@@ -236,13 +248,15 @@ void RunCase(const Case& c, uint64_t stream, bool paged = true) {
   Check(c, ref, plain, "plain");
   if (!paged || c.additive) return;
   Paged pg;
-  MakePaged(c, x, 16, 1, &pg, rng);
+  MakePaged(c, x, kPagedBlock, 1, &pg, rng);
   Output out = MakeOutput(c);
   ASSERT_EQ(RunPaged(c, x, pg, 1, &out), Status::kOk) << last_error();
-  Check(c, ref, out, "paged");
-  // Paged == contiguous: same keys, same tiles up to block boundaries.
+  Reference paged_ref = ref;
+  paged_ref.bound = ref.bound_cache;
+  Check(c, paged_ref, out, "paged");
+  // Paged == contiguous: the same keys, in tiles cut at block boundaries.
   const std::vector<float> a = plain.Values(c), b = out.Values(c);
-  for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], b[i], ref.bound[i] * 2 + 1e-37) << i;
+  for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], b[i], ref.bound[i] + ref.bound_cache[i] + 1e-37) << i;
 }
 
 class AttentionTest : public PathTest {};
@@ -335,7 +349,7 @@ TEST_P(AttentionTest, DecodeThreadsAreBitwiseIdentical) {
       testing::Rng rng(270 + i++);
       const Data x = MakeData(c, rng);
       Paged pg;
-      MakePaged(c, x, 16, 0, &pg, rng);
+      MakePaged(c, x, kPagedBlock, 0, &pg, rng);
       Output one = MakeOutput(c), o2 = MakeOutput(c), o3 = MakeOutput(c);
       ASSERT_EQ(RunPaged(c, x, pg, 0, &one), Status::kOk);
       ASSERT_EQ(RunPaged(c, x, pg, 0, &o2, &two), Status::kOk);
@@ -344,7 +358,7 @@ TEST_P(AttentionTest, DecodeThreadsAreBitwiseIdentical) {
       EXPECT_EQ(std::memcmp(one.f32.data(), o3.f32.data(), one.f32.size() * 4), 0);
       EXPECT_EQ(std::memcmp(one.lse.data(), o2.lse.data(), one.lse.size() * 4), 0);
       EXPECT_EQ(std::memcmp(one.lse.data(), o3.lse.data(), one.lse.size() * 4), 0);
-      Check(c, Reference64(c, x), one, "threads");
+      Check(c, PagedReference64(c, x), one, "threads");
     }
   }
 }
@@ -470,10 +484,10 @@ TEST_P(AttentionTest, NaNOutsideTheRangeNeverLeaksAndInsideItPropagates) {
     testing::Rng rng2(601);
     Data y = MakeData(d, rng2);
     Paged pg;
-    MakePaged(d, y, 16, 0, &pg, rng2);
+    MakePaged(d, y, kPagedBlock, 0, &pg, rng2);
     Output o2 = MakeOutput(d);
     ASSERT_EQ(RunPaged(d, y, pg, 0, &o2), Status::kOk);
-    Check(d, Reference64(d, y), o2, "paged NaN tail");
+    Check(d, PagedReference64(d, y), o2, "paged NaN tail");
     // NaN inside the attended range reaches that query's output.
     y.v[(d.s - 1) * y.v_stride + 0] = NAN;
     Output o3 = MakeOutput(d);
@@ -520,9 +534,9 @@ TEST_P(AttentionTest, ChunkedPrefillAndDecodeMatchOneShot) {
   full.causal = true;
   testing::Rng rng(700);
   const Data x = MakeData(full, rng);
-  const Reference ref = Reference64(full, x);
+  const Reference ref = PagedReference64(full, x);
   Paged pg;
-  MakePaged(full, x, 16, 0, &pg, rng);
+  MakePaged(full, x, kPagedBlock, 0, &pg, rng);
   // Prefill in chunks (17 tokens, then decode steps of one): each call writes
   // its K/V (the same values MakePaged wrote, the written positions ending at
   // the chunk's end) and sees the prefix written so far.
@@ -570,7 +584,7 @@ TEST_P(AttentionTest, ThreadsAreBitwiseIdentical) {
     testing::Rng rng(800 + t);
     const Data x = MakeData(c, rng);
     Paged pg;
-    MakePaged(c, x, 16, 0, &pg, rng);
+    MakePaged(c, x, kPagedBlock, 0, &pg, rng);
     Output one = MakeOutput(c), o2 = MakeOutput(c), o3 = MakeOutput(c);
     ASSERT_EQ(RunPaged(c, x, pg, 0, &one), Status::kOk);
     ASSERT_EQ(RunPaged(c, x, pg, 0, &o2, &two), Status::kOk);
@@ -578,7 +592,7 @@ TEST_P(AttentionTest, ThreadsAreBitwiseIdentical) {
     EXPECT_EQ(std::memcmp(one.f32.data(), o2.f32.data(), one.f32.size() * 4), 0) << "T=" << t;
     EXPECT_EQ(std::memcmp(one.f32.data(), o3.f32.data(), one.f32.size() * 4), 0) << "T=" << t;
     EXPECT_EQ(std::memcmp(one.lse.data(), o2.lse.data(), one.lse.size() * 4), 0);
-    Check(c, Reference64(c, x), one, "threads");
+    Check(c, PagedReference64(c, x), one, "threads");
   }
 }
 
@@ -715,7 +729,7 @@ TEST_P(AttentionTest, ConcurrentCallsFromTwoHostThreads) {
   testing::Rng rng(1100);
   const Data x = MakeData(c, rng);
   Paged pg;
-  MakePaged(c, x, 16, 0, &pg, rng);
+  MakePaged(c, x, kPagedBlock, 0, &pg, rng);
   Output want = MakeOutput(c);
   ASSERT_EQ(RunPaged(c, x, pg, 0, &want), Status::kOk);
   ThreadPool pool(2);
