@@ -24,6 +24,7 @@
 #include "tilekit/cpu/report.h"
 #include "tilekit/epilogue/apply.h"
 #include "tilekit/epilogue/epilogue.h"
+#include "tilekit/gemm/epilogue_functor.h"
 #include "tilekit/gemm/gemm.h"
 #include "tilekit/gemm/packed_weights.h"
 #include "tilekit/ops/elementwise.h"

@@ -12,6 +12,7 @@
 #include "tilekit/base/size_math.h"
 #include "tilekit/cpu/dispatch.h"
 #include "tilekit/epilogue/check.h"
+#include "tilekit/gemm/epilogue_functor.h"
 #include "tilekit/gemm/gemm.h"
 #include "tilekit/gemm/kernels.h"
 #include "tilekit/gemm/packed_weights-impl.h"
@@ -91,9 +92,21 @@ Status check_output(const char* gemm, const MatrixView<const TA>& a, const Matri
   return Status::kOk;
 }
 
+// An engine's functor takes the activation's place, one vector at a time: no
+// activation of its own, no gate/up pair (whose store pairs two vectors).
+inline Status check_functor(const char* gemm, const Epilogue& ep, bool gate_up) {
+  if (ep.activation != Activation::kNone) {
+    return fail(Status::kInvalidArgument, "%s: the epilogue functor is the activation; the Epilogue has %s",
+                gemm, activation_name(ep.activation));
+  }
+  if (gate_up) return fail(Status::kInvalidArgument, "%s: an epilogue functor cannot store a gate/up pair", gemm);
+  return Status::kOk;
+}
+
 template <typename TA, typename TC>
 Status run_gemm(const char* gemm, const MatrixView<const TA>& a, const PackedWeights& b,
-                const FusedOutput<TC>* outputs, bool concatenated, const GemmOptions& opt) {
+                const FusedOutput<TC>* outputs, bool concatenated, const GemmOptions& opt,
+                const FunctorEpilogue* functor = nullptr) {
   static_assert(kIsKernelElement<TA> && kIsKernelElement<TC>, "gemm takes float or bf16 matrices");
   Status s = check_view(gemm, "A", a);
   if (s != Status::kOk) return s;
@@ -135,6 +148,11 @@ Status run_gemm(const char* gemm, const MatrixView<const TA>& a, const PackedWei
     sp.gate_up = seg.gate_up;
     sp.ldc = o.c.ld;
     sp.epilogue = o.epilogue;
+    if (functor) {
+      if ((s = check_functor(gemm, o.epilogue, seg.gate_up)) != Status::kOk) return s;
+      sp.functor_tile = functor->tile_for(isa);
+      sp.functor_params = functor->params;
+    }
     if (concatenated) {
       // One C for all segments: segment i writes its columns at col_offset.
       PackedSegment whole = seg;
@@ -144,6 +162,7 @@ Status run_gemm(const char* gemm, const MatrixView<const TA>& a, const PackedWei
         return check_output(gemm, a, o.c, o.epilogue, seg);
       }
       sp.c = o.c.data + seg.col_offset;
+      sp.c_col = seg.col_offset;
       if (sp.epilogue.bias) sp.epilogue.bias += seg.col_offset;
       if (sp.epilogue.residual) sp.epilogue.residual += seg.col_offset;
     } else {
@@ -213,22 +232,24 @@ Status run_gemm(const char* gemm, const MatrixView<const TA>& a, const PackedWei
 }
 
 
+// functor: an engine's epilogue functor (gemm/epilogue_functor.h), or null.
 template <typename TA, typename TC>
 Status gemm(MatrixView<const TA> a, const PackedWeights& b, MatrixView<TC> c, const Epilogue& epilogue,
-            const GemmOptions& options) {
+            const GemmOptions& options, const FunctorEpilogue* functor = nullptr) {
   const FusedOutput<TC> out{c, epilogue};
-  return run_gemm("gemm", a, b, &out, /*concatenated=*/true, options);
+  return run_gemm(functor ? functor->name : "gemm", a, b, &out, /*concatenated=*/true, options, functor);
 }
 
 template <typename TA, typename TC>
 Status gemm_fused(MatrixView<const TA> a, const PackedWeights& b, const FusedOutput<TC>* outputs,
-                  size_t num_outputs, const GemmOptions& options) {
-  if (!outputs) return fail(Status::kNullPointer, "gemm_fused: outputs is null");
+                  size_t num_outputs, const GemmOptions& options, const FunctorEpilogue* functor = nullptr) {
+  const char* name = functor ? functor->name : "gemm_fused";
+  if (!outputs) return fail(Status::kNullPointer, "%s: outputs is null", name);
   if (num_outputs != b.segments().size()) {
-    return fail(Status::kShapeMismatch, "gemm_fused: %zu outputs for %zu weight segments", num_outputs,
+    return fail(Status::kShapeMismatch, "%s: %zu outputs for %zu weight segments", name, num_outputs,
                 b.segments().size());
   }
-  return run_gemm("gemm_fused", a, b, outputs, /*concatenated=*/false, options);
+  return run_gemm(name, a, b, outputs, /*concatenated=*/false, options, functor);
 }
 
 }  // namespace detail
@@ -266,6 +287,25 @@ TILEKIT_API Status gemm_fused(MatrixView<const bf16> a, const PackedWeights& b, 
                               size_t num_outputs, const GemmOptions& options) {
   return detail::gemm_fused(a, b, outputs, num_outputs, options);
 }
+
+// The entry points of gemm/epilogue_functor.h, which an engine's
+// TILEKIT_DEFINE_GEMM_EPILOGUE calls.
+#define TILEKIT_GEMM_FUNCTOR_ENTRIES_(TA, TC)                                                                      \
+  TILEKIT_API Status detail::gemm_functor(MatrixView<const TA> a, const PackedWeights& b, MatrixView<TC> c,       \
+                                          const Epilogue& epilogue, const detail::FunctorEpilogue& f,             \
+                                          const GemmOptions& options) {                                           \
+    return detail::gemm(a, b, c, epilogue, options, &f);                                                          \
+  }                                                                                                               \
+  TILEKIT_API Status detail::gemm_fused_functor(MatrixView<const TA> a, const PackedWeights& b,                   \
+                                                const FusedOutput<TC>* outputs, size_t num_outputs,               \
+                                                const detail::FunctorEpilogue& f, const GemmOptions& options) {   \
+    return detail::gemm_fused(a, b, outputs, num_outputs, options, &f);                                           \
+  }
+TILEKIT_GEMM_FUNCTOR_ENTRIES_(float, float)
+TILEKIT_GEMM_FUNCTOR_ENTRIES_(float, bf16)
+TILEKIT_GEMM_FUNCTOR_ENTRIES_(bf16, float)
+TILEKIT_GEMM_FUNCTOR_ENTRIES_(bf16, bf16)
+#undef TILEKIT_GEMM_FUNCTOR_ENTRIES_
 
 }  // namespace tilekit
 

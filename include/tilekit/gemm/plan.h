@@ -9,6 +9,7 @@
 
 #include "tilekit/cpu/isa.h"
 #include "tilekit/epilogue/epilogue.h"
+#include "tilekit/gemm/epilogue_functor.h"
 #include "tilekit/gemm/packed_weights.h"
 
 namespace tilekit {
@@ -25,6 +26,11 @@ struct SegmentPlan {
   void* c = nullptr;     // first element of this segment's output (float or bf16)
   size_t ldc = 0;
   Epilogue epilogue;     // bias / residual already offset to this segment's columns
+  size_t c_col = 0;      // C's column of this segment's first output (segments side by side in one C)
+  // With an engine's functor: its tile store (the activation step) and its
+  // parameters; null for the built-in epilogue.
+  TileEpilogueFn functor_tile = nullptr;
+  const void* functor_params = nullptr;
 };
 
 struct GemmPlan {

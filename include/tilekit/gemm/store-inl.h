@@ -1,8 +1,8 @@
 // Per-target: how a finished fp32 tile reaches C, through the segment's
-// epilogue (bias, activation, residual, clamp, SwiGLU, bf16 rounding) or
-// straight, and the prefetch of what the epilogue reads. Every GEMM kernel
-// stores through here, the matrix-instruction ones via GemmEpilogueTile:
-// one epilogue implementation for every path.
+// epilogue (bias, activation or an engine's functor, residual, clamp, SwiGLU,
+// bf16 rounding) or straight, and the prefetch of what the epilogue reads.
+// Every GEMM kernel stores through here, the matrix-instruction ones via
+// GemmEpilogueTile: one epilogue implementation for every path.
 #if defined(TILEKIT_GEMM_STORE_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef TILEKIT_GEMM_STORE_INL_H_
 #undef TILEKIT_GEMM_STORE_INL_H_
@@ -31,25 +31,42 @@ struct TileOut {
   size_t cols;    // valid output columns from `col` (<= 2N, or <= N for gate/up)
 };
 
-template <typename TC>
-HWY_INLINE void EpilogueRow(const float* HWY_RESTRICT acc, const TileOut& t, size_t r) {
+// Rows of a finished tile (row stride acc_ld, t.cols valid columns) through
+// the epilogue with `op` as its activation step: a built-in activation, or an
+// engine's functor (FunctorEpilogueTile). One vector at a time over the
+// columns, the functor seeing each vector's row and first column in C.
+template <typename TC, class Op>
+HWY_INLINE void EpilogueRows(const float* HWY_RESTRICT acc, size_t acc_ld, const TileOut& t, size_t rows,
+                             const Op& op) {
   const hn::ScalableTag<float> df;
   const size_t N = hn::Lanes(df);
   const SegmentPlan& s = *t.seg;
   const Epilogue& ep = s.epilogue;
-  const size_t row = t.row + r;
-  TC* c = static_cast<TC*>(s.c) + row * s.ldc + t.col;
-  const float* res = ep.residual ? ep.residual + row * ep.ld_residual + t.col : nullptr;
-  const float* bias = ep.bias ? ep.bias + t.col : nullptr;
-  const auto c0 = hn::LoadU(df, acc), c1 = hn::LoadU(df, acc + N);
-  if (s.gate_up) {
-    StoreSwiGlu(df, c0, c1, ep, OutputTile<TC>{c, nullptr, res, t.cols});
-    return;
+  for (size_t r = 0; r < rows; ++r) {
+    const size_t row = t.row + r;
+    TC* c = static_cast<TC*>(s.c) + row * s.ldc + t.col;
+    const float* res = ep.residual ? ep.residual + row * ep.ld_residual + t.col : nullptr;
+    const float* bias = ep.bias ? ep.bias + t.col : nullptr;
+    for (size_t j = 0; j < t.cols; j += N) {
+      const OutputTile<TC> out{c + j, bias ? bias + j : nullptr, res ? res + j : nullptr, HWY_MIN(N, t.cols - j)};
+      StoreWithEpilogue(df, hn::LoadU(df, acc + r * acc_ld + j), ep, out, op, row, s.c_col + t.col + j);
+    }
   }
-  StoreWithEpilogue(df, c0, ep, OutputTile<TC>{c, bias, res, HWY_MIN(N, t.cols)});
-  if (t.cols > N) {
-    StoreWithEpilogue(df, c1, ep, OutputTile<TC>{c + N, bias ? bias + N : nullptr, res ? res + N : nullptr,
-                                                  t.cols - N});
+}
+
+// A gate/up tile: each row's two vectors are gate and up of the same columns.
+template <typename TC>
+HWY_INLINE void SwiGluRows(const float* HWY_RESTRICT acc, size_t acc_ld, const TileOut& t, size_t rows) {
+  const hn::ScalableTag<float> df;
+  const size_t N = hn::Lanes(df);
+  const SegmentPlan& s = *t.seg;
+  const Epilogue& ep = s.epilogue;
+  for (size_t r = 0; r < rows; ++r) {
+    const size_t row = t.row + r;
+    TC* c = static_cast<TC*>(s.c) + row * s.ldc + t.col;
+    const float* res = ep.residual ? ep.residual + row * ep.ld_residual + t.col : nullptr;
+    StoreSwiGlu(df, hn::LoadU(df, acc + r * acc_ld), hn::LoadU(df, acc + r * acc_ld + N), ep,
+                OutputTile<TC>{c, nullptr, res, t.cols});
   }
 }
 
@@ -57,15 +74,20 @@ HWY_INLINE void EpilogueRow(const float* HWY_RESTRICT acc, const TileOut& t, siz
 // of line: activations expand to a lot of code, and inlining them into every
 // micro-kernel shape multiplied build time for no speed. One call per tile, not
 // per row: per-row calls cost ~4% of a 256×4096×4096 GEMM, and a loop lets the
-// rows' independent Div / Exp chains overlap.
+// rows' independent Div / Exp chains overlap. The activation is chosen once per
+// tile; an engine's functor is its own out-of-line tile store, compiled in the
+// engine's file (so tilekit's kernels are compiled once whatever the functors).
 template <typename TC>
 HWY_NOINLINE void EpilogueTile(const float* HWY_RESTRICT acc, size_t acc_ld, const TileOut& t, size_t rows) {
-  for (size_t r = 0; r < rows; ++r) EpilogueRow<TC>(acc + r * acc_ld, t, r);
+  const SegmentPlan& s = *t.seg;
+  if (s.functor_tile) return s.functor_tile(acc, acc_ld, rows, s, t.row, t.col, t.cols, kIsBf16<TC>);
+  if (s.gate_up) return SwiGluRows<TC>(acc, acc_ld, t, rows);
+  WithActivation(s.epilogue.activation, [&](const auto& op) { EpilogueRows<TC>(acc, acc_ld, t, rows, op); });
 }
 
 // True when the tile's rows go straight to C: no epilogue op, all 2N columns.
 HWY_INLINE bool PlainStore(const TileOut& t, size_t N) {
-  return !t.seg->gate_up && t.seg->epilogue.is_identity() && t.cols == 2 * N;
+  return !t.seg->gate_up && !t.seg->functor_tile && t.seg->epilogue.is_identity() && t.cols == 2 * N;
 }
 
 // Finished fp32 rows (row stride acc_ld) to C, through the epilogue if any.
@@ -103,6 +125,16 @@ HWY_INLINE void PrefetchEpilogueInputs(const TileOut& t, size_t rows) {
       for (size_t b = 0; b < t.cols * sizeof(TC); b += 64) hwy::Prefetch(p + b);
     }
   }
+}
+
+// An engine's functor F as the tile store of this target (TileEpilogueFn):
+// the built-in epilogue with F{params} in place of the activation.
+template <class F, class Params>
+HWY_NOINLINE void FunctorEpilogueTile(const float* acc, size_t acc_ld, size_t rows, const SegmentPlan& seg,
+                                      size_t row0, size_t col0, size_t cols, bool c_bf16) {
+  const F op{*static_cast<const Params*>(seg.functor_params)};
+  const TileOut t{&seg, row0, col0, cols};
+  return c_bf16 ? EpilogueRows<bf16>(acc, acc_ld, t, rows, op) : EpilogueRows<float>(acc, acc_ld, t, rows, op);
 }
 
 // For the matrix-instruction kernels under arch/: runs a segment's epilogue on
