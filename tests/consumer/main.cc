@@ -21,6 +21,7 @@ bool gemm_in_second_tu(const float* x, const tilekit::PackedWeights& w, float* y
 tilekit::Status load_linear(const float* weight, size_t n, size_t k, tilekit::PackedWeights* w);  // README
 tilekit::Status linear(const float* x, const tilekit::PackedWeights& w, const float* b, const float* x0, float* y,
                        size_t m, tilekit::Executor* pool);                                        // README
+int check_readme_functor();                                                                      // functor_check.cc
 
 int main() {
   const float in[5] = {1.0f, -2.5f, 3.14159265f, 65504.0f, 1e-3f};
@@ -69,6 +70,9 @@ int main() {
       bad += std::fabs(y[i * n + j] - want) > 1e-4;
     }
   }
+  const int functor_bad = check_readme_functor();
+  if (functor_bad) std::fprintf(stderr, "README epilogue functor: %d wrong elements\n", functor_bad);
+  bad += functor_bad;
   std::printf("isa: %s; %s\n", tilekit::cpu::path_report().c_str(), bad ? "MISMATCH" : "results match");
   return bad ? 1 : 0;
 }
