@@ -99,11 +99,12 @@ std::string Describe(WeightType t, size_t m, size_t n, size_t k, const PackedWei
 
 // Every element gets its own row and column: the functor was handed the right
 // indices for every lane of every tile, on every kernel, and wrote nothing else
-// (the padding past N keeps its poison).
+// (the padding past N keeps its poison). K = 0 too: the store still runs.
 TEST_P(EpilogueFunctorTest, SeesEachLanesRowAndColumn) {
   TILEKIT_SEED_TRACE();
   testing::Rng rng(1);
-  const size_t k = 19, stride = 4096, pad = 3;
+  const size_t stride = 4096, pad = 3;
+  for (size_t k : {size_t{19}, size_t{0}})
   for (WeightType t : kTypes) {
     for (size_t n : Cols()) {
       Weights w;

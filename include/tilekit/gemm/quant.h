@@ -190,7 +190,9 @@ inline void quant_block(GemmPlan& p, const PanelLayout& l, size_t mr) {
   const size_t kc_fit = std::max<size_t>(8, l1 / 2 / (l.nr * sizeof(float)) / 8 * 8);
   p.kc = g >= kp ? std::min(kp, kc_fit) : std::max(g, kc_fit / g * g);
   p.pack_a = true;
-  p.mc = std::min(round_up(p.m, mr), std::max(mr, l2 / 4 / (kp * sizeof(float)) / mr * mr));
+  // K = 0 has no A to block (the tiles store the epilogue of zero): one row
+  // of a K of 1 stands in, so the division is defined.
+  p.mc = std::min(round_up(p.m, mr), std::max(mr, l2 / 4 / (std::max<size_t>(kp, 1) * sizeof(float)) / mr * mr));
 }
 
 // M <= kQuantGemvMaxRows: A as fp32 rows padded to whole groups, and one sum
