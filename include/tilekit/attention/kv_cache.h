@@ -21,7 +21,9 @@
 //  - written positions: per block and layer, how many rows from row 0 were
 //    written since the block was allocated. kv_cache_write refuses to leave a
 //    gap, and a write ends the layer's positions at pos + T (what followed is
-//    dropped, as a speculative rollback wants). attention refuses a length
+//    dropped, as a speculative rollback wants, in the blocks the write's table
+//    names: a rollback passes the sequence's whole table, as KvSequenceState
+//    does, or the blocks past its view keep their rows). attention refuses a length
 //    whose positions were not all written, and one short of what was written
 //    (K/V written at position length: the engine did not advance the length).
 // KvSequenceState (kv_sequence.h) does the bookkeeping that keeps these true.
@@ -143,7 +145,8 @@ class KvCache {
 // attention then wants pos + T, or refuses the length as one short). Refused:
 // a block of [pos, pos + T) that is free (or of another generation than
 // seq.generations says), and a gap (positions before pos of this layer not
-// written in pos's block). The layer's written positions end at pos + T.
+// written in pos's block, or in the block before it when pos opens a block).
+// The layer's written positions end at pos + T (in the blocks seq names).
 TILEKIT_API Status kv_cache_write(KvCache& cache, size_t layer, const KvSequence& seq, size_t pos,
                                   HeadsView<const float> k, HeadsView<const float> v);
 TILEKIT_API Status kv_cache_write(KvCache& cache, size_t layer, const KvSequence& seq, size_t pos,
