@@ -65,18 +65,63 @@ LlamaConfig Config(bool tied) {
   return c;
 }
 
-// A random model in llama2.c's buffer layout (one allocation, pointers in).
+// Floats of a model in llama2.c's buffer layout, then per layer the family
+// tensors its config switches on: bq, bk, bv; q_norm, k_norm; attn_out_norm,
+// ffn_out_norm.
+size_t ModelFloats(const LlamaConfig& c) {
+  size_t count = 0;
+  EXPECT_TRUE(llama2c_floats(c, &count));
+  const size_t hd = c.head_dim();
+  const size_t extra = (c.qkv_bias ? (c.heads + 2 * c.kv_heads) * hd : 0) + (c.qk_norm ? 2 * hd : 0) + (c.sandwich_norms ? 2 * c.dim : 0);
+  return count + c.layers * extra;
+}
+
+// Points `w` into a buffer of ModelFloats(c).
+void PointWeights(const LlamaConfig& c, const float* p, LlamaWeights* w) {
+  size_t count = 0;
+  EXPECT_TRUE(llama2c_floats(c, &count));
+  llama2c_weights(c, p, w);
+  const float* e = p + count;
+  const size_t hd = c.head_dim();
+  const auto take = [&e](size_t n) { const float* at = e; e += n; return at; };
+  for (LlamaLayerWeights& y : w->layers) {
+    if (c.qkv_bias) y.bq = take(c.heads * hd), y.bk = take(c.kv_heads * hd), y.bv = take(c.kv_heads * hd);
+    if (c.qk_norm) y.q_norm = take(hd), y.k_norm = take(hd);
+    if (c.sandwich_norms) y.attn_out_norm = take(c.dim), y.ffn_out_norm = take(c.dim);
+  }
+}
+
+// A random model in one allocation, pointers in: llama_reference.h's values,
+// biases in [-0.5, 0.5], norms scaling by [0.5, 1.5] (stored as w - 1 where
+// the family scales by 1 + w).
 struct RandomModel {
   LlamaConfig config;
   std::vector<float> data;
   LlamaWeights weights;
   RandomModel(const LlamaConfig& c, uint64_t stream) : config(c) {
     Rng rng(stream);
-    size_t count = 0;
-    EXPECT_TRUE(llama2c_floats(c, &count));
-    data.resize(count);
-    llama2c_weights(c, data.data(), &weights);
+    data.resize(ModelFloats(c));
+    PointWeights(c, data.data(), &weights);
     testing::FillLlamaWeights(c, weights, [&](float lo, float hi) { return rng.uniform(lo, hi); });
+    const auto fill = [&](const float* p, size_t n, float lo) {
+      for (size_t i = 0; i < n; ++i) const_cast<float*>(p)[i] = rng.uniform(lo, lo + 1.f);
+    };
+    const size_t hd = c.head_dim();
+    std::vector<std::pair<const float*, size_t>> norms = {{weights.final_norm, c.dim}};
+    for (const LlamaLayerWeights& y : weights.layers) {
+      if (c.qkv_bias) fill(y.bq, c.heads * hd, -0.5f), fill(y.bk, c.kv_heads * hd, -0.5f), fill(y.bv, c.kv_heads * hd, -0.5f);
+      if (c.qk_norm) fill(y.q_norm, hd, 0.5f), fill(y.k_norm, hd, 0.5f), norms.push_back({y.q_norm, hd}), norms.push_back({y.k_norm, hd});
+      if (c.sandwich_norms) {
+        fill(y.attn_out_norm, c.dim, 0.5f), fill(y.ffn_out_norm, c.dim, 0.5f);
+        norms.push_back({y.attn_out_norm, c.dim}), norms.push_back({y.ffn_out_norm, c.dim});
+      }
+      norms.push_back({y.attn_norm, c.dim}), norms.push_back({y.ffn_norm, c.dim});
+    }
+    if (c.norm_weight_offset) {
+      for (const auto& n : norms) {
+        for (size_t i = 0; i < n.second; ++i) const_cast<float*>(n.first)[i] -= 1.f;  // exact: Sterbenz
+      }
+    }
   }
 };
 
@@ -88,25 +133,43 @@ struct Role {
   size_t n, k;
   std::string gguf, hf;
   size_t permute_heads;
+  bool norm = false;  // an RMSNorm's weights (llama.cpp stores Gemma's as 1 + w)
 };
 
 std::vector<Role> Roles(const LlamaConfig& c, const LlamaWeights& w) {
   const size_t D = c.dim, H = c.hidden, qd = c.heads * c.head_dim(), kvd = c.kv_heads * c.head_dim();
   std::vector<Role> r = {{w.embedding, c.vocab, D, "token_embd.weight", "model.embed_tokens.weight", 0},
-                         {w.final_norm, D, 0, "output_norm.weight", "model.norm.weight", 0}};
+                         {w.final_norm, D, 0, "output_norm.weight", "model.norm.weight", 0, true}};
   if (!c.tied_embeddings) r.push_back({w.classifier, c.vocab, D, "output.weight", "lm_head.weight", 0});
   for (size_t l = 0; l < c.layers; ++l) {
     const LlamaLayerWeights& y = w.layers[l];
     const std::string g = "blk." + std::to_string(l) + ".", h = "model.layers." + std::to_string(l) + ".";
-    r.push_back({y.attn_norm, D, 0, g + "attn_norm.weight", h + "input_layernorm.weight", 0});
+    r.push_back({y.attn_norm, D, 0, g + "attn_norm.weight", h + "input_layernorm.weight", 0, true});
     r.push_back({y.wq, qd, D, g + "attn_q.weight", h + "self_attn.q_proj.weight", c.heads});
     r.push_back({y.wk, kvd, D, g + "attn_k.weight", h + "self_attn.k_proj.weight", c.kv_heads});
     r.push_back({y.wv, kvd, D, g + "attn_v.weight", h + "self_attn.v_proj.weight", 0});
     r.push_back({y.wo, D, qd, g + "attn_output.weight", h + "self_attn.o_proj.weight", 0});
-    r.push_back({y.ffn_norm, D, 0, g + "ffn_norm.weight", h + "post_attention_layernorm.weight", 0});
+    // Gemma's MLP input norm is HF's pre_feedforward_layernorm, its
+    // post_attention_layernorm the sandwich norm after attention.
+    r.push_back({y.ffn_norm, D, 0, g + "ffn_norm.weight",
+                 h + (c.sandwich_norms ? "pre_feedforward_layernorm.weight" : "post_attention_layernorm.weight"), 0, true});
     r.push_back({y.w1, H, D, g + "ffn_gate.weight", h + "mlp.gate_proj.weight", 0});
     r.push_back({y.w2, D, H, g + "ffn_down.weight", h + "mlp.down_proj.weight", 0});
     r.push_back({y.w3, H, D, g + "ffn_up.weight", h + "mlp.up_proj.weight", 0});
+    const size_t hd = c.head_dim();
+    if (c.qkv_bias) {
+      r.push_back({y.bq, qd, 0, g + "attn_q.bias", h + "self_attn.q_proj.bias", 0});
+      r.push_back({y.bk, kvd, 0, g + "attn_k.bias", h + "self_attn.k_proj.bias", 0});
+      r.push_back({y.bv, kvd, 0, g + "attn_v.bias", h + "self_attn.v_proj.bias", 0});
+    }
+    if (c.qk_norm) {
+      r.push_back({y.q_norm, hd, 0, g + "attn_q_norm.weight", h + "self_attn.q_norm.weight", 0, true});
+      r.push_back({y.k_norm, hd, 0, g + "attn_k_norm.weight", h + "self_attn.k_norm.weight", 0, true});
+    }
+    if (c.sandwich_norms) {
+      r.push_back({y.attn_out_norm, D, 0, g + "post_attention_norm.weight", h + "post_attention_layernorm.weight", 0, true});
+      r.push_back({y.ffn_out_norm, D, 0, g + "post_ffw_norm.weight", h + "post_feedforward_layernorm.weight", 0, true});
+    }
   }
   return r;
 }
@@ -213,8 +276,8 @@ std::unique_ptr<Written> Requantized(const Written& w, WeightType type) {
   out->config = w.config;
   out->data = w.data;
   out->mag.assign(w.data.size(), 0.f);
-  llama2c_weights(w.config, out->data.data(), &out->weights);
-  llama2c_weights(w.config, out->mag.data(), &out->magnitudes);
+  PointWeights(w.config, out->data.data(), &out->weights);
+  PointWeights(w.config, out->mag.data(), &out->magnitudes);
   const auto quantize = [&](const float* src, size_t n, size_t k, float* values, float* mag) {
     const testing::Dequantized d = testing::Quantize(src, k, n, SourceLayout::kNK, type, 32);
     std::copy(d.w.begin(), d.w.end(), values);
@@ -241,8 +304,8 @@ void SetReference(const RandomModel& m, Written* out) {
   out->config = m.config;
   out->data = m.data;
   out->mag.assign(m.data.size(), 0.f);
-  llama2c_weights(m.config, out->data.data(), &out->weights);
-  llama2c_weights(m.config, out->mag.data(), &out->magnitudes);
+  PointWeights(m.config, out->data.data(), &out->weights);
+  PointWeights(m.config, out->mag.data(), &out->magnitudes);
 }
 
 // Stores the decoded values (and magnitudes) of role `r` into the reference's buffers.
@@ -254,39 +317,65 @@ void Keep(const RandomModel& m, const Role& r, const std::vector<float>& values,
 
 struct GgufSpec {
   Stored type = Stored::kF32;
-  bool permute = true;  // llama.cpp's Q/K permutation (false: a wrongly converted file)
+  const char* arch = "llama";
+  bool permute = true;     // llama.cpp's Q/K permutation of llama files (false: a wrongly converted file)
+  bool norm_shift = true;  // Gemma's norms stored as 1 + w, as llama.cpp's convert does (false: wrongly converted)
   size_t alignment = 32;
+  std::string skip;  // a tensor left out
 };
 
+// A file as llama.cpp's convert writes it: `spec.arch`'s keys (Gemma's
+// window, softcaps and head_dim; its pattern, local theta and attention
+// scale are the architecture's: the reference takes llama.cpp's), Q / K rows
+// permuted for llama only, Gemma's norms as 1 + w in F32 (the reference runs
+// on those values, with plain norms).
 Written WriteGguf(const RandomModel& m, const GgufSpec& spec) {
   Written out;
   SetReference(m, &out);
   const LlamaConfig& c = m.config;
+  const bool llama = std::string(spec.arch) == "llama", shift = c.norm_weight_offset && spec.norm_shift;
+  const std::string a = std::string(spec.arch) + ".";
+  if (c.norm_weight_offset) out.config.query_pre_attn_scalar = static_cast<float>(c.head_dim());
+  if (shift) out.config.norm_weight_offset = false;
   GgufWriter w(spec.alignment);
-  w.add_string("general.architecture", "llama");
+  w.add_string("general.architecture", spec.arch);
   w.add_u32("general.alignment", static_cast<uint32_t>(spec.alignment));
-  w.add_u32("llama.context_length", static_cast<uint32_t>(c.max_seq_len));
-  w.add_u32("llama.embedding_length", static_cast<uint32_t>(c.dim));
-  w.add_u32("llama.block_count", static_cast<uint32_t>(c.layers));
-  w.add_u32("llama.feed_forward_length", static_cast<uint32_t>(c.hidden));
-  w.add_u32("llama.attention.head_count", static_cast<uint32_t>(c.heads));
-  w.add_u32("llama.attention.head_count_kv", static_cast<uint32_t>(c.kv_heads));
-  w.add_u32("llama.rope.dimension_count", static_cast<uint32_t>(c.head_dim()));
-  w.add_f32("llama.attention.layer_norm_rms_epsilon", c.norm_eps);
-  w.add_f32("llama.rope.freq_base", static_cast<float>(c.rope.theta));
+  w.add_u32(a + "context_length", static_cast<uint32_t>(c.max_seq_len));
+  w.add_u32(a + "embedding_length", static_cast<uint32_t>(c.dim));
+  w.add_u32(a + "block_count", static_cast<uint32_t>(c.layers));
+  w.add_u32(a + "feed_forward_length", static_cast<uint32_t>(c.hidden));
+  w.add_u32(a + "attention.head_count", static_cast<uint32_t>(c.heads));
+  w.add_u32(a + "attention.head_count_kv", static_cast<uint32_t>(c.kv_heads));
+  w.add_u32(a + "rope.dimension_count", static_cast<uint32_t>(c.head_dim()));
+  w.add_f32(a + "attention.layer_norm_rms_epsilon", c.norm_eps);
+  w.add_f32(a + "rope.freq_base", static_cast<float>(c.rope.theta));
+  if (!llama) {
+    w.add_u32(a + "attention.key_length", static_cast<uint32_t>(c.head_dim()));
+    w.add_u32(a + "attention.value_length", static_cast<uint32_t>(c.head_dim()));
+  }
+  if (c.norm_weight_offset) {
+    w.add_u32(a + "attention.sliding_window", static_cast<uint32_t>(c.sliding_window));
+    if (c.attn_softcap > 0) w.add_f32(a + "attn_logit_softcapping", c.attn_softcap);
+    if (c.final_softcap > 0) w.add_f32(a + "final_logit_softcapping", c.final_softcap);
+  }
   w.add_string("tokenizer.ggml.model", "llama");
   std::vector<std::string> tokens(c.vocab);
   for (size_t i = 0; i < c.vocab; ++i) tokens[i] = "t" + std::to_string(i);
   w.add_strings("tokenizer.ggml.tokens", tokens);
   w.add_u32("tokenizer.ggml.bos_token_id", 1);
   for (const Role& r : Roles(c, m.weights)) {
+    if (r.gguf == spec.skip) continue;
     const size_t count = r.k ? r.n * r.k : r.n;
     std::vector<float> x(r.w, r.w + count);
-    if (r.permute_heads && spec.permute) x = PermuteRows(r.w, r.n, r.k, r.permute_heads);
+    const bool permute = r.permute_heads && spec.permute && llama;
+    if (permute) x = PermuteRows(r.w, r.n, r.k, r.permute_heads);
+    if (r.norm && shift) {
+      for (float& v : x) v += 1.f;
+    }
     const Stored s = r.k ? spec.type : Stored::kF32;
     Encoded e = Encode(x, r.n, r.k, s);
     std::vector<float> values = e.values, mag = e.mag;
-    if (r.permute_heads && spec.permute) {  // back to HF's order for the reference
+    if (permute) {  // back to HF's order for the reference
       values = PermuteRows(e.values.data(), r.n, r.k, r.permute_heads, true);
       mag = PermuteRows(e.mag.data(), r.n, r.k, r.permute_heads, true);
     }
@@ -297,33 +386,52 @@ Written WriteGguf(const RandomModel& m, const GgufSpec& spec) {
   return out;
 }
 
+// The config.json keys of the families' switches (what the HF configs of
+// each carry; Qwen2's biases and the norms are implied by the architecture).
+std::string FamilyKeys(const LlamaConfig& c) {
+  char buf[512] = "";
+  size_t at = 0;
+  const auto add = [&](const char* format, auto... v) { at += std::snprintf(buf + at, sizeof(buf) - at, format, v...); };
+  if (c.attn_head_dim) add(", \"head_dim\": %zu", c.attn_head_dim);
+  if (c.sliding_window) add(", \"sliding_window\": %zu", c.sliding_window);
+  if (c.norm_weight_offset) {
+    add(", \"hidden_activation\": \"gelu_pytorch_tanh\", \"query_pre_attn_scalar\": %g", c.query_pre_attn_scalar);
+    add(c.attn_softcap > 0 ? ", \"attn_logit_softcapping\": %g" : ", \"attn_logit_softcapping\": null", c.attn_softcap);
+    add(c.final_softcap > 0 ? ", \"final_logit_softcapping\": %g" : ", \"final_logit_softcapping\": null", c.final_softcap);
+  }
+  if (c.rope_local_theta > 0) add(", \"sliding_window_pattern\": %zu, \"rope_local_base_freq\": %.1f", c.sliding_window_pattern, c.rope_local_theta);
+  return buf;
+}
+
 std::string HfConfig(const LlamaConfig& c, const char* arch = "LlamaForCausalLM", const std::string& extra = "") {
-  char buf[1024];
+  char buf[1536];
   std::snprintf(buf, sizeof(buf),
                 "{\"architectures\": [\"%s\"], \"model_type\": \"llama\", \"hidden_size\": %zu, \"intermediate_size\": %zu,"
                 " \"num_hidden_layers\": %zu, \"num_attention_heads\": %zu, \"num_key_value_heads\": %zu,"
                 " \"rms_norm_eps\": 1e-05, \"rope_theta\": %.1f, \"vocab_size\": %zu, \"tie_word_embeddings\": %s,"
-                " \"max_position_embeddings\": %zu, \"hidden_act\": \"silu\", \"rope_scaling\": null,"
-                " \"torch_dtype\": \"float32\"%s}",
+                " \"max_position_embeddings\": %zu, \"hidden_act\": \"%s\", \"rope_scaling\": null,"
+                " \"torch_dtype\": \"float32\"%s%s}",
                 arch, c.dim, c.hidden, c.layers, c.heads, c.kv_heads, c.rope.theta, c.vocab,
-                c.tied_embeddings ? "true" : "false", c.max_seq_len, extra.c_str());
+                c.tied_embeddings ? "true" : "false", c.max_seq_len, c.norm_weight_offset ? "gelu_pytorch_tanh" : "silu",
+                FamilyKeys(c).c_str(), extra.c_str());
   return buf;
 }
 
-Written WriteSafetensors(const RandomModel& m, Stored type) {
+Written WriteSafetensors(const RandomModel& m, Stored type, const char* arch = "LlamaForCausalLM", const std::string& skip = "") {
   Written out;
   SetReference(m, &out);
   SafetensorsWriter w;
   w.add_metadata("format", "pt");
   const char* dtype = type == Stored::kF32 ? "F32" : type == Stored::kF16 ? "F16" : "BF16";
   for (const Role& r : Roles(m.config, m.weights)) {
+    if (r.hf == skip) continue;
     const size_t count = r.k ? r.n * r.k : r.n;
     Encoded e = Encode(std::vector<float>(r.w, r.w + count), r.n, r.k, type);
     Keep(m, r, e.values, e.mag, &out);
     w.add(r.hf, dtype, r.k ? std::vector<size_t>{r.n, r.k} : std::vector<size_t>{r.n}, std::move(e.bytes));
   }
   out.file = w.bytes();
-  out.config_json = HfConfig(m.config);
+  out.config_json = HfConfig(m.config, arch);
   return out;
 }
 
@@ -452,6 +560,115 @@ TEST_P(Loaders, SafetensorsF32MatchesTheReference) {
     ExpectConfig(loaded, m.config, RopePairing::kHalfSplit);
     RunAgainstReference(loaded, w, WeightType::kF32, true, 22);
   }
+}
+
+// The families' rows: each format's architecture name, and a small model of
+// the family with the switches its checkpoints carry (scaled down: windows
+// of 6 positions, which the prompt and decode steps run past; Gemma 2's
+// softcaps scaled to these logits; head_dim 32 apart from dim / heads = 16
+// where the family sets it; Gemma 3 with six layers, five local and one
+// global as its GGUF pattern fixes).
+struct Family {
+  DecoderFamily family;
+  const char* gguf;  // null: llama.cpp files it as another architecture (Mistral as llama)
+  const char* hf;
+};
+const Family kFamilies[] = {
+    {DecoderFamily::kQwen2, "qwen2", "Qwen2ForCausalLM"},     {DecoderFamily::kQwen3, "qwen3", "Qwen3ForCausalLM"},
+    {DecoderFamily::kGemma2, "gemma2", "Gemma2ForCausalLM"},  {DecoderFamily::kGemma3, "gemma3", "Gemma3ForCausalLM"},
+    {DecoderFamily::kMistral, nullptr, "MistralForCausalLM"},
+};
+
+LlamaConfig FamilyConfig(DecoderFamily f) {
+  LlamaConfig c = Config(f != DecoderFamily::kQwen2 && f != DecoderFamily::kMistral);
+  set_family(&c, f);
+  switch (f) {
+    case DecoderFamily::kLlama:
+    case DecoderFamily::kQwen2: break;
+    case DecoderFamily::kMistral: c.sliding_window = 6; break;
+    case DecoderFamily::kQwen3: c.attn_head_dim = 32; break;
+    case DecoderFamily::kGemma2:
+      c.attn_head_dim = 32;
+      c.sliding_window = 6;
+      c.sliding_window_pattern = 2;
+      c.attn_softcap = 2.f;
+      c.final_softcap = 8.f;
+      c.query_pre_attn_scalar = 24.f;
+      break;
+    case DecoderFamily::kGemma3:
+      c.layers = 6;
+      c.attn_head_dim = 32;
+      c.sliding_window = 6;
+      c.sliding_window_pattern = 6;
+      c.rope.theta = 1e6;
+      c.rope_local_theta = 10000.0;
+      c.query_pre_attn_scalar = 24.f;
+      break;
+  }
+  return c;
+}
+
+// The switches of a loaded family model are the reference's.
+void ExpectFamily(const LlamaConfig& got, const LlamaConfig& want) {
+  EXPECT_EQ(got.head_dim(), want.head_dim());
+  EXPECT_EQ(got.qkv_bias, want.qkv_bias);
+  EXPECT_EQ(got.qk_norm, want.qk_norm);
+  EXPECT_EQ(got.norm_weight_offset, want.norm_weight_offset);
+  EXPECT_EQ(got.sandwich_norms, want.sandwich_norms);
+  EXPECT_EQ(got.mlp, want.mlp);
+  EXPECT_EQ(got.embedding_scale, want.embedding_scale);
+  EXPECT_EQ(got.attn_softcap, want.attn_softcap);
+  EXPECT_EQ(got.final_softcap, want.final_softcap);
+  EXPECT_EQ(got.query_pre_attn_scalar, want.query_pre_attn_scalar);
+  EXPECT_EQ(got.sliding_window, want.sliding_window);
+  EXPECT_EQ(got.sliding_window_pattern, want.sliding_window_pattern);
+  EXPECT_EQ(got.rope_local_theta, want.rope_local_theta);
+  EXPECT_EQ(got.rope.theta, want.rope.theta);
+  EXPECT_EQ(got.rope.pairing, RopePairing::kHalfSplit);
+  EXPECT_EQ(got.tied_embeddings, want.tied_embeddings);
+}
+
+// Each family in each format it has, F32: the loaded config's switches and
+// the forward against the fp64 reference of the file's values.
+TEST_P(Loaders, FamiliesMatchTheReference) {
+  TILEKIT_SEED_TRACE();
+  for (const Family& f : kFamilies) {
+    SCOPED_TRACE(f.hf);
+    const RandomModel m(FamilyConfig(f.family), 90 + static_cast<int>(f.family));
+    if (f.gguf) {
+      SCOPED_TRACE(f.gguf);
+      GgufSpec spec;
+      spec.arch = f.gguf;
+      const Written w = WriteGguf(m, spec);
+      LoadedModel loaded;
+      ASSERT_EQ(load_gguf_memory(w.file.data(), w.file.size(), LoadOptions{}, &loaded), Status::kOk) << last_error();
+      EXPECT_EQ(loaded.architecture, f.gguf);
+      ExpectFamily(loaded.config, w.config);
+      RunAgainstReference(loaded, w, WeightType::kF32, true, 91);
+    }
+    const Written h = WriteSafetensors(m, Stored::kF32, f.hf);
+    const MemoryFile mf{h.file.data(), h.file.size()};
+    LoadedModel loaded;
+    ASSERT_EQ(load_safetensors_memory(h.config_json.data(), h.config_json.size(), &mf, 1, LoadOptions{}, &loaded), Status::kOk)
+        << last_error();
+    EXPECT_EQ(loaded.architecture, f.hf);
+    ExpectFamily(loaded.config, h.config);
+    RunAgainstReference(loaded, h, WeightType::kF32, true, 92);
+  }
+}
+
+// Gemma's GGUF norms are 1 + w: a file holding HF's w (a converter that
+// skipped the shift) is another model, and fails the bound by far.
+TEST_P(Loaders, GemmaGgufNormsWithoutTheShiftAreAnotherModel) {
+  TILEKIT_SEED_TRACE();
+  const RandomModel m(FamilyConfig(DecoderFamily::kGemma2), 93);
+  GgufSpec spec;
+  spec.arch = "gemma2";
+  spec.norm_shift = false;
+  const Written w = WriteGguf(m, spec);
+  LoadedModel loaded;
+  ASSERT_EQ(load_gguf_memory(w.file.data(), w.file.size(), LoadOptions{}, &loaded), Status::kOk) << last_error();
+  EXPECT_GT(RunAgainstReference(loaded, w, WeightType::kF32, false, 94), 100.0);
 }
 
 // F16 and BF16 tensors in both formats: widened (BF16 linears packed from
@@ -773,8 +990,11 @@ TEST(LoadersRefuse, GgufModels) {
   const auto load = [&](const Written& w) { return load_gguf_memory(w.file.data(), w.file.size(), LoadOptions{}, &out); };
   const auto meta = [&](GgufWriter& w) { LlamaMeta(w, c); };
   EXPECT_EQ(load(Rewrite(m, F32Tensor, meta)), Status::kOk) << last_error();
-  EXPECT_TRUE(FailsWith(load(Rewrite(m, F32Tensor, [&](GgufWriter& w) { LlamaMeta(w, c, "qwen2"); })), Status::kUnsupported,
-                        "architecture 'qwen2'"));
+  EXPECT_TRUE(FailsWith(load(Rewrite(m, F32Tensor, [&](GgufWriter& w) { LlamaMeta(w, c, "phi3"); })), Status::kUnsupported,
+                        "architecture 'phi3'"));
+  // A llama file's tensors under qwen2: Qwen2's biases are missing.
+  EXPECT_TRUE(FailsWith(load(Rewrite(m, F32Tensor, [&](GgufWriter& w) { LlamaMeta(w, c, "qwen2"); })), Status::kInvalidArgument,
+                        "blk.0.attn_q.bias is missing"));
   EXPECT_TRUE(FailsWith(load(Rewrite(m, F32Tensor, [&](GgufWriter& w) {
                           LlamaMeta(w, c);
                           w.add_u32("llama.expert_count", 8);
@@ -877,16 +1097,25 @@ TEST(LoadersRefuse, SafetensorsFiles) {
   EXPECT_TRUE(refused("{\"a\":{\"dtype\":\"F32\",\"shape\":[2.5],\"data_offsets\":[0,8]}}", 8, Status::kInvalidArgument, "not a count"));
   EXPECT_TRUE(refused("{\"a\":{\"dtype\":\"F32\",\"shape\":[2]}}", 8, Status::kInvalidArgument, "data_offsets"));
   // Configs: architecture, missing fields, features not read.
-  EXPECT_TRUE(FailsWith(load(h.file, HfConfig(m.config, "Qwen2ForCausalLM")), Status::kUnsupported, "Qwen2ForCausalLM is not supported"));
+  EXPECT_TRUE(FailsWith(load(h.file, HfConfig(m.config, "Phi3ForCausalLM")), Status::kUnsupported, "Phi3ForCausalLM is not supported"));
+  EXPECT_TRUE(FailsWith(load(h.file, HfConfig(m.config, "Qwen2ForCausalLM")), Status::kInvalidArgument,
+                        "model.layers.0.self_attn.q_proj.bias is missing"));
   EXPECT_TRUE(FailsWith(load(h.file, "{\"architectures\": [\"LlamaForCausalLM\"]}"), Status::kInvalidArgument, "hidden_size is missing"));
   EXPECT_TRUE(FailsWith(load(h.file, HfConfig(m.config, "LlamaForCausalLM", ", \"attention_bias\": true")), Status::kUnsupported,
                         "attention_bias"));
-  EXPECT_TRUE(FailsWith(load(h.file, HfConfig(m.config, "LlamaForCausalLM", ", \"head_dim\": 8")), Status::kUnsupported, "head_dim 8"));
+  // head_dim apart from hidden_size / heads is read: this file's Q is not that shape.
+  EXPECT_TRUE(FailsWith(load(h.file, HfConfig(m.config, "LlamaForCausalLM", ", \"head_dim\": 8")), Status::kShapeMismatch,
+                        "q_proj.weight is [64][64], the config needs [32][64]"));
   // Duplicate JSON keys in the config: refused, not resolved silently.
   EXPECT_TRUE(FailsWith(load(h.file, HfConfig(m.config, "LlamaForCausalLM", ", \"hidden_size\": 32")), Status::kInvalidArgument, "twice"));
-  // Mistral with a sliding window shorter than the context: positions capped to it.
+  // Mistral with a sliding window shorter than the context: every layer's window.
   ASSERT_EQ(load(h.file, HfConfig(m.config, "MistralForCausalLM", ", \"sliding_window\": 40")), Status::kOk) << last_error();
-  EXPECT_EQ(out.config.max_seq_len, 40u);
+  EXPECT_EQ(out.config.max_seq_len, 64u);
+  EXPECT_EQ(out.config.sliding_window, 40u);
+  EXPECT_EQ(out.config.sliding_window_pattern, 0u);
+  // Llama reads no sliding_window (transformers' Llama has none).
+  ASSERT_EQ(load(h.file, HfConfig(m.config, "LlamaForCausalLM", ", \"sliding_window\": 40")), Status::kOk) << last_error();
+  EXPECT_EQ(out.config.sliding_window, 0u);
   // The file lacks a tensor the config needs (a third layer).
   LlamaConfig three = m.config;
   three.layers = 3;
@@ -908,6 +1137,74 @@ TEST(LoadersRefuse, SafetensorsFiles) {
     x.add(r.hf, r.hf == "model.norm.weight" ? "I32" : "F32", shape, as_bytes(v));
   }
   EXPECT_TRUE(FailsWith(load(x.bytes(), h.config_json), Status::kUnsupported, "model.norm.weight is another dtype"));
+}
+
+// The families' refusals: a tensor a family's switch needs, in each format;
+// settings their rows do not read.
+TEST(LoadersRefuse, Families) {
+  const auto gguf = [](const RandomModel& m, const char* arch, const std::string& skip) {
+    GgufSpec spec;
+    spec.arch = arch;
+    spec.skip = skip;
+    const Written w = WriteGguf(m, spec);
+    LoadedModel out;
+    return load_gguf_memory(w.file.data(), w.file.size(), LoadOptions{}, &out);
+  };
+  LoadedModel out;
+  const auto hf = [&out](const Written& h, const std::string& config) {
+    const MemoryFile f{h.file.data(), h.file.size()};
+    return load_safetensors_memory(config.data(), config.size(), &f, 1, LoadOptions{}, &out);
+  };
+  const auto replaced = [](std::string text, const std::string& from, const std::string& to) {
+    const size_t at = text.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    return at == std::string::npos ? text : text.replace(at, from.size(), to);
+  };
+  const RandomModel qwen2(FamilyConfig(DecoderFamily::kQwen2), 95), qwen3(FamilyConfig(DecoderFamily::kQwen3), 96);
+  const RandomModel gemma2(FamilyConfig(DecoderFamily::kGemma2), 97), gemma3(FamilyConfig(DecoderFamily::kGemma3), 98);
+  // A missing family tensor, each format.
+  EXPECT_TRUE(FailsWith(gguf(qwen2, "qwen2", "blk.1.attn_v.bias"), Status::kInvalidArgument, "blk.1.attn_v.bias is missing"));
+  EXPECT_TRUE(FailsWith(gguf(qwen3, "qwen3", "blk.0.attn_k_norm.weight"), Status::kInvalidArgument, "blk.0.attn_k_norm.weight is missing"));
+  EXPECT_TRUE(FailsWith(gguf(gemma2, "gemma2", "blk.1.post_ffw_norm.weight"), Status::kInvalidArgument, "blk.1.post_ffw_norm.weight is missing"));
+  EXPECT_TRUE(FailsWith(gguf(gemma3, "gemma3", "blk.5.attn_q_norm.weight"), Status::kInvalidArgument, "blk.5.attn_q_norm.weight is missing"));
+  const Written q2_bias = WriteSafetensors(qwen2, Stored::kF32, "Qwen2ForCausalLM", "model.layers.1.self_attn.k_proj.bias");
+  EXPECT_TRUE(FailsWith(hf(q2_bias, q2_bias.config_json), Status::kInvalidArgument, "model.layers.1.self_attn.k_proj.bias is missing"));
+  const Written q3_norm = WriteSafetensors(qwen3, Stored::kF32, "Qwen3ForCausalLM", "model.layers.0.self_attn.q_norm.weight");
+  EXPECT_TRUE(FailsWith(hf(q3_norm, q3_norm.config_json), Status::kInvalidArgument, "model.layers.0.self_attn.q_norm.weight is missing"));
+  const Written g2 = WriteSafetensors(gemma2, Stored::kF32, "Gemma2ForCausalLM", "model.layers.0.post_attention_layernorm.weight");
+  EXPECT_TRUE(FailsWith(hf(g2, g2.config_json), Status::kInvalidArgument, "model.layers.0.post_attention_layernorm.weight is missing"));
+  // A Gemma 2 GGUF without its softcaps (llama.cpp's convert always writes them).
+  LlamaConfig uncapped = FamilyConfig(DecoderFamily::kGemma2);
+  uncapped.attn_softcap = 0.f;
+  EXPECT_TRUE(FailsWith(gguf(RandomModel(uncapped, 99), "gemma2", ""), Status::kInvalidArgument, "gemma2.attn_logit_softcapping is missing"));
+  // Qwen2's window on the top layers only is not read; on none of them it is no window.
+  const Written q2 = WriteSafetensors(qwen2, Stored::kF32, "Qwen2ForCausalLM");
+  EXPECT_TRUE(FailsWith(hf(q2, HfConfig(qwen2.config, "Qwen2ForCausalLM", ", \"use_sliding_window\": true, \"sliding_window\": 4, \"max_window_layers\": 1")),
+                        Status::kUnsupported, "max_window_layers 1 < 2 layers"));
+  ASSERT_EQ(hf(q2, HfConfig(qwen2.config, "Qwen2ForCausalLM", ", \"use_sliding_window\": true, \"sliding_window\": 4, \"max_window_layers\": 2")),
+            Status::kOk) << last_error();
+  EXPECT_EQ(out.config.sliding_window, 0u);
+  ASSERT_EQ(hf(q2, HfConfig(qwen2.config, "Qwen2ForCausalLM", ", \"use_sliding_window\": false, \"sliding_window\": 4")), Status::kOk)
+      << last_error();
+  EXPECT_EQ(out.config.sliding_window, 0u);
+  // Qwen3 with attention_bias (o_proj's too) is not read.
+  const Written q3 = WriteSafetensors(qwen3, Stored::kF32, "Qwen3ForCausalLM");
+  EXPECT_TRUE(FailsWith(hf(q3, HfConfig(qwen3.config, "Qwen3ForCausalLM", ", \"attention_bias\": true")), Status::kUnsupported, "attention_bias"));
+  // Gemma 3's layer_types: a pattern is read, anything else refused.
+  const Written g3 = WriteSafetensors(gemma3, Stored::kF32, "Gemma3ForCausalLM");
+  const std::string s = "\"sliding_attention\"", f = "\"full_attention\"";
+  ASSERT_EQ(hf(g3, HfConfig(gemma3.config, "Gemma3ForCausalLM", ", \"layer_types\": [" + s + "," + s + "," + f + "," + s + "," + s + "," + f + "]")),
+            Status::kOk) << last_error();
+  EXPECT_EQ(out.config.sliding_window_pattern, 3u);
+  EXPECT_TRUE(FailsWith(hf(g3, HfConfig(gemma3.config, "Gemma3ForCausalLM", ", \"layer_types\": [" + s + "," + f + "," + f + "," + s + "," + s + "," + f + "]")),
+                        Status::kUnsupported, "not every p-th layer full (layer 2)"));
+  EXPECT_TRUE(FailsWith(hf(g3, HfConfig(gemma3.config, "Gemma3ForCausalLM", ", \"layer_types\": [" + s + "]")), Status::kInvalidArgument,
+                        "must list the 6 layers"));
+  // Gemma's activation and attention scale.
+  EXPECT_TRUE(FailsWith(hf(g3, replaced(g3.config_json, "\"hidden_activation\": \"gelu_pytorch_tanh\"", "\"hidden_activation\": \"gelu\"")),
+                        Status::kUnsupported, "not gelu_pytorch_tanh"));
+  EXPECT_TRUE(FailsWith(hf(g3, replaced(g3.config_json, "\"query_pre_attn_scalar\"", "\"query_pre_attn_scalar_\"")), Status::kInvalidArgument,
+                        "query_pre_attn_scalar is missing"));
 }
 
 TEST(LoadersJson, ParsesWhatConfigsHold) {

@@ -146,6 +146,8 @@ class WeightMapper {
  public:
   WeightMapper(const StoredTensors& tensors, const LoadOptions& o, LoadedModel* m) : t_(tensors), o_(o), m_(m) {}
 
+  const LlamaConfig& config() const { return m_->config; }
+
   // The tensor `name`, which must be [n][k] (k = 0: a vector of n).
   Status find(const std::string& name, size_t n, size_t k, const StoredTensor** out) const {
     const auto it = t_.find(name);
@@ -254,6 +256,30 @@ class WeightMapper {
   LoadedModel* m_;
 };
 
+// A layer's tensors of the families beyond Llama, those the config switches
+// on; an architecture without a name for one it needs is refused.
+inline Status map_family(WeightMapper& w, const LlamaTensorNames& names, size_t l, LlamaLayerWeights* y) {
+  const LlamaConfig& c = w.config();
+  const size_t hd = c.head_dim(), qd = c.heads * hd, kvd = c.kv_heads * hd;
+  const auto vec = [&](const char* format, size_t n, const float** out) {
+    if (!format) return fail(Status::kUnsupported, "loader: the architecture has no tensor for a switch its config sets");
+    return w.floats(layer_tensor_name(format, l), n, 0, out);
+  };
+  Status st = Status::kOk;
+  if (c.qkv_bias && ((st = vec(names.bq, qd, &y->bq)) != Status::kOk || (st = vec(names.bk, kvd, &y->bk)) != Status::kOk ||
+                     (st = vec(names.bv, kvd, &y->bv)) != Status::kOk)) {
+    return st;
+  }
+  if (c.qk_norm && ((st = vec(names.q_norm, hd, &y->q_norm)) != Status::kOk || (st = vec(names.k_norm, hd, &y->k_norm)) != Status::kOk)) {
+    return st;
+  }
+  if (c.sandwich_norms && ((st = vec(names.attn_out_norm, c.dim, &y->attn_out_norm)) != Status::kOk ||
+                           (st = vec(names.ffn_out_norm, c.dim, &y->ffn_out_norm)) != Status::kOk)) {
+    return st;
+  }
+  return Status::kOk;
+}
+
 // The weights of `c` named by `names` (c.vocab, c.dim... already read).
 inline Status map_llama(const StoredTensors& tensors, const LlamaTensorNames& names, const LoadOptions& o, LoadedModel* m) {
   const LlamaConfig& c = m->config;
@@ -272,7 +298,7 @@ inline Status map_llama(const StoredTensors& tensors, const LlamaTensorNames& na
     if ((st = w.find(names.embedding, c.vocab, D, &s)) != Status::kOk) return st;
     if (w.source(*s, c.vocab, D, &lw.classifier_source)) ++m->packed_from_source;
   }
-  // Each layer has 9 tensors: a layer count far beyond what the file holds is
+  // Each layer has at least 9 tensors: a layer count far beyond what the file holds is
   // refused before anything is sized by it (near misses name the first
   // missing tensor below).
   if (c.layers > tensors.size()) {
@@ -294,6 +320,7 @@ inline Status map_llama(const StoredTensors& tensors, const LlamaTensorNames& na
         (st = w.linear(name(names.w3), H, D, &y.w3, &s.w3)) != Status::kOk) {
       return st;
     }
+    if ((st = map_family(w, names, l, &y)) != Status::kOk) return st;
   }
   return Status::kOk;
 }
@@ -319,7 +346,7 @@ inline Status load_gguf_memory(const void* bytes, size_t size, const LoadOptions
     return fail(Status::kInvalidArgument, "gguf: general.architecture is missing or not a string");
   }
   const Architecture* arch = find_architecture(ModelFormat::kGguf, a->string());
-  if (!arch) return fail(Status::kUnsupported, "gguf: architecture '%s' is not supported (llama for now)", a->string().c_str());
+  if (!arch) return fail(Status::kUnsupported, "gguf: architecture '%s' is not supported (llama, qwen2, qwen3, gemma2 and gemma3 are)", a->string().c_str());
   // llama.cpp stores Llama 3.1's RoPE scaling as a tensor of per-frequency
   // factors, not as metadata: running without them would be another model.
   if (f.tensor("rope_freqs.weight")) {
