@@ -628,32 +628,43 @@ void ExpectFamily(const LlamaConfig& got, const LlamaConfig& want) {
   EXPECT_EQ(got.tied_embeddings, want.tied_embeddings);
 }
 
-// Each family in each format it has, F32: the loaded config's switches and
-// the forward against the fp64 reference of the file's values.
+// Each family in each format it has: the loaded config's switches and the
+// forward against the fp64 reference of the file's values; GGUF F32 and
+// Q8_0 (packed as stored into int8 weights), safetensors F32 and BF16.
 TEST_P(Loaders, FamiliesMatchTheReference) {
   TILEKIT_SEED_TRACE();
   for (const Family& f : kFamilies) {
     SCOPED_TRACE(f.hf);
     const RandomModel m(FamilyConfig(f.family), 90 + static_cast<int>(f.family));
-    if (f.gguf) {
-      SCOPED_TRACE(f.gguf);
+    for (Stored s : {Stored::kF32, Stored::kQ8_0}) {
+      if (!f.gguf) break;
+      SCOPED_TRACE(::testing::Message() << f.gguf << (s == Stored::kF32 ? " F32" : " Q8_0"));
       GgufSpec spec;
       spec.arch = f.gguf;
+      spec.type = s;
       const Written w = WriteGguf(m, spec);
+      LoadOptions o;
+      o.weights = s == Stored::kF32 ? WeightType::kF32 : WeightType::kInt8;
       LoadedModel loaded;
-      ASSERT_EQ(load_gguf_memory(w.file.data(), w.file.size(), LoadOptions{}, &loaded), Status::kOk) << last_error();
+      ASSERT_EQ(load_gguf_memory(w.file.data(), w.file.size(), o, &loaded), Status::kOk) << last_error();
       EXPECT_EQ(loaded.architecture, f.gguf);
       ExpectFamily(loaded.config, w.config);
-      RunAgainstReference(loaded, w, WeightType::kF32, true, 91);
+      if (s == Stored::kQ8_0) {
+        EXPECT_EQ(loaded.packed_from_source, 7 * m.config.layers + 1);  // the classifier, tied or not
+      }
+      RunAgainstReference(loaded, w, o.weights, true, 91);
     }
-    const Written h = WriteSafetensors(m, Stored::kF32, f.hf);
-    const MemoryFile mf{h.file.data(), h.file.size()};
-    LoadedModel loaded;
-    ASSERT_EQ(load_safetensors_memory(h.config_json.data(), h.config_json.size(), &mf, 1, LoadOptions{}, &loaded), Status::kOk)
-        << last_error();
-    EXPECT_EQ(loaded.architecture, f.hf);
-    ExpectFamily(loaded.config, h.config);
-    RunAgainstReference(loaded, h, WeightType::kF32, true, 92);
+    for (Stored s : {Stored::kF32, Stored::kBf16}) {
+      SCOPED_TRACE(s == Stored::kF32 ? "F32" : "BF16");
+      const Written h = WriteSafetensors(m, s, f.hf);
+      const MemoryFile mf{h.file.data(), h.file.size()};
+      LoadedModel loaded;
+      ASSERT_EQ(load_safetensors_memory(h.config_json.data(), h.config_json.size(), &mf, 1, LoadOptions{}, &loaded), Status::kOk)
+          << last_error();
+      EXPECT_EQ(loaded.architecture, f.hf);
+      ExpectFamily(loaded.config, h.config);
+      RunAgainstReference(loaded, h, WeightType::kF32, true, 92);
+    }
   }
 }
 
