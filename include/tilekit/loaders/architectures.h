@@ -190,10 +190,6 @@ inline bool gguf_real(const GgufFile& f, const std::string& key, double* out, St
   return true;
 }
 
-}  // namespace arch_detail
-
-namespace arch_detail {
-
 // What a GGUF file of a family carries beyond Llama's keys, as llama.cpp
 // reads it (src/llama-model.cpp): head_dim as attention.key_length; Gemma's
 // window and softcaps as keys, its window pattern (2, 6) and Gemma 3's local
@@ -227,7 +223,9 @@ inline Status gguf_family(const GgufFile& f, const std::string& a, DecoderFamily
       if (st != Status::kOk) return st;
       if (required) return fail(Status::kInvalidArgument, "gguf: metadata %s%s is missing", a.c_str(), cap.first);
     }
-    if (!(*cap.second >= 0 && *cap.second < 1e6)) return fail(Status::kInvalidArgument, "gguf: %s%s %g out of range", a.c_str(), cap.first, *cap.second);
+    if (!(*cap.second >= 0 && *cap.second < 1e6)) {
+      return fail(Status::kInvalidArgument, "gguf: %s%s %g out of range", a.c_str(), cap.first, *cap.second);
+    }
   }
   c->attn_softcap = static_cast<float>(attn_cap);
   c->final_softcap = static_cast<float>(final_cap);
@@ -334,7 +332,8 @@ inline Status hf_architecture(const JsonValue& cfg, const Architecture** out) {
   }
   const Architecture* a = find_architecture(ModelFormat::kSafetensors, archs->items[0].text);
   if (!a) {
-    return fail(Status::kUnsupported, "config.json: architecture %s is not supported (Llama, Mistral, Qwen2, Qwen3, Gemma2 and Gemma3ForCausalLM are)",
+    return fail(Status::kUnsupported,
+                "config.json: architecture %s is not supported (Llama, Mistral, Qwen2, Qwen3, Gemma2 and Gemma3ForCausalLM are)",
                 archs->items[0].text.c_str());
   }
   *out = a;
@@ -390,7 +389,8 @@ inline Status json_windows(const JsonValue& cfg, DecoderFamily family, LlamaConf
     size_t from = 0;
     if (!json_count(cfg, "max_window_layers", &from, true, &st)) return st;
     if (from < c->layers) {
-      return fail(Status::kUnsupported, "config.json: use_sliding_window with max_window_layers %zu < %zu layers (windows on the top layers only) is not read",
+      return fail(Status::kUnsupported,
+                  "config.json: use_sliding_window with max_window_layers %zu < %zu layers (windows on the top layers only) is not read",
                   from, c->layers);
     }
     return Status::kOk;  // no layer from max_window_layers on: no window

@@ -298,9 +298,9 @@ inline Status map_llama(const StoredTensors& tensors, const LlamaTensorNames& na
     if ((st = w.find(names.embedding, c.vocab, D, &s)) != Status::kOk) return st;
     if (w.source(*s, c.vocab, D, &lw.classifier_source)) ++m->packed_from_source;
   }
-  // Each layer has at least 9 tensors: a layer count far beyond what the file holds is
-  // refused before anything is sized by it (near misses name the first
-  // missing tensor below).
+  // Each layer has at least 9 tensors: a layer count far beyond what the
+  // file holds is refused before anything is sized by it (near misses name
+  // the first missing tensor below).
   if (c.layers > tensors.size()) {
     return fail(Status::kShapeMismatch, "loader: %zu layers, but the file has %zu tensors", c.layers, tensors.size());
   }
@@ -346,7 +346,10 @@ inline Status load_gguf_memory(const void* bytes, size_t size, const LoadOptions
     return fail(Status::kInvalidArgument, "gguf: general.architecture is missing or not a string");
   }
   const Architecture* arch = find_architecture(ModelFormat::kGguf, a->string());
-  if (!arch) return fail(Status::kUnsupported, "gguf: architecture '%s' is not supported (llama, qwen2, qwen3, gemma2 and gemma3 are)", a->string().c_str());
+  if (!arch) {
+    return fail(Status::kUnsupported, "gguf: architecture '%s' is not supported (llama, qwen2, qwen3, gemma2 and gemma3 are)",
+                a->string().c_str());
+  }
   // llama.cpp stores Llama 3.1's RoPE scaling as a tensor of per-frequency
   // factors, not as metadata: running without them would be another model.
   if (f.tensor("rope_freqs.weight")) {
