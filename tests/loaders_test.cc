@@ -334,30 +334,11 @@ Written WriteGguf(const RandomModel& m, const GgufSpec& spec) {
   SetReference(m, &out);
   const LlamaConfig& c = m.config;
   const bool llama = std::string(spec.arch) == "llama", shift = c.norm_weight_offset && spec.norm_shift;
-  const std::string a = std::string(spec.arch) + ".";
   if (c.norm_weight_offset) out.config.query_pre_attn_scalar = static_cast<float>(c.head_dim());
   if (shift) out.config.norm_weight_offset = false;
   GgufWriter w(spec.alignment);
-  w.add_string("general.architecture", spec.arch);
+  add_gguf_model_keys(w, c, spec.arch);
   w.add_u32("general.alignment", static_cast<uint32_t>(spec.alignment));
-  w.add_u32(a + "context_length", static_cast<uint32_t>(c.max_seq_len));
-  w.add_u32(a + "embedding_length", static_cast<uint32_t>(c.dim));
-  w.add_u32(a + "block_count", static_cast<uint32_t>(c.layers));
-  w.add_u32(a + "feed_forward_length", static_cast<uint32_t>(c.hidden));
-  w.add_u32(a + "attention.head_count", static_cast<uint32_t>(c.heads));
-  w.add_u32(a + "attention.head_count_kv", static_cast<uint32_t>(c.kv_heads));
-  w.add_u32(a + "rope.dimension_count", static_cast<uint32_t>(c.head_dim()));
-  w.add_f32(a + "attention.layer_norm_rms_epsilon", c.norm_eps);
-  w.add_f32(a + "rope.freq_base", static_cast<float>(c.rope.theta));
-  if (!llama) {
-    w.add_u32(a + "attention.key_length", static_cast<uint32_t>(c.head_dim()));
-    w.add_u32(a + "attention.value_length", static_cast<uint32_t>(c.head_dim()));
-  }
-  if (c.norm_weight_offset) {
-    w.add_u32(a + "attention.sliding_window", static_cast<uint32_t>(c.sliding_window));
-    if (c.attn_softcap > 0) w.add_f32(a + "attn_logit_softcapping", c.attn_softcap);
-    if (c.final_softcap > 0) w.add_f32(a + "final_logit_softcapping", c.final_softcap);
-  }
   w.add_string("tokenizer.ggml.model", "llama");
   std::vector<std::string> tokens(c.vocab);
   for (size_t i = 0; i < c.vocab; ++i) tokens[i] = "t" + std::to_string(i);
@@ -386,35 +367,8 @@ Written WriteGguf(const RandomModel& m, const GgufSpec& spec) {
   return out;
 }
 
-// The config.json keys of the families' switches (what the HF configs of
-// each carry; Qwen2's biases and the norms are implied by the architecture).
-std::string FamilyKeys(const LlamaConfig& c) {
-  char buf[512] = "";
-  size_t at = 0;
-  const auto add = [&](const char* format, auto... v) { at += std::snprintf(buf + at, sizeof(buf) - at, format, v...); };
-  if (c.attn_head_dim) add(", \"head_dim\": %zu", c.attn_head_dim);
-  if (c.sliding_window) add(", \"sliding_window\": %zu", c.sliding_window);
-  if (c.norm_weight_offset) {
-    add(", \"hidden_activation\": \"gelu_pytorch_tanh\", \"query_pre_attn_scalar\": %g", c.query_pre_attn_scalar);
-    add(c.attn_softcap > 0 ? ", \"attn_logit_softcapping\": %g" : ", \"attn_logit_softcapping\": null", c.attn_softcap);
-    add(c.final_softcap > 0 ? ", \"final_logit_softcapping\": %g" : ", \"final_logit_softcapping\": null", c.final_softcap);
-  }
-  if (c.rope_local_theta > 0) add(", \"sliding_window_pattern\": %zu, \"rope_local_base_freq\": %.1f", c.sliding_window_pattern, c.rope_local_theta);
-  return buf;
-}
-
 std::string HfConfig(const LlamaConfig& c, const char* arch = "LlamaForCausalLM", const std::string& extra = "") {
-  char buf[1536];
-  std::snprintf(buf, sizeof(buf),
-                "{\"architectures\": [\"%s\"], \"model_type\": \"llama\", \"hidden_size\": %zu, \"intermediate_size\": %zu,"
-                " \"num_hidden_layers\": %zu, \"num_attention_heads\": %zu, \"num_key_value_heads\": %zu,"
-                " \"rms_norm_eps\": 1e-05, \"rope_theta\": %.1f, \"vocab_size\": %zu, \"tie_word_embeddings\": %s,"
-                " \"max_position_embeddings\": %zu, \"hidden_act\": \"%s\", \"rope_scaling\": null,"
-                " \"torch_dtype\": \"float32\"%s%s}",
-                arch, c.dim, c.hidden, c.layers, c.heads, c.kv_heads, c.rope.theta, c.vocab,
-                c.tied_embeddings ? "true" : "false", c.max_seq_len, c.norm_weight_offset ? "gelu_pytorch_tanh" : "silu",
-                FamilyKeys(c).c_str(), extra.c_str());
-  return buf;
+  return hf_config_json(c, arch, extra);
 }
 
 Written WriteSafetensors(const RandomModel& m, Stored type, const char* arch = "LlamaForCausalLM", const std::string& skip = "") {

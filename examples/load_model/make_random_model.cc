@@ -181,22 +181,7 @@ int main(int argc, char** argv) {
 
   tilekit::Status st;
   if (gguf) {
-    const std::string a = std::string(fam->gguf) + ".";
-    g.add_string("general.architecture", fam->gguf);
-    g.add_u32(a + "context_length", static_cast<uint32_t>(c.max_seq_len));
-    g.add_u32(a + "embedding_length", static_cast<uint32_t>(D));
-    g.add_u32(a + "block_count", static_cast<uint32_t>(c.layers));
-    g.add_u32(a + "feed_forward_length", static_cast<uint32_t>(H));
-    g.add_u32(a + "attention.head_count", static_cast<uint32_t>(c.heads));
-    g.add_u32(a + "attention.head_count_kv", static_cast<uint32_t>(c.kv_heads));
-    g.add_u32(a + "rope.dimension_count", static_cast<uint32_t>(c.head_dim()));
-    g.add_f32(a + "attention.layer_norm_rms_epsilon", 1e-5f);
-    g.add_f32(a + "rope.freq_base", static_cast<float>(c.rope.theta));
-    if (gemma) {
-      g.add_u32(a + "attention.sliding_window", static_cast<uint32_t>(c.sliding_window));
-      if (c.attn_softcap > 0) g.add_f32(a + "attn_logit_softcapping", c.attn_softcap);
-      if (c.final_softcap > 0) g.add_f32(a + "final_logit_softcapping", c.final_softcap);
-    }
+    tilekit::add_gguf_model_keys(g, c, fam->gguf);
     std::vector<std::string> pieces = {"<unk>", "<s>", "</s>"};
     for (size_t i = pieces.size(); i < c.vocab; ++i) pieces.push_back("\xE2\x96\x81w" + std::to_string(i));
     pieces.resize(c.vocab);
@@ -207,27 +192,8 @@ int main(int argc, char** argv) {
     st = g.write(argv[2]);
   } else {
     ::mkdir(argv[2], 0755);
-    char extra[512] = "";
-    if (gemma) {
-      std::snprintf(extra, sizeof(extra),
-                    "  \"hidden_activation\": \"gelu_pytorch_tanh\",\n  \"query_pre_attn_scalar\": %g,\n  \"sliding_window\": %zu,\n"
-                    "  \"sliding_window_pattern\": %zu,\n  \"attn_logit_softcapping\": %g,\n  \"final_logit_softcapping\": %g,\n"
-                    "  \"rope_local_base_freq\": 10000.0,\n",
-                    c.query_pre_attn_scalar, c.sliding_window, c.sliding_window_pattern, c.attn_softcap, c.final_softcap);
-    } else if (c.sliding_window) {
-      std::snprintf(extra, sizeof(extra), "  \"sliding_window\": %zu,\n", c.sliding_window);
-    }
-    char cfg[1536];
-    std::snprintf(cfg, sizeof(cfg),
-                  "{\n  \"architectures\": [\"%s\"],\n  \"model_type\": \"%s\",\n  \"hidden_size\": %zu,\n"
-                  "  \"intermediate_size\": %zu,\n  \"num_hidden_layers\": %zu,\n  \"num_attention_heads\": %zu,\n"
-                  "  \"num_key_value_heads\": %zu,\n  \"vocab_size\": %zu,\n  \"max_position_embeddings\": %zu,\n"
-                  "  \"rms_norm_eps\": 1e-05,\n  \"rope_theta\": %.1f,\n  \"hidden_act\": \"%s\",\n%s"
-                  "  \"tie_word_embeddings\": %s\n}\n",
-                  fam->hf, fam->name, D, H, c.layers, c.heads, c.kv_heads, c.vocab, c.max_seq_len, c.rope.theta,
-                  gemma ? "gelu_pytorch_tanh" : "silu", extra, c.tied_embeddings ? "true" : "false");
     const std::string dir = argv[2];
-    const std::string text = cfg;
+    const std::string text = tilekit::hf_config_json(c, fam->hf) + "\n";
     st = tilekit::write_file((dir + "/config.json").c_str(), std::vector<unsigned char>(text.begin(), text.end()));
     if (st == tilekit::Status::kOk) st = s.write((dir + "/model.safetensors").c_str());
   }

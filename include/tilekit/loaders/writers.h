@@ -8,7 +8,11 @@
 //         q = min(15, trunc(x / d + 8.5)) stored as a nibble (value q - 8).
 // Both write the bytes the parsers of gguf.h and safetensors.h read, in the
 // order they are added; nothing here checks a model's consistency (tests
-// write inconsistent files on purpose).
+// write inconsistent files on purpose). add_gguf_model_keys and
+// hf_config_json write a LlamaConfig's hyper-parameters as each format keeps
+// them for each decoder family (loaders/architectures.h says which);
+// the tensors, their names and conventions (llama.cpp's Q / K permutation of
+// llama files, its 1 + w Gemma norms) are the caller's.
 #ifndef TILEKIT_LOADERS_WRITERS_H_
 #define TILEKIT_LOADERS_WRITERS_H_
 
@@ -25,6 +29,7 @@
 #include "tilekit/base/bf16.h"
 #include "tilekit/base/size_math.h"
 #include "tilekit/base/status.h"
+#include "tilekit/graph/llama.h"
 #include "tilekit/loaders/gguf.h"
 
 namespace tilekit {
@@ -167,6 +172,62 @@ class GgufWriter {
   std::vector<unsigned char> meta_, infos_, data_;
   uint64_t kvs_ = 0, tensors_ = 0;
 };
+
+// The metadata llama.cpp's convert writes for a model of `c` under GGUF
+// architecture `arch` (llama, qwen2, qwen3, gemma2, gemma3): the
+// hyper-parameters under "<arch>.", head_dim as attention.key_length /
+// value_length outside llama, and Gemma's window and softcaps (its window
+// pattern, local theta and attention scale are the architecture's, not keys).
+inline void add_gguf_model_keys(GgufWriter& w, const LlamaConfig& c, const std::string& arch) {
+  const std::string a = arch + ".";
+  const auto u32 = [&](const char* key, size_t v) { w.add_u32(a + key, static_cast<uint32_t>(v)); };
+  w.add_string("general.architecture", arch);
+  u32("context_length", c.max_seq_len);
+  u32("embedding_length", c.dim);
+  u32("block_count", c.layers);
+  u32("feed_forward_length", c.hidden);
+  u32("attention.head_count", c.heads);
+  u32("attention.head_count_kv", c.kv_heads);
+  u32("rope.dimension_count", c.head_dim());
+  w.add_f32(a + "attention.layer_norm_rms_epsilon", c.norm_eps);
+  w.add_f32(a + "rope.freq_base", static_cast<float>(c.rope.theta));
+  if (arch != "llama") u32("attention.key_length", c.head_dim()), u32("attention.value_length", c.head_dim());
+  if (arch.compare(0, 5, "gemma") == 0) {
+    u32("attention.sliding_window", c.sliding_window);
+    if (c.attn_softcap > 0) w.add_f32(a + "attn_logit_softcapping", c.attn_softcap);
+    if (c.final_softcap > 0) w.add_f32(a + "final_logit_softcapping", c.final_softcap);
+  }
+}
+
+// A Hugging Face config.json for `c` as class `arch` (LlamaForCausalLM,
+// MistralForCausalLM, Qwen2 / Qwen3 / Gemma2 / Gemma3ForCausalLM): the
+// hyper-parameters, and the keys of the switches `c` sets (head_dim, the
+// window, Gemma's activation, scale, softcaps, pattern and local theta; Qwen2's
+// biases and Gemma's norms are the class's). `extra` (", \"key\": value"...)
+// goes at the end.
+inline std::string hf_config_json(const LlamaConfig& c, const std::string& arch, const std::string& extra = "") {
+  char buf[2048];
+  size_t at = 0;
+  const auto add = [&](const char* format, auto... v) {
+    const int n = std::snprintf(buf + at, sizeof(buf) - at, format, v...);
+    at = std::min(sizeof(buf) - 1, at + static_cast<size_t>(n > 0 ? n : 0));
+  };
+  add("{\"architectures\": [\"%s\"], \"hidden_size\": %zu, \"intermediate_size\": %zu, \"num_hidden_layers\": %zu,"
+      " \"num_attention_heads\": %zu, \"num_key_value_heads\": %zu, \"rms_norm_eps\": %g, \"rope_theta\": %.1f,"
+      " \"vocab_size\": %zu, \"tie_word_embeddings\": %s, \"max_position_embeddings\": %zu, \"hidden_act\": \"%s\","
+      " \"rope_scaling\": null, \"torch_dtype\": \"float32\"",
+      arch.c_str(), c.dim, c.hidden, c.layers, c.heads, c.kv_heads, static_cast<double>(c.norm_eps), c.rope.theta, c.vocab,
+      c.tied_embeddings ? "true" : "false", c.max_seq_len, c.norm_weight_offset ? "gelu_pytorch_tanh" : "silu");
+  if (c.attn_head_dim) add(", \"head_dim\": %zu", c.attn_head_dim);
+  if (c.sliding_window) add(", \"sliding_window\": %zu", c.sliding_window);
+  if (c.norm_weight_offset) {
+    add(", \"hidden_activation\": \"gelu_pytorch_tanh\", \"query_pre_attn_scalar\": %g", static_cast<double>(c.query_pre_attn_scalar));
+    add(c.attn_softcap > 0 ? ", \"attn_logit_softcapping\": %g" : ", \"attn_logit_softcapping\": null", static_cast<double>(c.attn_softcap));
+    add(c.final_softcap > 0 ? ", \"final_logit_softcapping\": %g" : ", \"final_logit_softcapping\": null", static_cast<double>(c.final_softcap));
+  }
+  if (c.rope_local_theta > 0) add(", \"sliding_window_pattern\": %zu, \"rope_local_base_freq\": %.1f", c.sliding_window_pattern, c.rope_local_theta);
+  return std::string(buf, at) + extra + "}";
+}
 
 class SafetensorsWriter {
  public:
