@@ -1104,6 +1104,35 @@ TEST(LoadersRefuse, SafetensorsFiles) {
   EXPECT_TRUE(FailsWith(load(x.bytes(), h.config_json), Status::kUnsupported, "model.norm.weight is another dtype"));
 }
 
+// What GGUF Gemma files leave to the architecture, as llama.cpp takes it:
+// the attention scale 1/√head_dim, but 1/√(dim / heads) for the 27B models
+// (Gemma 2: 46 layers, Gemma 3: 62); Gemma 3's global layers' linear RoPE
+// scaling from the file, its local layers' theta 10000 and pattern 6.
+TEST(LoadersFamilies, GgufGemmaKeysTheArchitectureFixes) {
+  for (const char* arch : {"gemma2", "gemma3"}) {
+    const bool g2 = std::string(arch) == "gemma2";
+    for (size_t layers : {size_t{26}, g2 ? size_t{46} : size_t{62}}) {
+      SCOPED_TRACE(::testing::Message() << arch << " " << layers << " layers");
+      LlamaConfig c = FamilyConfig(g2 ? DecoderFamily::kGemma2 : DecoderFamily::kGemma3);
+      c.layers = layers;
+      GgufWriter w;
+      add_gguf_model_keys(w, c, arch);
+      if (!g2) w.add_string("gemma3.rope.scaling.type", "linear"), w.add_f32("gemma3.rope.scaling.factor", 8.f);
+      const std::vector<unsigned char> bytes = w.bytes();
+      GgufFile f;
+      ASSERT_EQ(parse_gguf(bytes.data(), bytes.size(), &f), Status::kOk) << last_error();
+      LlamaConfig got;
+      ASSERT_EQ(gguf_llama_config(f, *find_architecture(ModelFormat::kGguf, arch), c.vocab, 0, &got), Status::kOk) << last_error();
+      EXPECT_EQ(got.query_pre_attn_scalar, layers == 26 ? 32.f : 16.f);  // head_dim 32, dim / heads 16
+      EXPECT_EQ(got.sliding_window_pattern, g2 ? 2u : 6u);
+      EXPECT_EQ(got.rope_local_theta, g2 ? 0.0 : 10000.0);
+      EXPECT_EQ(got.rope.scaling, g2 ? RopeScaling::kNone : RopeScaling::kLinear);
+      EXPECT_FALSE(got.norm_weight_offset);
+      EXPECT_EQ(got.embedding_scale, 8.f);  // √64
+    }
+  }
+}
+
 // The families' refusals: a tensor a family's switch needs, in each format;
 // settings their rows do not read.
 TEST(LoadersRefuse, Families) {
