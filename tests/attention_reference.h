@@ -64,7 +64,7 @@ inline AttentionReference AttentionReference64(const AttentionProblem& c) {
   ref.lse_bound.assign(c.t * c.hq, 0.0);
   const double scale = c.scale > 0 ? c.scale : 1.0 / std::sqrt(static_cast<double>(c.d));
   const size_t group = c.hq / c.hkv;
-  std::vector<double> s(c.s);
+  std::vector<double> s(c.s), p_row(c.s);
   std::vector<bool> kept(c.s);
   for (size_t t = 0; t < c.t; ++t) {
     const size_t pos = c.s - c.t + t;
@@ -103,10 +103,13 @@ inline AttentionReference AttentionReference64(const AttentionProblem& c) {
         ++n;
       }
       if (n == 0) continue;  // zeros, lse -inf
+      // p_j = exp(s_j - m), once per key (not once per output column: under
+      // emulation exp is most of the reference's time).
       double l = 0, spread = 0;
       for (size_t j = 0; j < c.s; ++j) {
         if (!kept[j]) continue;
-        l += std::exp(s[j] - m);
+        p_row[j] = std::exp(s[j] - m);
+        l += p_row[j];
         spread = std::max(spread, m - s[j]);
       }
       const size_t row = t * c.hq + h;
@@ -123,7 +126,7 @@ inline AttentionReference AttentionReference64(const AttentionProblem& c) {
         double num = 0, abs_num = 0;
         for (size_t j = 0; j < c.s; ++j) {
           if (!kept[j]) continue;
-          const double p = std::exp(s[j] - m), vv = c.v[j * c.v_stride + hk * c.dv + e];
+          const double p = p_row[j], vv = c.v[j * c.v_stride + hk * c.dv + e];
           num += p * vv;
           abs_num += p * std::fabs(vv);
         }

@@ -4,6 +4,7 @@
 // (chunked == one-shot, decode == prefill, paged == contiguous), bad input,
 // determinism over thread counts. The reference and its error bound, derived
 // from the fp32 arithmetic, are tests/attention_reference.h's.
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <cstring>
@@ -305,10 +306,15 @@ TEST_P(AttentionTest, HeadDimsAndRatios) {
 TEST_P(AttentionTest, DecodeGroupsHeadDimsAndLengths) {
   TILEKIT_SEED_TRACE();
   // Hq, Hkv: groups 1, 2, 3, 4, 5, 7, 8, 12, 16 (kAttnGroupMax) and 17 (past it: the tiled path).
-  const size_t groups[][2] = {{4, 4}, {4, 2}, {12, 4}, {8, 2}, {10, 2}, {14, 2}, {8, 1}, {24, 2}, {16, 1}, {17, 1}};
+  std::vector<std::array<size_t, 2>> groups = {{4, 4}, {4, 2}, {12, 4}, {8, 2}, {10, 2}, {14, 2}, {8, 1}, {24, 2}, {16, 1}, {17, 1}};
   const size_t dims[] = {72, 80, 1, 17, 128};
   std::vector<size_t> lengths = {1, 2, 13, 15, 16, 17, 63, 64, 65, 127, 509, 511, 512, 513, 1025};
-  if (testing::Emulated()) lengths = {1, 16, 17, 65, 513};
+  if (testing::Emulated()) {
+    // The same groups, and tasks of several KV heads kept by {4, 4}, {4, 2}
+    // and {12, 4}: the groups of 4 to 12 on one KV head, half the rows.
+    groups = {{4, 4}, {4, 2}, {12, 4}, {4, 1}, {5, 1}, {7, 1}, {8, 1}, {12, 1}, {16, 1}, {17, 1}};
+    lengths = {1, 16, 17, 65, 513};
+  }
   size_t i = 0;
   for (const auto& hg : groups) {
     for (size_t s : lengths) {
@@ -333,7 +339,9 @@ TEST_P(AttentionTest, DecodeGroupsHeadDimsAndLengths) {
 TEST_P(AttentionTest, DecodeThreadsAreBitwiseIdentical) {
   TILEKIT_SEED_TRACE();
   ThreadPool two(2), three(3);
-  const size_t groups[][2] = {{12, 4}, {8, 1}, {4, 4}, {32, 1}};
+  // {32, 1} and, emulated, {17, 1}: past kAttnGroupMax, the tiled path.
+  const size_t tiled_group = testing::Emulated() ? 17 : 32;
+  const size_t groups[][2] = {{12, 4}, {8, 1}, {4, 4}, {tiled_group, 1}};
   size_t i = 0;
   for (const auto& hg : groups) {
     for (bool bf16 : {false, true}) {
