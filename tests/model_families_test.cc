@@ -15,15 +15,19 @@
 #include <vector>
 
 #include "harness.h"
+#include "llama_checks.h"
 #include "llama_reference.h"
 #include "tilekit/tilekit.h"
 
 namespace tilekit {
 namespace {
 
+using testing::ArgMax;
+using testing::CheckLogits;
 using testing::EV;
 using testing::FailsWith;
 using testing::kSigmas;
+using testing::Prompt;
 using testing::Rng;
 using testing::WithinBound;
 
@@ -130,36 +134,6 @@ struct FamilyModel {
     if (!c.tied_embeddings) weights.classifier = matrix(c.vocab, D);
   }
 };
-
-std::vector<int32_t> Prompt(size_t n, size_t vocab, uint64_t stream) {
-  Rng rng(stream);
-  std::vector<int32_t> p(n);
-  for (int32_t& t : p) t = static_cast<int32_t>(rng.below(vocab));
-  return p;
-}
-
-size_t ArgMax(const float* x, size_t n) {
-  size_t best = 0;
-  for (size_t i = 1; i < n; ++i) if (x[i] > x[best]) best = i;
-  return best;
-}
-
-// Logits within the reference's bound; returns the reference's greedy token
-// and checks tilekit's where the top two are further apart than their bounds.
-size_t CheckLogits(const float* got, const EV& ref, const char* what, int* ambiguous) {
-  size_t best = 0, second = ref.v.size() > 1 ? 1 : 0;
-  for (size_t j = 0; j < ref.v.size(); ++j) {
-    EXPECT_TRUE(WithinBound(std::fabs(got[j] - ref.v[j]), kSigmas * ref.e[j], what)) << "logit " << j;
-    if (ref.v[j] > ref.v[best]) second = best, best = j;
-    else if (j != best && ref.v[j] > ref.v[second]) second = j;
-  }
-  if (ref.v[best] - ref.v[second] > kSigmas * (ref.e[best] + ref.e[second])) {
-    EXPECT_EQ(ArgMax(got, ref.v.size()), best) << what;
-  } else {
-    ++*ambiguous;
-  }
-  return best;
-}
 
 class ModelFamilies : public testing::PathTest {};
 TILEKIT_INSTANTIATE_PATHS(ModelFamilies);
