@@ -14,6 +14,24 @@
 // The bounds hold for any order of the sums, so they cover every kernel path.
 // bf16 K/V: the caller passes the rounded K/V the kernel reads (the rounding is
 // the storage format's, not the kernel's); a bf16 output adds u_bf16 |o_c|.
+// The bf16 kernels of bf16 K/V (AttentionProblem::token_kernel, per query token):
+//  - kTiledBf16 (the tiled path on x86 BF16 paths): q · scale rounded to bf16 is
+//    what the kernel multiplies, so the reference rounds it the same way (the
+//    fp32 product, then to nearest even) and the logit's bound is the fp32
+//    one on those values with scale 1 (vdpbf16ps: exact products, one
+//    rounding each); P rounded to bf16 for P·V adds 2^-8 Σ p_j |v_jc| / Σ p_j
+//    (bf16's unit roundoff: 8 significant bits, so up to 2^-8 relative per p,
+//    not 2^-9; the sum l is of the unrounded p);
+//  - kSplitBf16 (the decode group with the bf16 dot): q' = fl(q · scale) split
+//    into bf16 hi + lo: |q' − hi| <= 2^-8 |q'|, so |q' − hi − lo| <= 2^-16 |q'|
+//    and |hi| + |lo| <= (1 + 2^-7) |q'|; 2d exact products summed: a logit's
+//    bound is ((d + 2) u' (1 + 2^-7) + 2^-16) scale Σ |q k|,
+//    u' the dot's rounding (u; BFDOT rounds to odd: 2u). The (d + 2) holds for
+//    any vector length: 4 roundings per 2L columns, log2 L for the lanes' sum,
+//    one per column past the last whole 2L.
+//  The flushes of denormals (vdpbf16ps, BFDOT) add at most 2^-120 per logit
+//  and per output here (|q|, |k|, |v| <= 2 and at most 2^14 terms), counted
+//  in an absolute term.
 // Used by tests/attention_test.cc and tests/fuzz/attention_fuzz.cc.
 #ifndef TILEKIT_TESTS_ATTENTION_REFERENCE_H_
 #define TILEKIT_TESTS_ATTENTION_REFERENCE_H_
@@ -21,6 +39,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -45,7 +65,22 @@ struct AttentionProblem {
   // the same problem read from a cache of smaller blocks: more tiles, more
   // rescales of the running sum (the sums themselves are computed once).
   size_t cache_tile_keys = 0;
+  // Per query token (null: every token kFp32): which arithmetic its scores
+  // and P·V ran (see the top of the file), and the bf16 dot's unit roundoff.
+  const unsigned char* token_kernel = nullptr;
+  double dot_u = 1.0 / (1 << 24);
 };
+enum : unsigned char { kFp32 = 0, kTiledBf16 = 1, kSplitBf16 = 2 };
+
+// The fp32 value of x rounded to bf16 (to nearest even, as f32_to_bf16).
+inline float RoundToBf16(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  u = (u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u;
+  float r;
+  std::memcpy(&r, &u, 4);
+  return r;
+}
 
 // Packed [t][hq][dv] outputs and [t][hq] lse, each with its bound.
 struct AttentionReference {
@@ -63,11 +98,15 @@ inline AttentionReference AttentionReference64(const AttentionProblem& c) {
   ref.lse.assign(c.t * c.hq, -INFINITY);
   ref.lse_bound.assign(c.t * c.hq, 0.0);
   const double scale = c.scale > 0 ? c.scale : 1.0 / std::sqrt(static_cast<double>(c.d));
+  // The kernel's fp32 scale (attention-impl.h, attn_shape): q · scale rounded to bf16 uses it.
+  const float scale_f = c.scale > 0 ? static_cast<float>(c.scale) : 1.f / std::sqrt(static_cast<float>(c.d));
+  constexpr double kFlush = 0x1p-120;
   const size_t group = c.hq / c.hkv;
   std::vector<double> s(c.s), p_row(c.s);
   std::vector<bool> kept(c.s);
   for (size_t t = 0; t < c.t; ++t) {
     const size_t pos = c.s - c.t + t;
+    const unsigned char kernel = c.token_kernel ? c.token_kernel[t] : static_cast<unsigned char>(kFp32);
     for (size_t h = 0; h < c.hq; ++h) {
       const size_t hk = h / group;
       double m = -INFINITY, ds = 0;
@@ -78,12 +117,16 @@ inline AttentionReference AttentionReference64(const AttentionProblem& c) {
         if (!kept[j]) continue;
         double dot = 0, dabs = 0;
         for (size_t e = 0; e < c.d; ++e) {
-          const double a = c.q[t * c.q_stride + h * c.d + e], b = c.k[j * c.k_stride + hk * c.d + e];
+          const float qe = c.q[t * c.q_stride + h * c.d + e];
+          const double a = kernel == kTiledBf16 ? RoundToBf16(qe * scale_f) : qe, b = c.k[j * c.k_stride + hk * c.d + e];
           dot += a * b;
           dabs += std::fabs(a * b);
         }
-        double sj = dot * scale;
-        double err = (c.d + 2) * kU * dabs * scale;
+        const double dot_scale = kernel == kTiledBf16 ? 1.0 : scale;
+        double sj = dot * dot_scale;
+        double err = (c.d + 2) * kU * dabs * dot_scale;
+        if (kernel == kSplitBf16) err = ((c.d + 2) * c.dot_u * (1 + 2 * kBf16U) + kBf16U * kBf16U) * dabs * scale;
+        if (kernel != kFp32) err += kFlush;
         if (c.softcap > 0) {
           sj = c.softcap * std::tanh(sj / c.softcap);
           err += 7 * kU * std::fabs(sj);
@@ -132,7 +175,8 @@ inline AttentionReference AttentionReference64(const AttentionProblem& c) {
         }
         const double o = num / l;
         ref.o[row * c.dv + e] = o;
-        const double rounding = c.out_bf16 ? std::fabs(o) * kBf16U * (1 + 2 * kU) + 1e-30 : 0.0;
+        double rounding = c.out_bf16 ? std::fabs(o) * kBf16U * (1 + 2 * kU) + 1e-30 : 0.0;
+        if (kernel == kTiledBf16) rounding += kBf16U * abs_num / l + kFlush;
         ref.bound[row * c.dv + e] = (dp + (n + 4) * kU) * (abs_num / l + std::fabs(o)) + rounding;
         if (c.cache_tile_keys) {
           ref.bound_cache[row * c.dv + e] = (dp_cache + (n + 4) * kU) * (abs_num / l + std::fabs(o)) + rounding;

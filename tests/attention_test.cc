@@ -14,6 +14,7 @@
 
 #include "attention_reference.h"
 #include "harness.h"
+#include "tilekit/attention/plan.h"
 
 namespace tilekit {
 namespace {
@@ -86,8 +87,41 @@ using Reference = testing::AttentionReference;
 // kPagedBlock-token blocks: a tile never crosses a block.
 constexpr size_t kPagedBlock = 16;
 
-Reference Reference64(const Case& c, const Data& x) {
+// Per query token of one call of case c on the active path: the arithmetic
+// its task runs (tests/attention_reference.h), by the kernel's own rules
+// (attention/plan.h: the tasks' tokens, the tiled or row-by-row path, what the
+// path does with bf16 K/V).
+std::vector<unsigned char> TokenKernels(const Case& c) {
+  std::vector<unsigned char> kernels(c.t, testing::kFp32);
+  if (!c.kv_bf16) return kernels;
+  const detail::AttnBf16 bf16 = detail::AttnBf16Of(cpu::active_isa());
+  detail::AttnShape sh;
+  sh.group = c.hq / c.hkv;
+  detail::AttnSeq sq;
+  const float mask = 0.f;
+  if (c.additive) sq.mask = &mask;
+  const size_t per_task = detail::AttnTokensPerTask(sh.group);
+  for (size_t t0 = 0; t0 < c.t; t0 += per_task) {
+    const size_t t1 = std::min(c.t, t0 + per_task);
+    unsigned char k = testing::kFp32;
+    if (detail::AttnTiledTask(sh, sq, t1 - t0)) {
+      if (bf16.tiled) k = testing::kTiledBf16;
+    } else if (detail::AttnDecodeGroup(sh, sq, t1 - t0)) {
+      if (bf16.dot) k = testing::kSplitBf16;
+    }
+    std::fill(kernels.begin() + t0, kernels.begin() + t1, k);
+  }
+  return kernels;
+}
+
+// The bf16 dot's unit roundoff: BFDOT rounds to odd (simd/bf16_dot-inl.h).
+double DotU() { return cpu::isa_converts_bf16(cpu::active_isa()) && TILEKIT_ARCH_ARM64 ? 2 * kU : kU; }
+
+Reference Reference64(const Case& c, const Data& x, const std::vector<unsigned char>* kernels = nullptr) {
+  const std::vector<unsigned char> own = TokenKernels(c);
   testing::AttentionProblem p;
+  p.token_kernel = kernels ? kernels->data() : own.data();
+  p.dot_u = DotU();
   p.cache_tile_keys = kPagedBlock;
   p.t = c.t, p.s = c.s, p.hq = c.hq, p.hkv = c.hkv, p.d = c.d, p.dv = c.dv;
   p.q = x.q.data(), p.k = x.k.data(), p.v = x.v.data();
@@ -432,17 +466,30 @@ TEST_P(AttentionTest, Bf16CacheAndOutput) {
   }
 }
 
+// Rows whose every key is masked, and masked keys whose V is NaN, on the
+// tiled path: fp32 K/V, bf16 K/V (the bf16 tiled path where the path has it:
+// a tile with a NaN V runs P·V row by row), and bf16 with odd head dims and a
+// V past the whole vectors (its columns in fp32 from the cache).
 TEST_P(AttentionTest, FullyMaskedRowsAreZeroNotNaN) {
+  TILEKIT_SEED_TRACE();
+  const size_t shapes[][3] = {{0, 16, 16}, {1, 16, 16}, {1, 33, 35}};
+  for (const auto& shape : shapes) {
   Case c;
   c.t = 6;
   c.s = 40;
   c.hq = 2;
-  c.d = c.dv = 16;
+  c.d = shape[1];
+  c.dv = shape[2];
+  c.kv_bf16 = shape[0];
   c.additive = true;
+  SCOPED_TRACE(Describe(c));
   testing::Rng rng(500);
   Data x = MakeData(c, rng);
   for (size_t j = 0; j < c.s; ++j) x.mask[2 * c.s + j] = -kInf;  // row 2: every key masked
   for (size_t j = 0; j < c.s; ++j) x.mask[4 * c.s + j] = j == 39 ? 0.f : -kInf;
+  // Keys 7, 8 (a pair of the bf16 path) and 13 (beside an unmasked 12): masked for every row.
+  for (size_t t = 0; t < c.t; ++t) x.mask[t * c.s + 7] = x.mask[t * c.s + 8] = x.mask[t * c.s + 13] = -kInf;
+  x.mask[12] = 0.f;
   // Masked keys' V is NaN: a masked probability must never meet it.
   for (size_t j = 0; j < 39; ++j) {
     bool all_masked = true;
@@ -457,6 +504,7 @@ TEST_P(AttentionTest, FullyMaskedRowsAreZeroNotNaN) {
   Check(c, ref, out, "masked");
   for (size_t e = 0; e < c.hq * c.dv; ++e) EXPECT_EQ(out.f32[2 * out.stride + e], 0.f);
   EXPECT_EQ(out.lse[2 * c.hq], -kInf);
+  }
 }
 
 TEST_P(AttentionTest, NaNOutsideTheRangeNeverLeaksAndInsideItPropagates) {
@@ -542,7 +590,17 @@ TEST_P(AttentionTest, ChunkedPrefillAndDecodeMatchOneShot) {
   full.causal = true;
   testing::Rng rng(700);
   const Data x = MakeData(full, rng);
-  const Reference ref = PagedReference64(full, x);
+  // The arithmetic of each chunk's call, token by token.
+  std::vector<unsigned char> kernels(full.t);
+  for (size_t done = 0; done < full.t;) {
+    Case c = full;
+    c.t = done < 60 ? std::min<size_t>(17, full.t - done) : 1;
+    const std::vector<unsigned char> k = TokenKernels(c);
+    std::copy(k.begin(), k.end(), kernels.begin() + done);
+    done += c.t;
+  }
+  Reference ref = Reference64(full, x, &kernels);
+  ref.bound = ref.bound_cache;
   Paged pg;
   MakePaged(full, x, kPagedBlock, 0, &pg, rng);
   // Prefill in chunks (17 tokens, then decode steps of one): each call writes
@@ -579,16 +637,16 @@ TEST_P(AttentionTest, ChunkedPrefillAndDecodeMatchOneShot) {
 TEST_P(AttentionTest, ThreadsAreBitwiseIdentical) {
   TILEKIT_SEED_TRACE();
   ThreadPool two(2), three(3);
-  for (size_t t : {1, 4, 40}) {
+  for (size_t t : {1, 4, 40, 41}) {  // 41: the tiled path with bf16 K/V
     Case c;
     c.t = t;
     c.s = testing::Emulated() ? 1100 : 1500;  // several key chunks of 512 for the small T
-    if (testing::Emulated() && t == 40) c.s = 300;
+    if (testing::Emulated() && t >= 40) c.s = 300;
     c.hq = 4;
     c.hkv = 1;
     c.d = c.dv = 32;
     c.causal = true;
-    c.kv_bf16 = t == 4;
+    c.kv_bf16 = t == 4 || t == 41;
     testing::Rng rng(800 + t);
     const Data x = MakeData(c, rng);
     Paged pg;

@@ -24,13 +24,6 @@ namespace tilekit {
 
 namespace detail {
 
-// Query rows per task: a block of tokens × the q-heads of one KV head. Each
-// task widens every K/V tile it reads once (from L3 or memory when the head's
-// K/V exceed L2: 1 MiB at S = 1024, d = 128, fp32), so the rows per task are
-// what that read is amortised over: at 32 rows the tile copy took a third of
-// an L = 1024 prefill; 128 rows keep Qᵀ (64 KiB at d = 128) and the scores of
-// a tile (32 KiB) in L2.
-constexpr size_t kAttnRowsPerTask = 128;
 // Up to this many query tokens (decode, speculative and small chunks) the keys
 // are split into chunks of kAttnSplitKeys (rounded up to whole cache blocks), so
 // that one sequence with few heads still feeds every core. The chunking
@@ -62,6 +55,7 @@ struct AttnMergeTask {
 
 struct AttnJob {
   Isa isa = Isa::kScalar;
+  AttnBf16 bf16;  // what the path does with bf16 K/V
   AttnShape shape;
   const AttnSeq* seqs = nullptr;
   const AttnOutput* outs = nullptr;
@@ -161,7 +155,7 @@ inline void attn_run_task(void* context, size_t index) {
   float* m = acc + rows * sh.dv;
   float* l = m + rows;
   TILEKIT_DISPATCH_ON(job.isa, AttendRows)(sh, job.seqs[task.seq], task.h0, task.h1, task.t0, task.t1, task.j0,
-                                           task.j1, acc, m, l, ws);
+                                           task.j1, acc, m, l, ws, job.bf16);
   if (!direct) return;
   if (job.out_bf16) {
     attn_store_rows<bf16>(job, task.seq, task.h0, task.h1, task.t0, task.t1, acc, m, l);
@@ -221,7 +215,7 @@ inline Status attn_execute(const char* op, const AttnShape& sh, const AttnSeq* s
   AttnCallBuffers& buf = attn_call_buffers();
   buf.tasks.clear();
   buf.merges.clear();
-  const size_t tokens_per_task = std::max<size_t>(1, kAttnRowsPerTask / sh.group);
+  const size_t tokens_per_task = AttnTokensPerTask(sh.group);
   size_t slots = 0, rows_max = 0;
   for (size_t si = 0; si < count; ++si) {
     const AttnSeq& sq = seqs[si];
@@ -237,7 +231,7 @@ inline Status attn_execute(const char* op, const AttnShape& sh, const AttnSeq* s
       const size_t t1 = std::min(sq.t, t0 + tokens_per_task);
       // Few rows per head, or one decode token's group (the row-by-row
       // kernel): one task takes every KV head of its key chunk (see AttendRowsT).
-      const bool by_row = (t1 - t0) * sh.group < kAttnPackRows || AttnDecodeGroup(sh, sq, t1 - t0);
+      const bool by_row = !AttnTiledTask(sh, sq, t1 - t0);
       const size_t heads_per_task = by_row ? sh.hkv : 1;
       rows_max = std::max(rows_max, (t1 - t0) * sh.group * heads_per_task);
       // The keys this block sees (the union of its rows' ranges).
@@ -269,6 +263,7 @@ inline Status attn_execute(const char* op, const AttnShape& sh, const AttnSeq* s
   });
   AttnJob job;
   job.isa = cpu::active_isa();  // once per call: every task runs the same path
+  job.bf16 = AttnBf16Of(job.isa);
   job.shape = sh;
   job.seqs = seqs;
   job.outs = outs;

@@ -551,9 +551,9 @@ HWY_INLINE void ScoresTile(DF df, const float* HWY_RESTRICT qt, size_t R, size_t
 
 // One row, the keys of [j0, j1) whose p is not −0 (the mark of a masked key,
 // see SoftmaxTile), acc not rescaled.
-template <class DF>
+template <class DF, typename VT>
 HWY_INLINE void PvKept(DF df, float* HWY_RESTRICT acc, size_t dv, const float* HWY_RESTRICT p, size_t R,
-                       const float* HWY_RESTRICT v, size_t vs, size_t j0, size_t j1) {
+                       const VT* HWY_RESTRICT v, size_t vs, size_t j0, size_t j1) {
   const float one = 1.f;
   for (size_t j = j0; j < j1; ++j) {
     if (std::signbit(p[j * R])) continue;
@@ -707,6 +707,20 @@ HWY_INLINE void AttendTiled(DF df, const AttnShape& sh, const AttnSeq& sq, size_
   }
 }
 
+// The tiled path in bf16 on the x86 paths with the bf16 dot (AttnBf16::tiled):
+// attention/tiled_bf16-inl.h, which the module's targets-inl.h reads after
+// this file.
+#undef TILEKIT_ATTN_TILED_BF16  // this header is read once per target
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+#define TILEKIT_ATTN_TILED_BF16 1
+template <bool kNative, class DF>
+HWY_NOINLINE void AttendTiledBf16(DF df, const AttnShape& sh, const AttnSeq& sq, size_t kv_head, size_t t0,
+                                  size_t t1, size_t j0, size_t j1, float* HWY_RESTRICT acc, float* HWY_RESTRICT m_out,
+                                  float* HWY_RESTRICT l_out, float* HWY_RESTRICT ws);
+#else
+#define TILEKIT_ATTN_TILED_BF16 0
+#endif
+
 // KV heads [h0, h1), each with its rows [t0, t1) × group (head-major: the
 // rows of head h0 first). Tiled path: head by head. Row by row (decode): tile
 // by tile, every head within a tile, so the K/V rows of a token's heads (one
@@ -715,12 +729,21 @@ HWY_INLINE void AttendTiled(DF df, const AttnShape& sh, const AttnSeq& sq, size_
 template <typename KT>
 void AttendRowsT(const AttnShape& sh, const AttnSeq& sq, size_t h0, size_t h1, size_t t0, size_t t1, size_t j0,
                  size_t j1, float* HWY_RESTRICT acc, float* HWY_RESTRICT m, float* HWY_RESTRICT l,
-                 float* HWY_RESTRICT ws) {
+                 float* HWY_RESTRICT ws, AttnBf16 bf16) {
   const hn::ScalableTag<float> df;
   const size_t L = hn::Lanes(df);
   const size_t G = sh.group, d = sh.d, dv = sh.dv;
   const size_t rh = (t1 - t0) * G, rows = rh * (h1 - h0);
-  if (rh >= kAttnPackRows && !AttnDecodeGroup(sh, sq, t1 - t0)) {
+  if (AttnTiledTask(sh, sq, t1 - t0)) {
+#if TILEKIT_ATTN_TILED_BF16
+    if (std::is_same<KT, uint16_t>::value && bf16.tiled) {
+      for (size_t h = h0; h < h1; ++h) {
+        const size_t r0 = (h - h0) * rh;
+        AttendTiledBf16<true>(df, sh, sq, h, t0, t1, j0, j1, acc + r0 * dv, m + r0, l + r0, ws);
+      }
+      return;
+    }
+#endif
     for (size_t h = h0; h < h1; ++h) {
       const size_t r0 = (h - h0) * rh;
       AttendTiled<decltype(df), KT>(df, sh, sq, h, t0, t1, j0, j1, acc + r0 * dv, m + r0, l + r0, ws);
@@ -777,11 +800,11 @@ void AttendRowsT(const AttnShape& sh, const AttnSeq& sq, size_t h0, size_t h1, s
 }
 
 inline void AttendRows(const AttnShape& sh, const AttnSeq& sq, size_t h0, size_t h1, size_t t0, size_t t1, size_t j0,
-                       size_t j1, float* acc, float* m, float* l, float* ws) {
+                       size_t j1, float* acc, float* m, float* l, float* ws, AttnBf16 bf16) {
   if (sq.kv.bf16) {
-    AttendRowsT<uint16_t>(sh, sq, h0, h1, t0, t1, j0, j1, acc, m, l, ws);
+    AttendRowsT<uint16_t>(sh, sq, h0, h1, t0, t1, j0, j1, acc, m, l, ws, bf16);
   } else {
-    AttendRowsT<float>(sh, sq, h0, h1, t0, t1, j0, j1, acc, m, l, ws);
+    AttendRowsT<float>(sh, sq, h0, h1, t0, t1, j0, j1, acc, m, l, ws, bf16);
   }
 }
 

@@ -8,6 +8,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "tilekit/cpu/isa.h"
+
 namespace tilekit {
 namespace detail {
 
@@ -75,15 +77,55 @@ inline bool AttnDecodeGroup(const AttnShape& sh, const AttnSeq& sq, size_t token
   return tokens == 1 && !sq.mask && sh.group <= kAttnGroupMax;
 }
 
+// Whether a task of `tokens` query tokens (× the group's q-heads) takes the
+// tiled path; otherwise the row-by-row one.
+inline bool AttnTiledTask(const AttnShape& sh, const AttnSeq& sq, size_t tokens) {
+  return tokens * sh.group >= kAttnPackRows && !AttnDecodeGroup(sh, sq, tokens);
+}
+
+// Query rows per task: a block of tokens × the q-heads of one KV head. Each
+// task widens every K/V tile it reads once (from L3 or memory when the head's
+// K/V exceed L2: 1 MiB at S = 1024, d = 128, fp32), so the rows per task are
+// what that read is amortised over: at 32 rows the tile copy took a third of
+// an L = 1024 prefill; 128 rows keep Qᵀ (64 KiB at d = 128) and the scores of
+// a tile (32 KiB) in L2. The tasks of a sequence start at multiples of
+// AttnTokensPerTask tokens.
+constexpr size_t kAttnRowsPerTask = 128;
+inline size_t AttnTokensPerTask(size_t group) { return std::max<size_t>(1, kAttnRowsPerTask / group); }
+
+// What a path's CPU lets the kernel do with bf16 K/V (the driver picks it
+// once per call from the path):
+//  - dot: score bf16 K in place with the bf16 pair dot product
+//    (simd/bf16_dot-inl.h: vdpbf16ps, BFDOT), the decode group's Q split into
+//    bf16 hi + lo parts (attention-inl.h, GroupScores);
+//  - tiled: the tiled path in bf16 (attention/tiled_bf16-inl.h): Q · scale
+//    and P rounded to bf16, both products by vdpbf16ps. x86 only: on Arm the
+//    BF16 paths' prefill is the BFMMLA kernel's to take.
+struct AttnBf16 {
+  bool dot = false;
+  bool tiled = false;
+};
+inline AttnBf16 AttnBf16Of(Isa isa) {
+  AttnBf16 b;
+  b.dot = cpu::isa_converts_bf16(isa);  // FEAT_BF16 and AVX512-BF16 bring the dot with the conversion
+  b.tiled = isa == Isa::kAvx512Bf16 || isa == Isa::kAmx;
+  return b;
+}
+
 // Floats of kernel workspace for `rows` query rows. Row-by-row path: the
 // scaled Q rows and one row of scores. Tiled path, with R = rows rounded up to
 // whole vectors (at most kAttnMaxLanes more): Qᵀ (d × R), the scores of a tile
 // (kAttnTileKeys × R), five per-row arrays (R each) and the packed K/V tile.
+// The bf16 tiled path: Qᵀ in bf16 pairs ((d + 1) / 2 × R floats' worth), the
+// scores, the five arrays, P in bf16 pairs (kAttnTileKeys / 2 × R) and the V
+// tile in bf16 pairs (kAttnTileKeys / 2 × dv). The row-by-row path with the
+// bf16 dot: Q split into bf16 hi + lo parts, d floats' worth per row more.
 inline size_t AttnWorkspaceFloats(size_t rows, size_t d, size_t dv) {
   const size_t R = (rows + kAttnMaxLanes - 1) / kAttnMaxLanes * kAttnMaxLanes;
-  const size_t by_row = rows * d + kAttnTileKeys + kAttnMaxLanes;
+  const size_t by_row = rows * 2 * (d + 1) + kAttnTileKeys + kAttnMaxLanes;
   const size_t tiled = R * (d + kAttnTileKeys + 5) + kAttnTileKeys * (d + dv);
-  return std::max(by_row, tiled);
+  const size_t tiled_bf16 = R * ((d + 1) / 2 + kAttnTileKeys + 5 + kAttnTileKeys / 2) + kAttnTileKeys / 2 * dv;
+  return std::max(by_row, std::max(tiled, tiled_bf16));
 }
 
 }  // namespace detail

@@ -2,3 +2,4 @@
 // include guard on purpose).
 #include "tilekit/convert/targets-inl.h"
 #include "tilekit/attention/attention-inl.h"
+#include "tilekit/attention/tiled_bf16-inl.h"
