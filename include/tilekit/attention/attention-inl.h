@@ -26,6 +26,7 @@
 
 #include "tilekit/attention/plan.h"
 #include "tilekit/base/bf16.h"
+#include "tilekit/simd/bf16_dot-inl.h"
 #include "tilekit/simd/exp-inl.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -215,42 +216,129 @@ HWY_INLINE void GroupScoresBlock(DF df, const float* HWY_RESTRICT q, size_t d, c
 #undef TILEKIT_ATTN_GROUP_SUM
 static_assert(kDecodeRows <= 4, "GroupScoresBlock declares 4 x 4 accumulators");
 
+#if TILEKIT_SIMD_NATIVE_BF16_DOT
+// GroupScoresBlock on bf16 K with the bf16 dot (AttnBf16::dot), K read in
+// place as pairs: each row's q' = q · scale split into bf16 hi + lo parts
+// (qhl rows of 2d: hi, then lo; SplitQBf16), so that q' − hi − lo is at most
+// 2^-16 |q'| and a score stays near the fp32 bound (the derivation:
+// tests/attention_reference.h, kSplitBf16). Per 2L head-dim columns, kK K
+// loads and 2 · kR Q loads feed 2 · kR · kK dot products, where the fp32 tile
+// widened each K vector (2 ops) and ran twice the FMAs. The columns past the
+// last whole 2L run in fp32 (q, widened K) as in GroupScoresBlock. An
+// infinite K makes the score NaN (Inf · lo = Inf · 0 when lo is 0) where the
+// fp32 tile gave ±Inf: the row's output is NaN, or with −Inf the key is
+// dropped, so such a K is garbage either way.
+#define TILEKIT_ATTN_GROUP_DOT(R)                                                             \
+  if constexpr (kR > R) {                                                                     \
+    const auto qh = LoadBf16Pairs(du, qhl + R * 2 * d + c);                                   \
+    const auto ql = LoadBf16Pairs(du, qhl + R * 2 * d + d + c);                               \
+    a##R##0 = Bf16Dot<true>(df, Bf16Dot<true>(df, a##R##0, qh, k0v), ql, k0v);                \
+    if constexpr (kK > 1) a##R##1 = Bf16Dot<true>(df, Bf16Dot<true>(df, a##R##1, qh, k1v), ql, k1v); \
+    if constexpr (kK > 2) a##R##2 = Bf16Dot<true>(df, Bf16Dot<true>(df, a##R##2, qh, k2v), ql, k2v); \
+    if constexpr (kK > 3) a##R##3 = Bf16Dot<true>(df, Bf16Dot<true>(df, a##R##3, qh, k3v), ql, k3v); \
+  }
+#define TILEKIT_ATTN_GROUP_SUM(R)                                                   \
+  if constexpr (kR > R) {                                                           \
+    out[R * os] = hn::GetLane(hn::SumOfLanes(df, a##R##0));                         \
+    if constexpr (kK > 1) out[R * os + 1] = hn::GetLane(hn::SumOfLanes(df, a##R##1)); \
+    if constexpr (kK > 2) out[R * os + 2] = hn::GetLane(hn::SumOfLanes(df, a##R##2)); \
+    if constexpr (kK > 3) out[R * os + 3] = hn::GetLane(hn::SumOfLanes(df, a##R##3)); \
+  }
+template <size_t kR, size_t kK, class DF>
+HWY_INLINE void GroupScoresBlockDot(DF df, const float* HWY_RESTRICT q, const uint16_t* HWY_RESTRICT qhl, size_t d,
+                                    const uint16_t* HWY_RESTRICT k, size_t ks, float* HWY_RESTRICT out, size_t os) {
+  const hn::RebindToUnsigned<DF> du;
+  const size_t L2 = 2 * hn::Lanes(df);
+  auto a00 = hn::Zero(df), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+  auto a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+  size_t c = 0;
+  for (; c + L2 <= d; c += L2) {
+    const auto k0v = LoadBf16Pairs(du, k + c);
+    const auto k1v = kK > 1 ? LoadBf16Pairs(du, k + ks + c) : k0v;
+    const auto k2v = kK > 2 ? LoadBf16Pairs(du, k + 2 * ks + c) : k0v;
+    const auto k3v = kK > 3 ? LoadBf16Pairs(du, k + 3 * ks + c) : k0v;
+    TILEKIT_ATTN_GROUP_DOT(0) TILEKIT_ATTN_GROUP_DOT(1) TILEKIT_ATTN_GROUP_DOT(2) TILEKIT_ATTN_GROUP_DOT(3)
+  }
+  TILEKIT_ATTN_GROUP_SUM(0) TILEKIT_ATTN_GROUP_SUM(1) TILEKIT_ATTN_GROUP_SUM(2) TILEKIT_ATTN_GROUP_SUM(3)
+  for (; c < d; ++c) {  // head dims past the last whole 2L
+    for (size_t r = 0; r < kR; ++r) {
+      for (size_t i = 0; i < kK; ++i) out[r * os + i] += q[r * d + c] * KvToF32(k[i * ks + c]);
+    }
+  }
+}
+#undef TILEKIT_ATTN_GROUP_DOT
+#undef TILEKIT_ATTN_GROUP_SUM
+
+// qhl[r] = the bf16 hi and lo parts of q rows [0, rows) (d apart): hi =
+// bf16(q), lo = bf16(q − hi) (q − hi is exact in fp32), rows of 2d.
+inline void SplitQBf16(const float* HWY_RESTRICT q, size_t rows, size_t d, uint16_t* HWY_RESTRICT qhl) {
+  for (size_t r = 0; r < rows; ++r) {
+    for (size_t c = 0; c < d; ++c) {
+      const float x = q[r * d + c];
+      const bf16 hi = f32_to_bf16(x);
+      qhl[r * 2 * d + c] = hi.bits;
+      qhl[r * 2 * d + d + c] = f32_to_bf16(x - bf16_to_f32(hi)).bits;
+    }
+  }
+}
+#endif  // TILEKIT_SIMD_NATIVE_BF16_DOT
+
 // out[r][i] = q[r] · k_i for kR rows and n keys, four keys at a time; the
 // first block pulls in the next tile (NextTile) a key at a time.
+// out[r][0, kK) for kR rows: the bf16 dot with Q split (qhl rows, see
+// GroupScoresBlockDot) when there is one, the fp32 tile otherwise.
+template <size_t kR, size_t kK, class DF, typename KT>
+HWY_INLINE void GroupScoresKeys(DF df, const float* HWY_RESTRICT q, const uint16_t* HWY_RESTRICT qhl, size_t d,
+                                const KT* HWY_RESTRICT k, size_t ks, float* HWY_RESTRICT out, size_t os) {
+#if TILEKIT_SIMD_NATIVE_BF16_DOT
+  if constexpr (std::is_same<KT, uint16_t>::value) {
+    if (qhl) return GroupScoresBlockDot<kR, kK>(df, q, qhl, d, k, ks, out, os);
+  }
+#endif
+  (void)qhl;
+  GroupScoresBlock<kR, kK>(df, q, d, k, ks, out, os);
+}
+
 template <size_t kR, class DF, typename KT>
-HWY_INLINE void GroupScoresRows(DF df, const float* HWY_RESTRICT q, size_t d, const KT* HWY_RESTRICT k, size_t ks,
-                                size_t n, float* HWY_RESTRICT out, size_t os, const NextTile* next) {
+HWY_INLINE void GroupScoresRows(DF df, const float* HWY_RESTRICT q, const uint16_t* HWY_RESTRICT qhl, size_t d,
+                                const KT* HWY_RESTRICT k, size_t ks, size_t n, float* HWY_RESTRICT out, size_t os,
+                                const NextTile* next) {
   size_t i = 0;
   for (; i + 4 <= n; i += 4) {
     if (next) {
       for (size_t j = i; j < i + 4; ++j) next->FetchK(j);
     }
-    GroupScoresBlock<kR, 4>(df, q, d, k + i * ks, ks, out + i, os);
+    GroupScoresKeys<kR, 4>(df, q, qhl, d, k + i * ks, ks, out + i, os);
   }
   if (next) {
     for (size_t j = i; j < kAttnTileKeys; ++j) next->FetchK(j);
   }
-  for (; i < n; ++i) GroupScoresBlock<kR, 1>(df, q, d, k + i * ks, ks, out + i, os);
+  for (; i < n; ++i) GroupScoresKeys<kR, 1>(df, q, qhl, d, k + i * ks, ks, out + i, os);
 }
 
-// The scores of G rows (q rows d apart) against n keys, out rows os apart:
-// kDecodeRows rows at a time, then what is left of the group.
+// The scores of G rows (q rows d apart; qhl: their bf16 hi + lo rows of 2d,
+// or null) against n keys, out rows os apart: kDecodeRows rows at a time,
+// then what is left of the group.
 template <class DF, typename KT>
-HWY_INLINE void GroupScores(DF df, const float* HWY_RESTRICT q, size_t G, size_t d, const KT* HWY_RESTRICT k,
-                            size_t ks, size_t n, float* HWY_RESTRICT out, size_t os, const NextTile& next) {
+HWY_INLINE void GroupScores(DF df, const float* HWY_RESTRICT q, const uint16_t* HWY_RESTRICT qhl, size_t G, size_t d,
+                            const KT* HWY_RESTRICT k, size_t ks, size_t n, float* HWY_RESTRICT out, size_t os,
+                            const NextTile& next) {
   size_t g = 0;
   const NextTile* fetch = &next;  // the first block of rows pulls in the next tile
+  const auto split = [&](size_t row) { return qhl ? qhl + row * 2 * d : nullptr; };
   for (; g + kDecodeRows <= G; g += kDecodeRows, fetch = nullptr) {
-    GroupScoresRows<kDecodeRows>(df, q + g * d, d, k, ks, n, out + g * os, os, fetch);
+    GroupScoresRows<kDecodeRows>(df, q + g * d, split(g), d, k, ks, n, out + g * os, os, fetch);
   }
   const size_t left = G - g;
   if (left >= 3 && kDecodeRows > 3) {
-    GroupScoresRows<3>(df, q + g * d, d, k, ks, n, out + g * os, os, fetch);
+    GroupScoresRows<3>(df, q + g * d, split(g), d, k, ks, n, out + g * os, os, fetch);
   } else if (left >= 2) {
-    GroupScoresRows<2>(df, q + g * d, d, k, ks, n, out + g * os, os, fetch);
-    if (left == 3) GroupScoresRows<1>(df, q + (g + 2) * d, d, k, ks, n, out + (g + 2) * os, os, nullptr);
+    GroupScoresRows<2>(df, q + g * d, split(g), d, k, ks, n, out + g * os, os, fetch);
+    if (left == 3) {
+      GroupScoresRows<1>(df, q + (g + 2) * d, split(g + 2), d, k, ks, n, out + (g + 2) * os, os, nullptr);
+    }
   } else if (left == 1) {
-    GroupScoresRows<1>(df, q + g * d, d, k, ks, n, out + g * os, os, fetch);
+    GroupScoresRows<1>(df, q + g * d, split(g), d, k, ks, n, out + g * os, os, fetch);
   }
 }
 
@@ -383,7 +471,8 @@ HWY_INLINE void PvRows(DF df, float* HWY_RESTRICT acc, size_t dv, const float* H
 template <class DF, typename T>
 HWY_INLINE void AttendTile(DF df, const AttnShape& sh, const AttnSeq& sq, size_t t0, size_t t1, size_t a, size_t b,
                            const T* HWY_RESTRICT ktile, size_t ks, const T* HWY_RESTRICT vtile, size_t vs,
-                           const float* HWY_RESTRICT qs, float* HWY_RESTRICT acc, float* HWY_RESTRICT m,
+                           const float* HWY_RESTRICT qs, const uint16_t* HWY_RESTRICT qhl,
+                           float* HWY_RESTRICT acc, float* HWY_RESTRICT m,
                            float* HWY_RESTRICT l, float* HWY_RESTRICT row_sc, const NextTile& next) {
   const size_t L = hn::Lanes(df);
   const size_t G = sh.group, d = sh.d, dv = sh.dv;
@@ -408,7 +497,10 @@ HWY_INLINE void AttendTile(DF df, const AttnShape& sh, const AttnSeq& sq, size_t
     if (lo >= hi) continue;
     const size_t n = hi - lo, n_padded = (n + L - 1) / L * L;
     const float* mask = sq.mask ? sq.mask + t * sq.mask_ld + lo : nullptr;
-    if (grouped) GroupScores(df, qs + (t - t0) * G * d, G, d, ktile + (lo - a) * ks, ks, n, sg, kScoreRow, next);
+    if (grouped) {
+      GroupScores(df, qs + (t - t0) * G * d, qhl ? qhl + (t - t0) * G * 2 * d : nullptr, G, d, ktile + (lo - a) * ks,
+                  ks, n, sg, kScoreRow, next);
+    }
     for (size_t g = 0; g < G; ++g) {
       const size_t r = (t - t0) * G + g;
       float* HWY_RESTRICT sc = row_sc;
@@ -753,6 +845,14 @@ void AttendRowsT(const AttnShape& sh, const AttnSeq& sq, size_t h0, size_t h1, s
   const float kNegInf = -std::numeric_limits<float>::infinity();
   float* HWY_RESTRICT qs = ws;             // rows × d, scaled
   float* HWY_RESTRICT sc = ws + rows * d;  // one row of scores, padded to whole vectors
+  // A decode group on bf16 K with the bf16 dot: Q split into bf16 hi + lo
+  // rows (GroupScoresBlockDot), after the scores' row.
+  uint16_t* HWY_RESTRICT qhl = nullptr;
+#if TILEKIT_SIMD_NATIVE_BF16_DOT
+  if (std::is_same<KT, uint16_t>::value && bf16.dot && AttnDecodeGroup(sh, sq, t1 - t0)) {
+    qhl = reinterpret_cast<uint16_t*>(sc + kAttnTileKeys + kAttnMaxLanes);
+  }
+#endif
 
   const auto vscale = hn::Set(df, sh.scale);
   for (size_t h = h0; h < h1; ++h) {
@@ -766,6 +866,9 @@ void AttendRowsT(const AttnShape& sh, const AttnSeq& sq, size_t h0, size_t h1, s
       }
     }
   }
+#if TILEKIT_SIMD_NATIVE_BF16_DOT
+  if (qhl) SplitQBf16(qs, rows, d, qhl);
+#endif
   for (size_t r = 0; r < rows; ++r) {
     m[r] = kNegInf;
     l[r] = 0.f;
@@ -793,7 +896,8 @@ void AttendRowsT(const AttnShape& sh, const AttnSeq& sq, size_t h0, size_t h1, s
       const KT *ktile, *vtile;
       TileAt(kv, h, d, dv, a, &b, &ktile, &vtile);
       const size_t r0 = (h - h0) * rh;
-      AttendTile(df, sh, sq, t0, t1, a, b, ktile, ks, vtile, vs, qs + r0 * d, acc + r0 * dv, m + r0, l + r0, sc,
+      AttendTile(df, sh, sq, t0, t1, a, b, ktile, ks, vtile, vs, qs + r0 * d, qhl ? qhl + r0 * 2 * d : nullptr,
+                 acc + r0 * dv, m + r0, l + r0, sc,
                  NextTileAt<KT>(kv, h, d, dv, b, hi_all));
     }
   }
