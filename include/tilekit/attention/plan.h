@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 
 #include "tilekit/cpu/isa.h"
 
@@ -100,7 +102,19 @@ inline size_t AttnTokensPerTask(size_t group) { return std::max<size_t>(1, kAttn
 //    bf16 hi + lo parts (attention-inl.h, GroupScores);
 //  - tiled: the tiled path in bf16 (attention/tiled_bf16-inl.h): Q · scale
 //    and P rounded to bf16, both products by vdpbf16ps. x86 only: on Arm the
-//    BF16 paths' prefill is the BFMMLA kernel's to take.
+//    BF16 paths' prefill is the BFMMLA kernel's to take. Off unless
+//    TILEKIT_ATTN_BF16_TILED=1 (read once): on XEON-NOAMX vdpbf16ps retires
+//    ~0.4 per FMA (0.8 of the FMAs' multiply-adds) and the bf16 tiled prefill
+//    ran 0.66-0.7x the fp32 one (docs/performance-history.md, "Attention: bf16
+//    dot products"); the CPUs where it would win (a vdpbf16ps at the FMA's
+//    rate) were not measured.
+inline bool AttnTiledBf16Enabled() {
+  static const bool on = [] {
+    const char* env = std::getenv("TILEKIT_ATTN_BF16_TILED");
+    return env && std::strcmp(env, "1") == 0;
+  }();
+  return on;
+}
 struct AttnBf16 {
   bool dot = false;
   bool tiled = false;
@@ -108,7 +122,7 @@ struct AttnBf16 {
 inline AttnBf16 AttnBf16Of(Isa isa) {
   AttnBf16 b;
   b.dot = cpu::isa_converts_bf16(isa);  // FEAT_BF16 and AVX512-BF16 bring the dot with the conversion
-  b.tiled = isa == Isa::kAvx512Bf16 || isa == Isa::kAmx;
+  b.tiled = (isa == Isa::kAvx512Bf16 || isa == Isa::kAmx) && AttnTiledBf16Enabled();
   return b;
 }
 
