@@ -99,19 +99,24 @@ inline size_t AttnTokensPerTask(size_t group) { return std::max<size_t>(1, kAttn
 // once per call from the path):
 //  - dot: score bf16 K in place with the bf16 pair dot product
 //    (simd/bf16_dot-inl.h: vdpbf16ps, BFDOT), the decode group's Q split into
-//    bf16 hi + lo parts (attention-inl.h, GroupScores);
+//    bf16 hi + lo parts (attention-inl.h, GroupScoresBlockDot);
 //  - tiled: the tiled path in bf16 (attention/tiled_bf16-inl.h): Q · scale
 //    and P rounded to bf16, both products by vdpbf16ps. x86 only: on Arm the
-//    BF16 paths' prefill is the BFMMLA kernel's to take. Off unless
-//    TILEKIT_ATTN_BF16_TILED=1 (read once): on XEON-NOAMX vdpbf16ps retires
-//    ~0.4 per FMA (0.8 of the FMAs' multiply-adds) and the bf16 tiled prefill
-//    ran 0.66-0.7x the fp32 one (docs/performance-history.md, "Attention: bf16
-//    dot products"); the CPUs where it would win (a vdpbf16ps at the FMA's
-//    rate) were not measured.
-inline bool AttnTiledBf16Enabled() {
-  static const bool on = [] {
-    const char* env = std::getenv("TILEKIT_ATTN_BF16_TILED");
-    return env && std::strcmp(env, "1") == 0;
+//    BF16 paths' prefill is the BFMMLA kernel's to take.
+// TILEKIT_ATTN_BF16_DOT (read once) = 1 switches both on, 0 off; unset, x86
+// has them off and Arm the decode dot on. On
+// XEON-NOAMX a vdpbf16ps retired at ~0.45 the rate of an FMA (0.9 of its
+// multiply-adds), and against main's fp32-widening kernels the bf16 tiled
+// prefill ran 0.5-0.63x and the split decode (two dot products per K pair)
+// 0.75x (docs/performance-history.md, "Attention: bf16 dot products"). The
+// Arm BF16 paths score decode groups with BFDOT by default: unmeasured (no
+// Arm hardware here), tested under qemu.
+// -1: unset, 0: off, 1: on.
+inline int AttnBf16DotSwitch() {
+  static const int on = [] {
+    const char* env = std::getenv("TILEKIT_ATTN_BF16_DOT");
+    if (!env || !*env) return -1;
+    return std::strcmp(env, "1") == 0 ? 1 : 0;
   }();
   return on;
 }
@@ -121,8 +126,11 @@ struct AttnBf16 {
 };
 inline AttnBf16 AttnBf16Of(Isa isa) {
   AttnBf16 b;
-  b.dot = cpu::isa_converts_bf16(isa);  // FEAT_BF16 and AVX512-BF16 bring the dot with the conversion
-  b.tiled = (isa == Isa::kAvx512Bf16 || isa == Isa::kAmx) && AttnTiledBf16Enabled();
+  const bool x86 = isa == Isa::kAvx512Bf16 || isa == Isa::kAmx;
+  // FEAT_BF16 and AVX512-BF16 bring the dot with the conversion.
+  const int on = AttnBf16DotSwitch();
+  b.dot = cpu::isa_converts_bf16(isa) && (on == 1 || (on == -1 && !x86));
+  b.tiled = x86 && on == 1;
   return b;
 }
 

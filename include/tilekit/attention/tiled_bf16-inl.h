@@ -1,7 +1,8 @@
-// Per-target tiled path for bf16 K/V on the paths with the bf16 dot
+// Per-target tiled path for bf16 K/V on the x86 paths with the bf16 dot
 // instruction (AttnBf16::tiled: avx512_bf16, and amx while it has no
-// tile-unit attention kernel): both products by vdpbf16ps, reading K in place
-// from the cache rows.
+// tile-unit attention kernel; off unless TILEKIT_ATTN_BF16_DOT=1, see
+// attention/plan.h for the measurement): both products by vdpbf16ps, reading
+// K in place from the cache rows.
 //
 // The flow of AttendTiled (attention-inl.h), with bf16 operands:
 //  - Qᵀ · scale rounded to bf16 once per task, in pairs of head-dim columns:
