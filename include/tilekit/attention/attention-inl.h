@@ -223,7 +223,9 @@ static_assert(kDecodeRows <= 4, "GroupScoresBlock declares 4 x 4 accumulators");
 // 2^-16 |q'| and a score stays near the fp32 bound (the derivation:
 // tests/attention_reference.h, kSplitBf16). Per 2L head-dim columns, kK K
 // loads and 2 · kR Q loads feed 2 · kR · kK dot products, where the fp32 tile
-// widened each K vector (2 ops) and ran twice the FMAs. The columns past the
+// loaded and widened 2 · kK K vectors (2 ops each) for as many FMAs: it pays
+// only where a dot product retires at the FMA's rate (not on XEON-NOAMX, see
+// plan.h, AttnBf16Of). The columns past the
 // last whole 2L run in fp32 (q, widened K) as in GroupScoresBlock. An
 // infinite K makes the score NaN (Inf · lo = Inf · 0 when lo is 0) where the
 // fp32 tile gave ±Inf: the row's output is NaN, or with −Inf the key is
@@ -283,8 +285,6 @@ inline void SplitQBf16(const float* HWY_RESTRICT q, size_t rows, size_t d, uint1
 }
 #endif  // TILEKIT_SIMD_NATIVE_BF16_DOT
 
-// out[r][i] = q[r] · k_i for kR rows and n keys, four keys at a time; the
-// first block pulls in the next tile (NextTile) a key at a time.
 // out[r][0, kK) for kR rows: the bf16 dot with Q split (qhl rows, see
 // GroupScoresBlockDot) when there is one, the fp32 tile otherwise.
 template <size_t kR, size_t kK, class DF, typename KT>
@@ -299,6 +299,8 @@ HWY_INLINE void GroupScoresKeys(DF df, const float* HWY_RESTRICT q, const uint16
   GroupScoresBlock<kR, kK>(df, q, d, k, ks, out, os);
 }
 
+// out[r][i] = q[r] · k_i for kR rows and n keys, four keys at a time; the
+// first block pulls in the next tile (NextTile) a key at a time.
 template <size_t kR, class DF, typename KT>
 HWY_INLINE void GroupScoresRows(DF df, const float* HWY_RESTRICT q, const uint16_t* HWY_RESTRICT qhl, size_t d,
                                 const KT* HWY_RESTRICT k, size_t ks, size_t n, float* HWY_RESTRICT out, size_t os,
