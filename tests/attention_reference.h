@@ -32,6 +32,22 @@
 //  The flushes of denormals (vdpbf16ps, BFDOT) add at most 2^-120 per logit
 //  and per output here (|q|, |k|, |v| <= 2 and at most 2^14 terms), counted
 //  in an absolute term.
+// kMatrixBf16 (the matrix units: bf16 K/V on amx, neon_bf16, sve_bf16;
+// attention/tiled_brgemm-inl.h) runs the rows of tiled tasks with
+// q̃ = bf16(fl(q · scale)) and p rounded to bf16 before P·V. For those rows:
+//  - the reference takes q̃ itself (the same fp32 product and rounding, so the
+//    same values) with the scale already in it: the logit bound is the one
+//    above over Σ_c |q̃_c k_jc|, the product's rounding gone; plus AMX's flush
+//    of bf16 denormal inputs and fp32 denormal results to zero, at most
+//    2^-126 (|q̃_c| + |k_jc| + 1) per term;
+//  - o = Σ p̃_j v_j / Σ p_j with |p̃_j − p_j| <= u_bf16 p_j (u_bf16 = 2^-8,
+//    round to nearest even with 8 significant bits; a p below 2^-126 may be
+//    flushed: 2^-126 more), so |δo_c| gains u_bf16 Σ p_j |v_jc| / Σ p_j +
+//    n 2^-126 max|v_jc| / Σ p_j; the P·V sums stay fp32 in any order (the
+//    (n + 4) u term above).
+// Which rows those are follows the driver's split (attention/plan.h:
+// AttnTokensPerTask, AttnTiledTask), applied per call: token_kernel, or
+// AttentionProblem::matrix where a caller does not pass one.
 // Used by tests/attention_test.cc and tests/fuzz/attention_fuzz.cc.
 #ifndef TILEKIT_TESTS_ATTENTION_REFERENCE_H_
 #define TILEKIT_TESTS_ATTENTION_REFERENCE_H_
@@ -43,6 +59,8 @@
 #include <cstring>
 #include <limits>
 #include <vector>
+
+#include "tilekit/attention/plan.h"
 
 namespace tilekit {
 namespace testing {
@@ -69,17 +87,39 @@ struct AttentionProblem {
   // and P·V ran (see the top of the file), and the bf16 dot's unit roundoff.
   const unsigned char* token_kernel = nullptr;
   double dot_u = 1.0 / (1 << 24);
+  // Without token_kernel: the call ran on a path whose tiled tasks use the
+  // matrix units with these K/V (detail::AttnMatrixPath(path, kv_bf16)), and
+  // no other bf16 kernel: those tasks' tokens are kMatrixBf16.
+  bool matrix = false;
 };
-enum : unsigned char { kFp32 = 0, kTiledBf16 = 1, kSplitBf16 = 2 };
+enum : unsigned char { kFp32 = 0, kTiledBf16 = 1, kSplitBf16 = 2, kMatrixBf16 = 3 };
 
-// The fp32 value of x rounded to bf16 (to nearest even, as f32_to_bf16).
+// fp32 x rounded to bf16 (nearest even) and back.
 inline float RoundToBf16(float x) {
+  if (x != x) return x;
   uint32_t u;
   std::memcpy(&u, &x, 4);
   u = (u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u;
-  float r;
-  std::memcpy(&r, &u, 4);
-  return r;
+  std::memcpy(&x, &u, 4);
+  return x;
+}
+
+// Per query token: whether its rows ran on the matrix units (a tiled task of
+// a call with AttentionProblem::matrix).
+inline std::vector<bool> MatrixTokens(const AttentionProblem& c) {
+  std::vector<bool> on(c.t, false);
+  if (!c.matrix) return on;
+  detail::AttnShape sh;
+  sh.group = c.hq / c.hkv;
+  detail::AttnSeq sq;
+  sq.mask = c.mask;
+  const size_t per_task = detail::AttnTokensPerTask(sh.group);
+  for (size_t t0 = 0; t0 < c.t; t0 += per_task) {
+    const size_t t1 = std::min(c.t, t0 + per_task);
+    if (!detail::AttnTiledTask(sh, sq, t1 - t0)) continue;
+    for (size_t t = t0; t < t1; ++t) on[t] = true;
+  }
+  return on;
 }
 
 // Packed [t][hq][dv] outputs and [t][hq] lse, each with its bound.
@@ -98,35 +138,41 @@ inline AttentionReference AttentionReference64(const AttentionProblem& c) {
   ref.lse.assign(c.t * c.hq, -INFINITY);
   ref.lse_bound.assign(c.t * c.hq, 0.0);
   const double scale = c.scale > 0 ? c.scale : 1.0 / std::sqrt(static_cast<double>(c.d));
-  // The kernel's fp32 scale (attention-impl.h, attn_shape): q · scale rounded to bf16 uses it.
-  const float scale_f = c.scale > 0 ? static_cast<float>(c.scale) : 1.f / std::sqrt(static_cast<float>(c.d));
   constexpr double kFlush = 0x1p-120;
   const size_t group = c.hq / c.hkv;
-  std::vector<double> s(c.s), p_row(c.s);
+  std::vector<double> s(c.s), p_row(c.s), qt(c.d);
   std::vector<bool> kept(c.s);
+  const std::vector<bool> matrix = c.token_kernel ? std::vector<bool>(c.t, false) : MatrixTokens(c);
+  // The kernel's fp32 scale (attention-impl.h: attn_shape), for q̃.
+  const float scale32 = c.scale > 0 ? static_cast<float>(c.scale) : 1.f / std::sqrt(static_cast<float>(c.d));
+  constexpr double kTiny = 1.1754943508222875e-38;  // 2^-126: AMX flushes below it
   for (size_t t = 0; t < c.t; ++t) {
     const size_t pos = c.s - c.t + t;
-    const unsigned char kernel = c.token_kernel ? c.token_kernel[t] : static_cast<unsigned char>(kFp32);
+    const unsigned char kernel = c.token_kernel ? c.token_kernel[t] : static_cast<unsigned char>(matrix[t] ? kMatrixBf16 : kFp32);
+    const bool q_bf16 = kernel == kTiledBf16 || kernel == kMatrixBf16;  // the kernel multiplies q̃
     for (size_t h = 0; h < c.hq; ++h) {
       const size_t hk = h / group;
       double m = -INFINITY, ds = 0;
       size_t n = 0;
+      const float* qrow = c.q + t * c.q_stride + h * c.d;
+      for (size_t e = 0; e < c.d; ++e) qt[e] = q_bf16 ? RoundToBf16(qrow[e] * scale32) : qrow[e];
+      const double qscale = q_bf16 ? 1.0 : scale;
       for (size_t j = 0; j < c.s; ++j) {
         kept[j] = !((c.causal && j > pos) || (c.window && pos - j >= c.window && pos >= j));
         if (c.window && j > pos && !c.causal) kept[j] = true;
         if (!kept[j]) continue;
-        double dot = 0, dabs = 0;
+        double dot = 0, dabs = 0, flush = 0;
         for (size_t e = 0; e < c.d; ++e) {
-          const float qe = c.q[t * c.q_stride + h * c.d + e];
-          const double a = kernel == kTiledBf16 ? RoundToBf16(qe * scale_f) : qe, b = c.k[j * c.k_stride + hk * c.d + e];
+          const double a = qt[e], b = c.k[j * c.k_stride + hk * c.d + e];
           dot += a * b;
           dabs += std::fabs(a * b);
+          flush += kTiny * (std::fabs(a) + std::fabs(b) + 1);
         }
-        const double dot_scale = kernel == kTiledBf16 ? 1.0 : scale;
-        double sj = dot * dot_scale;
-        double err = (c.d + 2) * kU * dabs * dot_scale;
-        if (kernel == kSplitBf16) err = ((c.d + 2) * c.dot_u * (1 + 2 * kBf16U) + kBf16U * kBf16U) * dabs * scale;
-        if (kernel != kFp32) err += kFlush;
+        double sj = dot * qscale;
+        double err = (c.d + 2) * kU * dabs * qscale;
+        if (kernel == kMatrixBf16) err = c.d * kU * dabs + flush;
+        if (kernel == kTiledBf16) err += kFlush;
+        if (kernel == kSplitBf16) err = ((c.d + 2) * c.dot_u * (1 + 2 * kBf16U) + kBf16U * kBf16U) * dabs * scale + kFlush;
         if (c.softcap > 0) {
           sj = c.softcap * std::tanh(sj / c.softcap);
           err += 7 * kU * std::fabs(sj);
@@ -166,17 +212,19 @@ inline AttentionReference AttentionReference64(const AttentionProblem& c) {
       const double dp_cache = c.cache_tile_keys ? rescale_error(c.cache_tile_keys) : 0.0;
       ref.lse_bound[row] = ds + dp + (n + 4) * kU + 2 * kU * (std::fabs(m) + std::fabs(ref.lse[row]));
       for (size_t e = 0; e < c.dv; ++e) {
-        double num = 0, abs_num = 0;
+        double num = 0, abs_num = 0, v_max = 0;
         for (size_t j = 0; j < c.s; ++j) {
           if (!kept[j]) continue;
           const double p = p_row[j], vv = c.v[j * c.v_stride + hk * c.dv + e];
           num += p * vv;
           abs_num += p * std::fabs(vv);
+          v_max = std::max(v_max, std::fabs(vv));
         }
         const double o = num / l;
         ref.o[row * c.dv + e] = o;
         double rounding = c.out_bf16 ? std::fabs(o) * kBf16U * (1 + 2 * kU) + 1e-30 : 0.0;
-        if (kernel == kTiledBf16) rounding += kBf16U * abs_num / l + kFlush;
+        if (kernel == kTiledBf16) rounding += kBf16U * abs_num / l + kFlush;  // p rounded to bf16
+        if (kernel == kMatrixBf16) rounding += kBf16U * abs_num / l + n * kTiny * v_max / l;
         ref.bound[row * c.dv + e] = (dp + (n + 4) * kU) * (abs_num / l + std::fabs(o)) + rounding;
         if (c.cache_tile_keys) {
           ref.bound_cache[row * c.dv + e] = (dp_cache + (n + 4) * kU) * (abs_num / l + std::fabs(o)) + rounding;

@@ -4,6 +4,7 @@
 // (chunked == one-shot, decode == prefill, paged == contiguous), bad input,
 // determinism over thread counts. The reference and its error bound, derived
 // from the fp32 arithmetic, are tests/attention_reference.h's.
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cmath>
@@ -105,7 +106,11 @@ std::vector<unsigned char> TokenKernels(const Case& c) {
     const size_t t1 = std::min(c.t, t0 + per_task);
     unsigned char k = testing::kFp32;
     if (detail::AttnTiledTask(sh, sq, t1 - t0)) {
-      if (bf16.tiled) k = testing::kTiledBf16;
+      if (detail::AttnMatrixPath(cpu::active_isa(), true)) {
+        k = testing::kMatrixBf16;  // the hook's order: the matrix units first
+      } else if (bf16.tiled) {
+        k = testing::kTiledBf16;
+      }
     } else if (detail::AttnDecodeGroup(sh, sq, t1 - t0)) {
       if (bf16.dot) k = testing::kSplitBf16;
     }
@@ -464,6 +469,177 @@ TEST_P(AttentionTest, Bf16CacheAndOutput) {
       RunCase(c, 400 + i++);
     }
   }
+}
+
+// bf16 K/V prefill. On amx, neon_bf16 and sve_bf16 the tiled tasks run on the
+// matrix units (attention/tiled_brgemm-inl.h: Q and P rounded to bf16, the
+// reference's kMatrixBf16 bound); elsewhere the fp32 kernel reads bf16 K/V (under
+// emulation those paths are left to Bf16CacheAndOutput). Shapes cross what
+// the flow pads and splits: rows per Qᵀ panel (8-128 on BFMMLA, 32 on AMX)
+// and per 32-row AMX block, keys per tile (64; cache blocks of 16) with tails
+// of 1, head dims not a multiple of BFMMLA's 4 or AMX's 32 (K copied with
+// zeros), dv not a multiple of a V panel, tasks of several KV heads' groups,
+// a last task of one token (row by row), masks, softcap, bf16 out, LSE.
+TEST_P(AttentionTest, Bf16PrefillShapesMasksAndTails) {
+  TILEKIT_SEED_TRACE();
+  if (testing::Emulated() && !detail::AttnMatrixPath(GetParam(), true)) {
+    GTEST_SKIP() << "emulated: bf16 K/V without the matrix units is Bf16CacheAndOutput's";
+  }
+  struct Shape {
+    size_t t, s, hq, hkv, d, dv;
+    bool causal;
+    size_t window;
+    float softcap;
+    bool additive, out_bf16;
+  };
+  std::vector<Shape> shapes = {
+      {8, 8, 1, 1, 32, 32, true, 0, 0.f, false, false},       // 8 rows: the smallest tiled task, MHA
+      {33, 65, 4, 1, 64, 64, true, 0, 0.f, false, false},     // GQA 4: 128 rows + a 1-token task; S = tile + 1
+      {17, 129, 8, 2, 17, 40, true, 0, 0.f, false, true},     // odd d, dv != d, bf16 out, 2 KV heads
+      {40, 100, 4, 2, 33, 33, true, 5, 0.f, false, false},    // window 5
+      {24, 70, 2, 1, 48, 65, true, 0, 3.f, false, false},     // softcap, dv past a panel by 1
+      {31, 64, 2, 2, 32, 32, false, 0, 0.f, true, false},     // additive mask (−inf entries), no causal
+      {12, 12, 3, 1, 128, 128, true, 0, 5.f, true, false},    // additive + causal + softcap, d 128
+      {9, 300, 16, 2, 64, 64, false, 0, 0.f, false, false},   // 72 rows per head, 5 key tiles
+  };
+  if (!testing::Emulated()) {
+    shapes.push_back({300, 300, 8, 2, 128, 128, true, 0, 0.f, false, false});
+    shapes.push_back({129, 513, 32, 8, 80, 80, true, 100, 0.f, false, true});
+  }
+  size_t i = 0;
+  for (const Shape& sh : shapes) {
+    Case c;
+    c.t = sh.t, c.s = sh.s, c.hq = sh.hq, c.hkv = sh.hkv, c.d = sh.d, c.dv = sh.dv;
+    c.causal = sh.causal;
+    c.window = sh.window;
+    c.softcap = sh.softcap;
+    c.additive = sh.additive;
+    c.out_bf16 = sh.out_bf16;
+    c.kv_bf16 = true;
+    RunCase(c, 1300 + i++);
+  }
+}
+
+// Non-finite V on the matrix units: a V row with a NaN or an Inf is added
+// apart, by the rows that keep its key. Causal rows of one task share tiles:
+// key 10 (NaN V) is masked for tokens 0-9 and kept by 10-19, key 5 (+Inf in
+// one column) kept from token 5 on. Rows that mask them stay within the
+// bound; rows that keep them get NaN / Inf, as on the fp32 path.
+TEST_P(AttentionTest, Bf16PrefillNonFiniteVReachesOnlyTheRowsThatKeepIt) {
+  TILEKIT_SEED_TRACE();
+  Case c;
+  c.t = c.s = 20;
+  c.hq = 8;
+  c.hkv = 1;
+  c.d = c.dv = 32;
+  c.causal = true;
+  c.kv_bf16 = true;
+  testing::Rng rng(1400);
+  Data x = MakeData(c, rng);
+  for (size_t e = 0; e < c.dv; ++e) x.v[10 * x.v_stride + e] = NAN;
+  x.v[5 * x.v_stride + 3] = kInf;
+  const Reference ref = Reference64(c, x);
+  Output out = MakeOutput(c);
+  ASSERT_EQ(RunPlain(c, x, &out), Status::kOk) << last_error();
+  const std::vector<float> o = out.Values(c);
+  for (size_t t = 0; t < c.t; ++t) {
+    for (size_t i = t * c.hq * c.dv; i < (t + 1) * c.hq * c.dv; ++i) {
+      const size_t col = i % c.dv;
+      if (t >= 10) {
+        ASSERT_TRUE(std::isnan(o[i])) << "t=" << t << " element " << i;
+      } else if (t >= 5 && col == 3) {
+        ASSERT_EQ(o[i], kInf) << "t=" << t << " element " << i;
+      } else {
+        ASSERT_TRUE(testing::WithinBound(std::fabs(o[i] - ref.o[i]), ref.bound[i] + 1e-37, "finite"))
+            << "t=" << t << " element " << i;
+      }
+    }
+  }
+}
+
+// Chunked prefill over a bf16 cache (17 tokens a call, then decode steps)
+// against the reference of each call (which of its rows run on the matrix
+// units depends on the call's tasks), and against the one-shot call.
+TEST_P(AttentionTest, Bf16ChunkedPrefillMatchesOneShot) {
+  TILEKIT_SEED_TRACE();
+  if (testing::Emulated() && !detail::AttnMatrixPath(GetParam(), true)) {
+    GTEST_SKIP() << "emulated: bf16 K/V without the matrix units is Bf16CacheAndOutput's";
+  }
+  Case full;
+  full.t = full.s = testing::Emulated() ? 45 : 140;
+  full.hq = 8;
+  full.hkv = 2;
+  full.d = full.dv = 48;
+  full.causal = true;
+  full.kv_bf16 = true;
+  testing::Rng rng(1500);
+  const Data x = MakeData(full, rng);
+  Paged pg;
+  MakePaged(full, x, kPagedBlock, 0, &pg, rng);
+  Output one = MakeOutput(full);
+  ASSERT_EQ(RunPaged(full, x, pg, 0, &one), Status::kOk) << last_error();
+  const Reference one_ref = PagedReference64(full, x);
+  Check(full, one_ref, one, "one-shot");
+  const std::vector<float> whole = one.Values(full);
+  for (size_t done = 0; done < full.t;) {
+    const size_t n = done < 34 ? std::min<size_t>(17, full.t - done) : 1;
+    Case c = full;
+    c.t = n;
+    c.s = done + n;
+    KvSequence seq = pg.seq;
+    seq.length = c.s;
+    // The call's K/V written again (the same values), the written positions
+    // ending at its end.
+    ASSERT_EQ(kv_cache_write(pg.cache, 0, seq, done,
+                             heads_view<const float>(x.k.data() + done * x.k_stride, n, c.hkv, c.d, x.k_stride),
+                             heads_view<const float>(x.v.data() + done * x.v_stride, n, c.hkv, c.dv, x.v_stride)),
+              Status::kOk)
+        << last_error();
+    Output out = MakeOutput(c);
+    const auto q = heads_view<const float>(x.q.data() + done * x.q_stride, n, c.hq, c.d, x.q_stride);
+    ASSERT_EQ(attention(q, pg.cache, 0, seq, heads_view(out.f32.data(), n, c.hq, c.dv, out.stride), Params(c, x),
+                        out.lse.data()),
+              Status::kOk)
+        << last_error();
+    Data xc = x;  // this call's queries
+    xc.q.erase(xc.q.begin(), xc.q.begin() + done * x.q_stride);
+    const Reference ref = PagedReference64(c, xc);
+    Check(c, ref, out, "chunk");
+    const std::vector<float> v = out.Values(c);
+    for (size_t i = 0; i < v.size(); ++i) {
+      const size_t w = done * full.hq * full.dv + i;
+      ASSERT_NEAR(v[i], whole[w], ref.bound[i] + one_ref.bound[w] + 1e-37) << "done=" << done << " element " << i;
+    }
+    done += n;
+  }
+}
+
+// bf16 prefill with 1 and 2 threads: the same bits (each task's arithmetic
+// is fixed by its rows and keys, whoever runs it).
+TEST_P(AttentionTest, Bf16PrefillThreadsAreBitwiseIdentical) {
+  TILEKIT_SEED_TRACE();
+  if (testing::Emulated() && !detail::AttnMatrixPath(GetParam(), true)) {
+    GTEST_SKIP() << "emulated: bf16 K/V without the matrix units is Bf16CacheAndOutput's";
+  }
+  ThreadPool two(2);
+  Case c;
+  c.t = testing::Emulated() ? 40 : 200;
+  c.s = testing::Emulated() ? 90 : 400;
+  c.hq = 8;
+  c.hkv = 2;
+  c.d = c.dv = 40;
+  c.causal = true;
+  c.kv_bf16 = true;
+  testing::Rng rng(1600);
+  const Data x = MakeData(c, rng);
+  Paged pg;
+  MakePaged(c, x, kPagedBlock, 0, &pg, rng);
+  Output one = MakeOutput(c), o2 = MakeOutput(c);
+  ASSERT_EQ(RunPaged(c, x, pg, 0, &one), Status::kOk);
+  ASSERT_EQ(RunPaged(c, x, pg, 0, &o2, &two), Status::kOk);
+  EXPECT_EQ(std::memcmp(one.f32.data(), o2.f32.data(), one.f32.size() * 4), 0);
+  EXPECT_EQ(std::memcmp(one.lse.data(), o2.lse.data(), one.lse.size() * 4), 0);
+  Check(c, PagedReference64(c, x), one, "threads");
 }
 
 // Rows whose every key is masked, and masked keys whose V is NaN, on the
@@ -906,6 +1082,53 @@ TEST_P(AttentionTest, BadInputIsReportedAndOutputUntouched) {
 }
 
 TILEKIT_INSTANTIATE_PATHS(AttentionTest);
+
+// The matrix flow runs where it should: on each tested path with bf16 tile
+// products (amx, neon_bf16, sve_bf16), a bf16 prefill is not the bits of the
+// path below it (the same Highway target, the fp32 kernel: fp32 Q and P), and
+// is within the matrix bound. Skipped, saying why, where no tested path has
+// them (this is where an x86 CPU without AMX reports it).
+TEST(AttentionMatrixUnits, TiledTasksRunOnTheMatrixUnitsOfThePath) {
+  TILEKIT_SEED_TRACE();
+  const std::vector<Isa> paths = testing::TestedPaths();
+  std::vector<std::pair<Isa, Isa>> pairs;
+  for (Isa isa : paths) {
+    if (!detail::AttnMatrixPath(isa, true)) continue;
+    const Isa below = isa == Isa::kAmx ? Isa::kAvx512Bf16 : isa == Isa::kNeonBf16 ? Isa::kNeon : Isa::kSve;
+    if (std::find(paths.begin(), paths.end(), below) != paths.end()) pairs.emplace_back(isa, below);
+  }
+  if (pairs.empty()) {
+    GTEST_SKIP() << "no tested path with bf16 tile products (amx, neon_bf16, sve_bf16) on this CPU: "
+                 << cpu::path_report() << ". The AMX flow (attention/tiled_brgemm-inl.h) is built and runs, with "
+                 << "AttentionTest's bf16 cases, on a CPU with AMX.";
+  }
+  Case c;
+  c.t = 20;
+  c.s = 70;
+  c.hq = 4;
+  c.hkv = 1;
+  c.d = c.dv = 32;
+  c.causal = true;
+  c.kv_bf16 = true;
+  testing::Rng rng(1700);
+  const Data x = MakeData(c, rng);
+  for (const auto& pair : pairs) {
+    Output hi = MakeOutput(c), lo = MakeOutput(c);
+    Reference ref;
+    {
+      testing::ScopedPath path(pair.first);
+      ASSERT_EQ(RunPlain(c, x, &hi), Status::kOk) << last_error();
+      ref = Reference64(c, x);
+    }
+    {
+      testing::ScopedPath path(pair.second);
+      ASSERT_EQ(RunPlain(c, x, &lo), Status::kOk) << last_error();
+    }
+    Check(c, ref, hi, isa_name(pair.first));
+    EXPECT_NE(std::memcmp(hi.f32.data(), lo.f32.data(), hi.f32.size() * 4), 0)
+        << isa_name(pair.first) << " gave the bits of " << isa_name(pair.second);
+  }
+}
 
 }  // namespace
 }  // namespace tilekit

@@ -236,6 +236,7 @@ void Plain(FuzzedDataProvider& in, fuzz::Values& values) {
   TILEKIT_FUZZ_CHECK(s == Status::kOk, "attention: valid call refused: %s", status_name(s));
   testing::AttentionProblem pr = Problem(sh, p, q.data(), kf.data(), vf.data(), ks, vs);
   pr.out_bf16 = kIsBf16<TO>;
+  pr.matrix = detail::AttnMatrixPath(cpu::active_isa(), kv_bf16);
   CheckOut(testing::AttentionReference64(pr), out, before, lse_before, sh.t, sh.hq, sh.dv, with_lse, "attention");
 }
 
@@ -359,6 +360,7 @@ void CachedCall(FuzzedDataProvider& in, fuzz::Values& values) {
   testing::AttentionProblem pr = Problem(sh, p, q.data(), k.data(), v.data(), ks, vs);
   pr.out_bf16 = kIsBf16<TO>;
   pr.tile_keys = std::min<size_t>(64, c.cfg.block_tokens);
+  pr.matrix = detail::AttnMatrixPath(cpu::active_isa(), c.cfg.dtype == KvDtype::kBf16);
   CheckOut(testing::AttentionReference64(pr), out, before, lse_before, sh.t, sh.hq, sh.dv, with_lse, "cached");
 }
 
@@ -437,6 +439,7 @@ void Batch(FuzzedDataProvider& in, fuzz::Values& values) {
     si.t = items[i].t, si.s = items[i].s;
     testing::AttentionProblem pr = Problem(si, p, items[i].q.data(), items[i].k.data(), items[i].v.data(), ks, vs);
     pr.tile_keys = std::min<size_t>(64, c.cfg.block_tokens);
+    pr.matrix = detail::AttnMatrixPath(cpu::active_isa(), c.cfg.dtype == KvDtype::kBf16);
     CheckOut(testing::AttentionReference64(pr), *items[i].out, before[i], lse_before[i], si.t, sh.hq, sh.dv, with_lse,
              "attention_batch");
   }

@@ -265,6 +265,7 @@ inline Status attn_execute(const char* op, const AttnShape& sh, const AttnSeq* s
   job.isa = cpu::active_isa();  // once per call: every task runs the same path
   job.bf16 = AttnBf16Of(job.isa);
   job.shape = sh;
+  job.shape.isa = job.isa;
   job.seqs = seqs;
   job.outs = outs;
   job.out_bf16 = out_bf16;

@@ -814,6 +814,10 @@ HWY_NOINLINE void AttendTiledBf16(DF df, const AttnShape& sh, const AttnSeq& sq,
 #else
 #define TILEKIT_ATTN_TILED_BF16 0
 #endif
+// The tiled path on the matrix units (tiled_brgemm-inl.h): true when it ran
+// (bf16 K/V on a path with bf16 tile products), false to run AttendTiled.
+inline bool AttendTiledMatrix(const AttnShape& sh, const AttnSeq& sq, size_t h0, size_t h1, size_t t0, size_t t1,
+                              size_t j0, size_t j1, float* acc, float* m, float* l, float* ws);
 
 // KV heads [h0, h1), each with its rows [t0, t1) × group (head-major: the
 // rows of head h0 first). Tiled path: head by head. Row by row (decode): tile
@@ -829,6 +833,7 @@ void AttendRowsT(const AttnShape& sh, const AttnSeq& sq, size_t h0, size_t h1, s
   const size_t G = sh.group, d = sh.d, dv = sh.dv;
   const size_t rh = (t1 - t0) * G, rows = rh * (h1 - h0);
   if (AttnTiledTask(sh, sq, t1 - t0)) {
+    if (AttendTiledMatrix(sh, sq, h0, h1, t0, t1, j0, j1, acc, m, l, ws)) return;
 #if TILEKIT_ATTN_TILED_BF16
     if (std::is_same<KT, uint16_t>::value && bf16.tiled) {
       for (size_t h = h0; h < h1; ++h) {

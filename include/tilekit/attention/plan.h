@@ -51,6 +51,7 @@ struct AttnShape {
   float scale = 1.f, softcap = 0.f;
   bool causal = false;
   size_t window = 0;
+  Isa isa = Isa::kScalar;  // the path of the call (the driver reads it once)
 };
 
 // The keys query token t of a sequence sees, [*lo, *hi) within [0, s): its
@@ -78,6 +79,60 @@ constexpr size_t kAttnGroupMax = 16;
 inline bool AttnDecodeGroup(const AttnShape& sh, const AttnSeq& sq, size_t tokens) {
   return tokens == 1 && !sq.mask && sh.group <= kAttnGroupMax;
 }
+// Whether the tiled path runs on the matrix units (tiled_brgemm-inl.h): bf16
+// K/V on the paths with bf16 tile products (AMX, BFMMLA). Q is rounded to bf16
+// there, and the probabilities before P·V.
+inline bool AttnMatrixPath(Isa isa, bool kv_bf16) {
+  return kv_bf16 && (isa == Isa::kAmx || isa == Isa::kNeonBf16 || isa == Isa::kSveBf16);
+}
+
+// The matrix flow's workspace (tiled_brgemm-inl.h) for `rows` query rows,
+// given its panel width nr (query rows per panel of Qᵀ, value columns per
+// panel of V) and the k granularity of its product: offsets in floats, each
+// part 64-byte aligned.
+struct AttnMatrixWs {
+  size_t R = 0, dp = 0, dvp = 0;  // rows to nr, d to k_align, dv to nr
+  size_t qpanels = 0;  // bf16 Qᵀ panels, R × dp
+  size_t st = 0;       // fp32 scores of a tile, kAttnTileKeys × R (key-major)
+  size_t m = 0, l = 0, alpha = 0, lo = 0, hi = 0;  // fp32, R each
+  size_t kop = 0;      // bf16 K as the product's A operand, kAttnTileKeys × dp
+  size_t p = 0;        // bf16 P rows, R × kAttnTileKeys
+  size_t pop = 0;      // bf16 P as the product's A operand (BFMMLA row pairs)
+  size_t vpanels = 0;  // bf16 V panels, kAttnTileKeys × dvp
+  size_t o = 0;        // fp32 output rows, R × dvp
+  size_t special = 0;  // uint32 keys whose V row is not finite, kAttnTileKeys
+  size_t total = 0;
+};
+inline AttnMatrixWs AttnMatrixLayout(size_t rows, size_t d, size_t dv, size_t nr, size_t k_align) {
+  const auto up = [](size_t x, size_t m) { return (x + m - 1) / m * m; };
+  AttnMatrixWs w;
+  w.R = up(rows, nr);
+  w.dp = up(d, k_align);
+  w.dvp = up(dv, nr);
+  size_t at = 0;
+  const auto take = [&](size_t floats) {
+    const size_t here = at;
+    at += up(floats, 16);
+    return here;
+  };
+  w.qpanels = take(w.R * w.dp / 2);
+  w.st = take(kAttnTileKeys * w.R);
+  w.m = take(w.R);
+  w.l = take(w.R);
+  w.alpha = take(w.R);
+  w.lo = take(w.R);
+  w.hi = take(w.R);
+  w.kop = take(kAttnTileKeys * w.dp / 2);
+  w.p = take(w.R * kAttnTileKeys / 2);
+  w.pop = take(w.R * kAttnTileKeys / 2);
+  w.vpanels = take(kAttnTileKeys * w.dvp / 2);
+  w.o = take(w.R * w.dvp);
+  w.special = take(kAttnTileKeys);
+  w.total = at;
+  return w;
+}
+// The widest panel (BFMMLA on 2048-bit SVE: 128 columns) and coarsest k (AMX: 32).
+constexpr size_t kAttnMatrixMaxNr = 2 * kAttnMaxLanes, kAttnMatrixMaxKAlign = 32;
 
 // Whether a task of `tokens` query tokens (× the group's q-heads) takes the
 // tiled path; otherwise the row-by-row one.
@@ -140,14 +195,16 @@ inline AttnBf16 AttnBf16Of(Isa isa) {
 // (kAttnTileKeys × R), five per-row arrays (R each) and the packed K/V tile.
 // The bf16 tiled path: Qᵀ in bf16 pairs ((d + 1) / 2 × R floats' worth), the
 // scores, the five arrays, P in bf16 pairs (kAttnTileKeys / 2 × R) and the V
-// tile in bf16 pairs (kAttnTileKeys / 2 × dv). The row-by-row path with the
+// tile in bf16 pairs (kAttnTileKeys / 2 × dv); the matrix flow's
+// (AttnMatrixLayout) at the widest panel. The row-by-row path with the
 // bf16 dot: Q split into bf16 hi + lo parts, d floats' worth per row more.
 inline size_t AttnWorkspaceFloats(size_t rows, size_t d, size_t dv) {
   const size_t R = (rows + kAttnMaxLanes - 1) / kAttnMaxLanes * kAttnMaxLanes;
   const size_t by_row = rows * 2 * (d + 1) + kAttnTileKeys + kAttnMaxLanes;
   const size_t tiled = R * (d + kAttnTileKeys + 5) + kAttnTileKeys * (d + dv);
   const size_t tiled_bf16 = R * ((d + 1) / 2 + kAttnTileKeys + 5 + kAttnTileKeys / 2) + kAttnTileKeys / 2 * dv;
-  return std::max(by_row, std::max(tiled, tiled_bf16));
+  const size_t matrix = AttnMatrixLayout(rows, d, dv, kAttnMatrixMaxNr, kAttnMatrixMaxKAlign).total;
+  return std::max({by_row, tiled, tiled_bf16, matrix});
 }
 
 }  // namespace detail

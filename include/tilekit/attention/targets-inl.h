@@ -3,3 +3,4 @@
 #include "tilekit/convert/targets-inl.h"
 #include "tilekit/attention/attention-inl.h"
 #include "tilekit/attention/tiled_bf16-inl.h"
+#include "tilekit/attention/tiled_brgemm-inl.h"
