@@ -96,6 +96,7 @@ struct AttnMatrixWs {
   size_t st = 0;       // fp32 scores of a tile, kAttnTileKeys × R (key-major)
   size_t m = 0, l = 0, alpha = 0, lo = 0, hi = 0;  // fp32, R each
   size_t kop = 0;      // bf16 K as the product's A operand, kAttnTileKeys × dp
+  size_t pt = 0;       // bf16 P key-major (as st), kAttnTileKeys × R
   size_t p = 0;        // bf16 P rows, R × kAttnTileKeys
   size_t pop = 0;      // bf16 P as the product's A operand (BFMMLA row pairs)
   size_t vpanels = 0;  // bf16 V panels, kAttnTileKeys × dvp
@@ -123,6 +124,7 @@ inline AttnMatrixWs AttnMatrixLayout(size_t rows, size_t d, size_t dv, size_t nr
   w.lo = take(w.R);
   w.hi = take(w.R);
   w.kop = take(kAttnTileKeys * w.dp / 2);
+  w.pt = take(w.R * kAttnTileKeys / 2);
   w.p = take(w.R * kAttnTileKeys / 2);
   w.pop = take(w.R * kAttnTileKeys / 2);
   w.vpanels = take(kAttnTileKeys * w.dvp / 2);

@@ -44,6 +44,7 @@
 #include "tilekit/attention/attention-inl.h"
 #include "tilekit/attention/plan.h"
 #include "tilekit/base/bf16.h"
+#include "tilekit/simd/bf16-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace tilekit {
@@ -77,40 +78,101 @@ HWY_INLINE void PackQPanels(const AttnShape& sh, const AttnSeq& sq, size_t kv_he
   }
 }
 
+// kKR bf16 values of one panel column (consecutive k) as one unsigned word,
+// the first in the low bits: the unit a B panel stores per column and k-group.
+template <size_t kKR>
+struct PanelWord;
+template <>
+struct PanelWord<2> {
+  using T = uint32_t;
+};
+template <>
+struct PanelWord<4> {
+  using T = uint64_t;
+};
+
+// Whether bf16 row[0, n) holds an Inf or a NaN (every exponent bit set).
+template <class D16>
+HWY_INLINE bool AnyNonFinite(D16 d16, const uint16_t* HWY_RESTRICT row, size_t n) {
+  const size_t L = hn::Lanes(d16);
+  const auto exp_mask = hn::Set(d16, uint16_t{0x7F80});
+  auto hit = hn::Zero(d16);
+  size_t c = 0;
+  for (; c + L <= n; c += L) {
+    const auto e = hn::And(hn::LoadU(d16, row + c), exp_mask);
+    hit = hn::Or(hit, hn::VecFromMask(d16, hn::Eq(e, exp_mask)));
+  }
+  bool any = !hn::AllFalse(d16, hn::Ne(hit, hn::Zero(d16)));
+  for (; c < n; ++c) any |= (row[c] & 0x7F80u) == 0x7F80u;
+  return any;
+}
+
 // V of a tile as B panels: k = key j < kp, column c < dvp; zeros past n keys,
 // past dv, and for keys whose V row holds an Inf or NaN (their indices go to
-// special; returns how many).
-template <size_t kKR>
-HWY_INLINE size_t PackVPanels(const uint16_t* HWY_RESTRICT v, size_t vs, size_t n, size_t kp, size_t dv, size_t dvp,
-                              size_t nr, uint16_t* HWY_RESTRICT out, uint32_t* HWY_RESTRICT special) {
+// special; returns how many). Each k-group of kKR keys is one word per column
+// (PanelWord): the kKR rows widened and shifted into place, a vector of
+// columns at a time (a chunk never straddles a panel: nr is a multiple of the
+// words per vector).
+template <size_t kKR, class DF>
+HWY_INLINE size_t PackVPanels(DF /*df*/, const uint16_t* HWY_RESTRICT v, size_t vs, size_t n, size_t kp, size_t dv,
+                              size_t dvp, size_t nr, uint16_t* HWY_RESTRICT out, uint32_t* HWY_RESTRICT special) {
+  using W = typename PanelWord<kKR>::T;
+  const hn::ScalableTag<W> dw;
+  const hn::Rebind<uint32_t, decltype(dw)> d32;
+  const hn::Rebind<uint16_t, decltype(dw)> d16;
+  const hn::ScalableTag<uint16_t> d16full;
+  const size_t LW = hn::Lanes(dw);
   size_t count = 0;
-  for (size_t j = 0; j < kp; ++j) {
-    const uint16_t* row = j < n ? v + j * vs : nullptr;
-    if (row) {
-      bool finite = true;  // no element with every exponent bit set (Inf, NaN)
-      for (size_t c = 0; c < dv; ++c) finite &= (row[c] & 0x7F80u) != 0x7F80u;
-      if (!finite) {
+  for (size_t j0 = 0; j0 < kp; j0 += kKR) {
+    const uint16_t* rows[kKR];
+    for (size_t i = 0; i < kKR; ++i) {
+      const size_t j = j0 + i;
+      rows[i] = j < n ? v + j * vs : nullptr;
+      if (rows[i] && AnyNonFinite(d16full, rows[i], dv)) {
         special[count++] = static_cast<uint32_t>(j);
-        row = nullptr;
+        rows[i] = nullptr;
       }
     }
-    for (size_t q = 0; q < dvp; q += nr) {
-      uint16_t* panel = out + q * kp;
-      for (size_t c = 0; c < nr; ++c) {
-        panel[PanelIndex<kKR>(j, c, nr)] = row && q + c < dv ? row[q + c] : 0;
+    W* group = reinterpret_cast<W*>(out + j0 * nr);  // panel 0's k-group; panel q is q · kp · nr further
+    size_t c = 0;
+    for (; c + LW <= dv; c += LW) {
+      auto word = hn::Zero(dw);
+      for (size_t i = 0; i < kKR; ++i) {
+        if (!rows[i]) continue;
+        hn::Vec<decltype(dw)> w;
+        if constexpr (sizeof(W) == 4) {
+          w = hn::PromoteTo(dw, hn::LoadU(d16, rows[i] + c));
+        } else {
+          w = hn::PromoteTo(dw, hn::PromoteTo(d32, hn::LoadU(d16, rows[i] + c)));
+        }
+        word = hn::Or(word, hn::ShiftLeftSame(w, static_cast<int>(16 * i)));
       }
+      hn::StoreU(word, dw, group + (c / nr) * kp * nr / kKR + c % nr);
+    }
+    for (; c < dvp; ++c) {  // the columns past the last whole vector, and zeros past dv
+      W word = 0;
+      for (size_t i = 0; i < kKR; ++i) {
+        if (rows[i] && c < dv) word |= static_cast<W>(rows[i][c]) << (16 * i);
+      }
+      group[(c / nr) * kp * nr / kKR + c % nr] = word;
     }
   }
   return count;
 }
 
 // P as rows for the A operand of P·V: p[r][j] = bf16(st[j][r]) for j < n,
-// zeros up to kp; row stride kAttnTileKeys. The −0 of a masked key stays −0.
-HWY_INLINE void PRowsBf16(const float* HWY_RESTRICT st, size_t R, size_t rows, size_t n, size_t kp,
-                          uint16_t* HWY_RESTRICT p) {
+// zeros up to kp; row stride kAttnTileKeys. Rounded a vector of rows at a time
+// into pt (key-major, like st; one instruction on these paths), then
+// transposed as 16-bit moves. The −0 of a masked key stays −0.
+template <class DF>
+HWY_INLINE void PRowsBf16(DF df, const float* HWY_RESTRICT st, size_t R, size_t rows, size_t n, size_t kp,
+                          uint16_t* HWY_RESTRICT pt, uint16_t* HWY_RESTRICT p) {
+  const size_t L = hn::Lanes(df);
+  const hn::Rebind<uint16_t, DF> d16;
+  for (size_t i = 0; i < n * R; i += L) hn::StoreU(ToBf16Bits<true>(df, hn::LoadU(df, st + i)), d16, pt + i);
   for (size_t r = 0; r < rows; ++r) {
     uint16_t* row = p + r * kAttnTileKeys;
-    for (size_t j = 0; j < n; ++j) row[j] = f32_to_bf16(st[j * R + r]).bits;
+    for (size_t j = 0; j < n; ++j) row[j] = pt[j * R + r];
     for (size_t j = n; j < kp; ++j) row[j] = 0;
   }
 }
@@ -163,7 +225,10 @@ struct AmxAttn {
   static constexpr size_t kKR = 2, kKAlign = arch::kStepK;
   size_t nr = arch::kBrgemmMaxBlock;
 
-  // C[m][32] += A[m][k] · B (A rows lda apart, B one 32-column panel).
+  // C[m][32] += A[m][k] · B (A rows lda apart, B one 32-column panel). The
+  // stores before it reach memory first (load_tile_config's clobber); GCC's
+  // tile store has no memory operand, so the caller orders what reads C after
+  // with tile_load_barrier.
   static void Block(size_t m, size_t k, const uint16_t* a, size_t lda, const uint16_t* b, float* c, size_t ldc) {
     const arch::BrgemmItem item{reinterpret_cast<const bf16*>(a), lda, reinterpret_cast<const bf16*>(b)};
     arch::load_tile_config(arch::detail::BrgemmConfig(m, arch::kBrgemmMaxBlock));
@@ -186,20 +251,22 @@ struct AmxAttn {
       lda = dp;
     }
     std::fill(st, st + n * R, 0.f);
-    arch::tile_load_barrier();
     for (size_t i0 = 0; i0 < n; i0 += nr) {
-      for (size_t p = 0; p < R / nr; ++p) Block(std::min(nr, n - i0), dp, a + i0 * lda, lda, qpanels + p * dp * nr, st + i0 * R + p * nr, R);
+      for (size_t p = 0; p < R / nr; ++p) {
+        Block(std::min(nr, n - i0), dp, a + i0 * lda, lda, qpanels + p * dp * nr, st + i0 * R + p * nr, R);
+      }
     }
+    arch::tile_load_barrier();
   }
   void Pv(const uint16_t* p, size_t rows, size_t kp, const uint16_t* vpanels, size_t dvp, float* o,
           uint16_t* /*pop*/) const {
-    arch::tile_load_barrier();
     for (size_t r0 = 0; r0 < rows; r0 += nr) {
       for (size_t q = 0; q < dvp / nr; ++q) {
         Block(std::min(nr, rows - r0), kp, p + r0 * kAttnTileKeys, kAttnTileKeys, vpanels + q * kp * nr,
               o + r0 * dvp + q * nr, dvp);
       }
     }
+    arch::tile_load_barrier();
   }
 };
 #endif
@@ -224,6 +291,7 @@ HWY_NOINLINE void AttendTiledMatrixHead(DF df, const Backend& be, const AttnShap
   float* HWY_RESTRICT lo = ws + w.lo;
   float* HWY_RESTRICT hi = ws + w.hi;
   uint16_t* kop = reinterpret_cast<uint16_t*>(ws + w.kop);
+  uint16_t* pt = reinterpret_cast<uint16_t*>(ws + w.pt);
   uint16_t* p = reinterpret_cast<uint16_t*>(ws + w.p);
   uint16_t* pop = reinterpret_cast<uint16_t*>(ws + w.pop);
   uint16_t* vpanels = reinterpret_cast<uint16_t*>(ws + w.vpanels);
@@ -261,8 +329,8 @@ HWY_NOINLINE void AttendTiledMatrixHead(DF df, const Backend& be, const AttnShap
     const NextTile next = NextTileAt<uint16_t>(kv, kv_head, d, dv, b, hi_all);
     for (size_t j = 0; j < kAttnTileKeys; ++j) next.Fetch(j);
     SoftmaxTile(df, sh, sq, t0, rows, R, a, n, lo, hi, st, m, l, alpha);
-    PRowsBf16(st, R, rows, n, kp, p);
-    const size_t specials = PackVPanels<Backend::kKR>(vtile, vs, n, kp, dv, dvp, nr, vpanels, special);
+    PRowsBf16(df, st, R, rows, n, kp, pt, p);
+    const size_t specials = PackVPanels<Backend::kKR>(df, vtile, vs, n, kp, dv, dvp, nr, vpanels, special);
     for (size_t r = 0; r < rows; ++r) {
       const auto va = hn::Set(df, alpha[r]);
       float* orow = o + r * dvp;
