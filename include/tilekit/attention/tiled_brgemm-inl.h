@@ -52,34 +52,21 @@ namespace detail {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-// Element (k, j) of a B panel of nr columns whose k runs in groups of kKR (the
-// AMX VNNI pair: kKR = 2; BFMMLA's k-block: kKR = 4): groups of nr × kKR, each
-// column's kKR values contiguous. (AMX: arch/amx_brgemm.h; BFMMLA:
-// arch/arm_bfmmla_tile.h.)
-template <size_t kKR>
-HWY_INLINE size_t PanelIndex(size_t k, size_t j, size_t nr) {
-  return (k / kKR) * nr * kKR + j * kKR + k % kKR;
-}
+// The Highway targets of the matrix paths: AVX3 (amx), NEON (neon_bf16) and
+// SVE (sve_bf16). The flow is compiled for those alone.
+#undef TILEKIT_ATTN_MATRIX
+#if TILEKIT_ARCH_X86 && (HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL)
+#define TILEKIT_ATTN_MATRIX 1
+#elif TILEKIT_ARCH_ARM64 && (HWY_TARGET == HWY_NEON || HWY_TARGET == HWY_SVE)
+#define TILEKIT_ATTN_MATRIX 1
+#endif
 
-// Qᵀ as B panels: column r (a query row), k = c (the head dim), the value
-// bf16(q[r][c] · scale), zeros past `rows` (up to R) and past d (up to dp).
-// Panel p (rows [p·nr, p·nr + nr)) starts at p · dp · nr.
-template <size_t kKR>
-HWY_INLINE void PackQPanels(const AttnShape& sh, const AttnSeq& sq, size_t kv_head, size_t t0, size_t rows, size_t R,
-                            size_t dp, size_t nr, uint16_t* HWY_RESTRICT out) {
-  const size_t G = sh.group, d = sh.d;
-  for (size_t r = 0; r < R; ++r) {
-    uint16_t* panel = out + (r / nr) * dp * nr;
-    const size_t j = r % nr;
-    const float* src = r < rows ? sq.q + (t0 + r / G) * sq.q_stride + (kv_head * G + r % G) * d : nullptr;
-    for (size_t c = 0; c < dp; ++c) {
-      panel[PanelIndex<kKR>(c, j, nr)] = src && c < d ? f32_to_bf16(src[c] * sh.scale).bits : 0;
-    }
-  }
-}
-
-// kKR bf16 values of one panel column (consecutive k) as one unsigned word,
-// the first in the low bits: the unit a B panel stores per column and k-group.
+#if defined(TILEKIT_ATTN_MATRIX)
+// A B panel of nr columns whose k runs in groups of kKR (the AMX VNNI pair:
+// kKR = 2; BFMMLA's k-block: kKR = 4; arch/amx_brgemm.h,
+// arch/arm_bfmmla_tile.h) holds element (k, j) at (k / kKR)·nr·kKR + j·kKR +
+// k % kKR: per k-group, one word of kKR bf16 per column, the first k in the
+// low bits.
 template <size_t kKR>
 struct PanelWord;
 template <>
@@ -90,6 +77,32 @@ template <>
 struct PanelWord<4> {
   using T = uint64_t;
 };
+
+// Qᵀ as B panels: column r (a query row), k = c (the head dim), the value
+// bf16(q[r][c] · scale), zeros past `rows` (up to R) and past d (up to dp).
+// Panel p (rows [p·nr, p·nr + nr)) starts at p · dp · nr. Each row is scaled
+// and rounded a vector at a time into `row` (dp bf16), then its k-groups go
+// to the panel as words (PanelWord).
+template <size_t kKR, class DF>
+HWY_INLINE void PackQPanels(DF df, const AttnShape& sh, const AttnSeq& sq, size_t kv_head, size_t t0, size_t rows,
+                            size_t R, size_t dp, size_t nr, uint16_t* HWY_RESTRICT row, uint16_t* HWY_RESTRICT out) {
+  using W = typename PanelWord<kKR>::T;
+  const size_t L = hn::Lanes(df);
+  const hn::Rebind<uint16_t, DF> d16;
+  const size_t G = sh.group, d = sh.d;
+  const auto vscale = hn::Set(df, sh.scale);
+  for (size_t r = 0; r < R; ++r) {
+    std::fill(row, row + dp, uint16_t{0});
+    if (r < rows) {
+      const float* src = sq.q + (t0 + r / G) * sq.q_stride + (kv_head * G + r % G) * d;
+      size_t c = 0;
+      for (; c + L <= d; c += L) hn::StoreU(ToBf16Bits<true>(df, hn::Mul(hn::LoadU(df, src + c), vscale)), d16, row + c);
+      for (; c < d; ++c) row[c] = f32_to_bf16(src[c] * sh.scale).bits;
+    }
+    W* col = reinterpret_cast<W*>(out + (r / nr) * dp * nr) + r % nr;
+    for (size_t k = 0; k < dp / kKR; ++k) std::memcpy(col + k * nr, row + k * kKR, sizeof(W));
+  }
+}
 
 // Whether bf16 row[0, n) holds an Inf or a NaN (every exponent bit set).
 template <class D16>
@@ -160,27 +173,64 @@ HWY_INLINE size_t PackVPanels(DF /*df*/, const uint16_t* HWY_RESTRICT v, size_t 
   return count;
 }
 
+// dst[c][0, 8) = src[0, 8)[c] for an 8 × 8 block of 16-bit values (src rows
+// ss, dst rows ds elements apart): interleaves of 16-, 32- and 64-bit lanes
+// within one 128-bit vector, the same on every target.
+template <class D8>
+HWY_INLINE void Transpose8x8(D8 d, const uint16_t* HWY_RESTRICT src, size_t ss, uint16_t* HWY_RESTRICT dst,
+                             size_t ds) {
+  const hn::Repartition<uint32_t, D8> d32;
+  const hn::Repartition<uint64_t, D8> d64;
+  const auto r0 = hn::LoadU(d, src), r1 = hn::LoadU(d, src + ss), r2 = hn::LoadU(d, src + 2 * ss);
+  const auto r3 = hn::LoadU(d, src + 3 * ss), r4 = hn::LoadU(d, src + 4 * ss), r5 = hn::LoadU(d, src + 5 * ss);
+  const auto r6 = hn::LoadU(d, src + 6 * ss), r7 = hn::LoadU(d, src + 7 * ss);
+  // Pairs of rows, column by column: a0 = r0[0] r1[0] r0[1] r1[1] ...
+  const auto a0 = hn::BitCast(d32, hn::InterleaveLower(d, r0, r1)), a1 = hn::BitCast(d32, hn::InterleaveUpper(d, r0, r1));
+  const auto a2 = hn::BitCast(d32, hn::InterleaveLower(d, r2, r3)), a3 = hn::BitCast(d32, hn::InterleaveUpper(d, r2, r3));
+  const auto a4 = hn::BitCast(d32, hn::InterleaveLower(d, r4, r5)), a5 = hn::BitCast(d32, hn::InterleaveUpper(d, r4, r5));
+  const auto a6 = hn::BitCast(d32, hn::InterleaveLower(d, r6, r7)), a7 = hn::BitCast(d32, hn::InterleaveUpper(d, r6, r7));
+  // Quads of rows, two columns each: b0 = rows 0-3 of columns 0 and 1.
+  const auto b0 = hn::BitCast(d64, hn::InterleaveLower(d32, a0, a2)), b1 = hn::BitCast(d64, hn::InterleaveUpper(d32, a0, a2));
+  const auto b2 = hn::BitCast(d64, hn::InterleaveLower(d32, a1, a3)), b3 = hn::BitCast(d64, hn::InterleaveUpper(d32, a1, a3));
+  const auto b4 = hn::BitCast(d64, hn::InterleaveLower(d32, a4, a6)), b5 = hn::BitCast(d64, hn::InterleaveUpper(d32, a4, a6));
+  const auto b6 = hn::BitCast(d64, hn::InterleaveLower(d32, a5, a7)), b7 = hn::BitCast(d64, hn::InterleaveUpper(d32, a5, a7));
+  hn::StoreU(hn::BitCast(d, hn::InterleaveLower(d64, b0, b4)), d, dst);
+  hn::StoreU(hn::BitCast(d, hn::InterleaveUpper(d64, b0, b4)), d, dst + ds);
+  hn::StoreU(hn::BitCast(d, hn::InterleaveLower(d64, b1, b5)), d, dst + 2 * ds);
+  hn::StoreU(hn::BitCast(d, hn::InterleaveUpper(d64, b1, b5)), d, dst + 3 * ds);
+  hn::StoreU(hn::BitCast(d, hn::InterleaveLower(d64, b2, b6)), d, dst + 4 * ds);
+  hn::StoreU(hn::BitCast(d, hn::InterleaveUpper(d64, b2, b6)), d, dst + 5 * ds);
+  hn::StoreU(hn::BitCast(d, hn::InterleaveLower(d64, b3, b7)), d, dst + 6 * ds);
+  hn::StoreU(hn::BitCast(d, hn::InterleaveUpper(d64, b3, b7)), d, dst + 7 * ds);
+}
+
 // P as rows for the A operand of P·V: p[r][j] = bf16(st[j][r]) for j < n,
-// zeros up to kp; row stride kAttnTileKeys. Rounded a vector of rows at a time
-// into pt (key-major, like st; one instruction on these paths), then
-// transposed as 16-bit moves. The −0 of a masked key stays −0.
+// zeros up to kp; row stride kAttnTileKeys, rows up to `rows` rounded to 8
+// (R is a multiple of 8). Rounded a vector at a time into pt (key-major, like
+// st; one instruction on these paths), keys past n zeroed to a multiple of 8,
+// then transposed 8 × 8 at a time (so p holds zeros from n to the larger of
+// kp and n rounded to 8). The −0 of a masked key stays −0.
 template <class DF>
 HWY_INLINE void PRowsBf16(DF df, const float* HWY_RESTRICT st, size_t R, size_t rows, size_t n, size_t kp,
                           uint16_t* HWY_RESTRICT pt, uint16_t* HWY_RESTRICT p) {
   const size_t L = hn::Lanes(df);
   const hn::Rebind<uint16_t, DF> d16;
+  const hn::FixedTag<uint16_t, 8> d8;
   for (size_t i = 0; i < n * R; i += L) hn::StoreU(ToBf16Bits<true>(df, hn::LoadU(df, st + i)), d16, pt + i);
-  for (size_t r = 0; r < rows; ++r) {
-    uint16_t* row = p + r * kAttnTileKeys;
-    for (size_t j = 0; j < n; ++j) row[j] = pt[j * R + r];
-    for (size_t j = n; j < kp; ++j) row[j] = 0;
+  const size_t n8 = (n + 7) / 8 * 8, rows8 = (rows + 7) / 8 * 8;
+  std::fill(pt + n * R, pt + n8 * R, uint16_t{0});
+  for (size_t r = 0; r < rows8; r += 8) {
+    for (size_t j = 0; j < n8; j += 8) Transpose8x8(d8, pt + j * R + r, R, p + r * kAttnTileKeys + j, kAttnTileKeys);
+    for (size_t i = r; i < r + 8 && n8 < kp; ++i) {
+      std::fill(p + i * kAttnTileKeys + n8, p + i * kAttnTileKeys + kp, uint16_t{0});
+    }
   }
 }
 
 // The products of one tile on BFMMLA (neon_bf16, sve_bf16): the micro-kernel
 // of arch/arm_bfmmla_tile.h over A packed once per tile (the batch-reduce GEMM
 // arm_bf16_brgemm packs A again for every call, i.e. for every panel).
-#if TILEKIT_ARCH_ARM64 && (HWY_TARGET == HWY_NEON || HWY_TARGET == HWY_SVE)
+#if TILEKIT_ARCH_ARM64
 #define TILEKIT_ATTN_MATRIX_BFMMLA 1
 struct BfmmlaAttn {
   static constexpr size_t kKR = arch::kBfmmlaKR, kKAlign = arch::kBfmmlaKR;
@@ -219,7 +269,7 @@ struct BfmmlaAttn {
 // blocks of up to 32 × 32. Called straight, past amx_brgemm's checks: the
 // driver chose the path once per call (a concurrent set_max_isa must not make
 // a product of this call refuse).
-#if TILEKIT_ARCH_X86 && (HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL)
+#if TILEKIT_ARCH_X86
 #define TILEKIT_ATTN_MATRIX_AMX 1
 struct AmxAttn {
   static constexpr size_t kKR = 2, kKAlign = arch::kStepK;
@@ -298,7 +348,7 @@ HWY_NOINLINE void AttendTiledMatrixHead(DF df, const Backend& be, const AttnShap
   float* HWY_RESTRICT o = ws + w.o;
   uint32_t* special = reinterpret_cast<uint32_t*>(ws + w.special);
 
-  PackQPanels<Backend::kKR>(sh, sq, kv_head, t0, rows, R, dp, nr, qpanels);
+  PackQPanels<Backend::kKR>(df, sh, sq, kv_head, t0, rows, R, dp, nr, kop, qpanels);
   size_t lo_all = j1, hi_all = j0;
   for (size_t r = 0; r < R; ++r) {
     m[r] = -std::numeric_limits<float>::infinity();
@@ -332,6 +382,7 @@ HWY_NOINLINE void AttendTiledMatrixHead(DF df, const Backend& be, const AttnShap
     PRowsBf16(df, st, R, rows, n, kp, pt, p);
     const size_t specials = PackVPanels<Backend::kKR>(df, vtile, vs, n, kp, dv, dvp, nr, vpanels, special);
     for (size_t r = 0; r < rows; ++r) {
+      if (alpha[r] == 1.f) continue;  // the row's max did not move
       const auto va = hn::Set(df, alpha[r]);
       float* orow = o + r * dvp;
       for (size_t c = 0; c < dvp; c += L) hn::StoreU(hn::Mul(hn::LoadU(df, orow + c), va), df, orow + c);
@@ -355,6 +406,8 @@ HWY_NOINLINE void AttendTiledMatrixHead(DF df, const Backend& be, const AttnShap
     l_out[r] = l[r];
   }
 }
+
+#endif  // TILEKIT_ATTN_MATRIX
 
 // The hook of AttendRowsT's tiled branch (declared in attention-inl.h): runs
 // heads [h0, h1) on the matrix units and returns true when the call's path
@@ -385,6 +438,7 @@ inline bool AttendTiledMatrix(const AttnShape& sh, const AttnSeq& sq, size_t h0,
 }
 #undef TILEKIT_ATTN_MATRIX_BFMMLA
 #undef TILEKIT_ATTN_MATRIX_AMX
+#undef TILEKIT_ATTN_MATRIX
 
 }  // namespace HWY_NAMESPACE
 }  // namespace detail
