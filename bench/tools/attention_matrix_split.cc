@@ -2,7 +2,8 @@
 // (attention/tiled_brgemm-inl.h), timed on this CPU's AVX3 target: what the
 // AMX backend runs around its products, where no AMX is at hand to time the
 // whole (an x86 CPU with AVX-512 BF16 is enough). Also checks the vector P
-// transpose and Qᵀ panels against the scalar rounding. A task of 128 rows
+// transpose, Qᵀ and V panels (AMX's instantiation of the shared packers; the
+// Arm tests run BFMMLA's) against the scalar rounding and the panel layout. A task of 128 rows
 // (Hq 32 / Hkv 8: 32 tokens × 4), a tile of 64 keys, d = dv = 128, AMX's
 // layout (nr 32, VNNI pairs). Medians of 15 rounds.
 //
@@ -74,7 +75,22 @@ int main() {
         if (got != want) { std::printf("Q mismatch r=%zu c=%zu\n", r, c); return 1; }
       }
   }
-  std::printf("P rows and Q panels match the scalar rounding\n");
+  {  // V panels (VNNI pairs) against the element formula, a non-finite row included
+    std::vector<uint16_t> v2(kv.begin(), kv.begin() + 64 * hkv * dv);
+    v2[5 * hkv * dv + 7] = 0x7FC0;  // key 5: a NaN
+    for (size_t nn : {64, 37, 1}) {
+      const size_t kp = (nn + 31) / 32 * 32;
+      const size_t count = PackVPanels<2>(df, v2.data(), hkv * dv, nn, kp, 100, w.dvp, nr, vp, sp);
+      if (count != (nn > 5 ? 1u : 0u) || (count && sp[0] != 5)) { std::printf("V special keys wrong n=%zu\n", nn); return 1; }
+      for (size_t j = 0; j < kp; ++j)
+        for (size_t c = 0; c < w.dvp; ++c) {
+          const uint16_t want = j < nn && j != 5 && c < 100 ? v2[j * hkv * dv + c] : 0;
+          const uint16_t got = vp[(c / nr) * kp * nr + (j / 2) * nr * 2 + (c % nr) * 2 + j % 2];
+          if (got != want) { std::printf("V mismatch n=%zu j=%zu c=%zu\n", nn, j, c); return 1; }
+        }
+    }
+  }
+  std::printf("P rows, Qᵀ and V panels match the scalar rounding and the panel layout\n");
   const double tv = Median([&] { PackVPanels<2>(df, kv.data() + 128, hkv * dv, n, n, dv, w.dvp, nr, vp, sp); });
   const double ta = Median([&] {
     for (size_t r = 0; r < rows; ++r) {
