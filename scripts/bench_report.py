@@ -58,7 +58,10 @@ def parse_name(run_name):
 
 
 def load_rows(results_dir):
-    rows, errors, contexts = [], [], {}
+    """Rows, errors, rows skipped because their unit is not on this machine
+    (error message "unavailable: ...", e.g. the AMX ceiling on a CPU without
+    AMX: listed, not a failure), and each binary's context."""
+    rows, errors, skipped, contexts = [], [], [], {}
     for path in sorted(glob.glob(os.path.join(results_dir, "*.json"))):
         if os.path.basename(path) == "run_info.json":
             continue
@@ -81,7 +84,8 @@ def load_rows(results_dir):
         for b in benchmarks:
             if b.get("error_occurred"):
                 if b.get("run_type") != "aggregate":
-                    errors.append(f"{b['run_name']}: {b.get('error_message', 'error')}")
+                    message = b.get("error_message", "error")
+                    (skipped if message.startswith("unavailable:") else errors).append(f"{b['run_name']}: {message}")
                 continue
             is_median = b.get("aggregate_name") == "median"
             is_single = b.get("run_type") == "iteration" and b["run_name"] not in with_median
@@ -104,7 +108,7 @@ def load_rows(results_dir):
                 row["detail"] += f" [{binary}]"
             rows.append(row)
     # Google Benchmark repeats error rows per repetition; keep one line each.
-    return merge_rounds(rows), sorted(set(errors)), contexts
+    return merge_rounds(rows), sorted(set(errors)), sorted(set(skipped)), contexts
 
 
 def merge_rounds(rows):
@@ -326,7 +330,7 @@ def family_tables(rows):
         cases = {}
         for r in mine:
             parts = r["run_name"].split("/")
-            case = "/".join([parts[2]] + [p for p in parts[3:] if ":" in p and not p.startswith(("min_time", "repeats"))])
+            case = "/".join([parts[2]] + [p for p in parts[3:] if ":" in p and not p.startswith(("min_time", "iterations", "repeats"))])
             cases.setdefault(case, {})[r["library"]] = r
         # GFLOP/s for attention and for rows that have no GB/s (graph_prefill),
         # the executor's µs per layer for graph_overhead.
@@ -350,7 +354,7 @@ def family_tables(rows):
     return out
 
 
-def write_markdown(rows, errors, contexts, run_info, path):
+def write_markdown(rows, errors, skipped, contexts, run_info, path):
     quick = any(c.get("quick") == "1" for c in contexts.values())
     reps = "one short repetition (TILEKIT_BENCH_QUICK)" if quick else "median of 5 repetitions"
     rounds = max((r.get("rounds", 1) for r in rows), default=1)
@@ -368,6 +372,8 @@ def write_markdown(rows, errors, contexts, run_info, path):
          ["", "## fp32 ↔ bf16 conversion, GB/s (bytes read + written)", ""] + convert_table(rows) + \
          family_tables(rows) + \
          ["", "## Run", ""] + settings_lines(contexts, run_info)
+    if skipped:
+        md += ["", "## Skipped (not on this machine)", ""] + [f"- {e}" for e in skipped]
     if errors:
         md += ["", "## Errors", ""] + [f"- {e}" for e in errors]
     with open(path, "w") as f:
@@ -476,7 +482,7 @@ def main():
     parser.add_argument("results_dir", nargs="?", default=os.path.join(os.path.dirname(__file__), "..", "bench", "results"))
     parser.add_argument("--run-info", help="JSON with run metadata written by scripts/bench")
     args = parser.parse_args()
-    rows, errors, contexts = load_rows(args.results_dir)
+    rows, errors, skipped, contexts = load_rows(args.results_dir)
     run_info = {}
     if args.run_info and os.path.exists(args.run_info):
         with open(args.run_info) as f:
@@ -484,7 +490,7 @@ def main():
     add_roofline(rows, ceilings(rows))
     rows.sort(key=row_order)
     write_csv(rows, os.path.join(args.results_dir, "summary.csv"))
-    md = write_markdown(rows, errors, contexts, run_info, os.path.join(args.results_dir, "summary.md"))
+    md = write_markdown(rows, errors, skipped, contexts, run_info, os.path.join(args.results_dir, "summary.md"))
     plots = plot_all(rows, args.results_dir)
     print("\n".join(md))
     print(f"\nwrote {os.path.join(args.results_dir, 'summary.csv')}, summary.md"

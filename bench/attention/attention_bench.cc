@@ -3,23 +3,47 @@
 // copies beyond twice the LLC so K/V come from memory), fp32 and bf16, 1 and 2
 // threads; oneDNN's unfused attention in the same binary (per head: matmul
 // QKᵀ with the mask added as a post-op, softmax_forward, matmul PV), and the
-// read-bandwidth ceiling the decode goal is stated against.
+// ceilings the goals are stated against, measured in the same run.
 //
 // Rows: attention_prefill/<library>/<dtype>/M:<T>/N:<S>/threads:<t>/hq:<Hq>/hkv:<Hkv>/d:128
 //       attention_decode/<library>/<dtype>/M:<batch>/N:<S>/threads:<t>/hq:<Hq>/hkv:<Hkv>/d:128
+//       attention_ceiling/<fma|vdpbf16ps|amx_tdpbf16ps>/<dtype>/threads:<t>   (GFLOP/s)
+//       attention_decode/read_ceiling/f32/M:1/N:0/threads:<t>                 (GB/s)
 // dtype: f32 = fp32 K/V and output; bf16 = bf16 K/V (cache) and bf16 output
-// for prefill, fp32 output for decode. GB/s counts the K/V bytes a call must read.
+// for prefill, fp32 output for decode. GFLOP/s count the causal half (oneDNN
+// computes every score); GB/s counts the K/V bytes a call must read.
+//
+// Every prefill and decode row also times the ceiling that bounds it, on its
+// own thread count, just before and just after its timed loop, and reports
+// `ceiling_GFLOP/s` or `ceiling_GB/s` (the mean of the two) and `share` (the
+// row's rate over it; the label names the ceiling): on this shared machine the ceilings
+// move by 2x within minutes, so only a share against the same moment compares
+// rows run at different times. The ceiling of a row:
+//   prefill f32   the FMA ceiling (fma_avx512, else fma_avx2)
+//   prefill bf16  AMX tdpbf16ps where the CPU and OS grant it, else the FMA
+//                 ceiling, as for the bf16 GEMM rows (compute_peak.h PeakFor):
+//                 a kernel may widen bf16 and use FMAs, and vdpbf16ps measured
+//                 half the FMA ceiling on the Xeons here (its row is beside)
+//   decode        the read ceiling (read_bandwidth.h's prefetching reader)
+// The AMX ceiling row skips with "unavailable: ..." where AMX is not granted.
+// The T = S >= 2048 rows at 1 thread and 4096 at 2 run seconds per call: one
+// call per repetition, 3 repetitions (bench_main.h's policy otherwise).
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <functional>
 #include <memory>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tilekit/tilekit.h"
 
 #include "bench_main.h"
+#include "interleaved_stats.h"
 #include "read_bandwidth.h"
+#include "timed_ceiling.h"
 
 #if TILEKIT_BENCH_HAVE_ONEDNN
 #include <omp.h>
@@ -80,6 +104,143 @@ void SetCounters(benchmark::State& state, const AttnCase& c) {
   state.counters["GB/s"] = benchmark::Counter(bytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// ---- ceilings ------------------------------------------------------------------
+
+// oneDNN's OpenMP workers spin ~20 ms after a parallel region (libgomp's
+// default): a ceiling timed inside that window shares its cores with them.
+// The oneDNN rows mark when their workers are idle again; ceilings wait.
+double g_omp_idle_at = 0;
+void WaitForIdleOmp() {
+  const double wait = g_omp_idle_at - tilekit_bench::Now();
+  if (wait > 0) std::this_thread::sleep_for(std::chrono::duration<double>(wait));
+}
+
+// The compute ceiling of a prefill row (see the top of the file); nullptr on
+// CPUs without one here (Arm: none yet).
+const tilekit_bench::ComputePeak* PrefillCeiling(bool bf16) {
+  static const std::vector<tilekit_bench::ComputePeak> peaks = tilekit_bench::ComputePeaks();
+  return tilekit_bench::PeakFor(peaks, bf16 ? "bf16" : "f32");
+}
+
+// The read ceiling: the prefetching reader over half of a buffer of 4x the
+// LLC (the other half on the next pass, so each pass reads memory the last
+// one evicted), each of `threads` (1 or 2) threads reading its share.
+class ReadCeiling {
+ public:
+  explicit ReadCeiling(size_t threads) : threads_(threads), pool_(threads) {
+    static tilekit::AlignedBuffer buf;
+    static size_t n = 0;
+    if (!n) {
+      const size_t llc = std::max<size_t>(tilekit::cpu::features().llc, size_t{32} << 20);
+      const size_t granule = 2 * 2 * tilekit_bench::kReadGranule;  // two halves, two threads
+      const size_t count = 4 * llc / sizeof(float) / granule * granule;
+      if (!buf.allocate(count * sizeof(float), tilekit::PageHint::kHuge)) std::abort();
+      std::fill(buf.as<float>(), buf.as<float>() + count, 1.f);
+      n = count;
+    }
+    ctx_ = Ctx{buf.as<float>(), n / 2, threads, tilekit_bench::Readers().back().fn, {}};
+  }
+  double bytes() const { return static_cast<double>(ctx_.n * sizeof(float)); }
+  static const char* name() {
+    static const std::string n = tilekit_bench::Readers().back().name;  // prefetching: the faster here
+    return n.c_str();
+  }
+  // GB/s of one pass over the next half, timed now.
+  double GBps() {
+    WaitForIdleOmp();
+    const double t0 = tilekit_bench::Now();
+    pool_.run(threads_, &Task, &ctx_);
+    const double s = tilekit_bench::Now() - t0;
+    benchmark::DoNotOptimize(ctx_.sink);
+    ctx_.half ^= 1;
+    return bytes() / s * 1e-9;
+  }
+
+ private:
+  struct Ctx {
+    const float* p;
+    size_t n, threads;
+    tilekit_bench::ReadFn fn;
+    float sink[2];
+    size_t half = 0;
+  };
+  static void Task(void* x, size_t t) {
+    Ctx& c = *static_cast<Ctx*>(x);
+    const size_t part = c.n / c.threads;
+    c.sink[t % 2] = c.fn(c.p + c.half * c.n + t * part, part);
+  }
+  size_t threads_;
+  tilekit::ThreadPool pool_;
+  Ctx ctx_;
+};
+
+// Brackets a row's timed loop with its ceiling: construct just before the
+// loop, Finish just after it with the work of one iteration (FLOP or bytes,
+// in the ceiling's unit). Sets the ceiling's counter and `share`; the label
+// names the ceiling. The loop is timed here on the wall clock, as the rows'
+// real time.
+class CeilingBracket {
+ public:
+  CeilingBracket(const char* name, const char* counter, std::function<double()> ceiling)
+      : name_(name), counter_(counter), ceiling_(std::move(ceiling)) {
+    if (ceiling_) before_ = ceiling_();
+    t0_ = tilekit_bench::Now();
+  }
+  void Finish(benchmark::State& state, double work_per_iteration) {
+    const double seconds = tilekit_bench::Now() - t0_;
+    if (!ceiling_) {
+      state.SetLabel("ceiling=none");
+      return;
+    }
+    const double ceiling = 0.5 * (before_ + ceiling_());
+    state.counters[counter_] = ceiling;
+    state.counters["share"] = work_per_iteration * 1e-9 * state.iterations() / seconds / ceiling;
+    state.SetLabel(std::string("ceiling=") + name_);
+  }
+
+ private:
+  const char *name_, *counter_;
+  std::function<double()> ceiling_;
+  double before_ = 0, t0_ = 0;
+};
+
+// The prefill row's ceiling on its thread count (an empty function where none).
+CeilingBracket PrefillBracket(const AttnCase& c) {
+  const tilekit_bench::ComputePeak* peak = PrefillCeiling(c.bf16);
+  if (!peak) return CeilingBracket("none", "", nullptr);
+  auto timed = std::make_shared<tilekit_bench::TimedCeiling>(*peak, static_cast<int>(c.threads));
+  return CeilingBracket(peak->name.c_str(), "ceiling_GFLOP/s", [timed] {
+    WaitForIdleOmp();
+    return timed->Gflops();
+  });
+}
+
+CeilingBracket DecodeBracket(const AttnCase& c) {
+  auto read = std::make_shared<ReadCeiling>(c.threads);
+  return CeilingBracket(ReadCeiling::name(), "ceiling_GB/s", [read] { return read->GBps(); });
+}
+
+// A compute ceiling row; skipped, saying why, where the CPU or OS lacks the unit.
+void ComputeCeilingRow(benchmark::State& state, const char* unit, size_t threads) {
+  static const std::vector<tilekit_bench::ComputePeak> peaks = tilekit_bench::ComputePeaks();
+  const tilekit_bench::ComputePeak* peak = std::string(unit) == "fma" ? tilekit_bench::PeakFor(peaks, "f32")
+                                                                       : tilekit_bench::FindPeak(peaks, unit);
+  if (!peak) {
+    const tilekit::cpu::Features& f = tilekit::cpu::features();
+    const std::string why = std::string(unit) == "amx_tdpbf16ps" && f.amx_tile ? f.amx_note : "not on this CPU";
+    state.SkipWithError(("unavailable: " + why).c_str());
+    return;
+  }
+  tilekit_bench::TimedCeiling timed(*peak, static_cast<int>(threads));
+  WaitForIdleOmp();
+  timed.Gflops();  // wakes the unit (AVX-512 and AMX power up on first use)
+  for (auto _ : state) timed.Gflops();
+  state.counters["GFLOP/s"] = benchmark::Counter(
+      static_cast<double>(threads) * peak->iters * peak->flops_per_iter * 1e-9,
+      benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel("what=" + peak->what);
+}
+
 // ---- tilekit -----------------------------------------------------------------
 
 void TilekitPrefill(benchmark::State& state, AttnCase c) {
@@ -94,6 +255,7 @@ void TilekitPrefill(benchmark::State& state, AttnCase c) {
   p.mask.causal = true;
   p.executor = &pool;
   const auto qv = tilekit::heads_view<const float>(q.data(), c.t, kHq, kD);
+  CeilingBracket bracket = PrefillBracket(c);
   for (auto _ : state) {
     Status s;
     if (c.bf16) {
@@ -110,6 +272,7 @@ void TilekitPrefill(benchmark::State& state, AttnCase c) {
       return;
     }
   }
+  bracket.Finish(state, Flops(c));
   SetCounters(state, c);
 }
 
@@ -159,6 +322,7 @@ void TilekitDecode(benchmark::State& state, AttnCase c) {
   p.mask.causal = true;
   p.executor = &pool;
   size_t copy = 0;
+  CeilingBracket bracket = DecodeBracket(c);
   for (auto _ : state) {
     if (tilekit::attention_batch(cache, 0, items.data() + copy * c.batch, c.batch, p) != Status::kOk) {
       state.SkipWithError(tilekit::last_error());
@@ -166,38 +330,17 @@ void TilekitDecode(benchmark::State& state, AttnCase c) {
     }
     copy = (copy + 1) % copies;
   }
+  bracket.Finish(state, KvBytes(c));
   SetCounters(state, c);
   state.counters["copies"] = static_cast<double>(copies);
 }
 
-// The read bandwidth of this machine over a buffer 4x the LLC, 1 or 2 threads
-// (each reading its half), the ceiling for the decode rows.
-void ReadCeiling(benchmark::State& state, size_t threads) {
-  const size_t llc = std::max<size_t>(tilekit::cpu::features().llc, size_t{32} << 20);
-  size_t n = 4 * llc / sizeof(float);
-  n = n / (2 * tilekit_bench::kReadGranule) * (2 * tilekit_bench::kReadGranule);
-  tilekit::AlignedBuffer buf;
-  if (!buf.allocate(n * sizeof(float))) std::abort();
-  std::fill(buf.as<float>(), buf.as<float>() + n, 1.f);
-  const tilekit_bench::Reader reader = tilekit_bench::Readers().back();  // prefetching, the faster here
-  tilekit::ThreadPool pool(threads);
-  struct Ctx {
-    const float* p;
-    size_t n, threads;
-    tilekit_bench::ReadFn fn;
-    float sink[4];
-  } ctx{buf.as<float>(), n, threads, reader.fn, {}};
-  for (auto _ : state) {
-    pool.run(threads, [](void* x, size_t t) {
-      Ctx& c = *static_cast<Ctx*>(x);
-      const size_t part = c.n / c.threads;
-      c.sink[t] = c.fn(c.p + t * part, part);
-    }, &ctx);
-    benchmark::DoNotOptimize(ctx.sink);
-  }
-  state.counters["GB/s"] =
-      benchmark::Counter(n * sizeof(float) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
-  state.SetLabel(reader.name);
+// The read ceiling row, 1 or 2 threads (each reading its share).
+void ReadCeilingRow(benchmark::State& state, size_t threads) {
+  ReadCeiling read(threads);
+  for (auto _ : state) read.GBps();
+  state.counters["GB/s"] = benchmark::Counter(read.bytes() * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(ReadCeiling::name());
 }
 
 #if TILEKIT_BENCH_HAVE_ONEDNN
@@ -213,6 +356,7 @@ void OnednnPrefill(benchmark::State& state, AttnCase c) {
   Fill(v, 3);
   const std::vector<bf16> qb = ToBf16(q), kb = ToBf16(k), vb = ToBf16(v);
   OnednnUnfused att(Unfused(c), /*causal=*/true);
+  CeilingBracket bracket = PrefillBracket(c);
   for (auto _ : state) {
     if (c.bf16) {
       att.Run(qb.data(), kb.data(), vb.data(), o.data());
@@ -220,6 +364,8 @@ void OnednnPrefill(benchmark::State& state, AttnCase c) {
       att.Run(q.data(), k.data(), v.data(), o.data());
     }
   }
+  g_omp_idle_at = tilekit_bench::Now() + 0.06;
+  bracket.Finish(state, Flops(c));
   SetCounters(state, c);
 }
 
@@ -243,6 +389,7 @@ void OnednnDecode(benchmark::State& state, AttnCase c) {
   one.batch = 1;
   OnednnUnfused att(Unfused(one), /*causal=*/false);  // one query at the last position sees every key
   size_t copy = 0;
+  CeilingBracket bracket = DecodeBracket(c);
   for (auto _ : state) {
     for (size_t b = 0; b < c.batch; ++b) {
       const size_t i = copy * c.batch + b;
@@ -251,13 +398,23 @@ void OnednnDecode(benchmark::State& state, AttnCase c) {
     }
     copy = (copy + 1) % copies;
   }
+  g_omp_idle_at = tilekit_bench::Now() + 0.06;
+  bracket.Finish(state, KvBytes(c));
   SetCounters(state, c);
   state.counters["copies"] = static_cast<double>(copies);
 }
 #endif  // TILEKIT_BENCH_HAVE_ONEDNN
 
+// Rows of more than ~0.5 s per call (at ~50 GFLOP/s per thread): one call per
+// repetition, 3 repetitions, so the full set stays within minutes.
+// (Google Benchmark takes either a minimum time or an iteration count.)
 void Register(const std::string& name, void (*fn)(benchmark::State&, AttnCase), const AttnCase& c) {
-  tilekit_bench::ApplyPolicy(benchmark::RegisterBenchmark(name.c_str(), fn, c));
+  benchmark::internal::Benchmark* b = benchmark::RegisterBenchmark(name.c_str(), fn, c);
+  if (!c.decode && !tilekit_bench::Policy().quick && Flops(c) / (50e9 * c.threads) > 0.5) {
+    b->UseRealTime()->Iterations(1)->Repetitions(3)->ReportAggregatesOnly(true)->Unit(benchmark::kMillisecond);
+  } else {
+    tilekit_bench::ApplyPolicy(b);
+  }
 }
 
 }  // namespace
@@ -265,9 +422,16 @@ void Register(const std::string& name, void (*fn)(benchmark::State&, AttnCase), 
 int main(int argc, char** argv) {
   benchmark::AddCustomContext("tilekit_path", tilekit::cpu::path_report());
   for (size_t threads : {1, 2}) {
+    for (const char* unit : {"fma", "vdpbf16ps", "amx_tdpbf16ps"}) {
+      const std::string name = std::string("attention_ceiling/") + unit + (std::string(unit) == "fma" ? "/f32" : "/bf16") +
+                               "/threads:" + std::to_string(threads);
+      tilekit_bench::ApplyPolicy(benchmark::RegisterBenchmark(name.c_str(), &ComputeCeilingRow, unit, threads));
+    }
+  }
+  for (size_t threads : {1, 2}) {
     for (bool bf16 : {false, true}) {
       for (size_t hkv : {32, 8}) {
-        for (size_t l : {512, 1024, 2048}) {
+        for (size_t l : {512, 1024, 2048, 4096}) {
           const AttnCase c{false, bf16, l, l, hkv, 1, threads};
           Register(RowName("tilekit", c), &TilekitPrefill, c);
 #if TILEKIT_BENCH_HAVE_ONEDNN
@@ -279,11 +443,11 @@ int main(int argc, char** argv) {
   }
   for (size_t threads : {1, 2}) {
     tilekit_bench::ApplyPolicy(benchmark::RegisterBenchmark(
-        ("attention_decode/read_ceiling/f32/M:1/N:0/threads:" + std::to_string(threads)).c_str(), &ReadCeiling,
+        ("attention_decode/read_ceiling/f32/M:1/N:0/threads:" + std::to_string(threads)).c_str(), &ReadCeilingRow,
         threads));
     for (bool bf16 : {false, true}) {
       for (size_t hkv : {32, 8}) {
-        for (size_t s : {1024, 4096, 16384}) {
+        for (size_t s : {4096, 16384}) {
           for (size_t batch : {1, 8}) {
             // 8 sequences of 16K with 32 KV heads are 4 GiB of fp32 K/V: left out (shared machine).
             if (batch == 8 && s == 16384 && hkv == 32) continue;

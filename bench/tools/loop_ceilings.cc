@@ -34,6 +34,7 @@
 
 #include "compute_peak.h"
 #include "interleaved_stats.h"
+#include "timed_ceiling.h"
 #include "tilekit/arch/amx.h"
 #include "tilekit/arch/amx_brgemm.h"
 #include "tilekit/cpu/features.h"
@@ -41,11 +42,7 @@
 namespace {
 
 using tilekit_bench::Quantile;
-
-// The ceiling kernels, called through volatile pointers: an inlined kernel has
-// no side effects, so the compiler may move it out of the timed interval.
-tilekit_bench::ComputeFn volatile g_fma = &tilekit_bench::FmaAvx512;
-tilekit_bench::ComputeFn volatile g_amx = &tilekit_bench::AmxBf16;
+using tilekit_bench::TimedCeiling;
 
 template <typename Fn>
 double Seconds(const Fn& fn) {
@@ -152,11 +149,6 @@ double Fp32Gemm(Fp32Operands& o, size_t kc, size_t nc, size_t width,
   return 2.0 * kM * kN * kK / s / 1e9;
 }
 
-double FmaPeak() {
-  const int64_t iters = int64_t{1} << 22;
-  return iters * tilekit_bench::kFmaAvx512Flops / Seconds([&] { g_fma(iters); }) / 1e9;
-}
-
 // --- AMX ---------------------------------------------------------------------
 
 constexpr size_t kAmxSteps = 8, kAmxKSteps = 64, kAmxTiles = 8, kAmxPanels = 16;
@@ -216,11 +208,6 @@ TILEKIT_AMX_TARGET double AmxGemm(AmxOperands& o, AmxLoop loop, int reps) {
   return flops / s / 1e9;
 }
 
-double AmxPeak() {
-  const int64_t iters = int64_t{1} << 18;
-  return iters * tilekit_bench::kAmxFlops / Seconds([&] { g_amx(iters); }) / 1e9;
-}
-
 void Print(const char* name, const std::vector<double>& shares) {
   std::printf("  %-28s median %.2f  [%.2f, %.2f] of the same-round peak\n", name, Quantile(shares, 0.5),
               Quantile(shares, 0.25), Quantile(shares, 0.75));
@@ -237,14 +224,17 @@ int main(int argc, char** argv) {
   const int rounds = argc > 1 ? std::max(1, std::atoi(argv[1])) : 15;
   std::printf("loop_ceilings: %d rounds, 1 thread\n", rounds);
 
-  // Each loop against the ceiling measured just before it: the machine's
-  // phases last from milliseconds to minutes.
+  // Each loop against the ceiling measured just before it (~10 ms: half the
+  // ceiling's own iterations): the machine's phases last from milliseconds to
+  // minutes.
+  const std::vector<tilekit_bench::ComputePeak> peaks = tilekit_bench::ComputePeaks();
+  TimedCeiling fma_ceiling(*tilekit_bench::FindPeak(peaks, "fma_avx512"), 1, int64_t{1} << 22);
   Fp32Operands fp32;
   std::vector<double> fma, tile12, tile6;
   for (int r = 0; r < rounds; ++r) {
-    fma.push_back(FmaPeak());
+    fma.push_back(fma_ceiling.Gflops());
     tile12.push_back(Fp32Gemm<12>(fp32, 192, 15, 1, &Tile12x32) / fma.back());
-    fma.push_back(FmaPeak());
+    fma.push_back(fma_ceiling.Gflops());
     tile6.push_back(Fp32Gemm<6>(fp32, 96, 16, 2, &Tile6x64) / fma.back());
   }
   std::printf("fp32 %zu x %zu x %zu, FMA peak %.1f GFLOP/s (median)\n", kM, kN, kK, Quantile(fma, 0.5));
@@ -255,10 +245,11 @@ int main(int argc, char** argv) {
     std::printf("AMX: not available or not granted by the OS; skipped\n");
     return 0;
   }
+  TimedCeiling amx_ceiling(*tilekit_bench::FindPeak(peaks, "amx_tdpbf16ps"), 1, int64_t{1} << 18);
   AmxOperands amx;
   std::vector<double> amx_peak, gemm, no_c, l1;
   const auto share = [&](AmxLoop loop) {
-    amx_peak.push_back(AmxPeak());
+    amx_peak.push_back(amx_ceiling.Gflops());
     return AmxGemm(amx, loop, 40) / amx_peak.back();
   };
   for (int r = 0; r < rounds; ++r) {
