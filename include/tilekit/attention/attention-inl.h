@@ -734,11 +734,26 @@ HWY_INLINE void AttendTiled(DF df, const AttnShape& sh, const AttnSeq& sq, size_
     l[r] = 0.f;
     lo[r] = hi[r] = 0.f;  // padding rows keep no key
   }
+  // Qᵀ, scaled, 16 rows at a time, so that each c writes 16 adjacent floats
+  // of qt (a cache line on AVX-512): row by row, each of a row's d stores went
+  // to another line, R floats apart, through a qt of 64 KiB at d = R = 128
+  // that L1 does not hold, and the transpose took 7% of the kernel's time in
+  // a T = 1024 fp32 prefill (perf, docs/performance-history.md).
+  constexpr size_t kQtRows = 16;
+  for (size_t r0 = 0; r0 < rows; r0 += kQtRows) {
+    const size_t nr = std::min(kQtRows, rows - r0);
+    const float* src[kQtRows];
+    for (size_t i = 0; i < nr; ++i) {
+      const size_t r = r0 + i;
+      src[i] = sq.q + (t0 + r / G) * sq.q_stride + (kv_head * G + r % G) * d;
+    }
+    for (size_t c = 0; c < d; ++c) {
+      for (size_t i = 0; i < nr; ++i) qt[c * R + r0 + i] = src[i][c] * sh.scale;
+    }
+  }
   size_t lo_all = j1, hi_all = j0;
   for (size_t r = 0; r < rows; ++r) {
     const size_t t = t0 + r / G;
-    const float* src = sq.q + t * sq.q_stride + (kv_head * G + r % G) * d;
-    for (size_t c = 0; c < d; ++c) qt[c * R + r] = src[c] * sh.scale;
     size_t a, b;
     AttnKeyRange(sh, sq, t, &a, &b);
     a = std::max(a, j0);
