@@ -445,6 +445,37 @@ TEST_P(GemmTest, NanAndInfPropagate) {
   }
 }
 
+// The activations at the edges of fp32: C = A (identity weights), one value
+// per row in column 0. gelu_tanh's inner polynomial overflows to ±Inf past
+// |x| ~ 1e13, and Highway's Tanh of ±Inf or NaN (gelu_erf: its Exp of NaN)
+// is undefined behaviour on the emulated targets (UBSan traps it in the asan
+// leg): gelu(x) = x and gelu(−x) = 0 for large x, Inf and NaN pass; silu
+// likewise (its −x side tiny, not 0).
+TEST_P(GemmTest, ActivationsOfHugeAndNonFiniteValues) {
+  TILEKIT_SEED_TRACE();
+  const float kBig = 3e13f, kHuge = 1e30f;
+  const float in[] = {INFINITY, NAN, kHuge, -kHuge, kBig, -kBig};
+  const size_t m = sizeof(in) / sizeof(in[0]), k = 8, n = 8;
+  std::vector<float> a(m * k, 0.f), w(k * n, 0.f), c(m * n);
+  for (size_t i = 0; i < m; ++i) a[i * k] = in[i];
+  for (size_t i = 0; i < k; ++i) w[i * n + i] = 1.f;
+  PackedWeights pw;
+  ASSERT_EQ(pack_weights(weights_kn(w.data(), k, n), WeightType::kF32, &pw), Status::kOk);
+  for (Activation act : {Activation::kGeluTanh, Activation::kGeluErf, Activation::kSilu}) {
+    std::fill(c.begin(), c.end(), -42.f);
+    ASSERT_EQ(gemm(matrix(a.data(), m, k), pw, matrix(c.data(), m, n), Epilogue().with(act)), Status::kOk);
+    const std::string what = activation_name(act);
+    EXPECT_EQ(c[0 * n], INFINITY) << what;
+    EXPECT_TRUE(std::isnan(c[1 * n])) << what;
+    EXPECT_EQ(c[2 * n], kHuge) << what;
+    EXPECT_EQ(c[4 * n], kBig) << what;
+    // gelu: x/2 · (1 + (−1)), exactly 0; silu: x / (1 + e^88), below 1e-8.
+    const float zero_within = act == Activation::kSilu ? 1e-8f : 0.f;
+    EXPECT_LE(std::fabs(c[3 * n]), zero_within) << what << ": " << c[3 * n];
+    EXPECT_LE(std::fabs(c[5 * n]), zero_within) << what << ": " << c[5 * n];
+  }
+}
+
 // Packing tabulates offsets as a row part plus a column part: every layout of
 // every path must separate so.
 TEST_P(GemmTest, PackedOffsetsSeparateIntoRowAndColumn) {

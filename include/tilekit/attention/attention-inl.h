@@ -28,6 +28,7 @@
 #include "tilekit/base/bf16.h"
 #include "tilekit/simd/bf16_dot-inl.h"
 #include "tilekit/simd/exp-inl.h"
+#include "tilekit/simd/tanh-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace tilekit {
@@ -520,7 +521,7 @@ HWY_INLINE void AttendTile(DF df, const AttnShape& sh, const AttnSeq& sq, size_t
       if (sh.softcap > 0.f) {
         const auto cap = hn::Set(df, sh.softcap);
         for (size_t i = 0; i < n_padded; i += L) {
-          hn::StoreU(hn::Mul(cap, hn::Tanh(df, hn::Div(hn::LoadU(df, sc + i), cap))), df, sc + i);
+          hn::StoreU(Softcap(df, hn::LoadU(df, sc + i), cap), df, sc + i);
         }
       }
       if (mask) {
@@ -669,7 +670,7 @@ HWY_INLINE void SoftmaxTile(DF df, const AttnShape& sh, const AttnSeq& sq, size_
   if (sh.softcap > 0.f) {
     const auto cap = hn::Set(df, sh.softcap);
     for (size_t i = 0; i < n * R; i += L) {
-      hn::StoreU(hn::Mul(cap, hn::Tanh(df, hn::Div(hn::LoadU(df, st + i), cap))), df, st + i);
+      hn::StoreU(Softcap(df, hn::LoadU(df, st + i), cap), df, st + i);
     }
   }
   if (sq.mask) {

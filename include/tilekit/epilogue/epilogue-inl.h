@@ -20,7 +20,9 @@
 
 #include "tilekit/base/bf16.h"
 #include "tilekit/epilogue/epilogue.h"
+#include "tilekit/simd/exp-inl.h"
 #include "tilekit/simd/load_store-inl.h"
+#include "tilekit/simd/tanh-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace tilekit {
@@ -55,7 +57,7 @@ struct GeluTanhOp {
     const V kSqrt2OverPi = hn::Set(d, 0.7978845608028654f);
     const V inner = hn::Mul(kSqrt2OverPi, hn::MulAdd(hn::Mul(hn::Set(d, 0.044715f), x), hn::Mul(x, x), x));
     const V half_x = hn::Mul(hn::Set(d, 0.5f), x);
-    return hn::MulAdd(half_x, hn::Tanh(d, inner), half_x);
+    return hn::MulAdd(half_x, TanhKeepNaN(d, inner), half_x);  // inner is ±Inf past |x| ~ 1e13
   }
 };
 
@@ -74,7 +76,7 @@ struct GeluErfOp {
     p = hn::MulAdd(p, t, hn::Set(d, -0.284496736f));
     p = hn::MulAdd(p, t, hn::Set(d, 0.254829592f));
     p = hn::Mul(p, t);
-    const V e = hn::Exp(d, hn::Neg(hn::Mul(az, az)));
+    const V e = ExpKeepNaN(d, hn::Neg(hn::Mul(az, az)));  // a NaN x: Exp of NaN is UB on EMU128
     const V erf_abs = hn::NegMulAdd(p, e, hn::Set(d, 1.f));
     const V erf = hn::CopySign(erf_abs, z);
     const V half_x = hn::Mul(hn::Set(d, 0.5f), x);

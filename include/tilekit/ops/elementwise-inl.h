@@ -30,6 +30,7 @@ struct ElementwiseJob {
 #include <hwy/highway.h>
 
 #include "tilekit/simd/load_store-inl.h"
+#include "tilekit/simd/tanh-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace tilekit {
@@ -45,19 +46,6 @@ HWY_INLINE void MapRow(DF df, size_t n, float* y, const F& f) {
   size_t i = 0;
   for (; i + N <= n; i += N) hn::StoreU(f(i, N), df, y + i);
   if (i < n) StorePartial(df, f(i, n - i), y + i, n - i);
-}
-
-// c·tanh(x / c). Highway's Tanh goes through Exp's float-to-int conversion,
-// undefined for ±Inf and NaN on the emulated targets (EMU128, scalar:
-// simd/exp-inl.h), so x / c is capped at ±20 (tanh is 1 in fp32 from ~9 on)
-// and a NaN kept apart: ±Inf gives ±c, NaN stays NaN.
-template <class DF, class V>
-HWY_INLINE V Softcap(DF df, V x, V cap) {
-  const V z = hn::Div(x, cap);
-  const auto nan = hn::IsNaN(z);
-  const V limit = hn::Set(df, 20.f);
-  const V capped = hn::Min(hn::Max(hn::IfThenZeroElse(nan, z), hn::Neg(limit)), limit);
-  return hn::IfThenElse(nan, z, hn::Mul(cap, hn::Tanh(df, capped)));
 }
 
 template <ElementwiseOp kOp>
