@@ -5,11 +5,7 @@
 #include <cstring>
 #include <vector>
 
-#include "tilekit/cpu/features.h"  // TILEKIT_ARCH_*
-#if TILEKIT_ARCH_X86
-#include <xmmintrin.h>
-#endif
-
+#include "bf16_store_checks.h"
 #include "harness.h"
 
 namespace tilekit {
@@ -128,30 +124,7 @@ TEST_P(ConvertTest, F32ToBf16IsBitExactForEveryExponent) {
   }
 }
 
-// Sets the modes under which an fp32 -> bf16 instruction could flush denormals
-// or drop NaN payloads, for the object's lifetime: MXCSR DAZ and FTZ on x86
-// (vcvtneps2bf16 ignores MXCSR), FPCR FZ and DN on Arm (BFCVT honours them; a
-// host engine may set FZ for its own code).
-class ScopedFlushModes {
- public:
-#if TILEKIT_ARCH_X86
-  ScopedFlushModes() : saved_(_mm_getcsr()) { _mm_setcsr(saved_ | 0x8040u); }
-  ~ScopedFlushModes() { _mm_setcsr(saved_); }
-
- private:
-  unsigned saved_;
-#elif TILEKIT_ARCH_ARM64
-  ScopedFlushModes() {
-    asm volatile("mrs %0, fpcr" : "=r"(saved_));
-    const uint64_t fz_dn = (uint64_t{1} << 24) | (uint64_t{1} << 25);
-    asm volatile("msr fpcr, %0" : : "r"(saved_ | fz_dn));
-  }
-  ~ScopedFlushModes() { asm volatile("msr fpcr, %0" : : "r"(saved_)); }
-
- private:
-  uint64_t saved_;
-#endif
-};
+using testing::ScopedFlushModes;
 
 TEST_P(ConvertTest, F32ToBf16IgnoresFlushToZeroAndDefaultNanModes) {
   TILEKIT_SEED_TRACE();

@@ -7,9 +7,12 @@
 // declarations.
 #include <array>
 #include <cmath>
+#include <limits>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "bf16_store_checks.h"
 #include "epilogue_functors.h"
 #include "gemm_reference.h"
 #include "quant_reference.h"
@@ -350,6 +353,71 @@ TEST_P(EpilogueFunctorTest, BadInputIsReportedAndOutputUntouched) {
   EXPECT_TRUE(testing::FailsWith(functors::gemm_index_fused(matrix(a.data(), m, k), pw, none, 1, p),
                                  Status::kNullPointer, "gemm_index_fused: outputs is null"));
   EXPECT_TRUE(untouched());
+}
+
+// The functor's store of a bf16 C is the rounded fp32 C of the same call, bit
+// for bit (one instruction on the paths with BF16), on every kernel record and
+// under MXCSR DAZ/FTZ or FPCR FZ/DN. Integer A and W give integer products
+// (ties past 2^8, for fp32 and bf16 weights); the functor's per-column scale
+// takes column blocks of 8 to the rounding's edges: × 1, × 2^-140 (fp32
+// subnormals), × 2^119 (within a factor of 4 of FLT_MAX: bf16's max, Inf, or
+// Inf in fp32 already); its per-row shift adds a subnormal, or NaN every third
+// row.
+TEST_P(EpilogueFunctorTest, Bf16OutputIsTheRoundedFp32Output) {
+  TILEKIT_SEED_TRACE();
+  testing::Rng rng(5);
+  using Shape = std::array<size_t, 3>;
+  const std::vector<Shape> shapes = testing::Emulated()
+                                        ? std::vector<Shape>{Shape{1, 40, 37}, Shape{13, 33, 40}, Shape{9, 13, 33}}
+                                        : std::vector<Shape>{Shape{1, 100, 64}, Shape{13, 97, 40}, Shape{9, 13, 33},
+                                                             Shape{37, 150, 700}};
+  const auto integer = [&] { return static_cast<float>(1 + rng.below(15)) * (rng.below(2) ? 1.f : -1.f); };
+  for (const bool flush : {false, true}) {
+    for (WeightType t : kTypes) {
+      for (const Shape& shape : shapes) {
+        const size_t m = shape[0], n = shape[1], k = shape[2], ldc = n + 2;
+        std::vector<float> a(m * k), w(k * n), scale(n), shift(m);
+        for (float& x : a) x = integer();
+        for (float& x : w) x = integer();
+        for (size_t j = 0; j < n; ++j) scale[j] = std::ldexp(1.f, j / 8 % 3 == 0 ? 0 : j / 8 % 3 == 1 ? -140 : 119);
+        for (size_t i = 0; i < m; ++i) {
+          shift[i] = i % 3 == 2 ? std::numeric_limits<float>::quiet_NaN() : std::ldexp(integer(), -149);
+        }
+        PackedWeights pw;
+        ASSERT_EQ(pack_weights(weights_kn(w.data(), k, n), t, &pw), Status::kOk) << last_error();
+        SCOPED_TRACE(Describe(t, m, n, k, pw, flush ? "fp32 A, flush modes" : "fp32 A"));
+        const functors::ClampScaleParams p{-INFINITY, INFINITY, scale.data(), shift.data()};
+        std::vector<float> c32(m * ldc, testing::PoisonF32());
+        std::vector<bf16> c16(m * ldc, bf16{testing::kPoisonBf16});
+        Status s32, s16;
+        {
+          std::optional<testing::ScopedFlushModes> modes;
+          if (flush) modes.emplace();
+          s32 = functors::gemm_clamp_scale(matrix<const float>(a.data(), m, k), pw, matrix(c32.data(), m, n, ldc), p);
+          s16 = functors::gemm_clamp_scale(matrix<const float>(a.data(), m, k), pw, matrix(c16.data(), m, n, ldc), p);
+        }
+        ASSERT_EQ(s32, Status::kOk) << last_error();
+        ASSERT_EQ(s16, Status::kOk) << last_error();
+        testing::Bf16Edges edges;
+        for (size_t i = 0; i < m; ++i) {
+          for (size_t j = 0; j < ldc; ++j) {
+            const size_t at = i * ldc + j;
+            const uint16_t want = j < n ? f32_to_bf16(c32[at]).bits : testing::kPoisonBf16;  // padding untouched
+            ASSERT_EQ(c16[at].bits, want) << "C[" << i << "][" << j << "], fp32 C 0x" << std::hex
+                                          << testing::Bits(c32[at]);
+            if (j < n) edges.add(c32[at]);
+          }
+        }
+        if (m >= 3 && n >= 24 && (t == WeightType::kF32 || t == WeightType::kBf16)) {
+          EXPECT_GT(edges.ties, 0u) << edges.describe();
+          EXPECT_GT(edges.nans, 0u) << edges.describe();
+          if (!flush) {
+            EXPECT_GT(edges.subnormals, 0u) << edges.describe();
+          }
+        }
+      }
+    }
+  }
 }
 
 TILEKIT_INSTANTIATE_PATHS(EpilogueFunctorTest);

@@ -5,10 +5,12 @@
 #include <cstdlib>
 #include <iterator>
 #include <new>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
 
+#include "bf16_store_checks.h"
 #include "gemm_reference.h"
 #include "tilekit/cpu/hwy_targets.h"
 
@@ -202,6 +204,8 @@ std::string TestOnPath(Isa isa) {
 // same draws case by case), so running it again would repeat that run bit for
 // bit: avx512_bf16 and amx run fp32 weights as avx512 does (and avx512_bf16
 // runs bf16 weights as avx512 does), sve_bf16 runs fp32 weights as sve does.
+// Their bf16 C is rounded by the conversion instruction instead, to the same
+// bits: Bf16OutputIsTheRoundedFp32Output checks that on every path.
 // Skipping those repeats cut the sve_bf16 instances on the emulated 256-bit
 // SVE leg from 270 to 101 s. A test filtered to one path still runs every case.
 bool RepeatsAWeakerPath(const GemmCase& g) {
@@ -1080,6 +1084,152 @@ TEST_P(GemmTest, NarrowRowBlocks) {
         // bf16 weights 3 times in 4: the AMX narrow kernel takes only those.
         if (!g.w_bf16) g.w_bf16 = rng.below(2);
         RunAndCheck(g, rng, rng.below(3));
+      }
+    }
+  }
+}
+
+// Data aimed at the edges of the bf16 rounding (Bf16OutputIsTheRoundedFp32Output).
+// Rows by (r + M) % 4 (a single row is of the second kind): integers in
+// ±[1, 15]; the same × 2^-70; A[r][0] = 2^64 and the rest integers × 2^-60;
+// integers with a NaN at k = 1 (its payload in the half bf16 drops; left out
+// for quantized weights, whose kernels quantize A from M = 8). Column blocks
+// (16 columns, 4 when N <= 16) by block % 3: integers; integers × 2^-70;
+// W[0][j] = 2^63 · u(1.99, 1.9999) over integers. So integer rows × integer
+// columns sum to integers past 2^8 (a tie when the 9th significant bit is the
+// last one set; the same × 2^-70 for tiny rows), tiny × tiny are fp32
+// subnormals (integers × 2^-140), row 2 × column 2 lands within 2^-8 of
+// FLT_MAX (past bf16's halfway point to 2^128 it rounds to Inf) and rows 3
+// are NaN.
+float EdgeInteger(testing::Rng& rng) {
+  return static_cast<float>(1 + rng.below(15)) * (rng.below(2) ? 1.f : -1.f);
+}
+float EdgeA(size_t r, size_t m, size_t k, bool quant, testing::Rng& rng) {
+  const float i = EdgeInteger(rng);
+  switch ((r + m) % 4) {
+    case 1: return std::ldexp(i, -70);
+    case 2: return k == 0 ? std::ldexp(1.f, 64) : std::ldexp(i, -60);
+    case 3: {
+      if (k != 1 || quant) return i;
+      const uint32_t bits = (rng.below(2) ? 0xFFC00000u : 0x7FC00000u) | static_cast<uint32_t>(1 + rng.below(0x7FFF));
+      float nan;
+      std::memcpy(&nan, &bits, 4);
+      return nan;
+    }
+    default: return i;
+  }
+}
+size_t EdgeColumnClass(size_t j, size_t n) { return j / (n <= 16 ? 4 : 16) % 3; }
+float EdgeW(size_t k, size_t j, size_t n, testing::Rng& rng) {
+  const float i = EdgeInteger(rng);
+  switch (EdgeColumnClass(j, n)) {
+    case 1: return std::ldexp(i, -70);
+    case 2: return k == 0 ? std::ldexp(rng.uniform(1.99f, 1.9999f), 63) : i;
+    default: return i;
+  }
+}
+
+// A bf16 C holds, bit for bit, the fp32 C of the same call rounded by the
+// reference f32_to_bf16, on every path and kernel record: the epilogue runs in
+// fp32 whatever C is, so only the final rounding differs (one instruction on
+// the paths with BF16: ToBf16Bits<true> behind the plan's native_bf16). The
+// data (EdgeA, EdgeW) reach ties, subnormals, finite values rounding to Inf
+// and NaNs, in whole vectors (the instruction) and mixed with normal lanes (its
+// guard's fallback); the shapes every record of the path: M = 1 (the GEMV,
+// the weight-only quantized kernel), N <= 16 (dot-product columns, AMX
+// narrow), M >= 8 with int8 / int4 (VNNI, SDOT), bf16 weights (AMX, BFMMLA),
+// K past a K block (partial sums, then the store); epilogues: the plain store,
+// bias (with subnormal and NaN entries) + GELU, alpha + beta + residual +
+// clamp (scaling integers down to subnormals) and a gate/up pair. Again under MXCSR DAZ/FTZ or FPCR FZ/DN: the
+// arithmetic honours them in both calls alike, the rounding must not. (The
+// engine functors' store: epilogue_functor_test.)
+TEST_P(GemmTest, Bf16OutputIsTheRoundedFp32Output) {
+  TILEKIT_SEED_TRACE();
+  testing::Rng rng(27);
+  struct Shape {
+    size_t m, n, k;
+  };
+  const std::vector<Shape> shapes =
+      testing::Emulated() ? std::vector<Shape>{{1, 50, 37}, {13, 67, 40}, {9, 13, 33}}
+                          : std::vector<Shape>{{1, 100, 64}, {13, 97, 40}, {9, 13, 33}, {37, 150, 700}};
+  const WeightType types[] = {WeightType::kF32, WeightType::kBf16, WeightType::kInt8, WeightType::kInt4};
+  for (const bool flush : {false, true}) {
+    for (WeightType t : types) {
+      const bool quant = t == WeightType::kInt8 || t == WeightType::kInt4;
+      for (const Shape& sh : shapes) {
+        for (int variant = 0; variant < 4; ++variant) {
+          const bool gate_up = variant == 3;
+          const size_t m = sh.m, n = sh.n, k = sh.k, wn = gate_up ? 2 * n : n, ldc = n + 3;
+          std::vector<float> a(m * k), w(k * wn), bias(n), residual(m * n), c_old(m * ldc);
+          for (size_t r = 0; r < m; ++r) {
+            for (size_t kk = 0; kk < k; ++kk) a[r * k + kk] = EdgeA(r, m, kk, quant, rng);
+          }
+          for (size_t kk = 0; kk < k; ++kk) {
+            for (size_t j = 0; j < wn; ++j) w[kk * wn + j] = EdgeW(kk, j % n, n, rng);
+          }
+          for (size_t j = 0; j < n; ++j) {  // by column class: integers, subnormals, any; one NaN
+            const size_t cls = EdgeColumnClass(j, n);
+            bias[j] = cls == 0 ? EdgeInteger(rng) : cls == 1 ? rng.uniform(-1.f, 1.f) * 1e-39f : rng.uniform();
+          }
+          bias[n / 2] = std::numeric_limits<float>::quiet_NaN();
+          // Exact in bf16 (both Cs start from the same values), and scaled
+          // with alpha and beta below into the subnormals.
+          for (float& x : residual) x = std::ldexp(EdgeInteger(rng), -138);
+          for (float& x : c_old) x = EdgeInteger(rng);
+          Epilogue ep;
+          if (variant == 1) ep = Epilogue().with_bias(bias.data()).with(Activation::kGeluErf);
+          if (variant == 2) {
+            ep = Epilogue().with_scale(std::ldexp(1.f, -136)).with_beta(std::ldexp(1.f, -140))
+                     .with_residual(residual.data(), n).with_clamp(-3.397e38f, 3.397e38f);
+          }
+          if (gate_up) ep = Epilogue().with(Activation::kSwiGlu);
+          PackedWeights pw;
+          const Status packed =
+              gate_up ? pack_weights_gate_up(weights_kn(w.data(), k, n, wn), weights_kn(w.data() + n, k, n, wn), t, &pw)
+                      : pack_weights(weights_kn(w.data(), k, n), t, &pw);
+          ASSERT_EQ(packed, Status::kOk) << last_error();
+          SCOPED_TRACE(std::string(weight_type_name(t)) + " weights, " + panel_kind_name(pw.layout().kind) +
+                       " panels, M=" + std::to_string(m) + " N=" + std::to_string(n) + " K=" + std::to_string(k) +
+                       " epilogue " + std::to_string(variant) + (flush ? ", flush modes" : ""));
+          std::vector<float> c32(c_old);
+          std::vector<bf16> c16(m * ldc);
+          for (size_t i = 0; i < c16.size(); ++i) c16[i] = variant == 2 ? f32_to_bf16(c_old[i]) : bf16{testing::kPoisonBf16};
+          if (variant != 2) std::fill(c32.begin(), c32.end(), testing::PoisonF32());
+          Status s32, s16;
+          {
+            std::optional<testing::ScopedFlushModes> modes;
+            if (flush) modes.emplace();
+            s32 = gemm(matrix<const float>(a.data(), m, k), pw, matrix(c32.data(), m, n, ldc), ep);
+            s16 = gemm(matrix<const float>(a.data(), m, k), pw, matrix(c16.data(), m, n, ldc), ep);
+          }
+          ASSERT_EQ(s32, Status::kOk) << last_error();
+          ASSERT_EQ(s16, Status::kOk) << last_error();
+          testing::Bf16Edges edges;
+          for (size_t i = 0; i < m; ++i) {
+            for (size_t j = 0; j < ldc; ++j) {
+              const size_t at = i * ldc + j;
+              // Past N: untouched (C_old, or the poison).
+              const uint16_t want = j < n ? f32_to_bf16(c32[at]).bits : variant == 2 ? f32_to_bf16(c_old[at]).bits
+                                                                                    : testing::kPoisonBf16;
+              ASSERT_EQ(c16[at].bits, want) << "C[" << i << "][" << j << "], fp32 C 0x" << std::hex
+                                            << testing::Bits(c32[at]);
+              if (j < n) edges.add(c32[at]);
+            }
+          }
+          // The plain store of fp32 and bf16 weights reaches every edge (no
+          // subnormals under FTZ; bf16's copy of W[0][j] keeps 8 bits, so its
+          // row 2 × column 2 is bf16's max or Inf already in fp32).
+          if (variant == 0 && !quant && m >= 4 && n >= 48) {
+            EXPECT_GT(edges.ties, 0u) << edges.describe();
+            EXPECT_GT(edges.nans, 0u) << edges.describe();
+            if (!flush) {
+              EXPECT_GT(edges.subnormals, 0u) << edges.describe();
+            }
+            if (t == WeightType::kF32) {
+              EXPECT_GT(edges.to_inf, 0u) << edges.describe();
+            }
+          }
+        }
       }
     }
   }

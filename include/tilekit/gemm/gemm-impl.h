@@ -148,6 +148,7 @@ Status run_gemm(const char* gemm, const MatrixView<const TA>& a, const PackedWei
     sp.gate_up = seg.gate_up;
     sp.ldc = o.c.ld;
     sp.epilogue = o.epilogue;
+    sp.native_bf16 = kIsBf16<TC> && cpu::isa_converts_bf16(isa);
     if (functor) {
       if ((s = check_functor(gemm, o.epilogue, seg.gate_up)) != Status::kOk) return s;
       sp.functor_tile = functor->tile_for(isa);

@@ -84,6 +84,10 @@ HWY_INLINE bool NeedsBitRounding(DF df, hn::Vec<DF> v) {
 #define TILEKIT_SIMD_NATIVE_BF16 0
 #endif
 
+// Whether this target can use the conversion instruction at all: kernels that
+// choose the native store at run time (a plan's flag) instantiate it only here.
+constexpr bool kTargetConvertsBf16 = TILEKIT_SIMD_NATIVE_BF16 != 0;
+
 #if TILEKIT_SIMD_NATIVE_BF16
 // The conversion instruction on one full vector, or false when the vector is
 // not a full one of this target (the bit rounding then runs).
