@@ -10,10 +10,13 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "attention_reference.h"
+#include "bf16_store_checks.h"
 #include "harness.h"
 #include "tilekit/attention/plan.h"
 
@@ -1081,6 +1084,90 @@ TEST_P(AttentionTest, BadInputIsReportedAndOutputUntouched) {
   cfg.kv_heads = 0;
   expect(KvCache::bytes_needed(cfg, &bytes), Status::kInvalidArgument, "must be > 0");
   for (float f : out) ASSERT_EQ(f, 7.f);
+}
+
+// A bf16 output holds, bit for bit, the fp32 output of the same call rounded
+// by the reference f32_to_bf16 (the kernels' rows do not depend on the
+// output's type; on the paths with BF16 the store of a normalised row rounds in
+// one instruction), through both kernels (tiled prefill; decode row by row,
+// with its key chunks merged), plain and paged K/V, fp32 and bf16, and again
+// under MXCSR DAZ/FTZ or FPCR FZ/DN. V's columns come in blocks of 16 aimed at
+// the rounding's edges: integers in [257, 1023] (a row that sees one key, the
+// causal first row or S = 1, stores them exactly: ties when the last set bit
+// is the 9th significant one), subnormals (u · 2^-128), values within 2^-8 of
+// FLT_MAX (bf16's max, Inf, or Inf already in fp32 when their average
+// overflows), and normal values with a NaN at one key. The LSEs match too.
+TEST_P(AttentionTest, Bf16OutputIsTheRoundedFp32Output) {
+  TILEKIT_SEED_TRACE();
+  testing::Rng rng(31);
+  std::vector<Case> cases;
+  Case prefill;  // 2 × 20 rows per KV head: the tiled kernel
+  prefill.t = prefill.s = testing::Emulated() ? 20 : 40;
+  prefill.hq = 4, prefill.hkv = 2, prefill.d = 32, prefill.dv = 64, prefill.causal = true;
+  cases.push_back(prefill);
+  Case decode;  // one token, key chunks of 512 merged
+  decode.t = 1, decode.s = testing::Emulated() ? 600 : 1100;
+  decode.hq = 8, decode.hkv = 2, decode.d = 32, decode.dv = 64;
+  cases.push_back(decode);
+  Case one_key = decode;  // one key: the output is V's row
+  one_key.s = 1;
+  cases.push_back(one_key);
+  for (const bool flush : {false, true}) {
+    for (Case c : cases) {
+      for (const bool kv_bf16 : {false, true}) {
+        c.kv_bf16 = kv_bf16;
+        SCOPED_TRACE(Describe(c) + (flush ? ", flush modes" : ""));
+        Data x = MakeData(c, rng);
+        for (size_t j = 0; j < c.s; ++j) {
+          for (size_t h = 0; h < c.hkv; ++h) {
+            for (size_t i = 0; i < c.dv; ++i) {
+              float& v = x.v[j * x.v_stride + h * c.dv + i];
+              switch (i / 16 % 4) {
+                case 0: v = static_cast<float>(257 + rng.below(767)) * (rng.below(2) ? 1.f : -1.f); break;
+                case 1: v = std::ldexp(rng.uniform(), -128); break;
+                case 2: v = std::ldexp(rng.uniform(1.99f, 1.9999f), 127); break;
+                default: v = j == c.s / 2 && i % 16 == 0 ? std::numeric_limits<float>::quiet_NaN() : rng.uniform();
+              }
+              if (kv_bf16) v = RoundBf16(v);
+            }
+          }
+        }
+        Case c32 = c, c16 = c;
+        c16.out_bf16 = true;
+        Output o32 = MakeOutput(c32), o16 = MakeOutput(c16), p32 = MakeOutput(c32), p16 = MakeOutput(c16);
+        Paged pg;
+        MakePaged(c, x, kPagedBlock, 0, &pg, rng);
+        {
+          std::optional<testing::ScopedFlushModes> modes;
+          if (flush) modes.emplace();
+          ASSERT_EQ(RunPlain(c32, x, &o32), Status::kOk) << last_error();
+          ASSERT_EQ(RunPlain(c16, x, &o16), Status::kOk) << last_error();
+          ASSERT_EQ(RunPaged(c32, x, pg, 0, &p32), Status::kOk) << last_error();
+          ASSERT_EQ(RunPaged(c16, x, pg, 0, &p16), Status::kOk) << last_error();
+        }
+        testing::Bf16Edges edges;
+        for (const auto& [f32, b16, what] : {std::make_tuple(&o32, &o16, "plain"), std::make_tuple(&p32, &p16, "paged")}) {
+          for (size_t i = 0; i < f32->f32.size(); ++i) {
+            const bool row = i % f32->stride < c.hq * c.dv;  // or the padding, left as poisoned
+            const uint16_t want = row ? f32_to_bf16(f32->f32[i]).bits : testing::kPoisonBf16;
+            ASSERT_EQ(b16->b16[i].bits, want) << what << " element " << i << ", fp32 0x" << std::hex
+                                              << testing::Bits(f32->f32[i]);
+            if (row) edges.add(f32->f32[i]);
+          }
+          for (size_t i = 0; i < f32->lse.size(); ++i) {
+            ASSERT_EQ(testing::Bits(f32->lse[i]), testing::Bits(b16->lse[i])) << what << " lse " << i;
+          }
+        }
+        EXPECT_GT(edges.nans, 0u) << edges.describe();
+        if (!kv_bf16 && c.s <= prefill.s) {
+          EXPECT_GT(edges.ties, 0u) << edges.describe();  // the rows of one key
+        }
+        if (!flush) {
+          EXPECT_GT(edges.subnormals, 0u) << edges.describe();
+        }
+      }
+    }
+  }
 }
 
 TILEKIT_INSTANTIATE_PATHS(AttentionTest);

@@ -1,7 +1,7 @@
 // Definitions of attention/attention.h: validation, the split into tasks
 // (sequence × KV head × query block × key chunk), threading, normalisation and
 // the merge of key chunks. The flash kernel itself is per target
-// (attention-inl.h).
+// (attention-inl.h), and so is the store of a normalised row (store-inl.h).
 #ifndef TILEKIT_ATTENTION_ATTENTION_IMPL_H_
 #define TILEKIT_ATTENTION_ATTENTION_IMPL_H_
 
@@ -80,34 +80,34 @@ inline AttnCallBuffers& attn_call_buffers() {
   return buffers;
 }
 
+// The row store of a call's path (store-inl.h), looked up once per task: on
+// the paths with BF16 it rounds a bf16 output in one instruction.
+struct AttnRowStore {
+  void (*store)(const float* acc, float l, size_t dv, void* out, bool out_bf16, bool native_bf16);
+  bool native_bf16;
+  explicit AttnRowStore(Isa isa)
+      : store(&TILEKIT_DISPATCH_ON(isa, AttnStoreRow)), native_bf16(cpu::isa_converts_bf16(isa)) {}
+};
+
 // Stores one normalised row: acc / l (zeros when nothing was attended), and
 // lse = m + log l (−inf then).
 template <typename TO>
-void attn_store_row(const float* acc, float m, float l, size_t dv, TO* out, float* lse) {
-  const bool empty = l == 0.f;
-  const float inv = empty ? 0.f : 1.f / l;
-  for (size_t c = 0; c < dv; ++c) {
-    const float x = empty ? 0.f : acc[c] * inv;
-    if constexpr (std::is_same<TO, float>::value) {
-      out[c] = x;
-    } else {
-      out[c] = f32_to_bf16(x);
-    }
-  }
-  if (lse) lse[0] = empty ? -std::numeric_limits<float>::infinity() : m + std::log(l);
+void attn_store_row(const AttnRowStore& rs, const float* acc, float m, float l, size_t dv, TO* out, float* lse) {
+  rs.store(acc, l, dv, out, kIsBf16<TO>, rs.native_bf16);
+  if (lse) lse[0] = l == 0.f ? -std::numeric_limits<float>::infinity() : m + std::log(l);
 }
 
 // Merges n partial rows (acc_i unnormalised with max m_i and sum l_i; a
 // normalised row is acc = o, m = lse, l = 1) in order into out.
 template <typename TO>
-void attn_merge_rows(const float* const* acc, const float* m, const float* l, size_t n, size_t dv, TO* out,
-                     float* lse, float* scratch) {
+void attn_merge_rows(const AttnRowStore& rs, const float* const* acc, const float* m, const float* l, size_t n,
+                     size_t dv, TO* out, float* lse, float* scratch) {
   float mx = -std::numeric_limits<float>::infinity();
   for (size_t i = 0; i < n; ++i) mx = std::max(mx, m[i]);
   float w[kAttnMaxChunks];
   float sum = 0.f;
   if (mx == -std::numeric_limits<float>::infinity()) {
-    attn_store_row(scratch, mx, 0.f, dv, out, lse);
+    attn_store_row(rs, scratch, mx, 0.f, dv, out, lse);
     return;
   }
   for (size_t i = 0; i < n; ++i) {
@@ -119,7 +119,7 @@ void attn_merge_rows(const float* const* acc, const float* m, const float* l, si
     for (size_t i = 0; i < n; ++i) x += w[i] * acc[i][c];
     scratch[c] = x;
   }
-  attn_store_row(scratch, mx, sum, dv, out, lse);
+  attn_store_row(rs, scratch, mx, sum, dv, out, lse);
 }
 
 template <typename TO>
@@ -128,12 +128,13 @@ void attn_store_rows(const AttnJob& job, size_t seq, size_t h0, size_t h1, size_
   const AttnShape& sh = job.shape;
   const AttnOutput& o = job.outs[seq];
   const size_t rh = (t1 - t0) * sh.group;
+  const AttnRowStore rs(job.isa);
   for (size_t kv_head = h0; kv_head < h1; ++kv_head) {
     for (size_t t = t0; t < t1; ++t) {
       for (size_t g = 0; g < sh.group; ++g) {
         const size_t r = (kv_head - h0) * rh + (t - t0) * sh.group + g, h = kv_head * sh.group + g;
         TO* row = static_cast<TO*>(o.out) + t * o.stride + h * sh.dv;
-        attn_store_row(acc + r * sh.dv, m[r], l[r], sh.dv, row, o.lse ? o.lse + t * sh.hq + h : nullptr);
+        attn_store_row(rs, acc + r * sh.dv, m[r], l[r], sh.dv, row, o.lse ? o.lse + t * sh.hq + h : nullptr);
       }
     }
   }
@@ -171,6 +172,7 @@ void attn_merge_block(const AttnJob& job, const AttnMergeTask& mt, float* scratc
   const size_t rh = (mt.t1 - mt.t0) * sh.group, rows = rh * (mt.h1 - mt.h0);
   const float* acc[kAttnMaxChunks];
   float m[kAttnMaxChunks], l[kAttnMaxChunks];
+  const AttnRowStore rs(job.isa);
   for (size_t r = 0; r < rows; ++r) {
     const size_t t = mt.t0 + r % rh / sh.group, h = (mt.h0 + r / rh) * sh.group + r % sh.group;
     for (size_t i = 0; i < mt.count; ++i) {
@@ -179,7 +181,7 @@ void attn_merge_block(const AttnJob& job, const AttnMergeTask& mt, float* scratc
       m[i] = slot[rows * sh.dv + r];
       l[i] = slot[rows * sh.dv + rows + r];
     }
-    attn_merge_rows(acc, m, l, mt.count, sh.dv, static_cast<TO*>(o.out) + t * o.stride + h * sh.dv,
+    attn_merge_rows(rs, acc, m, l, mt.count, sh.dv, static_cast<TO*>(o.out) + t * o.stride + h * sh.dv,
                     o.lse ? o.lse + t * sh.hq + h : nullptr, scratch);
   }
 }
@@ -584,12 +586,13 @@ TILEKIT_API Status attention_merge(HeadsView<const float> a, const float* lse_a,
   float* scratch = detail::thread_workspace(a.head_dim);
   if (!scratch && a.head_dim) return fail(Status::kOutOfMemory, "%s: cannot allocate %zu floats", op, a.head_dim);
   const float ones[2] = {1.f, 1.f};
+  const detail::AttnRowStore rs(cpu::active_isa());
   for (size_t t = 0; t < a.tokens; ++t) {
     for (size_t h = 0; h < a.heads; ++h) {
       const size_t i = t * a.heads + h;
       const float* rows[2] = {a.row(t, h), b.row(t, h)};
       const float m[2] = {lse_a[i], lse_b[i]};
-      detail::attn_merge_rows(rows, m, ones, 2, a.head_dim, out.row(t, h), lse_out + i, scratch);
+      detail::attn_merge_rows(rs, rows, m, ones, 2, a.head_dim, out.row(t, h), lse_out + i, scratch);
     }
   }
   return Status::kOk;

@@ -14,6 +14,7 @@
 namespace tilekit {
 namespace detail {
 HWY_EXPORT(AttendRows);
+HWY_EXPORT(AttnStoreRow);
 }  // namespace detail
 }  // namespace tilekit
 

@@ -4,3 +4,4 @@
 #include "tilekit/attention/attention-inl.h"
 #include "tilekit/attention/tiled_bf16-inl.h"
 #include "tilekit/attention/tiled_brgemm-inl.h"
+#include "tilekit/attention/store-inl.h"
