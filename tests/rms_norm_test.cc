@@ -3,8 +3,10 @@
 // rounding orders bit for bit, NaN/Inf, 1 vs 2 threads, bad input.
 #include <cmath>
 #include <cstring>
+#include <optional>
 #include <vector>
 
+#include "bf16_store_checks.h"
 #include "harness.h"
 #include "ops_reference.h"
 
@@ -285,6 +287,56 @@ TEST(RmsNormBf16Store, ConversionInstructionMatchesBitRounding) {
       if (d >= 100) {  // the classes the weights aim at were reached
         EXPECT_GT(subnormal, 0u) << "d=" << d;
         EXPECT_GT(inf, 0u) << "d=" << d;
+      }
+    }
+  }
+}
+
+// The residual of add_rms_norm is rounded once, by the instruction where the
+// path has it, and then summed: bit for bit the rounding of the path below, for
+// x + residual in blocks of 16 that are normal, subnormal (scaled by 1e-39),
+// past bf16's max (3.39e38 + 3.39e38 is Inf, 3.39e38 - 1e36 rounds to Inf or
+// bf16's max) or NaN. y is fp32 in HF's order (x·r rounded to bf16 before the
+// weight, the instruction's round trip), so the residual is the only bf16
+// store. Without and with MXCSR DAZ/FTZ or FPCR FZ/DN, which the sums honour
+// on both paths alike and the rounding must not.
+TEST(RmsNormBf16Store, ResidualRoundedOnceMatchesBitRounding) {
+  TILEKIT_SEED_TRACE();
+  const auto pairs = testing::Bf16StorePairs();
+  if (pairs.empty()) GTEST_SKIP() << "no path with a bf16 conversion instruction (and the one below it) here";
+  testing::Rng rng(13);
+  static const float kScales[] = {1.f, 1e-39f, 3.39e38f, NAN};
+  for (size_t d : {1, 17, 64, 257}) {
+    const size_t rows = 4;
+    std::vector<float> w(d, 1.f);
+    std::vector<bf16> x(rows * d), res0(rows * d);
+    for (size_t i = 0; i < rows * d; ++i) {
+      const float scale = kScales[(i % d / 16 + i / d) % 4];
+      const bool overflow = scale > 1e38f;
+      x[i] = f32_to_bf16(rng.uniform(1.f, 1.9f) * scale);
+      res0[i] = f32_to_bf16((overflow && rng.below(2) ? -1e-2f : 1.f) * rng.uniform(1.f, 1.9f) * scale);
+    }
+    RmsNormOptions opt;
+    opt.rounding = Bf16Rounding::kBeforeWeight;
+    for (const bool flush : {false, true}) {
+      for (const auto& [native, portable] : pairs) {
+        std::vector<bf16> res[2];
+        std::vector<float> y[2];
+        for (int k = 0; k < 2; ++k) {
+          testing::ScopedPath path(k == 0 ? native : portable);
+          res[k] = res0;
+          y[k].assign(rows * d, testing::PoisonF32());
+          std::optional<testing::ScopedFlushModes> modes;
+          if (flush) modes.emplace();
+          ASSERT_EQ(add_rms_norm(rows_of(matrix<const bf16>(x.data(), rows, d)), rows_of(matrix(res[k].data(), rows, d)),
+                                 w.data(), rows_of(matrix(y[k].data(), rows, d)), opt),
+                    Status::kOk);
+        }
+        for (size_t i = 0; i < rows * d; ++i) {
+          ASSERT_EQ(res[0][i].bits, res[1][i].bits) << isa_name(native) << " residual d=" << d << " i=" << i
+                                                   << " flush=" << flush;
+          ASSERT_EQ(testing::Bits(y[0][i]), testing::Bits(y[1][i])) << isa_name(native) << " y d=" << d << " i=" << i;
+        }
       }
     }
   }

@@ -66,7 +66,7 @@ HWY_INLINE void NormalizeRow(DF df, const X* src, float r, const float* HWY_REST
   const auto one = hn::Set(df, 1.f);
   const auto step = [&](size_t i, size_t m) HWY_ATTR {
     auto nrm = hn::Mul(LoadRowF32(df, src + i, m), vr);
-    if constexpr (kRoundBefore) nrm = AsStored<X>(df, nrm);
+    if constexpr (kRoundBefore) nrm = AsStored<X, kNativeBf16>(df, nrm);
     auto w = LoadPartial(df, weight + i, m);
     if constexpr (kOffset) w = hn::Add(w, one);
     StoreRow<kNativeBf16>(df, hn::Mul(nrm, w), y + i, m);
@@ -107,9 +107,17 @@ HWY_NOINLINE void RmsNormRowsT(const RmsNormJob& job, size_t begin, size_t end) 
     // pass reads h back from L1/L2 (a row is at most tens of KiB).
     X* res = job.residual.row<X>(t, h);
     const float ss = SumOfSquares(df, job.dim, [&](size_t i, size_t m) HWY_ATTR {
-      const auto sum = AsStored<X>(df, hn::Add(LoadRowF32(df, x + i, m), LoadRowF32(df, res + i, m)));
-      StoreRow<kNativeBf16>(df, sum, res + i, m);
-      return sum;
+      const auto sum = hn::Add(LoadRowF32(df, x + i, m), LoadRowF32(df, res + i, m));
+      if constexpr (kIsBf16<X>) {
+        // Rounded once: the bits stored are the value summed (rounding the
+        // value, then storing it, rounded it twice).
+        const auto bits = ToBf16Bits<kNativeBf16>(df, sum);
+        StorePartial(hn::Rebind<uint16_t, decltype(df)>(), bits, reinterpret_cast<uint16_t*>(res + i), m);
+        return Bf16BitsToF32(df, bits);
+      } else {
+        StoreRow(df, sum, res + i, m);
+        return sum;
+      }
     });
     NormalizeRow<kNativeBf16>(df, static_cast<const X*>(res), InverseRms(ss, job), job, y);
   }
@@ -123,7 +131,11 @@ inline void RmsNormRows(const RmsNormJob& job, size_t begin, size_t end) {
       if (job.native_bf16) return RmsNormRowsT<bf16, bf16, true>(job, begin, end);
       return RmsNormRowsT<bf16, bf16, false>(job, begin, end);
     }
-    if (job.native_bf16 && job.residual.data) return RmsNormRowsT<bf16, float, true>(job, begin, end);
+    // bf16 x, fp32 y: bf16 is still stored to the residual, or rounded to
+    // before the weight (HF's order).
+    if (job.native_bf16 && (job.residual.data || job.round_before_weight)) {
+      return RmsNormRowsT<bf16, float, true>(job, begin, end);
+    }
     return RmsNormRowsT<bf16, float, false>(job, begin, end);
   }
   if (job.y.bf16) {

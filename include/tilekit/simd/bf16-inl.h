@@ -137,17 +137,26 @@ HWY_INLINE hn::Vec<hn::Rebind<uint16_t, DF>> ToBf16Bits(DF df, hn::Vec<DF> v) {
   return NarrowToU16(df, RoundToBf16Bits(df, v));
 }
 
-// v rounded to bf16 and widened back: the value a bf16 store would keep.
+// bf16 bits (as from ToBf16Bits) widened to the fp32 values they hold.
 template <class DF>
+HWY_INLINE hn::Vec<DF> Bf16BitsToF32(DF df, hn::Vec<hn::Rebind<uint16_t, DF>> bits) {
+  return hn::BitCast(df, hn::ShiftLeft<16>(hn::PromoteTo(hn::RebindToUnsigned<DF>(), bits)));
+}
+
+// v rounded to bf16 and widened back: the value a bf16 store would keep.
+// kNative (see ToBf16Bits): by the conversion instruction and a widening,
+// fewer operations than the bit rounding; same values.
+template <bool kNative = false, class DF>
 HWY_INLINE hn::Vec<DF> RoundTripBf16(DF df, hn::Vec<DF> v) {
+  if constexpr (kNative && kTargetConvertsBf16) return Bf16BitsToF32(df, ToBf16Bits<true>(df, v));
   return hn::BitCast(df, hn::ShiftLeft<16>(RoundToBf16Bits(df, v)));
 }
 
 // The value a store to T (float or bf16) would keep.
-template <typename T, class DF>
+template <typename T, bool kNative = false, class DF>
 HWY_INLINE hn::Vec<DF> AsStored(DF df, hn::Vec<DF> v) {
   if constexpr (kIsBf16<T>) {
-    return RoundTripBf16(df, v);
+    return RoundTripBf16<kNative>(df, v);
   } else {
     return v;
   }
