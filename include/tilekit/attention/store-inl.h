@@ -24,8 +24,9 @@ namespace hn = hwy::HWY_NAMESPACE;
 // out[c] = acc[c] · (1 / l), or 0 where nothing was attended (l = 0: acc is
 // not read). One multiply by the reciprocal, as the scalar code before it did
 // (same bits in fp32, so in bf16 too).
-template <bool kNativeBf16, typename TO>
-HWY_INLINE void AttnStoreRowT(const float* HWY_RESTRICT acc, float l, size_t dv, TO* HWY_RESTRICT out) {
+template <typename TO>
+HWY_INLINE void AttnStoreRowT(const float* HWY_RESTRICT acc, float l, size_t dv, TO* HWY_RESTRICT out,
+                              bool native_bf16) {
   const hn::ScalableTag<float> df;
   const size_t N = hn::Lanes(df);
   const bool empty = l == 0.f;
@@ -33,7 +34,7 @@ HWY_INLINE void AttnStoreRowT(const float* HWY_RESTRICT acc, float l, size_t dv,
   for (size_t c = 0; c < dv; c += N) {
     const size_t n = HWY_MIN(N, dv - c);
     const auto x = empty ? hn::Zero(df) : hn::Mul(LoadPartial(df, acc + c, n), inv);
-    StoreRow<kNativeBf16>(df, x, out + c, n);
+    StoreRow(df, x, out + c, n, native_bf16);
   }
 }
 
@@ -41,11 +42,8 @@ HWY_INLINE void AttnStoreRowT(const float* HWY_RESTRICT acc, float l, size_t dv,
 // path rounds to bf16 in one instruction (cpu::isa_converts_bf16).
 inline void AttnStoreRow(const float* HWY_RESTRICT acc, float l, size_t dv, void* HWY_RESTRICT out, bool out_bf16,
                          bool native_bf16) {
-  if (!out_bf16) return AttnStoreRowT<false>(acc, l, dv, static_cast<float*>(out));
-  if constexpr (kTargetConvertsBf16) {
-    if (native_bf16) return AttnStoreRowT<true>(acc, l, dv, static_cast<bf16*>(out));
-  }
-  AttnStoreRowT<false>(acc, l, dv, static_cast<bf16*>(out));
+  if (out_bf16) return AttnStoreRowT(acc, l, dv, static_cast<bf16*>(out), native_bf16);
+  AttnStoreRowT(acc, l, dv, static_cast<float*>(out), false);
 }
 
 }  // namespace HWY_NAMESPACE

@@ -104,13 +104,14 @@ struct OutputTile {
   const float* bias;  // bias + col, or null
   const float* residual;  // residual + row·ld + col, or null
   size_t n;           // valid columns (<= Lanes)
+  // A bf16 C is rounded by the path's conversion instruction (the GEMM plan's
+  // native_bf16; same bits, see ToBf16Bits).
+  bool native_bf16 = false;
 };
 
 // v = alpha·acc + beta·C_old + bias, op(v, row, col, n) (the activation or an
 // engine's functor), + residual, clamp, store. row and col locate lane 0 in C.
-// kNativeBf16: a bf16 C is rounded by the path's conversion instruction (same
-// bits, see ToBf16Bits).
-template <bool kNativeBf16 = false, class DF, typename TC, class Op>
+template <class DF, typename TC, class Op>
 HWY_INLINE void StoreWithEpilogue(DF df, hn::Vec<DF> acc, const Epilogue& ep, const OutputTile<TC>& t, const Op& op,
                                   size_t row, size_t col) {
   hn::Vec<DF> v = ep.alpha == 1.f ? acc : hn::Mul(acc, hn::Set(df, ep.alpha));
@@ -119,12 +120,12 @@ HWY_INLINE void StoreWithEpilogue(DF df, hn::Vec<DF> acc, const Epilogue& ep, co
   v = op(df, v, row, col, t.n);
   if (t.residual) v = hn::Add(v, LoadPartial(df, t.residual, t.n));
   if (ep.clamps()) v = hn::Min(hn::Max(v, hn::Set(df, ep.clamp_min)), hn::Set(df, ep.clamp_max));
-  StoreRow<kNativeBf16>(df, v, t.c, t.n);
+  StoreRow(df, v, t.c, t.n, t.native_bf16);
 }
 
 // A gate/up pair: act(alpha·gate) · (alpha·up) + beta·C_old, + residual, clamp;
 // act is silu (SwiGLU) or gelu_tanh (GeGLU, ep.activation says which).
-template <bool kNativeBf16 = false, class DF, typename TC>
+template <class DF, typename TC>
 HWY_INLINE void StoreSwiGlu(DF df, hn::Vec<DF> gate, hn::Vec<DF> up, const Epilogue& ep, const OutputTile<TC>& t) {
   if (ep.alpha != 1.f) {
     gate = hn::Mul(gate, hn::Set(df, ep.alpha));
@@ -136,7 +137,7 @@ HWY_INLINE void StoreSwiGlu(DF df, hn::Vec<DF> gate, hn::Vec<DF> up, const Epilo
   if (ep.beta != 0.f) v = hn::MulAdd(hn::Set(df, ep.beta), LoadRowF32(df, t.c, t.n), v);
   if (t.residual) v = hn::Add(v, LoadPartial(df, t.residual, t.n));
   if (ep.clamps()) v = hn::Min(hn::Max(v, hn::Set(df, ep.clamp_min)), hn::Set(df, ep.clamp_max));
-  StoreRow<kNativeBf16>(df, v, t.c, t.n);
+  StoreRow(df, v, t.c, t.n, t.native_bf16);
 }
 
 // An epilogue as a pass of its own over an fp32 matrix (C = epilogue(C)): for

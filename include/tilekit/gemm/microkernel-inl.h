@@ -102,17 +102,12 @@ enum : uint32_t { kFirstK = 1, kLastK = 2 };
     hn::StoreU(c##R##0, df, DST + R * 2 * N);                 \
     hn::StoreU(c##R##1, df, DST + R * 2 * N + N);             \
   }
-#define TILEKIT_ROW_STORE(R, NATIVE)                          \
+#define TILEKIT_ROW_STORE(R)                                  \
   if constexpr (kMR > R) {                                    \
     TC* c = static_cast<TC*>(out.seg->c) + (out.row + R) * out.seg->ldc + out.col; \
-    StoreRow<NATIVE>(df, c##R##0, c, N);                      \
-    StoreRow<NATIVE>(df, c##R##1, c + N, N);                  \
+    StoreRow(df, c##R##0, c, N, native_bf16);                 \
+    StoreRow(df, c##R##1, c + N, N, native_bf16);             \
   }
-#define TILEKIT_TILE_STORE(NATIVE)                                                                  \
-  TILEKIT_ROW_STORE(0, NATIVE) TILEKIT_ROW_STORE(1, NATIVE) TILEKIT_ROW_STORE(2, NATIVE)           \
-  TILEKIT_ROW_STORE(3, NATIVE) TILEKIT_ROW_STORE(4, NATIVE) TILEKIT_ROW_STORE(5, NATIVE)           \
-  TILEKIT_ROW_STORE(6, NATIVE) TILEKIT_ROW_STORE(7, NATIVE) TILEKIT_ROW_STORE(8, NATIVE)           \
-  TILEKIT_ROW_STORE(9, NATIVE) TILEKIT_ROW_STORE(10, NATIVE) TILEKIT_ROW_STORE(11, NATIVE)
 
 // C tile (kMR rows × one panel) += A rows · panel over one K block of kc.
 // Step k prefetches the 128 bytes at next + k · row_bytes into L1 (unless next
@@ -178,13 +173,10 @@ HWY_NOINLINE void MicroKernel(size_t kc, const float* HWY_RESTRICT a, size_t lda
   }
 #undef TILEKIT_K_STEP
   if ((flags & kLastK) && PlainStore(out, N)) {
-    // A bf16 C on a path with the conversion instruction: the branch is taken
-    // the same way for every tile of a call (and constant-folded for fp32 C).
-    if (NativeBf16Store<TC>(*out.seg)) {
-      TILEKIT_TILE_STORE(true)
-    } else {
-      TILEKIT_TILE_STORE(false)
-    }
+    const bool native_bf16 = out.seg->native_bf16;
+    TILEKIT_ROW_STORE(0) TILEKIT_ROW_STORE(1) TILEKIT_ROW_STORE(2) TILEKIT_ROW_STORE(3)
+    TILEKIT_ROW_STORE(4) TILEKIT_ROW_STORE(5) TILEKIT_ROW_STORE(6) TILEKIT_ROW_STORE(7)
+    TILEKIT_ROW_STORE(8) TILEKIT_ROW_STORE(9) TILEKIT_ROW_STORE(10) TILEKIT_ROW_STORE(11)
   } else if (flags & kLastK) {
     HWY_ALIGN float tile[kMR * 2 * HWY_MAX_BYTES / sizeof(float)];
     TILEKIT_ROW_SAVE(0, tile) TILEKIT_ROW_SAVE(1, tile) TILEKIT_ROW_SAVE(2, tile) TILEKIT_ROW_SAVE(3, tile)
@@ -204,7 +196,6 @@ HWY_NOINLINE void MicroKernel(size_t kc, const float* HWY_RESTRICT a, size_t lda
 #undef TILEKIT_ROW_FMA
 #undef TILEKIT_ROW_SAVE
 #undef TILEKIT_ROW_STORE
-#undef TILEKIT_TILE_STORE
 
 static_assert(kGemmMR <= 12, "MicroKernel declares 12 accumulator rows");
 

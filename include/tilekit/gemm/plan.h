@@ -32,9 +32,9 @@ struct SegmentPlan {
   TileEpilogueFn functor_tile = nullptr;
   const void* functor_params = nullptr;
   // C is bf16 and the path rounds fp32 to bf16 in one instruction
-  // (cpu::isa_converts_bf16): the tile stores take ToBf16Bits<true>, the same
-  // bits. A flag of the plan, not a template parameter of the kernels, so the
-  // micro-kernels are not compiled twice; the stores branch on it once a tile.
+  // (cpu::isa_converts_bf16): the tile stores take it (ToBf16Bits), same bits.
+  // A run-time flag, not a template parameter of the kernels, so no kernel or
+  // store is compiled twice; the stores test it per vector (predictable).
   bool native_bf16 = false;
 };
 

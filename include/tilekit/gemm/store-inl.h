@@ -1,6 +1,9 @@
 // Per-target: how a finished fp32 tile reaches C, through the segment's
 // epilogue (bias, activation or an engine's functor, residual, clamp, SwiGLU,
 // bf16 rounding) or straight, and the prefetch of what the epilogue reads.
+// A bf16 C is rounded in one instruction where the segment's plan says the
+// path has it (SegmentPlan::native_bf16), a run-time flag: every store is
+// compiled once.
 // Every GEMM kernel stores through here, the matrix-instruction ones via
 // GemmEpilogueTile: one epilogue implementation for every path.
 #if defined(TILEKIT_GEMM_STORE_INL_H_) == defined(HWY_TARGET_TOGGLE)
@@ -12,8 +15,6 @@
 
 #include <hwy/cache_control.h>
 #include <hwy/highway.h>
-
-#include <type_traits>
 
 #include "tilekit/base/bf16.h"
 #include "tilekit/epilogue/epilogue-inl.h"
@@ -33,22 +34,11 @@ struct TileOut {
   size_t cols;    // valid output columns from `col` (<= 2N, or <= N for gate/up)
 };
 
-// Whether a tile of this segment stores bf16 through the conversion
-// instruction: C is bf16, the path has the instruction (the plan's flag) and
-// so does this target. Constant false where it cannot hold, so the native
-// variants are only compiled where they can run.
-template <typename TC>
-HWY_INLINE bool NativeBf16Store(const SegmentPlan& s) {
-  if constexpr (kIsBf16<TC> && kTargetConvertsBf16) return s.native_bf16;
-  return false;
-}
-
 // Rows of a finished tile (row stride acc_ld, t.cols valid columns) through
 // the epilogue with `op` as its activation step: a built-in activation, or an
 // engine's functor (FunctorEpilogueTile). One vector at a time over the
 // columns, the functor seeing each vector's row and first column in C.
-// kNativeBf16: see NativeBf16Store.
-template <typename TC, bool kNativeBf16, class Op>
+template <typename TC, class Op>
 HWY_INLINE void EpilogueRows(const float* HWY_RESTRICT acc, size_t acc_ld, const TileOut& t, size_t rows,
                              const Op& op) {
   const hn::ScalableTag<float> df;
@@ -61,14 +51,15 @@ HWY_INLINE void EpilogueRows(const float* HWY_RESTRICT acc, size_t acc_ld, const
     const float* res = ep.residual ? ep.residual + row * ep.ld_residual + t.col : nullptr;
     const float* bias = ep.bias ? ep.bias + t.col : nullptr;
     for (size_t j = 0; j < t.cols; j += N) {
-      const OutputTile<TC> out{c + j, bias ? bias + j : nullptr, res ? res + j : nullptr, HWY_MIN(N, t.cols - j)};
-      StoreWithEpilogue<kNativeBf16>(df, hn::LoadU(df, acc + r * acc_ld + j), ep, out, op, row, s.c_col + t.col + j);
+      const OutputTile<TC> out{c + j, bias ? bias + j : nullptr, res ? res + j : nullptr, HWY_MIN(N, t.cols - j),
+                               s.native_bf16};
+      StoreWithEpilogue(df, hn::LoadU(df, acc + r * acc_ld + j), ep, out, op, row, s.c_col + t.col + j);
     }
   }
 }
 
 // A gate/up tile: each row's two vectors are gate and up of the same columns.
-template <typename TC, bool kNativeBf16>
+template <typename TC>
 HWY_INLINE void SwiGluRows(const float* HWY_RESTRICT acc, size_t acc_ld, const TileOut& t, size_t rows) {
   const hn::ScalableTag<float> df;
   const size_t N = hn::Lanes(df);
@@ -78,8 +69,8 @@ HWY_INLINE void SwiGluRows(const float* HWY_RESTRICT acc, size_t acc_ld, const T
     const size_t row = t.row + r;
     TC* c = static_cast<TC*>(s.c) + row * s.ldc + t.col;
     const float* res = ep.residual ? ep.residual + row * ep.ld_residual + t.col : nullptr;
-    StoreSwiGlu<kNativeBf16>(df, hn::LoadU(df, acc + r * acc_ld), hn::LoadU(df, acc + r * acc_ld + N), ep,
-                OutputTile<TC>{c, nullptr, res, t.cols});
+    StoreSwiGlu(df, hn::LoadU(df, acc + r * acc_ld), hn::LoadU(df, acc + r * acc_ld + N), ep,
+                OutputTile<TC>{c, nullptr, res, t.cols, s.native_bf16});
   }
 }
 
@@ -90,21 +81,12 @@ HWY_INLINE void SwiGluRows(const float* HWY_RESTRICT acc, size_t acc_ld, const T
 // rows' independent Div / Exp chains overlap. The activation is chosen once per
 // tile; an engine's functor is its own out-of-line tile store, compiled in the
 // engine's file (so tilekit's kernels are compiled once whatever the functors).
-// kNativeBf16: see NativeBf16Store (one more copy per target with BF16).
-template <typename TC, bool kNativeBf16>
-HWY_NOINLINE void EpilogueTileT(const float* HWY_RESTRICT acc, size_t acc_ld, const TileOut& t, size_t rows) {
+template <typename TC>
+HWY_NOINLINE void EpilogueTile(const float* HWY_RESTRICT acc, size_t acc_ld, const TileOut& t, size_t rows) {
   const SegmentPlan& s = *t.seg;
   if (s.functor_tile) return s.functor_tile(acc, acc_ld, rows, s, t.row, t.col, t.cols, kIsBf16<TC>);
-  if (s.gate_up) return SwiGluRows<TC, kNativeBf16>(acc, acc_ld, t, rows);
-  WithActivation(s.epilogue.activation,
-                 [&](const auto& op) { EpilogueRows<TC, kNativeBf16>(acc, acc_ld, t, rows, op); });
-}
-template <typename TC>
-HWY_INLINE void EpilogueTile(const float* HWY_RESTRICT acc, size_t acc_ld, const TileOut& t, size_t rows) {
-  if constexpr (kIsBf16<TC> && kTargetConvertsBf16) {
-    if (t.seg->native_bf16) return EpilogueTileT<TC, true>(acc, acc_ld, t, rows);
-  }
-  return EpilogueTileT<TC, false>(acc, acc_ld, t, rows);
+  if (s.gate_up) return SwiGluRows<TC>(acc, acc_ld, t, rows);
+  WithActivation(s.epilogue.activation, [&](const auto& op) { EpilogueRows<TC>(acc, acc_ld, t, rows, op); });
 }
 
 // True when the tile's rows go straight to C: no epilogue op, all 2N columns.
@@ -118,15 +100,12 @@ HWY_INLINE void StoreTile(const float* HWY_RESTRICT acc, size_t acc_ld, const Ti
   const hn::ScalableTag<float> df;
   const size_t N = hn::Lanes(df);
   if (!PlainStore(t, N)) return EpilogueTile<TC>(acc, acc_ld, t, rows);
-  const auto rows_to_c = [&](auto native) {
-    for (size_t r = 0; r < rows; ++r) {
-      TC* c = static_cast<TC*>(t.seg->c) + (t.row + r) * t.seg->ldc + t.col;
-      StoreRow<decltype(native)::value>(df, hn::LoadU(df, acc + r * acc_ld), c, N);
-      StoreRow<decltype(native)::value>(df, hn::LoadU(df, acc + r * acc_ld + N), c + N, N);
-    }
-  };
-  if (NativeBf16Store<TC>(*t.seg)) return rows_to_c(std::true_type());
-  rows_to_c(std::false_type());
+  const bool native = t.seg->native_bf16;
+  for (size_t r = 0; r < rows; ++r) {
+    TC* c = static_cast<TC*>(t.seg->c) + (t.row + r) * t.seg->ldc + t.col;
+    StoreRow(df, hn::LoadU(df, acc + r * acc_ld), c, N, native);
+    StoreRow(df, hn::LoadU(df, acc + r * acc_ld + N), c + N, N, native);
+  }
 }
 
 // The epilogue reads the residual (and C when beta != 0) once, row by row at a
@@ -160,11 +139,7 @@ HWY_NOINLINE void FunctorEpilogueTile(const float* acc, size_t acc_ld, size_t ro
                                       size_t row0, size_t col0, size_t cols, bool c_bf16) {
   const F op{*static_cast<const Params*>(seg.functor_params)};
   const TileOut t{&seg, row0, col0, cols};
-  if (!c_bf16) return EpilogueRows<float, false>(acc, acc_ld, t, rows, op);
-  if constexpr (kTargetConvertsBf16) {
-    if (seg.native_bf16) return EpilogueRows<bf16, true>(acc, acc_ld, t, rows, op);
-  }
-  return EpilogueRows<bf16, false>(acc, acc_ld, t, rows, op);
+  return c_bf16 ? EpilogueRows<bf16>(acc, acc_ld, t, rows, op) : EpilogueRows<float>(acc, acc_ld, t, rows, op);
 }
 
 // For the matrix-instruction kernels under arch/: runs a segment's epilogue on

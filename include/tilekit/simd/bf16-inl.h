@@ -143,6 +143,19 @@ HWY_INLINE hn::Vec<DF> Bf16BitsToF32(DF df, hn::Vec<hn::Rebind<uint16_t, DF>> bi
   return hn::BitCast(df, hn::ShiftLeft<16>(hn::PromoteTo(hn::RebindToUnsigned<DF>(), bits)));
 }
 
+// The same with the choice made at run time (a kernel's plan says whether its
+// path has the instruction): one copy of the code where a template flag would
+// compile the store twice, for a predictable branch per vector.
+template <class DF>
+HWY_INLINE hn::Vec<hn::Rebind<uint16_t, DF>> ToBf16Bits(DF df, hn::Vec<DF> v, bool native) {
+#if TILEKIT_SIMD_NATIVE_BF16
+  hn::Vec<hn::Rebind<uint16_t, DF>> bits;
+  if (native && HWY_LIKELY(!NeedsBitRounding(df, v)) && NativeBf16Bits(df, v, &bits)) return bits;
+#endif
+  (void)native;
+  return NarrowToU16(df, RoundToBf16Bits(df, v));
+}
+
 // v rounded to bf16 and widened back: the value a bf16 store would keep.
 // kNative (see ToBf16Bits): by the conversion instruction and a widening,
 // fewer operations than the bit rounding; same values.

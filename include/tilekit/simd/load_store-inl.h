@@ -56,6 +56,16 @@ template <bool kNativeBf16 = false, class DF>
 HWY_INLINE void StoreRow(DF df, hn::Vec<DF> v, bf16* p, size_t n) {
   StorePartial(hn::Rebind<uint16_t, DF>(), ToBf16Bits<kNativeBf16>(df, v), reinterpret_cast<uint16_t*>(p), n);
 }
+// The same with the instruction chosen at run time (native_bf16: the path has
+// it; see ToBf16Bits). fp32 rows ignore the flag.
+template <class DF>
+HWY_INLINE void StoreRow(DF df, hn::Vec<DF> v, float* p, size_t n, bool /*native_bf16*/) {
+  StorePartial(df, v, p, n);
+}
+template <class DF>
+HWY_INLINE void StoreRow(DF df, hn::Vec<DF> v, bf16* p, size_t n, bool native_bf16) {
+  StorePartial(hn::Rebind<uint16_t, DF>(), ToBf16Bits(df, v, native_bf16), reinterpret_cast<uint16_t*>(p), n);
+}
 
 }  // namespace HWY_NAMESPACE
 }  // namespace detail
