@@ -84,8 +84,8 @@ HWY_INLINE bool NeedsBitRounding(DF df, hn::Vec<DF> v) {
 #define TILEKIT_SIMD_NATIVE_BF16 0
 #endif
 
-// Whether this target can use the conversion instruction at all: kernels that
-// choose the native store at run time (a plan's flag) instantiate it only here.
+// Whether this Highway target has the conversion instruction at all (false:
+// the kNative variants below are the bit rounding).
 constexpr bool kTargetConvertsBf16 = TILEKIT_SIMD_NATIVE_BF16 != 0;
 
 #if TILEKIT_SIMD_NATIVE_BF16
@@ -143,9 +143,9 @@ HWY_INLINE hn::Vec<DF> Bf16BitsToF32(DF df, hn::Vec<hn::Rebind<uint16_t, DF>> bi
   return hn::BitCast(df, hn::ShiftLeft<16>(hn::PromoteTo(hn::RebindToUnsigned<DF>(), bits)));
 }
 
-// The same with the choice made at run time (a kernel's plan says whether its
-// path has the instruction): one copy of the code where a template flag would
-// compile the store twice, for a predictable branch per vector.
+// ToBf16Bits with the choice made at run time (a kernel's plan says whether
+// its path has the instruction): one copy of the code where a template flag
+// would compile the store twice, for a predictable branch per vector.
 template <class DF>
 HWY_INLINE hn::Vec<hn::Rebind<uint16_t, DF>> ToBf16Bits(DF df, hn::Vec<DF> v, bool native) {
 #if TILEKIT_SIMD_NATIVE_BF16
