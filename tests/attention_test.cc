@@ -256,6 +256,23 @@ Status RunPaged(const Case& c, const Data& x, const Paged& pg, size_t layer, Out
                    out->lse.data());
 }
 
+// One call of a chunked prefill over the paged cache of `full` (MakePaged):
+// query tokens [done, done + c.t) of x, c.s = done + c.t, write their K/V
+// again (the same values, so the written positions end at the chunk's end)
+// and attend to the prefix (fp32 output).
+Status RunChunk(const Case& c, const Data& x, Paged& pg, size_t done, Output* out) {
+  KvSequence seq = pg.seq;
+  seq.length = c.s;
+  const Status written =
+      kv_cache_write(pg.cache, 0, seq, done,
+                     heads_view<const float>(x.k.data() + done * x.k_stride, c.t, c.hkv, c.d, x.k_stride),
+                     heads_view<const float>(x.v.data() + done * x.v_stride, c.t, c.hkv, c.dv, x.v_stride));
+  if (written != Status::kOk) return written;
+  const auto q = heads_view<const float>(x.q.data() + done * x.q_stride, c.t, c.hq, c.d, x.q_stride);
+  return attention(q, pg.cache, 0, seq, heads_view(out->f32.data(), c.t, c.hq, c.dv, out->stride), Params(c, x),
+                   out->lse.data());
+}
+
 void Check(const Case& c, const Reference& ref, const Output& out, const char* what) {
   const std::vector<float> o = out.Values(c);
   for (size_t i = 0; i < o.size(); ++i) {
@@ -591,21 +608,8 @@ TEST_P(AttentionTest, Bf16ChunkedPrefillMatchesOneShot) {
     Case c = full;
     c.t = n;
     c.s = done + n;
-    KvSequence seq = pg.seq;
-    seq.length = c.s;
-    // The call's K/V written again (the same values), the written positions
-    // ending at its end.
-    ASSERT_EQ(kv_cache_write(pg.cache, 0, seq, done,
-                             heads_view<const float>(x.k.data() + done * x.k_stride, n, c.hkv, c.d, x.k_stride),
-                             heads_view<const float>(x.v.data() + done * x.v_stride, n, c.hkv, c.dv, x.v_stride)),
-              Status::kOk)
-        << last_error();
     Output out = MakeOutput(c);
-    const auto q = heads_view<const float>(x.q.data() + done * x.q_stride, n, c.hq, c.d, x.q_stride);
-    ASSERT_EQ(attention(q, pg.cache, 0, seq, heads_view(out.f32.data(), n, c.hq, c.dv, out.stride), Params(c, x),
-                        out.lse.data()),
-              Status::kOk)
-        << last_error();
+    ASSERT_EQ(RunChunk(c, x, pg, done, &out), Status::kOk) << last_error();
     Data xc = x;  // this call's queries
     xc.q.erase(xc.q.begin(), xc.q.begin() + done * x.q_stride);
     const Reference ref = PagedReference64(c, xc);
@@ -793,19 +797,8 @@ TEST_P(AttentionTest, ChunkedPrefillAndDecodeMatchOneShot) {
     Case c = full;
     c.t = n;
     c.s = done + n;
-    KvSequence seq = pg.seq;
-    seq.length = c.s;
-    ASSERT_EQ(kv_cache_write(pg.cache, 0, seq, done,
-                             heads_view<const float>(x.k.data() + done * x.k_stride, n, c.hkv, c.d, x.k_stride),
-                             heads_view<const float>(x.v.data() + done * x.v_stride, n, c.hkv, c.dv, x.v_stride)),
-              Status::kOk)
-        << last_error();
     Output out = MakeOutput(c);
-    AttentionParams p = Params(c, x);
-    const auto q = heads_view<const float>(x.q.data() + done * x.q_stride, n, c.hq, c.d, x.q_stride);
-    ASSERT_EQ(attention(q, pg.cache, 0, seq, heads_view(out.f32.data(), n, c.hq, c.dv, out.stride), p, out.lse.data()),
-              Status::kOk)
-        << last_error();
+    ASSERT_EQ(RunChunk(c, x, pg, done, &out), Status::kOk) << last_error();
     const std::vector<float> v = out.Values(c);
     std::copy(v.begin(), v.end(), rows.begin() + done * full.hq * full.dv);
     done += n;
