@@ -10,6 +10,11 @@
 // Token t of a sequence lives in block table[t / block_tokens], row
 // t % block_tokens. One block id serves every layer (one table per sequence, as
 // a server keeps it). Storage is fp32 or bf16; writes cast to it.
+// The same plain rows on every path (issue 28 allowed a layout per path): the
+// matrix-unit prefill (attention/tiled_brgemm-inl.h) reads K in place on AMX
+// (d a multiple of 32) and packs V (and K on BFMMLA) once per 64-key tile,
+// which measured ~3% of a tile's time on the AVX3 target (docs/performance.md,
+// "Prefill on the matrix units"); a second cache layout is not worth that.
 //
 // What the cache checks, so a misused table is refused instead of read
 // (issue 27), each check per block, never per position:
