@@ -844,6 +844,7 @@ template <typename KT>
 void AttendRowsT(const AttnShape& sh, const AttnSeq& sq, size_t h0, size_t h1, size_t t0, size_t t1, size_t j0,
                  size_t j1, float* HWY_RESTRICT acc, float* HWY_RESTRICT m, float* HWY_RESTRICT l,
                  float* HWY_RESTRICT ws, AttnBf16 bf16) {
+  (void)bf16;  // read only on the targets with the bf16 dot or the bf16 tiled path
   const hn::ScalableTag<float> df;
   const size_t L = hn::Lanes(df);
   const size_t G = sh.group, d = sh.d, dv = sh.dv;
