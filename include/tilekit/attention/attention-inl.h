@@ -189,6 +189,18 @@ constexpr size_t kDecodeRows = 4;
     if constexpr (kK > 3) out[R * os + 3] = hn::GetLane(hn::SumOfLanes(df, a##R##3)); \
   }
 
+// out[r][i] += q[r][c] · k_i[c] over the head-dim columns [c0, d) the vector
+// loop left, column by column in the same order for every row (scalar).
+template <size_t kR, size_t kK, typename KT>
+HWY_INLINE void GroupScoresTail(const float* HWY_RESTRICT q, size_t d, const KT* HWY_RESTRICT k, size_t ks, size_t c0,
+                                float* HWY_RESTRICT out, size_t os) {
+  for (size_t c = c0; c < d; ++c) {
+    for (size_t r = 0; r < kR; ++r) {
+      for (size_t i = 0; i < kK; ++i) out[r * os + i] += q[r * d + c] * KvToF32(k[i * ks + c]);
+    }
+  }
+}
+
 // out[r][i] = q[r] · k_i for kR rows (q rows d apart, out rows os apart) and
 // kK keys (k rows ks elements apart); the head-dim columns past the last whole
 // vector in the same order for every row (scalar, after the vector sum).
@@ -207,14 +219,9 @@ HWY_INLINE void GroupScoresBlock(DF df, const float* HWY_RESTRICT q, size_t d, c
     TILEKIT_ATTN_GROUP_FMA(0) TILEKIT_ATTN_GROUP_FMA(1) TILEKIT_ATTN_GROUP_FMA(2) TILEKIT_ATTN_GROUP_FMA(3)
   }
   TILEKIT_ATTN_GROUP_SUM(0) TILEKIT_ATTN_GROUP_SUM(1) TILEKIT_ATTN_GROUP_SUM(2) TILEKIT_ATTN_GROUP_SUM(3)
-  for (; c < d; ++c) {  // head dims that are not a multiple of the vector
-    for (size_t r = 0; r < kR; ++r) {
-      for (size_t i = 0; i < kK; ++i) out[r * os + i] += q[r * d + c] * KvToF32(k[i * ks + c]);
-    }
-  }
+  GroupScoresTail<kR, kK>(q, d, k, ks, c, out, os);  // head dims that are not a multiple of the vector
 }
 #undef TILEKIT_ATTN_GROUP_FMA
-#undef TILEKIT_ATTN_GROUP_SUM
 static_assert(kDecodeRows <= 4, "GroupScoresBlock declares 4 x 4 accumulators");
 
 #if TILEKIT_SIMD_NATIVE_BF16_DOT
@@ -240,13 +247,6 @@ static_assert(kDecodeRows <= 4, "GroupScoresBlock declares 4 x 4 accumulators");
     if constexpr (kK > 2) a##R##2 = Bf16Dot<true>(df, Bf16Dot<true>(df, a##R##2, qh, k2v), ql, k2v); \
     if constexpr (kK > 3) a##R##3 = Bf16Dot<true>(df, Bf16Dot<true>(df, a##R##3, qh, k3v), ql, k3v); \
   }
-#define TILEKIT_ATTN_GROUP_SUM(R)                                                   \
-  if constexpr (kR > R) {                                                           \
-    out[R * os] = hn::GetLane(hn::SumOfLanes(df, a##R##0));                         \
-    if constexpr (kK > 1) out[R * os + 1] = hn::GetLane(hn::SumOfLanes(df, a##R##1)); \
-    if constexpr (kK > 2) out[R * os + 2] = hn::GetLane(hn::SumOfLanes(df, a##R##2)); \
-    if constexpr (kK > 3) out[R * os + 3] = hn::GetLane(hn::SumOfLanes(df, a##R##3)); \
-  }
 template <size_t kR, size_t kK, class DF>
 HWY_INLINE void GroupScoresBlockDot(DF df, const float* HWY_RESTRICT q, const uint16_t* HWY_RESTRICT qhl, size_t d,
                                     const uint16_t* HWY_RESTRICT k, size_t ks, float* HWY_RESTRICT out, size_t os) {
@@ -263,14 +263,9 @@ HWY_INLINE void GroupScoresBlockDot(DF df, const float* HWY_RESTRICT q, const ui
     TILEKIT_ATTN_GROUP_DOT(0) TILEKIT_ATTN_GROUP_DOT(1) TILEKIT_ATTN_GROUP_DOT(2) TILEKIT_ATTN_GROUP_DOT(3)
   }
   TILEKIT_ATTN_GROUP_SUM(0) TILEKIT_ATTN_GROUP_SUM(1) TILEKIT_ATTN_GROUP_SUM(2) TILEKIT_ATTN_GROUP_SUM(3)
-  for (; c < d; ++c) {  // head dims past the last whole 2L
-    for (size_t r = 0; r < kR; ++r) {
-      for (size_t i = 0; i < kK; ++i) out[r * os + i] += q[r * d + c] * KvToF32(k[i * ks + c]);
-    }
-  }
+  GroupScoresTail<kR, kK>(q, d, k, ks, c, out, os);  // head dims past the last whole 2L
 }
 #undef TILEKIT_ATTN_GROUP_DOT
-#undef TILEKIT_ATTN_GROUP_SUM
 
 // qhl[r] = the bf16 hi and lo parts of q rows [0, rows) (d apart): hi =
 // bf16(q), lo = bf16(q − hi) (q − hi is exact in fp32), rows of 2d.
@@ -285,6 +280,7 @@ inline void SplitQBf16(const float* HWY_RESTRICT q, size_t rows, size_t d, uint1
   }
 }
 #endif  // TILEKIT_SIMD_NATIVE_BF16_DOT
+#undef TILEKIT_ATTN_GROUP_SUM
 
 // out[r][0, kK) for kR rows: the bf16 dot with Q split (qhl rows, see
 // GroupScoresBlockDot) when there is one, the fp32 tile otherwise.
